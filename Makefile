@@ -1,0 +1,69 @@
+# mxtls — see README.md.  `make run` and `make test` install what is
+# missing (Debian packages), build, then run or test.
+
+CC      = cc
+BSSL_INC = /usr/include/android
+BSSL_LIB = /usr/lib/x86_64-linux-gnu/android
+WARN    = -Wall -Wextra -Werror
+CFLAGS  = -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -Iproxy -Ipolicy -isystem $(BSSL_INC)
+LDLIBS  = -L$(BSSL_LIB) -Wl,-rpath,$(BSSL_LIB) -lssl -lcrypto -lev -lcares -linih
+SAN     = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+PROXY_SRC  := $(wildcard proxy/*.c)
+POLICY_SRC := $(filter-out policy/fetch.c,$(wildcard policy/*.c))
+SRC        := $(PROXY_SRC) $(POLICY_SRC)
+OBJ        := $(patsubst %.c,build/obj/%.o,$(SRC))
+ASAN_OBJ   := $(patsubst %.c,build/asan/obj/%.o,$(SRC))
+LIB_ASAN_OBJ := $(filter-out build/asan/obj/proxy/main.o,$(ASAN_OBJ))
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+UNIT_BIN   := $(patsubst tests/unit/%.c,build/asan/%,$(UNIT_SRC))
+
+.PHONY: all run test unit integration deps deps-test check-deps clean
+
+all: build/mxtls
+
+build/mxtls: $(OBJ)
+	$(CC) -o $@ $(OBJ) $(LDLIBS)
+
+build/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+# The same daemon under AddressSanitizer + UBSan, used by the integration tests.
+build/asan/mxtls: $(ASAN_OBJ)
+	$(CC) $(SAN) -o $@ $(ASAN_OBJ) $(LDLIBS)
+
+build/asan/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -O1 $(SAN) -MMD -MP -c -o $@ $<
+
+build/asan/test_%: tests/unit/test_%.c $(LIB_ASAN_OBJ) tests/unit/t.h
+	$(CC) $(CFLAGS) -O1 $(SAN) -Itests/unit -o $@ $< $(LIB_ASAN_OBJ) $(LDLIBS)
+
+-include $(OBJ:.o=.d) $(ASAN_OBJ:.o=.d)
+
+deps:
+	@sh deploy/install-deps.sh build
+
+deps-test:
+	@sh deploy/install-deps.sh test
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	./build/mxtls -c deploy/mxtls.example.ini
+
+unit: $(UNIT_BIN)
+	@sh tests/run.sh unit
+
+integration: build/mxtls build/asan/mxtls
+	@sh tests/run.sh integration
+
+test: deps-test
+	@$(MAKE) --no-print-directory check-deps all build/asan/mxtls $(UNIT_BIN)
+	@sh tests/run.sh all
+
+check-deps:
+	@sh tests/check-deps.sh
+
+clean:
+	rm -rf build

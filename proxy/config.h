@@ -1,0 +1,102 @@
+/*
+ * The configuration file (inih) turned into a validated struct config.
+ * Parsing never logs and never exits: errors are collected as
+ * "FILE:LINE: message" strings for `mxtls -t` and for start-up.
+ */
+#ifndef MXTLS_CONFIG_H
+#define MXTLS_CONFIG_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "policy.h"
+
+#define CONFIG_CIDR_MAX 64
+
+struct config_cidr {
+	int family; /* AF_INET or AF_INET6 */
+	unsigned char addr[16];
+	int prefix;
+};
+
+enum config_log_format { CONFIG_LOG_LOGFMT, CONFIG_LOG_JSON };
+enum config_log_level { CONFIG_LOG_DEBUG, CONFIG_LOG_INFO, CONFIG_LOG_WARN,
+	CONFIG_LOG_ERROR };
+
+struct config_timeouts {
+	/* Seconds.  RFC 5321 4.5.3.2 minimums are the defaults. */
+	double connect;	   /* TCP connect to the upstream: 30 */
+	double greeting;   /* upstream 220: 300 */
+	double command;	   /* upstream reply to EHLO/MAIL/RCPT/RSET...: 300 */
+	double tls;	   /* upstream STARTTLS handshake: 60 */
+	double data_init;  /* upstream 354: 120 */
+	double data_block; /* each upstream write of message data: 180 */
+	double data_done;  /* upstream reply to the final dot: 600 */
+	double client;	   /* downstream: next command or data: 300 */
+};
+
+struct config {
+	char *file; /* the path it was read from */
+
+	/* [proxy] */
+	struct sockaddr_storage listen;
+	socklen_t listen_len;
+	char *listen_str;
+	char *hostname; /* banner and EHLO name, both directions */
+	struct config_cidr allow_clients[CONFIG_CIDR_MAX];
+	int nallow_clients;
+	int max_sessions;
+	char *state_dir;
+	enum config_log_format log_format;
+	enum config_log_level log_level;
+	int max_bad_commands; /* then disconnect: 8 */
+	long max_message_size; /* advertised SIZE and enforced: 50 MiB */
+	struct config_timeouts timeouts;
+
+	/* [dns] */
+	char *dns_servers; /* c-ares CSV "ADDR[:PORT],..." or NULL = system */
+
+	/* [tls]: the defaults every profile inherits */
+	char *ca_bundle;
+	int min_version;
+	int max_version;
+	char *ciphers; /* NULL = BoringSSL's default list */
+
+	/* [policy], [profile NAME], [match PATTERN] */
+	struct policy_set policy;
+};
+
+struct config_errors {
+	char **msg; /* "FILE:LINE: message" */
+	int n;
+	int cap;
+};
+
+/*
+ * Read and validate `path`.  Returns 0 with *cfg filled, or -1 with every
+ * error found appended to errs.  Resolves nothing over the network; checks
+ * that CA bundle files exist and are readable.
+ */
+int config_load(const char *path, struct config *cfg, struct config_errors *errs);
+void config_free(struct config *cfg);
+void config_errors_free(struct config_errors *errs);
+
+/* Effective values of a profile after the [tls] defaults are applied. */
+int config_profile_min_version(const struct config *cfg,
+    const struct policy_profile *p);
+int config_profile_max_version(const struct config *cfg,
+    const struct policy_profile *p);
+const char *config_profile_ciphers(const struct config *cfg,
+    const struct policy_profile *p);
+const char *config_profile_ca_bundle(const struct config *cfg,
+    const struct policy_profile *p);
+
+/* 1 when the address is inside one of allow_clients. */
+int config_client_allowed(const struct config *cfg, const struct sockaddr *sa);
+
+/* Parse "ADDR:PORT", "[V6ADDR]:PORT" or "ADDR" with default_port. */
+int config_parse_hostport(const char *s, int default_port, char *host,
+    size_t hostlen, int *port);
+
+#endif

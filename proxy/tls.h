@@ -1,0 +1,59 @@
+/*
+ * TLS contexts per profile and verification *facts*.  This module records
+ * what is true of a handshake (version, cipher, chain trusted or why not,
+ * which name matched or why not); the session and policy decide what to do.
+ */
+#ifndef MXTLS_TLS_H
+#define MXTLS_TLS_H
+
+#include "config.h"
+
+typedef struct ssl_st SSL;
+typedef struct ssl_ctx_st SSL_CTX;
+
+/* RFC 8460 section 4.3 result types, used in logs and replies. */
+enum tls_result {
+	TLS_RESULT_OK,
+	TLS_RESULT_STARTTLS_NOT_SUPPORTED,
+	TLS_RESULT_CERTIFICATE_HOST_MISMATCH,
+	TLS_RESULT_CERTIFICATE_EXPIRED,
+	TLS_RESULT_CERTIFICATE_NOT_TRUSTED,
+	TLS_RESULT_VALIDATION_FAILURE,
+};
+const char *tls_result_name(enum tls_result r);
+
+struct tls_facts {
+	char version[16]; /* "TLSv1.3" */
+	char cipher[64];
+	int chain_ok;	 /* chain to the bundle, dates valid */
+	int name_ok;	 /* the leaf matched a permitted name */
+	char matched[256];
+	enum tls_result result; /* first reason verification failed */
+	char reason[320];	/* human text: "certificate has expired" */
+	int resumed;
+};
+
+/*
+ * Build an SSL_CTX for a profile: version range, ciphers, CA bundle.
+ * Returns NULL with err set.
+ */
+SSL_CTX *tls_ctx_new(const struct config *cfg, const struct policy_profile *p,
+    char *err, size_t errlen);
+void tls_ctx_free(SSL_CTX *ctx);
+
+/* Prepare SSL objects created by conn_start_tls to record chain facts. */
+void tls_prepare(SSL *ssl);
+
+/*
+ * After a finished handshake: fill facts.  `names` are the names the leaf
+ * may match (the MX host, or the policy's mx patterns for a literal
+ * next hop); `host_permitted` is 0 when the MX host itself is outside the
+ * policy's mx patterns.
+ */
+void tls_facts_collect(SSL *ssl, const char *const *names, int nnames,
+    struct tls_facts *facts);
+
+/* A human reason for a failed handshake (alert name, library error). */
+void tls_handshake_error(SSL *ssl, int ret, char *dst, size_t len);
+
+#endif

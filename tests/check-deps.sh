@@ -1,0 +1,28 @@
+#!/bin/sh
+# The include directions of STYLE.md: proxy/ may use policy/, never the
+# reverse; policy/ sees no libev, c-ares or BoringSSL; only policy/fetch.c
+# includes curl; only proxy/conn.c and proxy/tls.c include BoringSSL.
+fail=0
+bad() { echo "check-deps: $1" >&2; fail=1; }
+
+for f in policy/*.c policy/*.h; do
+	[ -e "$f" ] || continue
+	grep -nE '#include *[<"](ev\.h|ares\.h|openssl/|proxy/|conn\.h|session\.h|config\.h|tls\.h|dns\.h|log\.h)' "$f" |
+		while IFS= read -r l; do echo "check-deps: $f:$l: policy/ must not include this" >&2; done
+	grep -qE '#include *[<"](ev\.h|ares\.h|openssl/|proxy/|conn\.h|session\.h|config\.h|tls\.h|dns\.h|log\.h)' "$f" && fail=1
+	if [ "$f" != policy/fetch.c ] && grep -qE '#include *<curl/' "$f"; then
+		bad "$f: only policy/fetch.c may include curl"
+	fi
+done
+for f in proxy/*.c proxy/*.h; do
+	[ -e "$f" ] || continue
+	case "$f" in proxy/conn.c | proxy/tls.c) continue ;; esac
+	if grep -qE '#include *<openssl/' "$f"; then
+		bad "$f: only proxy/conn.c and proxy/tls.c may include BoringSSL"
+	fi
+	if grep -qE '#include *<curl/' "$f"; then
+		bad "$f: curl must never be linked into mxtls (SPEC.md section 2)"
+	fi
+done
+[ $fail -eq 0 ] && echo "check-deps: ok"
+exit $fail
