@@ -56,6 +56,7 @@ struct config {
 
 	/* [dns] */
 	char *dns_servers; /* c-ares CSV "ADDR[:PORT],..." or NULL = system */
+	double dns_timeout; /* seconds per query try: 5 */
 
 	/* [tls]: the defaults every profile inherits */
 	char *ca_bundle;

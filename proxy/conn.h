@@ -49,7 +49,6 @@ struct conn {
 	int reading;	 /* the owner wants input */
 	int ssl_want;	 /* SSL_ERROR_WANT_READ/WRITE of the last SSL call */
 	int eof;	 /* peer closed; reported once */
-	int in_dispatch; /* an event callback is on the stack */
 	char error[256];
 	conn_cb *cb;
 	void *arg;

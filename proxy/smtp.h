@@ -58,10 +58,11 @@ const char *smtp_cmd_name(enum smtp_cmd cmd);
 /*
  * Parse the argument of MAIL ("FROM:<path> params") or RCPT
  * ("TO:<path> params").  `prefix` is "FROM:" or "TO:" (case-insensitive,
- * a space before '<' tolerated).  The address inside <> is copied to addr
- * (empty for the null sender <>), params points at the parameters (after
- * one space) or at an empty string.  Returns 0, or -1 with *err set to a
- * static message suitable for a 501 reply.
+ * spaces before '<' tolerated).  The address inside <> is copied to addr
+ * (empty for the null sender <>; a source route "@a,@b:" dropped), params
+ * points at the parameters (after the spaces that follow '>') or at an
+ * empty string.  Returns 0, or -1 with *err set to a static message
+ * suitable for a 501 reply.
  */
 int smtp_parse_path(const char *arg, size_t arglen, const char *prefix,
     char *addr, size_t addrlen, const char **params, size_t *paramslen,
@@ -93,10 +94,10 @@ void smtp_reply_parser_init(struct smtp_reply_parser *p);
 /*
  * Feed bytes; *consumed says how many were used (never past the end of the
  * reply, so bytes after it stay with the caller: the STARTTLS injection
- * guard depends on it).  A line is only consumed once complete: call again
- * with the rest when MORE is returned and consumed < len is impossible.
- * On DONE the reply is in p->reply and the parser must be re-initialised
- * before the next one.
+ * guard depends on it).  A line is only consumed once complete: on MORE,
+ * consumed < len when the last line is incomplete, and those bytes must be
+ * fed again together with what arrives next.  On DONE the reply is in
+ * p->reply and the parser must be re-initialised before the next one.
  */
 enum smtp_reply_status smtp_reply_feed(struct smtp_reply_parser *p,
     const char *data, size_t len, size_t *consumed);
@@ -145,8 +146,10 @@ void smtp_data_scan_init(struct smtp_data_scan *s);
  * Returns how many bytes of p[0..len) belong to the message, including the
  * end marker when it completes here (then *done = 1).  Bytes after the
  * marker are not consumed.  safe_len (optional) receives how many of the
- * returned bytes are safe to forward verbatim: all of them unless a bare CR
- * or bare LF was found, then only those before it.
+ * returned bytes are safe to forward verbatim: all of them unless a bare CR,
+ * a bare LF or an over-long line was found, then only those before it (for
+ * a bare CR: up to and including the CR, which an earlier call may already
+ * have returned as safe), and 0 in every later call.
  */
 size_t smtp_data_scan(struct smtp_data_scan *s, const char *p, size_t len,
     int *done, size_t *safe_len);

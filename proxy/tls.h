@@ -46,9 +46,10 @@ void tls_prepare(SSL *ssl);
 
 /*
  * After a finished handshake: fill facts.  `names` are the names the leaf
- * may match (the MX host, or the policy's mx patterns for a literal
- * next hop); `host_permitted` is 0 when the MX host itself is outside the
- * policy's mx patterns.
+ * may match: the MX host, or the policy's mx names for a literal next hop
+ * ("*.example.com" patterns match one extra leftmost label).  A leaf
+ * without any DNS subjectAltName is checked against its CN (RFC 6125
+ * 6.4.4; what Postfix does), never when it has one.
  */
 void tls_facts_collect(SSL *ssl, const char *const *names, int nnames,
     struct tls_facts *facts);

@@ -1,0 +1,1709 @@
+/*
+ * The configuration file: inih turned into a validated struct config.
+ * Never logs, never exits: every error is collected as
+ * "FILE:LINE: [section] key: why" (or "FILE:LINE: why" for a line that is
+ * not a key, "FILE: why" for the file as a whole), sorted by line.
+ *
+ * How inih is driven.  Debian's inih 55 passes no line number to the
+ * handler, truncates section names to 49 bytes and cuts lines at
+ * INI_MAX_LINE without saying so until later.  So the file is fed through
+ * our own reader, which
+ *   - counts lines (the handler runs while its line is the last one read),
+ *   - refuses lines longer than the buffer inih offers ("line too long"),
+ *     and lines with NUL bytes, handing inih an empty line instead,
+ *   - mirrors inih's classification of each line (comment, continuation,
+ *     section header, key) to keep the full section name, to know whether
+ *     a handler call is a continuation, and to report every syntax error
+ *     rather than only the first one inih returns.
+ * A key's value is applied when the next non-continuation line starts (or
+ * at the end of the file), so that indented continuation lines of list
+ * keys (allow_clients, servers, mx) are joined with a comma first; a
+ * continuation of any other key is a "duplicate key".  Inline comments
+ * (" ;") are stripped from continuation lines too, which inih does not do.
+ *
+ * Relative paths (ca_bundle, state_dir) resolve against the directory of
+ * the config file, made absolute so that a later chdir() does not matter.
+ * On failure *cfg is left empty: config_free() on it is harmless.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <ini.h>
+
+#include "config.h"
+
+#define DEFAULT_LISTEN "127.0.0.1:10025"
+#define DEFAULT_STATE_DIR "/var/lib/mxtls"
+#define DEFAULT_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
+#define SECONDS_MAX 86400.0
+#define WHY_MAX 512
+
+enum kind {
+	K_NONE,	   /* before the first section */
+	K_PROXY,
+	K_DNS,
+	K_TLS,
+	K_POLICY,
+	K_PROFILE, /* [profile NAME]: policy_set_key() */
+	K_MATCH,   /* [match PATTERN]: policy_set_key() */
+	K_SKIP,	   /* a section already reported as wrong: keys ignored */
+};
+
+static const char *const kind_names[] = {
+	[K_PROXY] = "proxy",
+	[K_DNS] = "dns",
+	[K_TLS] = "tls",
+	[K_POLICY] = "policy",
+};
+
+struct keydef {
+	enum kind kind;
+	const char *name;
+	int list; /* continuation lines are joined with "," */
+};
+
+static const struct keydef keydefs[] = {
+	{ K_PROXY, "listen", 0 },
+	{ K_PROXY, "hostname", 0 },
+	{ K_PROXY, "allow_clients", 1 },
+	{ K_PROXY, "max_sessions", 0 },
+	{ K_PROXY, "state_dir", 0 },
+	{ K_PROXY, "log_format", 0 },
+	{ K_PROXY, "log_level", 0 },
+	{ K_PROXY, "max_bad_commands", 0 },
+	{ K_PROXY, "max_message_size", 0 },
+	{ K_PROXY, "connect_timeout", 0 },
+	{ K_PROXY, "greeting_timeout", 0 },
+	{ K_PROXY, "command_timeout", 0 },
+	{ K_PROXY, "tls_timeout", 0 },
+	{ K_PROXY, "data_init_timeout", 0 },
+	{ K_PROXY, "data_block_timeout", 0 },
+	{ K_PROXY, "data_done_timeout", 0 },
+	{ K_PROXY, "client_timeout", 0 },
+	{ K_DNS, "servers", 1 },
+	{ K_DNS, "timeout", 0 },
+	{ K_TLS, "ca_bundle", 0 },
+	{ K_TLS, "min_version", 0 },
+	{ K_TLS, "max_version", 0 },
+	{ K_TLS, "ciphers", 0 },
+	{ K_POLICY, "default", 0 },
+	{ K_PROFILE, "tls", 0 },
+	{ K_PROFILE, "verify", 0 },
+	{ K_PROFILE, "min_version", 0 },
+	{ K_PROFILE, "max_version", 0 },
+	{ K_PROFILE, "ciphers", 0 },
+	{ K_PROFILE, "ca_bundle", 0 },
+	{ K_PROFILE, "mx", 1 },
+	{ K_MATCH, "profile", 0 },
+	{ K_MATCH, "nexthop", 0 },
+	{ K_MATCH, "mx", 1 },
+};
+
+static const struct {
+	const char *name;
+	size_t off;
+} timeout_keys[] = {
+	{ "connect_timeout", offsetof(struct config_timeouts, connect) },
+	{ "greeting_timeout", offsetof(struct config_timeouts, greeting) },
+	{ "command_timeout", offsetof(struct config_timeouts, command) },
+	{ "tls_timeout", offsetof(struct config_timeouts, tls) },
+	{ "data_init_timeout", offsetof(struct config_timeouts, data_init) },
+	{ "data_block_timeout", offsetof(struct config_timeouts, data_block) },
+	{ "data_done_timeout", offsetof(struct config_timeouts, data_done) },
+	{ "client_timeout", offsetof(struct config_timeouts, client) },
+};
+
+struct lerr {
+	int line;
+	char *msg;
+};
+
+struct seen {
+	char *name;
+	int line;
+};
+
+struct seenlist {
+	struct seen *v;
+	int n, cap;
+};
+
+/* What config.c remembers about a profile or match for its messages. */
+struct sectinfo {
+	char *sect; /* the section as written; NULL: none in this file */
+	int header_line;
+	int line_a; /* profile: min_version; match: profile */
+	int line_b; /* profile: max_version; match: nexthop */
+};
+
+struct loader {
+	struct config *cfg;
+	const char *file;
+	char *dir; /* absolute directory of the file, for relative paths */
+	FILE *fp;
+	char *buf;
+	size_t bufcap;
+	int lineno;
+	int cont;      /* the line being parsed continues the previous key */
+	int have_prev; /* inih's prev_name is set: continuations possible */
+
+	enum kind kind; /* the current section */
+	char *sect;
+	int sect_line;
+	int sect_nkeys;
+	char norm[POLICY_PATTERN_MAX]; /* normalized profile name / pattern */
+	int index;		       /* profile or match index, or -1 */
+	struct seenlist keys;	       /* keys of the current section */
+	struct seenlist sects;	       /* every section, for duplicates */
+	struct policy_set *scratch;    /* to validate section headers */
+
+	int pending; /* a key waiting for continuation lines */
+	char *pkey;
+	char *pval;
+	int pline;
+	int plist;
+	int pcont_err;
+
+	struct lerr *errs;
+	int nerrs, caperrs;
+	int oom;
+
+	struct sectinfo prof[POLICY_PROFILES_MAX];
+	struct sectinfo *match;
+	int nmatch;
+	int tls_min_line, tls_max_line;
+	char *default_name;
+	int default_line;
+};
+
+static void
+lerr(struct loader *ld, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+lerr(struct loader *ld, int line, const char *fmt, ...)
+{
+	va_list ap;
+	char *why = NULL, *msg = NULL;
+	int r;
+
+	va_start(ap, fmt);
+	r = vasprintf(&why, fmt, ap);
+	va_end(ap);
+	if (r < 0) {
+		ld->oom = 1;
+		return;
+	}
+	if (line > 0)
+		r = asprintf(&msg, "%s:%d: %s", ld->file, line, why);
+	else
+		r = asprintf(&msg, "%s: %s", ld->file, why);
+	free(why);
+	if (r < 0) {
+		ld->oom = 1;
+		return;
+	}
+	if (ld->nerrs == ld->caperrs) {
+		int cap = ld->caperrs ? ld->caperrs * 2 : 8;
+		struct lerr *v = realloc(ld->errs, (size_t)cap * sizeof(*v));
+
+		if (v == NULL) {
+			free(msg);
+			ld->oom = 1;
+			return;
+		}
+		ld->errs = v;
+		ld->caperrs = cap;
+	}
+	ld->errs[ld->nerrs].line = line;
+	ld->errs[ld->nerrs].msg = msg;
+	ld->nerrs++;
+}
+
+static int
+has_error_at(const struct loader *ld, int line)
+{
+	int i;
+
+	for (i = 0; i < ld->nerrs; i++)
+		if (ld->errs[i].line == line)
+			return 1;
+	return 0;
+}
+
+static char *
+xstrdup(struct loader *ld, const char *s)
+{
+	char *p = strdup(s);
+
+	if (p == NULL)
+		ld->oom = 1;
+	return p;
+}
+
+static struct seen *
+seen_find(const struct seenlist *l, const char *name)
+{
+	int i;
+
+	for (i = 0; i < l->n; i++)
+		if (strcmp(l->v[i].name, name) == 0)
+			return &l->v[i];
+	return NULL;
+}
+
+static void
+seen_add(struct loader *ld, struct seenlist *l, const char *name, int line)
+{
+	char *p;
+
+	if (l->n == l->cap) {
+		int cap = l->cap ? l->cap * 2 : 16;
+		struct seen *v = realloc(l->v, (size_t)cap * sizeof(*v));
+
+		if (v == NULL) {
+			ld->oom = 1;
+			return;
+		}
+		l->v = v;
+		l->cap = cap;
+	}
+	if ((p = xstrdup(ld, name)) == NULL)
+		return;
+	l->v[l->n].name = p;
+	l->v[l->n].line = line;
+	l->n++;
+}
+
+static void
+seen_clear(struct seenlist *l)
+{
+	int i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->v[i].name);
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+/* ---- value parsers: 0 or -1 with why ---- */
+
+static int
+valid_hostname(const char *s)
+{
+	size_t i, len = strlen(s), label = 0;
+
+	if (len == 0 || len > 253)
+		return 0;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '.') {
+			if (label == 0 || s[i - 1] == '-')
+				return 0;
+			label = 0;
+			continue;
+		}
+		if (!(isalnum(c) || (c == '-' && label > 0)) || ++label > 63)
+			return 0;
+	}
+	return label > 0 && s[len - 1] != '-';
+}
+
+static int
+parse_port(const char *s, int *port)
+{
+	long v;
+	char *end;
+
+	if (*s < '0' || *s > '9' || strlen(s) > 5)
+		return -1;
+	v = strtol(s, &end, 10);
+	if (*end != '\0' || v < 1 || v > 65535)
+		return -1;
+	*port = (int)v;
+	return 0;
+}
+
+/*
+ * "ADDR:PORT", "[V6ADDR]:PORT", "ADDR" or a bare IPv6 address (with
+ * default_port); ADDR may also be a host name.  default_port <= 0 makes
+ * the port mandatory.  host receives the address or name without
+ * brackets.  Returns 0, or -1 when invalid.
+ */
+int
+config_parse_hostport(const char *s, int default_port, char *host,
+    size_t hostlen, int *port)
+{
+	char buf[256];
+	unsigned char addr[16];
+	const char *h, *colon, *p = NULL;
+	size_t hlen;
+
+	if (s == NULL || *s == '\0')
+		return -1;
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+
+		if (close == NULL)
+			return -1;
+		h = s + 1;
+		hlen = (size_t)(close - h);
+		if (hlen >= sizeof(buf))
+			return -1;
+		memcpy(buf, h, hlen);
+		buf[hlen] = '\0';
+		if (inet_pton(AF_INET6, buf, addr) != 1)
+			return -1;
+		if (close[1] == ':')
+			p = close + 2;
+		else if (close[1] != '\0')
+			return -1;
+	} else if ((colon = strchr(s, ':')) != NULL &&
+	    strchr(colon + 1, ':') != NULL) {
+		/* More than one colon: only a whole, bare IPv6 address. */
+		if ((hlen = strlen(s)) >= sizeof(buf) ||
+		    inet_pton(AF_INET6, s, addr) != 1)
+			return -1;
+		memcpy(buf, s, hlen + 1);
+	} else {
+		hlen = colon != NULL ? (size_t)(colon - s) : strlen(s);
+		if (hlen == 0 || hlen >= sizeof(buf))
+			return -1;
+		memcpy(buf, s, hlen);
+		buf[hlen] = '\0';
+		if (colon != NULL)
+			p = colon + 1;
+		if (inet_pton(AF_INET, buf, addr) != 1 &&
+		    (!valid_hostname(buf) ||
+			strspn(buf, "0123456789.") == hlen))
+			return -1;
+	}
+	if (p != NULL) {
+		if (parse_port(p, port) < 0)
+			return -1;
+	} else if (default_port > 0 && default_port <= 65535)
+		*port = default_port;
+	else
+		return -1;
+	if (hlen >= hostlen)
+		return -1;
+	memcpy(host, buf, hlen + 1);
+	return 0;
+}
+
+/* A literal address with a port into a sockaddr; names are refused. */
+static int
+parse_sockaddr(const char *s, int default_port, struct sockaddr_storage *ss,
+    socklen_t *len)
+{
+	char host[256];
+	int port;
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+	if (config_parse_hostport(s, default_port, host, sizeof(host),
+	    &port) < 0)
+		return -1;
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		*len = sizeof(*sin);
+	} else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*sin6);
+	} else
+		return -1;
+	return 0;
+}
+
+static int
+parse_long(const char *s, long min, long max, long *out)
+{
+	long v;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* Bytes, optionally with k, m or g (binary multiples). */
+static int
+parse_size(const char *s, long *out)
+{
+	unsigned long long v;
+	unsigned long long mult = 1;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0)
+		return -1;
+	switch (*end) {
+	case '\0':
+		break;
+	case 'k':
+	case 'K':
+		mult = 1ULL << 10;
+		break;
+	case 'm':
+	case 'M':
+		mult = 1ULL << 20;
+		break;
+	case 'g':
+	case 'G':
+		mult = 1ULL << 30;
+		break;
+	default:
+		return -1;
+	}
+	if (*end != '\0' && end[1] != '\0')
+		return -1;
+	if (v == 0 || v > (unsigned long long)LONG_MAX / mult)
+		return -1;
+	*out = (long)(v * mult);
+	return 0;
+}
+
+/* Seconds: digits with an optional fraction, > 0 and <= SECONDS_MAX. */
+static int
+parse_seconds(const char *s, double *out)
+{
+	size_t n = strspn(s, "0123456789");
+	double v;
+
+	if (n == 0)
+		return -1;
+	if (s[n] == '.') {
+		size_t f = strspn(s + n + 1, "0123456789");
+
+		if (f == 0 || s[n + 1 + f] != '\0')
+			return -1;
+	} else if (s[n] != '\0')
+		return -1;
+	v = strtod(s, NULL);
+	if (!(v > 0) || v > SECONDS_MAX)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* The next item of a list separated by commas and/or white space. */
+static const char *
+list_next(const char **sp, size_t *len)
+{
+	const char *s = *sp, *e;
+
+	while (*s == ',' || isspace((unsigned char)*s))
+		s++;
+	if (*s == '\0') {
+		*sp = s;
+		return NULL;
+	}
+	e = s;
+	while (*e != '\0' && *e != ',' && !isspace((unsigned char)*e))
+		e++;
+	*len = (size_t)(e - s);
+	*sp = e;
+	return s;
+}
+
+static int
+parse_cidr(const char *s, size_t len, struct config_cidr *c, char *why,
+    size_t whylen)
+{
+	char buf[INET6_ADDRSTRLEN + 8], *slash;
+	long prefix;
+	int max, i;
+
+	if (len >= sizeof(buf))
+		goto bad;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	if ((slash = strchr(buf, '/')) != NULL)
+		*slash = '\0';
+	memset(c, 0, sizeof(*c));
+	if (inet_pton(AF_INET, buf, c->addr) == 1) {
+		c->family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, buf, c->addr) == 1) {
+		c->family = AF_INET6;
+		max = 128;
+	} else
+		goto bad;
+	if (slash == NULL)
+		prefix = max;
+	else if (parse_long(slash + 1, 0, max, &prefix) < 0)
+		goto bad;
+	c->prefix = (int)prefix;
+	for (i = c->prefix; i < max; i++) {
+		if (c->addr[i / 8] & (0x80 >> (i % 8))) {
+			char net[INET6_ADDRSTRLEN];
+			unsigned char a[16];
+			int j;
+
+			memcpy(a, c->addr, sizeof(a));
+			for (j = c->prefix; j < max; j++)
+				a[j / 8] &= (unsigned char)~(0x80 >> (j % 8));
+			inet_ntop(c->family, a, net, sizeof(net));
+			snprintf(why, whylen, "\"%.*s\" has host bits set (did "
+			    "you mean %s/%d?)", (int)len, s, net, c->prefix);
+			return -1;
+		}
+	}
+	return 0;
+bad:
+	snprintf(why, whylen, "invalid network \"%.*s\": expected ADDRESS or "
+	    "ADDRESS/PREFIX", (int)len, s);
+	return -1;
+}
+
+static char *
+resolve_path(struct loader *ld, const char *p)
+{
+	char *r;
+
+	if (p[0] == '/')
+		return xstrdup(ld, p);
+	if (asprintf(&r, "%s/%s", ld->dir, p) < 0) {
+		ld->oom = 1;
+		return NULL;
+	}
+	return r;
+}
+
+/* A CA bundle: a readable, non-empty regular file. */
+static int
+check_bundle(const char *path, char *why, size_t whylen)
+{
+	struct stat st;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0) {
+		snprintf(why, whylen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0) {
+		snprintf(why, whylen, "%s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(why, whylen, "%s: not a regular file", path);
+		return -1;
+	}
+	if (st.st_size == 0) {
+		snprintf(why, whylen, "%s: empty file", path);
+		return -1;
+	}
+	return 0;
+}
+
+/* Resolve and check a ca_bundle value into *dst. */
+static int
+set_bundle(struct loader *ld, char **dst, const char *value, char *why,
+    size_t whylen)
+{
+	char *path;
+
+	if ((path = resolve_path(ld, value)) == NULL) {
+		snprintf(why, whylen, "out of memory");
+		return -1;
+	}
+	if (check_bundle(path, why, whylen) < 0) {
+		free(path);
+		return -1;
+	}
+	free(*dst);
+	*dst = path;
+	return 0;
+}
+
+static int
+set_str(struct loader *ld, char **dst, const char *value)
+{
+	char *p = xstrdup(ld, value);
+
+	if (p == NULL)
+		return -1;
+	free(*dst);
+	*dst = p;
+	return 0;
+}
+
+/* ---- the fixed sections ---- */
+
+static int
+apply_proxy(struct loader *ld, const char *key, const char *v, char *why,
+    size_t whylen)
+{
+	struct config *cfg = ld->cfg;
+	size_t i;
+	long n;
+
+	if (strcmp(key, "listen") == 0) {
+		if (parse_sockaddr(v, 0, &cfg->listen, &cfg->listen_len) < 0) {
+			snprintf(why, whylen, "invalid address \"%s\": expected "
+			    "IPV4:PORT or [IPV6]:PORT", v);
+			return -1;
+		}
+		return set_str(ld, &cfg->listen_str, v);
+	}
+	if (strcmp(key, "hostname") == 0) {
+		if (!valid_hostname(v)) {
+			snprintf(why, whylen, "invalid host name \"%s\"", v);
+			return -1;
+		}
+		return set_str(ld, &cfg->hostname, v);
+	}
+	if (strcmp(key, "allow_clients") == 0) {
+		struct config_cidr tmp[CONFIG_CIDR_MAX];
+		const char *s = v, *item;
+		size_t len;
+		int nt = 0;
+
+		while ((item = list_next(&s, &len)) != NULL) {
+			if (nt == CONFIG_CIDR_MAX) {
+				snprintf(why, whylen, "too many networks (max %d)",
+				    CONFIG_CIDR_MAX);
+				return -1;
+			}
+			if (parse_cidr(item, len, &tmp[nt], why, whylen) < 0)
+				return -1;
+			nt++;
+		}
+		if (nt == 0) {
+			snprintf(why, whylen, "empty list");
+			return -1;
+		}
+		memcpy(cfg->allow_clients, tmp, (size_t)nt * sizeof(tmp[0]));
+		cfg->nallow_clients = nt;
+		return 0;
+	}
+	if (strcmp(key, "max_sessions") == 0) {
+		if (parse_long(v, 1, 1000000, &n) < 0) {
+			snprintf(why, whylen, "\"%s\" is not a whole number from 1 "
+			    "to 1000000", v);
+			return -1;
+		}
+		cfg->max_sessions = (int)n;
+		return 0;
+	}
+	if (strcmp(key, "max_bad_commands") == 0) {
+		if (parse_long(v, 1, 1000, &n) < 0) {
+			snprintf(why, whylen, "\"%s\" is not a whole number from 1 "
+			    "to 1000", v);
+			return -1;
+		}
+		cfg->max_bad_commands = (int)n;
+		return 0;
+	}
+	if (strcmp(key, "state_dir") == 0) {
+		char *p = resolve_path(ld, v);
+
+		if (p == NULL)
+			return -1;
+		free(cfg->state_dir);
+		cfg->state_dir = p;
+		return 0;
+	}
+	if (strcmp(key, "log_format") == 0) {
+		if (strcmp(v, "logfmt") == 0)
+			cfg->log_format = CONFIG_LOG_LOGFMT;
+		else if (strcmp(v, "json") == 0)
+			cfg->log_format = CONFIG_LOG_JSON;
+		else {
+			snprintf(why, whylen, "\"%s\": expected logfmt or json", v);
+			return -1;
+		}
+		return 0;
+	}
+	if (strcmp(key, "log_level") == 0) {
+		static const char *const levels[] = { "debug", "info", "warn",
+			"error" };
+
+		for (i = 0; i < 4; i++)
+			if (strcmp(v, levels[i]) == 0) {
+				cfg->log_level = (enum config_log_level)i;
+				return 0;
+			}
+		snprintf(why, whylen, "\"%s\": expected debug, info, warn or "
+		    "error", v);
+		return -1;
+	}
+	if (strcmp(key, "max_message_size") == 0) {
+		if (parse_size(v, &cfg->max_message_size) < 0) {
+			snprintf(why, whylen, "\"%s\" is not a size in bytes (a "
+			    "number > 0, optionally with k, m or g)", v);
+			return -1;
+		}
+		return 0;
+	}
+	for (i = 0; i < sizeof(timeout_keys) / sizeof(timeout_keys[0]); i++) {
+		if (strcmp(key, timeout_keys[i].name) != 0)
+			continue;
+		if (parse_seconds(v, (double *)((char *)&cfg->timeouts +
+		    timeout_keys[i].off)) < 0) {
+			snprintf(why, whylen, "\"%s\" is not a number of seconds "
+			    "> 0 (at most %.0f)", v, SECONDS_MAX);
+			return -1;
+		}
+		return 0;
+	}
+	snprintf(why, whylen, "unknown key");
+	return -1;
+}
+
+static int
+apply_dns(struct loader *ld, const char *key, const char *v, char *why,
+    size_t whylen)
+{
+	struct config *cfg = ld->cfg;
+
+	if (strcmp(key, "servers") == 0) {
+		const char *s = v, *item;
+		char *csv = NULL, *next, tmp[300], host[256];
+		size_t len;
+		int port, r;
+		unsigned char addr[16];
+
+		while ((item = list_next(&s, &len)) != NULL) {
+			int v6;
+
+			if (len >= sizeof(tmp))
+				goto bad;
+			memcpy(tmp, item, len);
+			tmp[len] = '\0';
+			if (config_parse_hostport(tmp, 53, host, sizeof(host),
+			    &port) < 0)
+				goto bad;
+			if (inet_pton(AF_INET, host, addr) == 1)
+				v6 = 0;
+			else if (inet_pton(AF_INET6, host, addr) == 1)
+				v6 = 1;
+			else
+				goto bad;
+			r = asprintf(&next, "%s%s%s%s%s:%d", csv ? csv : "",
+			    csv ? "," : "", v6 ? "[" : "", host, v6 ? "]" : "",
+			    port);
+			free(csv);
+			csv = NULL;
+			if (r < 0) {
+				ld->oom = 1;
+				return -1;
+			}
+			csv = next;
+			continue;
+		bad:
+			free(csv);
+			snprintf(why, whylen, "invalid server \"%.*s\": expected "
+			    "ADDRESS[:PORT] or [IPV6]:PORT", (int)len, item);
+			return -1;
+		}
+		/* An empty list: the system resolver. */
+		free(cfg->dns_servers);
+		cfg->dns_servers = csv;
+		return 0;
+	}
+	if (strcmp(key, "timeout") == 0) {
+		if (parse_seconds(v, &cfg->dns_timeout) < 0) {
+			snprintf(why, whylen, "\"%s\" is not a number of seconds "
+			    "> 0 (at most %.0f)", v, SECONDS_MAX);
+			return -1;
+		}
+		return 0;
+	}
+	snprintf(why, whylen, "unknown key");
+	return -1;
+}
+
+static int
+apply_tls(struct loader *ld, const char *key, const char *v, int line,
+    char *why, size_t whylen)
+{
+	struct config *cfg = ld->cfg;
+	int ver;
+
+	if (strcmp(key, "ca_bundle") == 0)
+		return set_bundle(ld, &cfg->ca_bundle, v, why, whylen);
+	if (strcmp(key, "min_version") == 0 || strcmp(key, "max_version") == 0) {
+		if ((ver = policy_parse_version(v)) < 0) {
+			snprintf(why, whylen, "\"%s\": expected 1.0, 1.1, 1.2 or "
+			    "1.3", v);
+			return -1;
+		}
+		if (key[1] == 'i') {
+			cfg->min_version = ver;
+			ld->tls_min_line = line;
+		} else {
+			cfg->max_version = ver;
+			ld->tls_max_line = line;
+		}
+		return 0;
+	}
+	if (strcmp(key, "ciphers") == 0)
+		return set_str(ld, &cfg->ciphers, v);
+	snprintf(why, whylen, "unknown key");
+	return -1;
+}
+
+static int
+apply_policy(struct loader *ld, const char *key, const char *v, int line,
+    char *why, size_t whylen)
+{
+	if (strcmp(key, "default") == 0) {
+		ld->default_line = line;
+		return set_str(ld, &ld->default_name, v);
+	}
+	snprintf(why, whylen, "unknown key");
+	return -1;
+}
+
+/* ---- [profile NAME] and [match PATTERN] ---- */
+
+static struct sectinfo *
+match_info(struct loader *ld, int i)
+{
+	if (i >= ld->nmatch) {
+		int n = ld->cfg->policy.matches_cap > i ?
+		    ld->cfg->policy.matches_cap : i + 1;
+		struct sectinfo *v = realloc(ld->match, (size_t)n * sizeof(*v));
+
+		if (v == NULL) {
+			ld->oom = 1;
+			return NULL;
+		}
+		memset(v + ld->nmatch, 0, (size_t)(n - ld->nmatch) * sizeof(*v));
+		ld->match = v;
+		ld->nmatch = n;
+	}
+	return &ld->match[i];
+}
+
+/* After a key of a [profile] or [match] section went to policy_set_key. */
+static void
+policy_key_done(struct loader *ld, const char *key, int line, int applied)
+{
+	struct policy_set *set = &ld->cfg->policy;
+	struct sectinfo *si;
+	char why[WHY_MAX];
+	int i;
+
+	if (ld->index < 0) {
+		if (ld->kind == K_PROFILE)
+			ld->index = policy_profile_find(set, ld->norm);
+		else
+			for (i = set->nmatches - 1; i >= 0; i--)
+				if (strcmp(set->matches[i].pattern,
+				    ld->norm) == 0) {
+					ld->index = i;
+					break;
+				}
+		if (ld->index < 0)
+			return; /* not created: too many, already reported */
+	}
+	if (ld->kind == K_PROFILE)
+		si = &ld->prof[ld->index];
+	else if ((si = match_info(ld, ld->index)) == NULL)
+		return;
+	if (si->sect == NULL) {
+		si->sect = xstrdup(ld, ld->sect);
+		si->header_line = ld->sect_line;
+	}
+	if (ld->kind == K_PROFILE) {
+		struct policy_profile *p = &set->profiles[ld->index];
+
+		if (strcmp(key, "min_version") == 0)
+			si->line_a = line;
+		else if (strcmp(key, "max_version") == 0)
+			si->line_b = line;
+		else if (strcmp(key, "ca_bundle") == 0 && applied &&
+		    p->ca_bundle != NULL) {
+			/* Stored verbatim by policy/: resolve and check. */
+			char *raw = p->ca_bundle;
+
+			p->ca_bundle = NULL;
+			if (set_bundle(ld, &p->ca_bundle, raw, why,
+			    sizeof(why)) < 0)
+				lerr(ld, line, "[%s] ca_bundle: %s", ld->sect, why);
+			free(raw);
+		}
+	} else {
+		if (strcmp(key, "profile") == 0)
+			si->line_a = line;
+		else if (strcmp(key, "nexthop") == 0)
+			si->line_b = line;
+	}
+}
+
+/* A key of a fixed section: 0, or -1 with why (empty when reported). */
+static int
+apply_fixed(struct loader *ld, char *why, size_t whylen)
+{
+	const char *k = ld->pkey, *v = ld->pval;
+
+	if (*v == '\0' && !(ld->kind == K_DNS && strcmp(k, "servers") == 0)) {
+		/* Only "servers =" means something: the system resolver. */
+		snprintf(why, whylen, "empty value");
+		return -1;
+	}
+	switch (ld->kind) {
+	case K_PROXY:
+		return apply_proxy(ld, k, v, why, whylen);
+	case K_DNS:
+		return apply_dns(ld, k, v, why, whylen);
+	case K_TLS:
+		return apply_tls(ld, k, v, ld->pline, why, whylen);
+	case K_POLICY:
+		return apply_policy(ld, k, v, ld->pline, why, whylen);
+	default:
+		return 0;
+	}
+}
+
+/* Apply the pending key, now that its continuation lines are in. */
+static void
+flush(struct loader *ld)
+{
+	char why[WHY_MAX];
+
+	if (!ld->pending)
+		return;
+	ld->pending = 0;
+	why[0] = '\0';
+	if (ld->kind == K_PROFILE || ld->kind == K_MATCH) {
+		struct policy_origin o = { ld->cfg->file, ld->pline };
+
+		/* policy/ reports "key: why" itself. */
+		int r = policy_set_key(&ld->cfg->policy, ld->sect, ld->pkey,
+		    ld->pval, o, why, sizeof(why));
+
+		if (r != 0)
+			lerr(ld, ld->pline, "[%s] %s", ld->sect, why);
+		policy_key_done(ld, ld->pkey, ld->pline, r == 0);
+	} else if (apply_fixed(ld, why, sizeof(why)) < 0 && why[0] != '\0')
+		lerr(ld, ld->pline, "[%s] %s: %s", ld->sect, ld->pkey, why);
+	free(ld->pkey);
+	free(ld->pval);
+	ld->pkey = ld->pval = NULL;
+}
+
+static void
+end_section(struct loader *ld)
+{
+	flush(ld);
+	if ((ld->kind == K_PROFILE || ld->kind == K_MATCH) &&
+	    ld->sect_nkeys == 0)
+		lerr(ld, ld->sect_line, "[%s]: empty section", ld->sect);
+	ld->kind = K_SKIP;
+	seen_clear(&ld->keys);
+}
+
+/*
+ * Validate a "[profile NAME]" or "[match PATTERN]" header by applying one
+ * harmless key to a scratch set: the error lands on the header line, once,
+ * and the normalized name comes back for duplicate detection.
+ */
+static int
+probe_section(struct loader *ld, const char *name, enum kind kind)
+{
+	struct policy_set *s = ld->scratch;
+	struct policy_origin o = { ld->file, ld->lineno };
+	const char *key = kind == K_PROFILE ? "verify" : "profile";
+	const char *value = kind == K_PROFILE ? "strict" : "opportunistic";
+	char why[WHY_MAX];
+	size_t klen = strlen(key);
+	int i, r;
+
+	policy_set_free(s);
+	policy_set_init(s);
+	r = policy_set_key(s, name, key, value, o, why, sizeof(why));
+	if (r > 0) {
+		lerr(ld, ld->lineno, "[%s]: unknown section", name);
+		return -1;
+	}
+	if (r < 0) {
+		const char *w = why;
+
+		if (strncmp(w, key, klen) == 0 && w[klen] == ':' &&
+		    w[klen + 1] == ' ')
+			w += klen + 2;
+		lerr(ld, ld->lineno, "[%s]: %s", name, w);
+		return -1;
+	}
+	if (kind == K_MATCH) {
+		snprintf(ld->norm, sizeof(ld->norm), "%s", s->matches[0].pattern);
+		return 0;
+	}
+	for (i = 0; i < s->nprofiles; i++)
+		if (s->profiles[i].origin.line == ld->lineno) {
+			snprintf(ld->norm, sizeof(ld->norm), "%s",
+			    s->profiles[i].name);
+			return 0;
+		}
+	return -1;
+}
+
+static int
+first_word(const char *s, const char *word)
+{
+	size_t n = strlen(word);
+
+	return strncmp(s, word, n) == 0 &&
+	    (s[n] == '\0' || isspace((unsigned char)s[n]));
+}
+
+static void
+begin_section(struct loader *ld, char *name)
+{
+	char *e, key[POLICY_PATTERN_MAX + 16];
+	struct seen *prev;
+	int i;
+
+	end_section(ld);
+	while (isspace((unsigned char)*name))
+		name++;
+	e = name + strlen(name);
+	while (e > name && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	free(ld->sect);
+	ld->sect = xstrdup(ld, name);
+	ld->sect_line = ld->lineno;
+	ld->sect_nkeys = 0;
+	ld->index = -1;
+	ld->norm[0] = '\0';
+	ld->kind = K_SKIP;
+	if (ld->sect == NULL)
+		return;
+
+	for (i = K_PROXY; i <= K_POLICY; i++)
+		if (strcmp(name, kind_names[i]) == 0)
+			break;
+	if (i <= K_POLICY) {
+		ld->kind = (enum kind)i;
+		snprintf(ld->norm, sizeof(ld->norm), "%s", name);
+	} else if (first_word(name, "profile") || first_word(name, "match")) {
+		enum kind k = name[0] == 'p' ? K_PROFILE : K_MATCH;
+
+		if (probe_section(ld, name, k) < 0)
+			return;
+		ld->kind = k;
+	} else {
+		lerr(ld, ld->lineno, "[%s]: unknown section", name);
+		return;
+	}
+	snprintf(key, sizeof(key), "%d %s", (int)ld->kind, ld->norm);
+	if ((prev = seen_find(&ld->sects, key)) != NULL) {
+		lerr(ld, ld->lineno, "[%s]: duplicate %s (first at line %d)",
+		    name, ld->kind == K_MATCH ? "pattern" : "section",
+		    prev->line);
+		ld->kind = K_SKIP;
+		return;
+	}
+	seen_add(ld, &ld->sects, key, ld->lineno);
+}
+
+/* inih's find_chars_or_comment(), with its default inline comments. */
+static char *
+find_chars_or_comment(char *s, const char *chars)
+{
+	int was_space = 0;
+
+	while (*s != '\0' && (chars == NULL || strchr(chars, *s) == NULL) &&
+	    !(was_space && *s == ';')) {
+		was_space = isspace((unsigned char)*s);
+		s++;
+	}
+	return s;
+}
+
+/* Mirror what inih does with this line (already NUL-terminated). */
+static void
+classify(struct loader *ld, char *line)
+{
+	char *s = line, *e;
+
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	while (isspace((unsigned char)*s))
+		s++;
+	if (*s == ';' || *s == '#')
+		return;
+	if (ld->have_prev && *s != '\0' && s > line) {
+		ld->cont = 1;
+		return;
+	}
+	if (*s == '[') {
+		e = find_chars_or_comment(s + 1, "]");
+		if (*e == ']') {
+			*e = '\0';
+			begin_section(ld, s + 1);
+			ld->have_prev = 0;
+		} else {
+			end_section(ld);
+			lerr(ld, ld->lineno, "unterminated section header");
+		}
+		return;
+	}
+	if (*s != '\0') {
+		flush(ld);
+		e = find_chars_or_comment(s, "=:");
+		if (*e != '=' && *e != ':')
+			lerr(ld, ld->lineno, "expected \"key = value\"");
+	}
+}
+
+/* A line refused before inih sees it: keep our state consistent. */
+static void
+refuse_line(struct loader *ld, char *line, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len && isspace((unsigned char)line[i]))
+		i++;
+	if (i == len || line[i] == ';' || line[i] == '#')
+		return;
+	if (ld->have_prev && i > 0)
+		return; /* a continuation: the key stays pending, in error */
+	if (line[i] == '[')
+		end_section(ld); /* keys up to the next header are ignored */
+	else
+		flush(ld);
+}
+
+static char *
+reader(char *str, int num, void *stream)
+{
+	struct loader *ld = stream;
+	ssize_t n;
+	size_t len;
+	char *line;
+
+	errno = 0;
+	if ((n = getline(&ld->buf, &ld->bufcap, ld->fp)) < 0) {
+		if (ferror(ld->fp))
+			lerr(ld, ld->lineno + 1, "read error: %s",
+			    strerror(errno ? errno : EIO));
+		else if (errno == ENOMEM)
+			ld->oom = 1;
+		return NULL;
+	}
+	ld->lineno++;
+	ld->cont = 0;
+	line = ld->buf;
+	len = (size_t)n;
+	if (len > 0 && line[len - 1] == '\n')
+		len--;
+	if (len > 0 && line[len - 1] == '\r')
+		len--;
+	line[len] = '\0';
+	if (ld->lineno == 1 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
+		line += 3;
+		len -= 3;
+	}
+	if (num < 1)
+		return NULL;
+	str[0] = '\0';
+	if (strlen(line) != len) {
+		lerr(ld, ld->lineno, "line contains a NUL byte");
+		refuse_line(ld, line, len);
+		return str;
+	}
+	if (len > (size_t)num - 1) {
+		lerr(ld, ld->lineno, "line too long (max %d bytes)", num - 1);
+		refuse_line(ld, line, len);
+		return str;
+	}
+	memcpy(str, line, len + 1);
+	classify(ld, line);
+	return str;
+}
+
+static void
+continuation(struct loader *ld, const char *value)
+{
+	char *v, *e;
+	size_t len;
+
+	if (!ld->pending)
+		return;
+	if ((v = xstrdup(ld, value)) == NULL)
+		return;
+	e = find_chars_or_comment(v, NULL);
+	*e = '\0';
+	while (e > v && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	if (*v != '\0') {
+		if (ld->plist) {
+			char *j;
+
+			len = strlen(ld->pval);
+			if ((j = realloc(ld->pval, len + strlen(v) + 2)) == NULL)
+				ld->oom = 1;
+			else {
+				j[len] = ',';
+				strcpy(j + len + 1, v);
+				ld->pval = j;
+			}
+		} else if (!ld->pcont_err) {
+			lerr(ld, ld->lineno, "[%s] %s: duplicate key (an indented "
+			    "line continues a single value)", ld->sect, ld->pkey);
+			ld->pcont_err = 1;
+		}
+	}
+	free(v);
+}
+
+static int
+key_def(enum kind kind, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(keydefs) / sizeof(keydefs[0]); i++)
+		if (keydefs[i].kind == kind && strcmp(keydefs[i].name, name) == 0)
+			return keydefs[i].list;
+	return -1;
+}
+
+static int
+handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct loader *ld = user;
+	struct seen *prev;
+	int list;
+
+	(void)section; /* truncated by inih; ours is ld->sect */
+	if (ld->cont) {
+		continuation(ld, value);
+		return 1;
+	}
+	ld->have_prev = 1;
+	if (ld->kind == K_SKIP)
+		return 1;
+	if (ld->kind == K_NONE) {
+		lerr(ld, ld->lineno, "%s: not in a section", name);
+		return 1;
+	}
+	ld->sect_nkeys++;
+	if (*name == '\0') {
+		lerr(ld, ld->lineno, "[%s]: missing key name", ld->sect);
+		return 1;
+	}
+	if ((list = key_def(ld->kind, name)) < 0) {
+		lerr(ld, ld->lineno, "[%s] %s: unknown key", ld->sect, name);
+		return 1;
+	}
+	if ((prev = seen_find(&ld->keys, name)) != NULL) {
+		lerr(ld, ld->lineno, "[%s] %s: duplicate key (first at line %d)",
+		    ld->sect, name, prev->line);
+		return 1;
+	}
+	seen_add(ld, &ld->keys, name, ld->lineno);
+	ld->pkey = xstrdup(ld, name);
+	ld->pval = xstrdup(ld, value);
+	if (ld->pkey == NULL || ld->pval == NULL) {
+		free(ld->pkey);
+		free(ld->pval);
+		ld->pkey = ld->pval = NULL;
+		return 1;
+	}
+	ld->pending = 1;
+	ld->pline = ld->lineno;
+	ld->plist = list;
+	ld->pcont_err = 0;
+	return 1;
+}
+
+/* ---- after the whole file ---- */
+
+static void
+check_versions(struct loader *ld, const char *sect, int min, int max,
+    int minline, int maxline, int inherited)
+{
+	if (min <= max)
+		return;
+	if (minline > 0)
+		lerr(ld, minline, "[%s] min_version: %s is above max_version "
+		    "%s%s", sect, policy_version_name(min),
+		    policy_version_name(max), maxline > 0 ? "" :
+		    inherited ? " (from [tls])" : " (the default)");
+	else
+		lerr(ld, maxline, "[%s] max_version: %s is below min_version "
+		    "%s%s", sect, policy_version_name(max),
+		    policy_version_name(min), inherited ? " (from [tls])" :
+		    " (the default)");
+}
+
+static int
+declared(const struct loader *ld, int i)
+{
+	return ld->cfg->policy.profiles[i].builtin || ld->prof[i].sect != NULL;
+}
+
+static void
+check_all(struct loader *ld)
+{
+	struct config *cfg = ld->cfg;
+	struct policy_set *set = &cfg->policy;
+	char why[WHY_MAX], host[256];
+	int i, port;
+
+	if (cfg->hostname == NULL) {
+		char name[256];
+
+		if (gethostname(name, sizeof(name)) < 0 || name[0] == '\0')
+			strcpy(name, "localhost");
+		name[sizeof(name) - 1] = '\0';
+		cfg->hostname = xstrdup(ld, name);
+	}
+	if (cfg->ca_bundle == NULL) {
+		if (check_bundle(DEFAULT_CA_BUNDLE, why, sizeof(why)) < 0)
+			lerr(ld, 0, "[tls] ca_bundle: %s (the default; set "
+			    "ca_bundle in [tls])", why);
+		cfg->ca_bundle = xstrdup(ld, DEFAULT_CA_BUNDLE);
+	}
+	check_versions(ld, "tls", cfg->min_version, cfg->max_version,
+	    ld->tls_min_line, ld->tls_max_line, 0);
+
+	for (i = 0; i < set->nprofiles; i++) {
+		const struct policy_profile *p = &set->profiles[i];
+		const struct sectinfo *si = &ld->prof[i];
+
+		if (si->sect == NULL || (p->min_version == 0 &&
+		    p->max_version == 0))
+			continue;
+		check_versions(ld, si->sect, config_profile_min_version(cfg, p),
+		    config_profile_max_version(cfg, p),
+		    p->min_version ? si->line_a : 0,
+		    p->max_version ? si->line_b : 0, 1);
+	}
+
+	if (ld->default_name != NULL) {
+		i = policy_profile_find(set, ld->default_name);
+		if (i < 0 || !declared(ld, i))
+			lerr(ld, ld->default_line, "[policy] default: unknown "
+			    "profile \"%s\"", ld->default_name);
+		else {
+			set->default_profile = i;
+			set->default_origin.file = cfg->file;
+			set->default_origin.line = ld->default_line;
+		}
+	}
+
+	for (i = 0; i < set->nmatches; i++) {
+		const struct policy_match *m = &set->matches[i];
+		const struct policy_profile *p;
+		const struct sectinfo *si = match_info(ld, i);
+		unsigned char addr[16];
+
+		if (si == NULL || si->sect == NULL)
+			continue;
+		if (m->profile < 0) {
+			if (si->line_a == 0) /* else: already reported */
+				lerr(ld, si->header_line, "[%s] profile: required",
+				    si->sect);
+			continue;
+		}
+		p = &set->profiles[m->profile];
+		if (!declared(ld, m->profile)) {
+			lerr(ld, si->line_a, "[%s] profile: unknown profile \"%s\"",
+			    si->sect, p->name);
+			continue;
+		}
+		if (m->nexthop != NULL && m->nmx == 0 && p->nmx == 0 &&
+		    p->verify == POLICY_VERIFY_STRICT &&
+		    p->tls != POLICY_TLS_OFF &&
+		    config_parse_hostport(m->nexthop, 25, host, sizeof(host),
+			&port) == 0 &&
+		    (inet_pton(AF_INET, host, addr) == 1 ||
+			inet_pton(AF_INET6, host, addr) == 1))
+			lerr(ld, si->line_b, "[%s] nexthop: nexthop is an address: "
+			    "set mx to the names its certificate must match",
+			    si->sect);
+	}
+
+	if (ld->nerrs == 0 && !ld->oom) {
+		struct policy_origin o = { NULL, 0 };
+
+		if (policy_set_finish(set, &o, why, sizeof(why)) < 0)
+			lerr(ld, o.line, "%s", why);
+	}
+}
+
+static int
+lerr_cmp(const void *a, const void *b)
+{
+	const struct lerr *x = a, *y = b;
+
+	if (x->line != y->line)
+		return x->line < y->line ? -1 : 1;
+	return 0;
+}
+
+/* Sort by line, keeping the order of errors on the same line. */
+static void
+sort_errors(struct loader *ld)
+{
+	int i, j;
+
+	/* Insertion sort: stable, and error lists are short. */
+	for (i = 1; i < ld->nerrs; i++) {
+		struct lerr e = ld->errs[i];
+
+		for (j = i; j > 0 && lerr_cmp(&ld->errs[j - 1], &e) > 0; j--)
+			ld->errs[j] = ld->errs[j - 1];
+		ld->errs[j] = e;
+	}
+}
+
+static int
+errs_append(struct config_errors *errs, char *msg)
+{
+	if (errs->n == errs->cap) {
+		int cap = errs->cap ? errs->cap * 2 : 8;
+		char **v = realloc(errs->msg, (size_t)cap * sizeof(*v));
+
+		if (v == NULL)
+			return -1;
+		errs->msg = v;
+		errs->cap = cap;
+	}
+	errs->msg[errs->n++] = msg;
+	return 0;
+}
+
+static void
+set_defaults(struct loader *ld)
+{
+	struct config *cfg = ld->cfg;
+	struct config_cidr *c = cfg->allow_clients;
+
+	parse_sockaddr(DEFAULT_LISTEN, 0, &cfg->listen, &cfg->listen_len);
+	cfg->listen_str = xstrdup(ld, DEFAULT_LISTEN);
+	c[0].family = AF_INET;
+	c[0].addr[0] = 127;
+	c[0].prefix = 8;
+	c[1].family = AF_INET6;
+	c[1].addr[15] = 1;
+	c[1].prefix = 128;
+	cfg->nallow_clients = 2;
+	cfg->max_sessions = 1000;
+	cfg->state_dir = xstrdup(ld, DEFAULT_STATE_DIR);
+	cfg->log_format = CONFIG_LOG_LOGFMT;
+	cfg->log_level = CONFIG_LOG_INFO;
+	cfg->max_bad_commands = 8;
+	cfg->max_message_size = 52428800;
+	cfg->timeouts.connect = 30;
+	cfg->timeouts.greeting = 300;
+	cfg->timeouts.command = 300;
+	cfg->timeouts.tls = 60;
+	cfg->timeouts.data_init = 120;
+	cfg->timeouts.data_block = 180;
+	cfg->timeouts.data_done = 600;
+	cfg->timeouts.client = 300;
+	cfg->dns_timeout = 5;
+	cfg->min_version = POLICY_TLS1_2;
+	cfg->max_version = POLICY_TLS1_3;
+	policy_set_init(&cfg->policy);
+}
+
+static char *
+config_dir(struct loader *ld, const char *path)
+{
+	char *copy, *dir, *abs;
+
+	if ((copy = xstrdup(ld, path)) == NULL)
+		return NULL;
+	dir = dirname(copy);
+	if ((abs = realpath(dir, NULL)) == NULL)
+		abs = xstrdup(ld, dir);
+	free(copy);
+	return abs;
+}
+
+int
+config_load(const char *path, struct config *cfg, struct config_errors *errs)
+{
+	struct loader ld;
+	int i, r, failed;
+
+	memset(cfg, 0, sizeof(*cfg));
+	memset(&ld, 0, sizeof(ld));
+	ld.cfg = cfg;
+	ld.file = path;
+	ld.kind = K_NONE;
+	ld.index = -1;
+	cfg->file = xstrdup(&ld, path);
+	set_defaults(&ld);
+	ld.dir = config_dir(&ld, path);
+	ld.scratch = calloc(1, sizeof(*ld.scratch));
+	if (ld.scratch == NULL || ld.dir == NULL)
+		ld.oom = 1;
+	else if ((ld.fp = fopen(path, "re")) == NULL)
+		lerr(&ld, 0, "%s", strerror(errno));
+	else {
+		r = ini_parse_stream(reader, &ld, handler, &ld);
+		end_section(&ld);
+		if (r > 0 && !has_error_at(&ld, r))
+			lerr(&ld, r, "syntax error");
+		else if (r < 0)
+			ld.oom = 1;
+		fclose(ld.fp);
+		check_all(&ld);
+	}
+	if (ld.oom)
+		lerr(&ld, 0, "out of memory");
+	sort_errors(&ld);
+
+	failed = ld.nerrs > 0 || ld.oom;
+	for (i = 0; i < ld.nerrs; i++)
+		if (errs_append(errs, ld.errs[i].msg) < 0)
+			free(ld.errs[i].msg);
+	free(ld.errs);
+
+	for (i = 0; i < POLICY_PROFILES_MAX; i++)
+		free(ld.prof[i].sect);
+	for (i = 0; i < ld.nmatch; i++)
+		free(ld.match[i].sect);
+	free(ld.match);
+	seen_clear(&ld.keys);
+	seen_clear(&ld.sects);
+	free(ld.sect);
+	free(ld.pkey);
+	free(ld.pval);
+	free(ld.default_name);
+	free(ld.buf);
+	free(ld.dir);
+	if (ld.scratch != NULL) {
+		policy_set_free(ld.scratch);
+		free(ld.scratch);
+	}
+	if (failed) {
+		config_free(cfg);
+		return -1;
+	}
+	return 0;
+}
+
+void
+config_free(struct config *cfg)
+{
+	free(cfg->file);
+	free(cfg->listen_str);
+	free(cfg->hostname);
+	free(cfg->state_dir);
+	free(cfg->dns_servers);
+	free(cfg->ca_bundle);
+	free(cfg->ciphers);
+	policy_set_free(&cfg->policy);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+void
+config_errors_free(struct config_errors *errs)
+{
+	int i;
+
+	for (i = 0; i < errs->n; i++)
+		free(errs->msg[i]);
+	free(errs->msg);
+	memset(errs, 0, sizeof(*errs));
+}
+
+int
+config_profile_min_version(const struct config *cfg,
+    const struct policy_profile *p)
+{
+	return p != NULL && p->min_version != 0 ? p->min_version :
+	    cfg->min_version;
+}
+
+int
+config_profile_max_version(const struct config *cfg,
+    const struct policy_profile *p)
+{
+	return p != NULL && p->max_version != 0 ? p->max_version :
+	    cfg->max_version;
+}
+
+const char *
+config_profile_ciphers(const struct config *cfg,
+    const struct policy_profile *p)
+{
+	return p != NULL && p->ciphers != NULL ? p->ciphers : cfg->ciphers;
+}
+
+const char *
+config_profile_ca_bundle(const struct config *cfg,
+    const struct policy_profile *p)
+{
+	return p != NULL && p->ca_bundle != NULL ? p->ca_bundle :
+	    cfg->ca_bundle;
+}
+
+static int
+cidr_contains(const struct config_cidr *c, const unsigned char *addr)
+{
+	int full = c->prefix / 8, rest = c->prefix % 8;
+
+	if (memcmp(c->addr, addr, (size_t)full) != 0)
+		return 0;
+	if (rest == 0)
+		return 1;
+	return ((c->addr[full] ^ addr[full]) & (0xff << (8 - rest)) & 0xff) ==
+	    0;
+}
+
+int
+config_client_allowed(const struct config *cfg, const struct sockaddr *sa)
+{
+	const unsigned char *a4 = NULL, *a6 = NULL;
+	int i;
+
+	if (sa == NULL)
+		return 0;
+	if (sa->sa_family == AF_INET) {
+		a4 = (const unsigned char *)&((const struct sockaddr_in *)
+		    (const void *)sa)->sin_addr;
+	} else if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *in6 = &((const struct sockaddr_in6 *)
+		    (const void *)sa)->sin6_addr;
+
+		a6 = in6->s6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(in6))
+			a4 = in6->s6_addr + 12; /* a v4 client on a v6 socket */
+	} else
+		return 0;
+	for (i = 0; i < cfg->nallow_clients; i++) {
+		const struct config_cidr *c = &cfg->allow_clients[i];
+
+		if (c->family == AF_INET && a4 != NULL && cidr_contains(c, a4))
+			return 1;
+		if (c->family == AF_INET6 && a6 != NULL && cidr_contains(c, a6))
+			return 1;
+	}
+	return 0;
+}

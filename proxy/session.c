@@ -1,0 +1,1563 @@
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "dns.h"
+#include "log.h"
+#include "session.h"
+#include "smtp.h"
+#include "tls.h"
+
+#define SESSION_BUFSIZE 16384
+#define SESSION_MAX_RCPT 1000
+#define SESSION_HOSTS_MAX 8	/* MX hosts tried per delivery (Postfix: 5) */
+#define SESSION_ADDRS_MAX 4	/* addresses tried per MX host */
+#define SESSION_PARAMS_MAX 512
+
+/*
+ * Downstream-driven states read commands (or message data) from the MTA;
+ * upstream-driven states (ST_UP_*) wait for the remote server and leave
+ * the MTA's pipelined commands unread until the reply has been relayed.
+ */
+enum sess_state {
+	ST_HELO,	 /* greeted; waiting for EHLO/HELO */
+	ST_IDLE,	 /* no transaction */
+	ST_MAIL,	 /* MAIL accepted locally; waiting for RCPT */
+	ST_RCPT,	 /* at least one RCPT relayed; RCPT or DATA next */
+	ST_UP_RESOLVE,	 /* DNS for the next hop */
+	ST_UP_CONNECT,	 /* TCP connect */
+	ST_UP_GREETING,	 /* waiting for 220 */
+	ST_UP_EHLO,	 /* EHLO (or HELO) before TLS */
+	ST_UP_STARTTLS,	 /* waiting for 220 to STARTTLS */
+	ST_UP_TLS,	 /* handshake */
+	ST_UP_EHLO_TLS,	 /* EHLO inside TLS */
+	ST_UP_MAIL,	 /* MAIL FROM relayed */
+	ST_UP_RCPT,	 /* RCPT TO relayed */
+	ST_UP_DATA,	 /* DATA relayed; waiting for 354 */
+	ST_DATA,	 /* streaming the message upstream */
+	ST_DATA_DISCARD, /* reading the message to its end; it will be refused */
+	ST_UP_DATA_END,	 /* waiting for the reply to the final dot */
+	ST_UP_RSET,	 /* RSET relayed */
+	ST_CLOSING,	 /* last reply queued; close when written */
+};
+
+static const char *const sess_state_names[] = {
+	[ST_HELO] = "helo",
+	[ST_IDLE] = "idle",
+	[ST_MAIL] = "mail",
+	[ST_RCPT] = "rcpt",
+	[ST_UP_RESOLVE] = "up-resolve",
+	[ST_UP_CONNECT] = "up-connect",
+	[ST_UP_GREETING] = "up-greeting",
+	[ST_UP_EHLO] = "up-ehlo",
+	[ST_UP_STARTTLS] = "up-starttls",
+	[ST_UP_TLS] = "up-tls",
+	[ST_UP_EHLO_TLS] = "up-ehlo-tls",
+	[ST_UP_MAIL] = "up-mail",
+	[ST_UP_RCPT] = "up-rcpt",
+	[ST_UP_DATA] = "up-data",
+	[ST_DATA] = "data",
+	[ST_DATA_DISCARD] = "data-discard",
+	[ST_UP_DATA_END] = "up-data-end",
+	[ST_UP_RSET] = "up-rset",
+	[ST_CLOSING] = "closing",
+};
+
+/* One candidate next hop: an MX host, the domain itself, or nexthop. */
+struct hop {
+	char name[DNS_NAME_MAX]; /* empty for a literal address */
+	int port;
+};
+
+struct session {
+	unsigned long id;
+	struct proxy *px;
+	enum sess_state state;
+	struct session *next;
+	int closed;
+	int processing; /* session_process_input is on the stack */
+
+	struct conn down;
+	int bad_commands;
+	int skip_line; /* discarding the rest of an over-long command line */
+	char helo[256];
+
+	/* the transaction, as the MTA sees it */
+	char mail_from[SMTP_PATH_MAX + 1];
+	char mail_params[SESSION_PARAMS_MAX];
+	char rcpt[SMTP_PATH_MAX + 1]; /* the RCPT being relayed */
+	char rcpt_params[SESSION_PARAMS_MAX];
+	int nrcpt_ok;
+	int nrcpt_tried;
+	int have_route;
+	char route_domain[DNS_NAME_MAX];
+	char route_key[DNS_NAME_MAX + POLICY_NAME_MAX + 8];
+	struct policy_decision dec;
+	char txn_fail[512]; /* reply for the rest of the transaction, if set */
+	struct smtp_data_scan scan;
+	char data_reply[512]; /* why the message in ST_DATA_DISCARD is refused */
+
+	/* the upstream */
+	struct conn up;
+	int up_open;	  /* up holds a live connection */
+	int up_txn;	  /* a MAIL transaction is open upstream */
+	char up_key[DNS_NAME_MAX + POLICY_NAME_MAX + 8]; /* route it serves */
+	struct smtp_reply_parser rp;
+	struct dns_query *dq;
+	struct hop hops[SESSION_HOSTS_MAX];
+	int nhops, hop_i;
+	struct sockaddr_storage addrs[SESSION_ADDRS_MAX];
+	int naddrs, addr_i;
+	char up_host[DNS_NAME_MAX]; /* the name whose address we contacted */
+	char up_addr[INET6_ADDRSTRLEN];
+	int up_port;
+	struct smtp_ehlo up_ehlo;
+	int up_helo; /* EHLO was refused: HELO sent, no extensions */
+	int up_tls;
+	struct tls_facts facts;
+	const char *verify; /* "ok", "fail", "none" (not checked), "-" */
+	char last_error[320];
+};
+
+static void session_enter(struct session *s, enum sess_state st);
+static void session_process_input(struct session *s);
+static void session_up_next_hop(struct session *s);
+static void session_up_try_addr(struct session *s);
+static void session_up_failed(struct session *s, const char *reason);
+static void session_up_event(struct conn *c, enum conn_event ev, void *arg);
+static void session_down_event(struct conn *c, enum conn_event ev,
+    void *arg);
+
+/* --- replies and logging ------------------------------------------------ */
+
+static void
+session_close(struct session *s)
+{
+	struct session **pp;
+
+	if (s->closed)
+		return;
+	s->closed = 1;
+	if (s->dq != NULL)
+		dns_cancel(s->dq);
+	s->dq = NULL;
+	conn_close(&s->down);
+	if (s->up_open)
+		conn_close(&s->up);
+	for (pp = &s->px->live; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == s) {
+			*pp = s->next;
+			break;
+		}
+	/* Free later: our callers may still be on the stack. */
+	s->next = s->px->dead;
+	s->px->dead = s;
+	s->px->nsessions--;
+	log_debug(s->id, "session-end", NULL);
+	if (s->px->on_session_end != NULL)
+		s->px->on_session_end(s->px);
+}
+
+static void __attribute__((format(printf, 2, 3)))
+session_reply(struct session *s, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(line) - 3)
+		n = (int)sizeof(line) - 3;
+	memcpy(line + n, "\r\n", 3);
+	log_debug(s->id, "reply", "text", line, NULL);
+	if (conn_write(&s->down, line, (size_t)n + 2) == -1) {
+		/* A client that never reads its replies: nothing to save. */
+		log_warn(s->id, "client-not-reading", NULL);
+		session_close(s);
+	}
+}
+
+/* Relay an upstream reply to the MTA verbatim (its code, its text). */
+static void
+session_relay_reply(struct session *s, const struct smtp_reply *r)
+{
+	if (conn_write(&s->down, r->text, r->textlen) == -1) {
+		log_warn(s->id, "client-not-reading", NULL);
+		session_close(s);
+	}
+}
+
+/* The first line of a reply without CRLF, for logs and reply texts. */
+static void
+reply_summary(const struct smtp_reply *r, char *dst, size_t len)
+{
+	const char *t;
+	size_t n;
+
+	if (smtp_reply_line(r, 0, &t, &n) == -1)
+		n = 0;
+	snprintf(dst, len, "%d %.*s", r->code, (int)n, n ? t : "");
+}
+
+static const char *
+session_up_where(struct session *s, char *dst, size_t len)
+{
+	if (s->up_host[0] != '\0')
+		snprintf(dst, len, "%s[%s]:%d", s->up_host, s->up_addr,
+		    s->up_port);
+	else
+		snprintf(dst, len, "[%s]:%d", s->up_addr, s->up_port);
+	return dst;
+}
+
+/* The one summary line per delivery attempt (SPEC.md section 3). */
+static void
+session_log_delivery(struct session *s, const char *outcome,
+    const char *reply, const char *reason)
+{
+	char port[8], nrcpt[12], size[24];
+
+	snprintf(port, sizeof(port), "%d", s->up_port);
+	snprintf(nrcpt, sizeof(nrcpt), "%d", s->nrcpt_ok);
+	snprintf(size, sizeof(size), "%zu", s->scan.total);
+	log_info(s->id, "delivery", "outcome", outcome, "rcpt_domain",
+	    s->route_domain, "mx", s->up_host[0] ? s->up_host : NULL, "addr",
+	    s->up_addr[0] ? s->up_addr : NULL, "port",
+	    s->up_addr[0] ? port : NULL, "tls",
+	    s->up_tls ? s->facts.version : "none", "cipher",
+	    s->up_tls ? s->facts.cipher : NULL, "verify", s->verify,
+	    "verify_reason",
+	    s->up_tls && s->facts.result != TLS_RESULT_OK ? s->facts.reason :
+	    NULL, "result",
+	    s->up_tls ? tls_result_name(s->facts.result) : NULL, "profile",
+	    s->dec.profile != NULL ? s->dec.profile->name : NULL, "nrcpt",
+	    nrcpt, "size", size, "reply", reply, "reason", reason, NULL);
+}
+
+/* --- the transaction ---------------------------------------------------- */
+
+static void
+session_txn_reset(struct session *s)
+{
+	s->mail_from[0] = '\0';
+	s->mail_params[0] = '\0';
+	s->nrcpt_ok = 0;
+	s->nrcpt_tried = 0;
+	s->have_route = 0;
+	s->route_domain[0] = '\0';
+	s->route_key[0] = '\0';
+	s->txn_fail[0] = '\0';
+	s->data_reply[0] = '\0';
+	memset(&s->dec, 0, sizeof(s->dec));
+	smtp_data_scan_init(&s->scan);
+}
+
+static void
+session_up_close(struct session *s)
+{
+	if (s->dq != NULL) {
+		dns_cancel(s->dq);
+		s->dq = NULL;
+	}
+	if (s->up_open) {
+		conn_free(&s->up);
+		s->up_open = 0;
+	}
+	s->up_txn = 0;
+	s->up_tls = 0;
+	s->up_key[0] = '\0';
+}
+
+/*
+ * The upstream could not take the transaction: answer the RCPT being
+ * relayed and every later one with `reply`, so the MTA retries them
+ * (4xx) or bounces them (5xx) as the reply says.
+ */
+static void __attribute__((format(printf, 2, 3)))
+session_txn_fail(struct session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(s->txn_fail, sizeof(s->txn_fail), fmt, ap);
+	va_end(ap);
+	session_reply(s, "%s", s->txn_fail);
+	if (s->closed)
+		return;
+	session_enter(s, s->nrcpt_ok > 0 ? ST_RCPT : ST_MAIL);
+}
+
+/* --- upstream: sending and failing -------------------------------------- */
+
+static void
+session_up_send(struct session *s, enum sess_state next, double timeout,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void
+session_up_send(struct session *s, enum sess_state next, double timeout,
+    const char *fmt, ...)
+{
+	char line[SMTP_CMD_LINE_MAX + 1];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	va_end(ap);
+	memcpy(line + n, "\r\n", 3);
+	log_debug(s->id, "up-send", "line", line, NULL);
+	smtp_reply_parser_init(&s->rp);
+	conn_write(&s->up, line, (size_t)n + 2);
+	conn_deadline(&s->up, timeout);
+	session_enter(s, next);
+	/* A reply already here came before its command: pipelining abuse. */
+	if (buf_len(&s->up.in) > 0)
+		session_up_failed(s, "server replied before the command");
+}
+
+/* Where an upstream failure happened decides what it means. */
+static int
+session_in_tls_phase(enum sess_state st)
+{
+	return st == ST_UP_STARTTLS || st == ST_UP_TLS;
+}
+
+static int
+session_before_ehlo(enum sess_state st)
+{
+	return st == ST_UP_CONNECT || st == ST_UP_GREETING;
+}
+
+/* A TLS failure (SPEC.md section 4): until retry records exist, 451. */
+static void
+session_tls_failure(struct session *s, enum tls_result result,
+    const char *reason)
+{
+	char where[320];
+
+	session_up_where(s, where, sizeof(where));
+	session_log_delivery(s, "deferred", NULL, reason);
+	log_warn(s->id, "tls-failure", "host", where, "result",
+	    tls_result_name(result), "reason", reason, NULL);
+	session_up_close(s);
+	session_txn_fail(s,
+	    "451 4.7.5 TLS to %s failed for domain %s: %s (%s); will retry",
+	    where, s->route_domain, reason, tls_result_name(result));
+}
+
+static void
+session_up_failed(struct session *s, const char *reason)
+{
+	char where[320];
+	enum sess_state st = s->state;
+
+	snprintf(s->last_error, sizeof(s->last_error), "%s", reason);
+	session_up_where(s, where, sizeof(where));
+	log_info(s->id, "upstream-error", "host", where, "state",
+	    sess_state_names[st], "reason", reason, NULL);
+	if (session_before_ehlo(st)) {
+		/* Connection-level trouble: the next address or MX may work. */
+		conn_free(&s->up);
+		s->up_open = 0;
+		session_up_try_addr(s);
+		return;
+	}
+	if (session_in_tls_phase(st)) {
+		session_tls_failure(s, TLS_RESULT_VALIDATION_FAILURE, reason);
+		return;
+	}
+	session_up_close(s);
+	switch (st) {
+	case ST_DATA:
+		/* Read the rest of the message; refuse it at its end. */
+		snprintf(s->data_reply, sizeof(s->data_reply),
+		    "451 4.4.2 Connection to %s lost during DATA: %s", where,
+		    reason);
+		session_log_delivery(s, "deferred", NULL, reason);
+		session_enter(s, ST_DATA_DISCARD);
+		return;
+	case ST_UP_DATA_END:
+		session_log_delivery(s, "deferred", NULL, reason);
+		session_reply(s,
+		    "451 4.4.2 Connection to %s lost before it confirmed the "
+		    "message: %s", where, reason);
+		if (!s->closed) {
+			session_txn_reset(s);
+			session_enter(s, ST_IDLE);
+		}
+		return;
+	case ST_UP_RSET:
+		session_reply(s, "250 2.0.0 Ok");
+		if (!s->closed) {
+			session_txn_reset(s);
+			session_enter(s, ST_IDLE);
+		}
+		return;
+	case ST_UP_EHLO:
+	case ST_UP_EHLO_TLS:
+	case ST_UP_MAIL:
+	case ST_UP_RCPT:
+	case ST_UP_DATA:
+		session_log_delivery(s, "deferred", NULL, reason);
+		session_txn_fail(s, "451 4.4.2 Connection to %s failed: %s",
+		    where, reason);
+		return;
+	default:
+		/* Idle upstream went away: only an open transaction cares. */
+		if (s->nrcpt_ok > 0 && s->txn_fail[0] == '\0')
+			snprintf(s->txn_fail, sizeof(s->txn_fail),
+			    "451 4.4.2 Connection to %s lost: %s", where,
+			    reason);
+		session_process_input(s);
+		return;
+	}
+}
+
+/* --- upstream: next hops ------------------------------------------------- */
+
+static void
+session_mx_result(void *arg, const struct dns_mx_result *res)
+{
+	struct session *s = arg;
+	const char *dom = s->route_domain;
+	int i;
+
+	s->dq = NULL;
+	switch (res->status) {
+	case DNS_NULLMX:
+		log_info(s->id, "dns", "domain", dom, "result", "null-mx",
+		    NULL);
+		session_txn_fail(s,
+		    "556 5.1.10 Domain %s accepts no mail (null MX, RFC 7505)",
+		    dom);
+		return;
+	case DNS_NXDOMAIN:
+		log_info(s->id, "dns", "domain", dom, "result", "nxdomain",
+		    NULL);
+		session_txn_fail(s, "550 5.1.2 Domain %s does not exist", dom);
+		return;
+	case DNS_TEMPFAIL:
+		log_warn(s->id, "dns", "domain", dom, "result", "tempfail",
+		    "reason", res->error, NULL);
+		session_txn_fail(s, "451 4.4.3 DNS lookup for %s failed: %s",
+		    dom, res->error ? res->error : "temporary failure");
+		return;
+	case DNS_NODATA:
+		/* RFC 5321 5.1: no MX means the domain itself (implicit MX). */
+		snprintf(s->hops[0].name, sizeof(s->hops[0].name), "%s", dom);
+		s->hops[0].port = 25;
+		s->nhops = 1;
+		break;
+	case DNS_OK:
+		s->nhops = 0;
+		for (i = 0; i < res->nmx && s->nhops < SESSION_HOSTS_MAX; i++) {
+			if (s->dec.nmx > 0 &&
+			    s->dec.profile->tls != POLICY_TLS_OFF) {
+				int j, ok = 0;
+
+				for (j = 0; j < s->dec.nmx && !ok; j++)
+					ok = policy_mx_pattern_match(
+					    s->dec.mx[j], res->mx[i].host);
+				if (!ok) {
+					log_info(s->id, "mx-not-permitted",
+					    "mx", res->mx[i].host, NULL);
+					continue;
+				}
+			}
+			snprintf(s->hops[s->nhops].name, DNS_NAME_MAX, "%s",
+			    res->mx[i].host);
+			s->hops[s->nhops].port = 25;
+			s->nhops++;
+		}
+		if (s->nhops == 0) {
+			session_tls_failure(s,
+			    TLS_RESULT_CERTIFICATE_HOST_MISMATCH,
+			    "no MX host matches the policy's mx names");
+			return;
+		}
+		break;
+	}
+	s->hop_i = -1;
+	session_up_next_hop(s);
+}
+
+static void
+session_addr_result(void *arg, const struct dns_addr_result *res)
+{
+	struct session *s = arg;
+	int i;
+
+	s->dq = NULL;
+	if (res->status != DNS_OK) {
+		snprintf(s->last_error, sizeof(s->last_error),
+		    "address lookup for %s: %s", s->hops[s->hop_i].name,
+		    res->error ? res->error : "no address");
+		session_up_next_hop(s);
+		return;
+	}
+	s->naddrs = 0;
+	for (i = 0; i < res->naddr && s->naddrs < SESSION_ADDRS_MAX; i++)
+		s->addrs[s->naddrs++] = res->addr[i];
+	s->addr_i = -1;
+	session_up_try_addr(s);
+}
+
+/* Move to the next next-hop host, or give up with a 4.4.x deferral. */
+static void
+session_up_next_hop(struct session *s)
+{
+	struct hop *h;
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (++s->hop_i >= s->nhops) {
+		log_info(s->id, "delivery", "outcome", "deferred",
+		    "rcpt_domain", s->route_domain, "reason", s->last_error,
+		    NULL);
+		session_txn_fail(s,
+		    "451 4.4.1 No next hop for %s could be reached: %s",
+		    s->route_domain, s->last_error);
+		return;
+	}
+	h = &s->hops[s->hop_i];
+	s->addr_i = -1;
+	s->naddrs = 0;
+	if (inet_pton(AF_INET, h->name, &a4) == 1) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&s->addrs[0];
+
+		memset(sin, 0, sizeof(*sin));
+		sin->sin_family = AF_INET;
+		sin->sin_addr = a4;
+		s->naddrs = 1;
+	} else if (inet_pton(AF_INET6, h->name, &a6) == 1) {
+		struct sockaddr_in6 *sin6 =
+		    (struct sockaddr_in6 *)&s->addrs[0];
+
+		memset(sin6, 0, sizeof(*sin6));
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_addr = a6;
+		s->naddrs = 1;
+	}
+	if (s->naddrs == 1) {
+		session_up_try_addr(s);
+		return;
+	}
+	session_enter(s, ST_UP_RESOLVE);
+	s->dq = dns_lookup_addr(s->px->dns, h->name, session_addr_result, s);
+}
+
+static void
+session_up_try_addr(struct session *s)
+{
+	struct hop *h = &s->hops[s->hop_i];
+	struct sockaddr_storage *ss;
+	socklen_t len;
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (++s->addr_i >= s->naddrs) {
+		session_up_next_hop(s);
+		return;
+	}
+	ss = &s->addrs[s->addr_i];
+	if (ss->ss_family == AF_INET) {
+		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)h->port);
+		len = sizeof(struct sockaddr_in);
+	} else {
+		((struct sockaddr_in6 *)ss)->sin6_port =
+		    htons((uint16_t)h->port);
+		len = sizeof(struct sockaddr_in6);
+	}
+	/* A literal next hop has no name to verify: the mx names stand in. */
+	if (inet_pton(AF_INET, h->name, &a4) == 1 ||
+	    inet_pton(AF_INET6, h->name, &a6) == 1)
+		s->up_host[0] = '\0';
+	else
+		snprintf(s->up_host, sizeof(s->up_host), "%s", h->name);
+	conn_sockaddr_str((struct sockaddr *)ss, s->up_addr,
+	    sizeof(s->up_addr));
+	s->up_port = h->port;
+	s->up_tls = 0;
+	s->up_helo = 0;
+	s->verify = "-";
+	memset(&s->up_ehlo, 0, sizeof(s->up_ehlo));
+	session_enter(s, ST_UP_CONNECT);
+	if (conn_connect(&s->up, s->px->loop, (struct sockaddr *)ss, len,
+	    SESSION_BUFSIZE, session_up_event, s) == -1) {
+		snprintf(s->last_error, sizeof(s->last_error), "%s",
+		    s->up.error);
+		session_up_try_addr(s);
+		return;
+	}
+	s->up_open = 1;
+	conn_set_reading(&s->up, 1);
+	conn_deadline(&s->up, s->px->cfg->timeouts.connect);
+}
+
+/* Open the upstream for the route of the current transaction. */
+static void
+session_up_open(struct session *s)
+{
+	char host[DNS_NAME_MAX];
+	int port;
+
+	session_up_close(s);
+	snprintf(s->up_key, sizeof(s->up_key), "%s", s->route_key);
+	s->last_error[0] = '\0';
+	if (s->dec.nexthop != NULL) {
+		if (config_parse_hostport(s->dec.nexthop, 25, host,
+		    sizeof(host), &port) == -1) {
+			session_txn_fail(s, "451 4.3.5 Bad nexthop %s",
+			    s->dec.nexthop);
+			return;
+		}
+		snprintf(s->hops[0].name, sizeof(s->hops[0].name), "%s", host);
+		s->hops[0].port = port;
+		s->nhops = 1;
+		s->hop_i = -1;
+		session_up_next_hop(s);
+		return;
+	}
+	session_enter(s, ST_UP_RESOLVE);
+	s->dq = dns_lookup_mx(s->px->dns, s->route_domain, session_mx_result,
+	    s);
+}
+
+/* --- upstream: the protocol --------------------------------------------- */
+
+/* Parameters of MAIL/RCPT the upstream did not announce are dropped. */
+static void
+session_filter_params(struct session *s, char *params, size_t len);
+
+static void
+session_send_mail(struct session *s)
+{
+	session_filter_params(s, s->mail_params, sizeof(s->mail_params));
+	session_up_send(s, ST_UP_MAIL, s->px->cfg->timeouts.command,
+	    "MAIL FROM:<%s>%s%s", s->mail_from, s->mail_params[0] ? " " : "",
+	    s->mail_params);
+}
+
+static void
+session_send_rcpt(struct session *s)
+{
+	session_filter_params(s, s->rcpt_params, sizeof(s->rcpt_params));
+	session_up_send(s, ST_UP_RCPT, s->px->cfg->timeouts.command,
+	    "RCPT TO:<%s>%s%s", s->rcpt, s->rcpt_params[0] ? " " : "",
+	    s->rcpt_params);
+}
+
+/* After EHLO: STARTTLS, or plaintext where the profile allows it. */
+static void
+session_after_ehlo(struct session *s)
+{
+	const struct policy_profile *p = s->dec.profile;
+
+	if (p->tls == POLICY_TLS_OFF) {
+		s->verify = "-";
+		session_send_mail(s);
+		return;
+	}
+	if (s->up_ehlo.ext & SMTP_EXT_STARTTLS) {
+		session_up_send(s, ST_UP_STARTTLS, s->px->cfg->timeouts.command,
+		    "STARTTLS");
+		return;
+	}
+	if (p->tls == POLICY_TLS_MANDATORY) {
+		session_tls_failure(s, TLS_RESULT_STARTTLS_NOT_SUPPORTED,
+		    "server does not offer STARTTLS");
+		return;
+	}
+	log_info(s->id, "plaintext", "reason", "starttls-not-supported",
+	    "mx", s->up_host, "addr", s->up_addr, NULL);
+	session_send_mail(s);
+}
+
+static void
+session_tls_ready(struct session *s)
+{
+	const char *names[POLICY_MX_MAX + 1];
+	int nnames = 0, i;
+
+	/* Verify the host we contacted; a literal address has only mx. */
+	if (s->up_host[0] != '\0')
+		names[nnames++] = s->up_host;
+	else
+		for (i = 0; i < s->dec.nmx; i++)
+			names[nnames++] = s->dec.mx[i];
+	tls_facts_collect(s->up.ssl, names, nnames, &s->facts);
+	s->up_tls = 1;
+	log_info(s->id, "tls", "mx", s->up_host, "addr", s->up_addr, "version",
+	    s->facts.version, "cipher", s->facts.cipher, "verify",
+	    s->facts.result == TLS_RESULT_OK ? "ok" : "fail", "reason",
+	    s->facts.result == TLS_RESULT_OK ? NULL : s->facts.reason,
+	    "resumed", s->facts.resumed ? "yes" : "no", NULL);
+	if (s->facts.result != TLS_RESULT_OK) {
+		if (s->dec.profile->verify == POLICY_VERIFY_STRICT) {
+			s->verify = "fail";
+			session_tls_failure(s, s->facts.result,
+			    s->facts.reason);
+			return;
+		}
+		s->verify = "none";
+	} else
+		s->verify = "ok";
+	/* Forget everything learnt before TLS (SPEC.md section 3). */
+	memset(&s->up_ehlo, 0, sizeof(s->up_ehlo));
+	session_up_send(s, ST_UP_EHLO_TLS, s->px->cfg->timeouts.command,
+	    "EHLO %s", s->px->cfg->hostname);
+}
+
+static void
+session_filter_params(struct session *s, char *out, size_t outlen)
+{
+	char tmp[SESSION_PARAMS_MAX], *tok, *save = NULL;
+	size_t used = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s", out);
+	out[0] = '\0';
+	for (tok = strtok_r(tmp, " ", &save); tok != NULL;
+	    tok = strtok_r(NULL, " ", &save)) {
+		unsigned need = 0;
+
+		if (strncasecmp(tok, "SIZE=", 5) == 0)
+			need = SMTP_EXT_SIZE;
+		else if (strncasecmp(tok, "BODY=", 5) == 0)
+			need = SMTP_EXT_8BITMIME;
+		else if (strcasecmp(tok, "SMTPUTF8") == 0)
+			need = SMTP_EXT_SMTPUTF8;
+		else if (strncasecmp(tok, "RET=", 4) == 0 ||
+		    strncasecmp(tok, "ENVID=", 6) == 0 ||
+		    strncasecmp(tok, "NOTIFY=", 7) == 0 ||
+		    strncasecmp(tok, "ORCPT=", 6) == 0)
+			need = SMTP_EXT_DSN;
+		if (need != 0 && !(s->up_ehlo.ext & need))
+			continue;
+		used += (size_t)snprintf(out + used, outlen - used, "%s%s",
+		    used ? " " : "", tok);
+		if (used >= outlen)
+			break;
+	}
+}
+
+static void
+session_on_up_reply(struct session *s, const struct smtp_reply *r)
+{
+	char sum[600], where[320];
+
+	reply_summary(r, sum, sizeof(sum));
+	log_debug(s->id, "up-reply", "state", sess_state_names[s->state],
+	    "reply", sum, NULL);
+	conn_deadline(&s->up, 0);
+	session_up_where(s, where, sizeof(where));
+
+	switch (s->state) {
+	case ST_UP_GREETING:
+		if (r->code != 220) {
+			snprintf(s->last_error, sizeof(s->last_error),
+			    "%s greeted with %s", where, sum);
+			session_up_failed(s, s->last_error);
+			return;
+		}
+		session_up_send(s, ST_UP_EHLO, s->px->cfg->timeouts.command,
+		    "EHLO %s", s->px->cfg->hostname);
+		return;
+	case ST_UP_EHLO:
+		if (r->code / 100 != 2) {
+			/* An old server without ESMTP: HELO, and no STARTTLS. */
+			if (!s->up_helo && r->code / 100 == 5) {
+				s->up_helo = 1;
+				session_up_send(s, ST_UP_EHLO,
+				    s->px->cfg->timeouts.command, "HELO %s",
+				    s->px->cfg->hostname);
+				return;
+			}
+			session_up_failed(s, sum);
+			return;
+		}
+		memset(&s->up_ehlo, 0, sizeof(s->up_ehlo));
+		if (!s->up_helo)
+			smtp_ehlo_parse(r, &s->up_ehlo);
+		session_after_ehlo(s);
+		return;
+	case ST_UP_STARTTLS:
+		if (r->code != 220) {
+			session_tls_failure(s, TLS_RESULT_STARTTLS_NOT_SUPPORTED,
+			    sum);
+			return;
+		}
+		/* Bytes after the 220 came in plaintext: an injection. */
+		if (buf_len(&s->up.in) > 0 ||
+		    conn_start_tls(&s->up, s->px->ctx[s->dec.profile -
+		    s->px->cfg->policy.profiles], s->up_host[0] ? s->up_host :
+		    NULL) == -1) {
+			session_tls_failure(s, TLS_RESULT_VALIDATION_FAILURE,
+			    buf_len(&s->up.in) > 0 ?
+			    "plaintext injected after STARTTLS 220" :
+			    "cannot start TLS");
+			return;
+		}
+		conn_deadline(&s->up, s->px->cfg->timeouts.tls);
+		session_enter(s, ST_UP_TLS);
+		return;
+	case ST_UP_EHLO_TLS:
+		if (r->code / 100 != 2) {
+			session_up_failed(s, sum);
+			return;
+		}
+		smtp_ehlo_parse(r, &s->up_ehlo);
+		session_send_mail(s);
+		return;
+	case ST_UP_MAIL:
+		if (r->code / 100 != 2) {
+			/* The MTA saw 250 for MAIL: the refusal lands on RCPT. */
+			session_log_delivery(s,
+			    r->code / 100 == 5 ? "failed" : "deferred", sum,
+			    NULL);
+			if (r->code / 100 == 4 || r->code / 100 == 5) {
+				snprintf(s->txn_fail, sizeof(s->txn_fail),
+				    "%s", sum);
+				session_relay_reply(s, r);
+				if (!s->closed)
+					session_enter(s, s->nrcpt_ok > 0 ?
+					    ST_RCPT : ST_MAIL);
+			} else
+				session_up_failed(s, sum);
+			return;
+		}
+		s->up_txn = 1;
+		session_send_rcpt(s);
+		return;
+	case ST_UP_RCPT:
+		if (r->code / 100 == 3) {
+			session_up_failed(s, sum);
+			return;
+		}
+		if (r->code / 100 == 2)
+			s->nrcpt_ok++;
+		session_relay_reply(s, r);
+		if (!s->closed)
+			session_enter(s, s->nrcpt_ok > 0 ? ST_RCPT : ST_MAIL);
+		return;
+	case ST_UP_DATA:
+		if (r->code != 354) {
+			session_relay_reply(s, r);
+			if (!s->closed)
+				session_enter(s, ST_RCPT);
+			return;
+		}
+		session_relay_reply(s, r);
+		if (!s->closed) {
+			smtp_data_scan_init(&s->scan);
+			session_enter(s, ST_DATA);
+		}
+		return;
+	case ST_UP_DATA_END:
+		session_log_delivery(s,
+		    r->code / 100 == 2 ? (s->up_tls ? "tls" : "plaintext") :
+		    r->code / 100 == 5 ? "failed" : "deferred", sum, NULL);
+		session_relay_reply(s, r);
+		s->up_txn = 0;
+		if (!s->closed) {
+			session_txn_reset(s);
+			session_enter(s, ST_IDLE);
+		}
+		return;
+	case ST_UP_RSET:
+		s->up_txn = 0;
+		session_reply(s, "250 2.0.0 Ok");
+		if (!s->closed) {
+			session_txn_reset(s);
+			session_enter(s, ST_IDLE);
+		}
+		return;
+	default:
+		/* Not waiting for anything: the server spoke out of turn. */
+		log_warn(s->id, "upstream-unsolicited", "reply", sum, NULL);
+		session_up_failed(s, "server sent an unsolicited reply");
+		return;
+	}
+}
+
+static void
+session_up_input(struct session *s)
+{
+	struct smtp_reply_parser *rp = &s->rp;
+	size_t used;
+	enum smtp_reply_status st;
+	int waiting;
+
+	while (!s->closed && s->up_open && buf_len(&s->up.in) > 0) {
+		waiting = s->state >= ST_UP_GREETING &&
+		    s->state != ST_UP_TLS && s->state != ST_DATA &&
+		    s->state != ST_DATA_DISCARD && s->state != ST_CLOSING;
+		if (!waiting) {
+			session_up_failed(s,
+			    "server sent data while no command was pending");
+			return;
+		}
+		st = smtp_reply_feed(rp, buf_head(&s->up.in),
+		    buf_len(&s->up.in), &used);
+		buf_consume(&s->up.in, used);
+		if (st == SMTP_REPLY_MORE)
+			return;
+		if (st == SMTP_REPLY_ERROR) {
+			session_up_failed(s, rp->err);
+			return;
+		}
+		session_on_up_reply(s, &rp->reply);
+		smtp_reply_parser_init(rp);
+	}
+}
+
+static void
+session_up_event(struct conn *c, enum conn_event ev, void *arg)
+{
+	struct session *s = arg;
+	char reason[300];
+
+	(void)c;
+	switch (ev) {
+	case CONN_EV_CONNECTED:
+		smtp_reply_parser_init(&s->rp);
+		conn_deadline(&s->up, s->px->cfg->timeouts.greeting);
+		session_enter(s, ST_UP_GREETING);
+		break;
+	case CONN_EV_INPUT:
+		session_up_input(s);
+		break;
+	case CONN_EV_DRAINED:
+		if (s->state == ST_DATA) {
+			conn_deadline(&s->up, 0);
+			session_process_input(s);
+		}
+		break;
+	case CONN_EV_TLS_READY:
+		conn_deadline(&s->up, 0);
+		session_tls_ready(s);
+		break;
+	case CONN_EV_EOF:
+		session_up_failed(s, "connection closed by server");
+		break;
+	case CONN_EV_ERROR:
+		snprintf(reason, sizeof(reason), "%s", s->up.error);
+		session_up_failed(s, reason);
+		break;
+	case CONN_EV_TIMEOUT:
+		snprintf(reason, sizeof(reason), "timeout in state %s",
+		    sess_state_names[s->state]);
+		session_up_failed(s, reason);
+		break;
+	}
+}
+
+/* --- downstream commands -------------------------------------------------- */
+
+static int
+session_bad_command(struct session *s)
+{
+	if (++s->bad_commands < s->px->cfg->max_bad_commands)
+		return 0;
+	session_reply(s, "421 4.7.0 %s Too many errors, closing",
+	    s->px->cfg->hostname);
+	if (!s->closed)
+		session_enter(s, ST_CLOSING);
+	return 1;
+}
+
+static void
+session_cmd_ehlo(struct session *s, const struct smtp_command *cmd)
+{
+	const struct config *cfg = s->px->cfg;
+
+	if (cmd->arglen == 0) {
+		session_reply(s, "501 5.5.4 %s needs a domain",
+		    smtp_cmd_name(cmd->cmd));
+		session_bad_command(s);
+		return;
+	}
+	snprintf(s->helo, sizeof(s->helo), "%.*s", (int)cmd->arglen,
+	    cmd->arg);
+	/* EHLO resets the transaction (RFC 5321 4.1.4): upstream's too. */
+	if (s->up_txn)
+		session_up_close(s);
+	session_txn_reset(s);
+	if (cmd->cmd == SMTP_CMD_HELO) {
+		session_reply(s, "250 %s", cfg->hostname);
+	} else {
+		char r[512];
+
+		snprintf(r, sizeof(r),
+		    "250-%s\r\n250-PIPELINING\r\n250-SIZE %ld\r\n"
+		    "250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n"
+		    "250-SMTPUTF8\r\n250 DSN",
+		    cfg->hostname, cfg->max_message_size);
+		session_reply(s, "%s", r);
+	}
+	if (!s->closed)
+		session_enter(s, ST_IDLE);
+}
+
+/* Check MAIL parameters; returns NULL or the reply refusing them. */
+static const char *
+session_check_mail_params(struct session *s, const char *params)
+{
+	char tmp[SESSION_PARAMS_MAX], *tok, *save = NULL;
+
+	snprintf(tmp, sizeof(tmp), "%s", params);
+	for (tok = strtok_r(tmp, " ", &save); tok != NULL;
+	    tok = strtok_r(NULL, " ", &save)) {
+		if (strncasecmp(tok, "SIZE=", 5) == 0) {
+			char *end;
+			unsigned long long n = strtoull(tok + 5, &end, 10);
+
+			if (*end != '\0' || end == tok + 5)
+				return "501 5.5.4 Bad SIZE parameter";
+			if (n > (unsigned long long)s->px->cfg->max_message_size)
+				return "552 5.3.4 Message size exceeds fixed "
+				       "maximum message size";
+		} else if (strcasecmp(tok, "BODY=8BITMIME") == 0 ||
+		    strcasecmp(tok, "BODY=7BIT") == 0 ||
+		    strcasecmp(tok, "SMTPUTF8") == 0 ||
+		    strncasecmp(tok, "RET=", 4) == 0 ||
+		    strncasecmp(tok, "ENVID=", 6) == 0) {
+			continue;
+		} else
+			return "555 5.5.4 Unsupported MAIL parameter";
+	}
+	return NULL;
+}
+
+static void
+session_cmd_mail(struct session *s, const struct smtp_command *cmd)
+{
+	char addr[SMTP_PATH_MAX + 1];
+	const char *params, *err;
+	size_t plen;
+
+	if (s->state == ST_HELO) {
+		session_reply(s, "503 5.5.1 Send EHLO or HELO first");
+		session_bad_command(s);
+		return;
+	}
+	if (s->state != ST_IDLE) {
+		session_reply(s, "503 5.5.1 Nested MAIL command");
+		session_bad_command(s);
+		return;
+	}
+	if (smtp_parse_path(cmd->arg, cmd->arglen, "FROM:", addr, sizeof(addr),
+	    &params, &plen, &err) == -1) {
+		session_reply(s, "501 5.1.7 %s", err);
+		session_bad_command(s);
+		return;
+	}
+	if (plen >= SESSION_PARAMS_MAX) {
+		session_reply(s, "501 5.5.4 Too many MAIL parameters");
+		session_bad_command(s);
+		return;
+	}
+	session_txn_reset(s);
+	snprintf(s->mail_params, sizeof(s->mail_params), "%.*s", (int)plen,
+	    params);
+	if ((err = session_check_mail_params(s, s->mail_params)) != NULL) {
+		s->mail_params[0] = '\0';
+		session_reply(s, "%s", err);
+		return;
+	}
+	snprintf(s->mail_from, sizeof(s->mail_from), "%s", addr);
+	log_info(s->id, "mail", "from", addr, NULL);
+	session_reply(s, "250 2.1.0 Ok");
+	if (!s->closed)
+		session_enter(s, ST_MAIL);
+}
+
+static void
+session_cmd_rcpt(struct session *s, const struct smtp_command *cmd)
+{
+	char addr[SMTP_PATH_MAX + 1], key[sizeof(s->route_key)];
+	struct policy_decision dec;
+	const char *params, *err, *domain;
+	size_t plen;
+	char *p;
+
+	if (s->state != ST_MAIL && s->state != ST_RCPT) {
+		session_reply(s, "503 5.5.1 Need MAIL before RCPT");
+		session_bad_command(s);
+		return;
+	}
+	if (smtp_parse_path(cmd->arg, cmd->arglen, "TO:", addr, sizeof(addr),
+	    &params, &plen, &err) == -1) {
+		session_reply(s, "501 5.1.3 %s", err);
+		session_bad_command(s);
+		return;
+	}
+	domain = smtp_addr_domain(addr);
+	if (addr[0] == '\0' || domain[0] == '\0') {
+		session_reply(s, "501 5.1.3 Recipient address needs a domain");
+		session_bad_command(s);
+		return;
+	}
+	if (plen >= SESSION_PARAMS_MAX) {
+		session_reply(s, "501 5.5.4 Too many RCPT parameters");
+		return;
+	}
+	if (++s->nrcpt_tried > SESSION_MAX_RCPT) {
+		session_reply(s, "452 4.5.3 Too many recipients");
+		return;
+	}
+	policy_lookup(&s->px->cfg->policy, addr, &dec);
+	snprintf(key, sizeof(key), "%s|%s", dec.nexthop ? dec.nexthop : domain,
+	    dec.profile->name);
+	for (p = key; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	if (s->have_route && strcmp(key, s->route_key) != 0) {
+		/* RFC 5321 4.5.3.1.10: the MTA sends these again later. */
+		session_reply(s,
+		    "452 4.5.3 %s goes to another next hop: send it in a "
+		    "separate transaction", domain);
+		return;
+	}
+	if (s->txn_fail[0] != '\0') {
+		session_reply(s, "%s", s->txn_fail);
+		return;
+	}
+	snprintf(s->rcpt, sizeof(s->rcpt), "%s", addr);
+	snprintf(s->rcpt_params, sizeof(s->rcpt_params), "%.*s", (int)plen,
+	    params);
+	log_info(s->id, "rcpt", "to", addr, "profile", dec.profile->name,
+	    "match", dec.match ? dec.match->pattern : "(default)", NULL);
+	if (!s->have_route) {
+		s->have_route = 1;
+		s->dec = dec;
+		snprintf(s->route_key, sizeof(s->route_key), "%s", key);
+		snprintf(s->route_domain, sizeof(s->route_domain), "%s",
+		    domain);
+		for (p = s->route_domain; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+	}
+	if (s->up_open && s->up_txn) {
+		session_send_rcpt(s);
+		return;
+	}
+	if (s->up_open && strcmp(s->up_key, s->route_key) == 0) {
+		/* An idle upstream for the same route: reuse it. */
+		session_send_mail(s);
+		return;
+	}
+	session_up_open(s);
+}
+
+static void
+session_cmd_data(struct session *s)
+{
+	if (s->state != ST_RCPT && s->state != ST_MAIL) {
+		session_reply(s, "503 5.5.1 Need MAIL and RCPT before DATA");
+		session_bad_command(s);
+		return;
+	}
+	if (s->nrcpt_ok == 0) {
+		session_reply(s, "554 5.5.1 No valid recipients");
+		return;
+	}
+	if (s->txn_fail[0] != '\0' || !s->up_open || !s->up_txn) {
+		session_reply(s, "%s", s->txn_fail[0] ? s->txn_fail :
+		    "451 4.4.2 Connection to the next hop was lost");
+		return;
+	}
+	session_up_send(s, ST_UP_DATA, s->px->cfg->timeouts.data_init, "DATA");
+}
+
+static void
+session_cmd_rset(struct session *s)
+{
+	if (s->up_open && s->up_txn && s->txn_fail[0] == '\0') {
+		session_up_send(s, ST_UP_RSET, s->px->cfg->timeouts.command,
+		    "RSET");
+		return;
+	}
+	session_reply(s, "250 2.0.0 Ok");
+	if (!s->closed) {
+		session_txn_reset(s);
+		session_enter(s, s->state == ST_HELO ? ST_HELO : ST_IDLE);
+	}
+}
+
+static void
+session_command(struct session *s, const char *line, size_t len)
+{
+	struct smtp_command cmd;
+
+	smtp_parse_command(line, len, &cmd);
+	if (log_enabled(CONFIG_LOG_DEBUG)) {
+		char l[128];
+
+		/* The verb only: arguments may carry addresses. */
+		snprintf(l, sizeof(l), "%.*s", (int)cmd.verblen, cmd.verb);
+		log_debug(s->id, "command", "verb", l, NULL);
+	}
+	switch (cmd.cmd) {
+	case SMTP_CMD_HELO:
+	case SMTP_CMD_EHLO:
+		session_cmd_ehlo(s, &cmd);
+		break;
+	case SMTP_CMD_MAIL:
+		session_cmd_mail(s, &cmd);
+		break;
+	case SMTP_CMD_RCPT:
+		session_cmd_rcpt(s, &cmd);
+		break;
+	case SMTP_CMD_DATA:
+		session_cmd_data(s);
+		break;
+	case SMTP_CMD_RSET:
+		session_cmd_rset(s);
+		break;
+	case SMTP_CMD_NOOP:
+		session_reply(s, "250 2.0.0 Ok");
+		break;
+	case SMTP_CMD_QUIT:
+		session_reply(s, "221 2.0.0 %s Bye", s->px->cfg->hostname);
+		if (!s->closed)
+			session_enter(s, ST_CLOSING);
+		break;
+	case SMTP_CMD_VRFY:
+		session_reply(s, "252 2.5.2 Cannot VRFY; send mail and see");
+		break;
+	case SMTP_CMD_HELP:
+		session_reply(s, "214 2.0.0 mxtls relays mail over verified "
+		    "STARTTLS");
+		break;
+	case SMTP_CMD_EXPN:
+	case SMTP_CMD_STARTTLS:
+	case SMTP_CMD_AUTH:
+	case SMTP_CMD_BDAT:
+		session_reply(s, "502 5.5.1 %s not implemented",
+		    smtp_cmd_name(cmd.cmd));
+		session_bad_command(s);
+		break;
+	case SMTP_CMD_UNKNOWN:
+		session_reply(s, "500 5.5.2 Command not recognized");
+		session_bad_command(s);
+		break;
+	}
+}
+
+/* --- message data ----------------------------------------------------------- */
+
+static void
+session_data_done(struct session *s)
+{
+	if (s->state == ST_DATA_DISCARD) {
+		const char *why = s->data_reply[0] ? s->data_reply :
+		    "451 4.3.0 Message refused";
+
+		/* The message never ended upstream: drop that connection. */
+		if (s->up_open && s->up_txn)
+			session_up_close(s);
+		log_info(s->id, "message-refused", "reply", why, NULL);
+		session_reply(s, "%s", why);
+		if (!s->closed) {
+			session_txn_reset(s);
+			session_enter(s, ST_IDLE);
+		}
+		return;
+	}
+	conn_deadline(&s->up, s->px->cfg->timeouts.data_done);
+	smtp_reply_parser_init(&s->rp);
+	session_enter(s, ST_UP_DATA_END);
+}
+
+/* Move message bytes from the MTA to the upstream, within its buffer. */
+static void
+session_data(struct session *s)
+{
+	struct buf *in = &s->down.in;
+	size_t room, n, safe;
+	int done = 0;
+
+	while (buf_len(in) > 0 && !done) {
+		if (s->state == ST_DATA) {
+			room = buf_space(&s->up.out);
+			if (room == 0)
+				return; /* resumed on the upstream's DRAINED */
+		} else
+			room = buf_len(in);
+		n = smtp_data_scan(&s->scan, buf_head(in),
+		    room < buf_len(in) ? room : buf_len(in), &done, &safe);
+		if (s->state == ST_DATA) {
+			if (safe > 0)
+				conn_write(&s->up, buf_head(in), safe);
+			if (s->scan.bare_lf || s->scan.bare_cr ||
+			    s->scan.long_line) {
+				snprintf(s->data_reply, sizeof(s->data_reply),
+				    "%s", s->scan.long_line ?
+				    "550 5.6.0 Message has a line longer than "
+				    "998 characters" :
+				    "550 5.6.0 Message contains a bare CR or "
+				    "LF; lines must end in CRLF");
+				session_enter(s, ST_DATA_DISCARD);
+			} else if (s->scan.total >
+			    (size_t)s->px->cfg->max_message_size) {
+				snprintf(s->data_reply, sizeof(s->data_reply),
+				    "552 5.3.4 Message size exceeds fixed "
+				    "maximum message size");
+				session_enter(s, ST_DATA_DISCARD);
+			}
+			if (buf_len(&s->up.out) > 0)
+				conn_deadline(&s->up,
+				    s->px->cfg->timeouts.data_block);
+		}
+		buf_consume(in, n);
+	}
+	if (done)
+		session_data_done(s);
+}
+
+/* --- the state machine's core -------------------------------------------- */
+
+static int
+session_reads_downstream(enum sess_state st)
+{
+	return st <= ST_RCPT || st == ST_DATA || st == ST_DATA_DISCARD;
+}
+
+/* Derive what each side should be doing from the state, in one place. */
+static void
+session_update_io(struct session *s)
+{
+	int reading;
+
+	if (s->closed)
+		return;
+	reading = session_reads_downstream(s->state) &&
+	    buf_space(&s->down.out) >= 1024;
+	conn_set_reading(&s->down, reading);
+	if (reading)
+		conn_deadline(&s->down, s->px->cfg->timeouts.client);
+	else if (s->state != ST_CLOSING)
+		conn_deadline(&s->down, 0);
+	if (s->up_open)
+		conn_set_reading(&s->up, 1);
+}
+
+static void
+session_enter(struct session *s, enum sess_state st)
+{
+	if (s->closed)
+		return;
+	if (s->state != st)
+		log_debug(s->id, "state", "from", sess_state_names[s->state],
+		    "to", sess_state_names[st], NULL);
+	s->state = st;
+	if (st == ST_CLOSING) {
+		session_up_close(s);
+		conn_set_reading(&s->down, 0);
+		conn_deadline(&s->down, 5);
+		if (buf_len(&s->down.out) == 0)
+			session_close(s);
+		return;
+	}
+	session_update_io(s);
+	/* Pipelined commands may already wait in the buffer. */
+	if (!s->processing && session_reads_downstream(st) &&
+	    buf_len(&s->down.in) > 0)
+		session_process_input(s);
+}
+
+/* Work through what the MTA has sent, as far as the state allows. */
+static void
+session_process_input(struct session *s)
+{
+	struct buf *in = &s->down.in;
+	char line[SMTP_CMD_LINE_MAX + 1];
+	ssize_t n;
+	int bare;
+
+	if (s->processing)
+		return; /* the outer call goes on with the new state */
+	s->processing = 1;
+	while (!s->closed && session_reads_downstream(s->state) &&
+	    buf_len(in) > 0) {
+		if (s->state == ST_DATA || s->state == ST_DATA_DISCARD) {
+			size_t before = buf_len(in);
+
+			session_data(s);
+			if (buf_len(in) == before)
+				break;
+			continue;
+		}
+		if (buf_space(&s->down.out) < 1024)
+			break; /* resumed when the MTA reads its replies */
+		n = smtp_line_length(buf_head(in), buf_len(in),
+		    SMTP_CMD_LINE_MAX, &bare);
+		if (n == 0)
+			break;
+		if (n == -1) {
+			/* Keep the connection in sync: drop to the next LF. */
+			if (!s->skip_line) {
+				session_reply(s,
+				    "500 5.5.2 Line too long (max %d octets)",
+				    SMTP_CMD_LINE_MAX);
+				if (session_bad_command(s))
+					break;
+			}
+			s->skip_line = 1;
+			buf_consume(in, buf_len(in));
+			break;
+		}
+		if (s->skip_line) {
+			s->skip_line = 0;
+			buf_consume(in, (size_t)n);
+			continue;
+		}
+		/* Consumed before it runs: handlers may change the state. */
+		memcpy(line, buf_head(in), (size_t)n);
+		buf_consume(in, (size_t)n);
+		session_command(s, line, (size_t)n);
+	}
+	s->processing = 0;
+	if (!s->closed)
+		session_update_io(s);
+}
+
+static void
+session_down_event(struct conn *c, enum conn_event ev, void *arg)
+{
+	struct session *s = arg;
+
+	(void)c;
+	switch (ev) {
+	case CONN_EV_INPUT:
+		session_process_input(s);
+		break;
+	case CONN_EV_DRAINED:
+		if (s->state == ST_CLOSING)
+			session_close(s);
+		else
+			session_process_input(s);
+		break;
+	case CONN_EV_EOF:
+		if (s->state == ST_DATA || s->state == ST_UP_DATA_END)
+			log_info(s->id, "client-gone", "state",
+			    sess_state_names[s->state], NULL);
+		session_close(s);
+		break;
+	case CONN_EV_ERROR:
+		log_info(s->id, "client-error", "reason", s->down.error, NULL);
+		session_close(s);
+		break;
+	case CONN_EV_TIMEOUT:
+		if (s->state == ST_CLOSING) {
+			session_close(s);
+			break;
+		}
+		log_info(s->id, "client-timeout", "state",
+		    sess_state_names[s->state], NULL);
+		session_reply(s, "421 4.4.2 %s Timeout, closing",
+		    s->px->cfg->hostname);
+		if (!s->closed)
+			session_enter(s, ST_CLOSING);
+		break;
+	case CONN_EV_CONNECTED:
+	case CONN_EV_TLS_READY:
+		break;
+	}
+}
+
+/* --- life cycle ------------------------------------------------------------- */
+
+static void
+proxy_reap(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct proxy *px = w->data;
+	struct session *s;
+
+	(void)loop;
+	(void)revents;
+	while ((s = px->dead) != NULL) {
+		px->dead = s->next;
+		conn_free(&s->down);
+		if (s->up_open)
+			conn_free(&s->up);
+		free(s);
+	}
+}
+
+void
+proxy_sessions_init(struct proxy *px)
+{
+	ev_prepare_init(&px->reaper, proxy_reap);
+	px->reaper.data = px;
+	ev_prepare_start(px->loop, &px->reaper);
+	ev_unref(px->loop); /* the reaper alone keeps nothing alive */
+}
+
+void
+session_accept(struct proxy *px, int fd)
+{
+	struct session *s;
+	char peer[INET6_ADDRSTRLEN], sid[24];
+	int allowed;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		close(fd);
+		return;
+	}
+	s->px = px;
+	s->id = ++px->next_sid;
+	s->state = ST_HELO;
+	s->verify = "-";
+	if (conn_init_fd(&s->down, px->loop, fd, SESSION_BUFSIZE,
+	    session_down_event, s) == -1) {
+		close(fd);
+		free(s);
+		return;
+	}
+	s->next = px->live;
+	px->live = s;
+	px->nsessions++;
+	session_txn_reset(s);
+	conn_peer_str(&s->down, peer, sizeof(peer));
+	snprintf(sid, sizeof(sid), "%lu", s->id);
+	allowed = config_client_allowed(px->cfg,
+	    (struct sockaddr *)&s->down.peer);
+	log_info(s->id, "connect", "client", peer, "allowed",
+	    allowed ? "yes" : "no", NULL);
+	if (!allowed) {
+		session_reply(s, "554 5.7.1 %s does not relay for %s",
+		    px->cfg->hostname, peer);
+		session_enter(s, ST_CLOSING);
+		return;
+	}
+	if (px->nsessions > px->cfg->max_sessions) {
+		session_reply(s, "421 4.3.2 %s Too many sessions, try later",
+		    px->cfg->hostname);
+		session_enter(s, ST_CLOSING);
+		return;
+	}
+	session_reply(s, "220 %s ESMTP mxtls", px->cfg->hostname);
+	session_enter(s, ST_HELO);
+}
+
+void
+session_close_all(struct proxy *px, const char *reply)
+{
+	struct session *s, *next;
+
+	for (s = px->live; s != NULL; s = next) {
+		next = s->next;
+		if (s->state != ST_CLOSING)
+			session_reply(s, "%s", reply);
+		if (!s->closed)
+			session_enter(s, ST_CLOSING);
+	}
+}

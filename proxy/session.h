@@ -1,0 +1,36 @@
+/*
+ * The SMTP relay session: plaintext SMTP from the MTA (downstream),
+ * verified STARTTLS to the recipient's MX (upstream).  The whole state
+ * machine is in session.c: an enum, a table of state names, and the
+ * functions that enter states and handle replies and transport events.
+ */
+#ifndef MXTLS_SESSION_H
+#define MXTLS_SESSION_H
+
+#include "config.h"
+#include "conn.h"
+
+struct dns;
+struct session;
+
+/* What all sessions share: the loop, the config, DNS, TLS contexts. */
+struct proxy {
+	struct ev_loop *loop;
+	const struct config *cfg;
+	struct dns *dns;
+	SSL_CTX **ctx; /* one per profile, indexed like cfg->policy.profiles */
+	unsigned long next_sid;
+	int nsessions;
+	struct session *live;  /* all open sessions */
+	struct session *dead;  /* closed, freed from the reaper */
+	ev_prepare reaper;
+	void (*on_session_end)(struct proxy *px); /* optional (drain) */
+};
+
+void proxy_sessions_init(struct proxy *px);
+/* Take an accepted client socket; the session owns fd from here on. */
+void session_accept(struct proxy *px, int fd);
+/* Close every session at once with a 421 to its client (shutdown). */
+void session_close_all(struct proxy *px, const char *reply);
+
+#endif

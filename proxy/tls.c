@@ -1,0 +1,306 @@
+#include <ctype.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "tls.h"
+
+/* Where the verify callback leaves the first chain error of a handshake. */
+static int tls_ex_index = -1;
+
+static const char *const tls_result_names[] = {
+	[TLS_RESULT_OK] = "ok",
+	[TLS_RESULT_STARTTLS_NOT_SUPPORTED] = "starttls-not-supported",
+	[TLS_RESULT_CERTIFICATE_HOST_MISMATCH] = "certificate-host-mismatch",
+	[TLS_RESULT_CERTIFICATE_EXPIRED] = "certificate-expired",
+	[TLS_RESULT_CERTIFICATE_NOT_TRUSTED] = "certificate-not-trusted",
+	[TLS_RESULT_VALIDATION_FAILURE] = "validation-failure",
+};
+
+const char *
+tls_result_name(enum tls_result r)
+{
+	return tls_result_names[r];
+}
+
+/*
+ * Record, never decide: the handshake completes whatever the chain looks
+ * like and the session enforces the profile afterwards (Postfix's split of
+ * facts and policy).  Only the first error is kept: it is the root cause.
+ */
+static int
+tls_verify_cb(int ok, X509_STORE_CTX *store)
+{
+	SSL *ssl;
+	uintptr_t rec;
+
+	if (ok)
+		return 1;
+	ssl = X509_STORE_CTX_get_ex_data(store,
+	    SSL_get_ex_data_X509_STORE_CTX_idx());
+	if (ssl != NULL && SSL_get_ex_data(ssl, tls_ex_index) == NULL) {
+		rec = 1 + (uintptr_t)X509_STORE_CTX_get_error(store) +
+		    ((uintptr_t)X509_STORE_CTX_get_error_depth(store) << 16);
+		SSL_set_ex_data(ssl, tls_ex_index, (void *)rec);
+	}
+	return 1;
+}
+
+SSL_CTX *
+tls_ctx_new(const struct config *cfg, const struct policy_profile *p,
+    char *err, size_t errlen)
+{
+	SSL_CTX *ctx;
+	const char *ciphers = config_profile_ciphers(cfg, p);
+	const char *bundle = config_profile_ca_bundle(cfg, p);
+
+	if (tls_ex_index == -1)
+		tls_ex_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	if ((ctx = SSL_CTX_new(TLS_method())) == NULL) {
+		snprintf(err, errlen, "SSL_CTX_new failed");
+		return NULL;
+	}
+	if (!SSL_CTX_set_min_proto_version(ctx,
+	    (uint16_t)config_profile_min_version(cfg, p)) ||
+	    !SSL_CTX_set_max_proto_version(ctx,
+	    (uint16_t)config_profile_max_version(cfg, p))) {
+		snprintf(err, errlen, "profile %s: unsupported TLS version",
+		    p->name);
+		goto fail;
+	}
+	if (ciphers != NULL && !SSL_CTX_set_strict_cipher_list(ctx, ciphers)) {
+		snprintf(err, errlen, "profile %s: invalid cipher list \"%s\"",
+		    p->name, ciphers);
+		goto fail;
+	}
+	/* Loaded for verify = none too, so the log can say what was wrong. */
+	if (!SSL_CTX_load_verify_locations(ctx, bundle, NULL)) {
+		snprintf(err, errlen, "profile %s: cannot load CA bundle %s",
+		    p->name, bundle);
+		goto fail;
+	}
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, tls_verify_cb);
+	return ctx;
+fail:
+	ERR_clear_error();
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+void
+tls_ctx_free(SSL_CTX *ctx)
+{
+	SSL_CTX_free(ctx);
+}
+
+void
+tls_prepare(SSL *ssl)
+{
+	SSL_set_ex_data(ssl, tls_ex_index, NULL);
+}
+
+static enum tls_result
+tls_classify(long code)
+{
+	switch (code) {
+	case X509_V_ERR_CERT_HAS_EXPIRED:
+		return TLS_RESULT_CERTIFICATE_EXPIRED;
+	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+	case X509_V_ERR_CERT_UNTRUSTED:
+		return TLS_RESULT_CERTIFICATE_NOT_TRUSTED;
+	default:
+		return TLS_RESULT_VALIDATION_FAILURE;
+	}
+}
+
+/* "a, b, c" of the leaf's DNS names (or its CN when it has none). */
+static void
+tls_leaf_names(X509 *leaf, char *dst, size_t len)
+{
+	GENERAL_NAMES *sans;
+	size_t used = 0;
+	int i, n, shown = 0;
+
+	dst[0] = '\0';
+	sans = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
+	n = sans != NULL ? (int)sk_GENERAL_NAME_num(sans) : 0;
+	for (i = 0; i < n && shown < 4; i++) {
+		const GENERAL_NAME *gn = sk_GENERAL_NAME_value(sans, i);
+		const unsigned char *s;
+		int slen;
+
+		if (gn->type != GEN_DNS)
+			continue;
+		s = ASN1_STRING_get0_data(gn->d.dNSName);
+		slen = ASN1_STRING_length(gn->d.dNSName);
+		used += (size_t)snprintf(dst + used, len - used, "%s%.*s",
+		    shown ? ", " : "", slen, (const char *)s);
+		if (used >= len)
+			break;
+		shown++;
+	}
+	if (sans != NULL)
+		GENERAL_NAMES_free(sans);
+	if (shown == 0) {
+		char cn[256];
+
+		if (X509_NAME_get_text_by_NID(X509_get_subject_name(leaf),
+		    NID_commonName, cn, sizeof(cn)) > 0)
+			snprintf(dst, len, "%s (CN)", cn);
+		else
+			snprintf(dst, len, "no names");
+	}
+}
+
+/*
+ * A policy pattern "*.example.com" names a set of hosts; the leaf matches
+ * when one of its DNS names lies in that set (or is the same wildcard).
+ */
+static int
+tls_leaf_matches_pattern(X509 *leaf, const char *pattern)
+{
+	GENERAL_NAMES *sans;
+	int i, n, ok = 0;
+
+	sans = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
+	n = sans != NULL ? (int)sk_GENERAL_NAME_num(sans) : 0;
+	for (i = 0; i < n && !ok; i++) {
+		const GENERAL_NAME *gn = sk_GENERAL_NAME_value(sans, i);
+		char name[256];
+		int slen;
+
+		if (gn->type != GEN_DNS)
+			continue;
+		slen = ASN1_STRING_length(gn->d.dNSName);
+		if (slen <= 0 || slen >= (int)sizeof(name))
+			continue;
+		memcpy(name, ASN1_STRING_get0_data(gn->d.dNSName),
+		    (size_t)slen);
+		name[slen] = '\0';
+		if (memchr(name, '\0', (size_t)slen) != NULL)
+			continue;
+		ok = strcasecmp(name, pattern) == 0 ||
+		    (name[0] != '*' && policy_mx_pattern_match(pattern, name));
+	}
+	if (sans != NULL)
+		GENERAL_NAMES_free(sans);
+	return ok;
+}
+
+void
+tls_facts_collect(SSL *ssl, const char *const *names, int nnames,
+    struct tls_facts *f)
+{
+	const SSL_CIPHER *cipher = SSL_get_current_cipher(ssl);
+	uintptr_t rec = (uintptr_t)SSL_get_ex_data(ssl, tls_ex_index);
+	X509 *leaf;
+	char have[256];
+	int i;
+
+	memset(f, 0, sizeof(*f));
+	snprintf(f->version, sizeof(f->version), "%s", SSL_get_version(ssl));
+	snprintf(f->cipher, sizeof(f->cipher), "%s",
+	    cipher != NULL ? SSL_CIPHER_standard_name(cipher) : "none");
+	f->resumed = SSL_session_reused(ssl);
+	f->result = TLS_RESULT_OK;
+
+	if ((leaf = SSL_get_peer_certificate(ssl)) == NULL) {
+		f->result = TLS_RESULT_VALIDATION_FAILURE;
+		snprintf(f->reason, sizeof(f->reason),
+		    "server sent no certificate");
+		return;
+	}
+	if (rec != 0) {
+		long code = (long)((rec - 1) & 0xffff);
+		int depth = (int)((rec - 1) >> 16);
+
+		f->result = tls_classify(code);
+		snprintf(f->reason, sizeof(f->reason), "%s (depth %d)",
+		    X509_verify_cert_error_string(code), depth);
+	} else
+		f->chain_ok = 1;
+
+	for (i = 0; i < nnames && !f->name_ok; i++) {
+		const char *n = names[i];
+
+		if (n[0] == '*' && n[1] == '.')
+			f->name_ok = tls_leaf_matches_pattern(leaf, n);
+		else
+			f->name_ok = X509_check_host(leaf, n, strlen(n), 0,
+			    NULL) == 1;
+		if (f->name_ok)
+			snprintf(f->matched, sizeof(f->matched), "%s", n);
+	}
+	if (!f->name_ok && f->result == TLS_RESULT_OK) {
+		f->result = TLS_RESULT_CERTIFICATE_HOST_MISMATCH;
+		tls_leaf_names(leaf, have, sizeof(have));
+		snprintf(f->reason, sizeof(f->reason),
+		    "hostname mismatch: wanted %s%s, certificate is for %s",
+		    nnames > 0 ? names[0] : "(no permitted name)",
+		    nnames > 1 ? " or another permitted name" : "", have);
+	}
+	X509_free(leaf);
+}
+
+/* "TLSV1_ALERT_PROTOCOL_VERSION" → "alert protocol_version". */
+static void
+tls_reason_text(uint32_t e, char *dst, size_t len)
+{
+	const char *r = ERR_reason_error_string(e);
+	const char *alert;
+	size_t i;
+
+	if (r == NULL) {
+		snprintf(dst, len, "TLS error %u", (unsigned)e);
+		return;
+	}
+	if ((alert = strstr(r, "ALERT_")) != NULL) {
+		snprintf(dst, len, "alert %s", alert + 6);
+		for (i = 6; dst[i] != '\0'; i++)
+			dst[i] = (char)tolower((unsigned char)dst[i]);
+		return;
+	}
+	snprintf(dst, len, "%s", r);
+	for (i = 0; dst[i] != '\0'; i++)
+		dst[i] = dst[i] == '_' ? ' ' :
+		    (char)tolower((unsigned char)dst[i]);
+}
+
+void
+tls_handshake_error(SSL *ssl, int ret, char *dst, size_t len)
+{
+	int e = SSL_get_error(ssl, ret);
+	uint32_t code;
+
+	switch (e) {
+	case SSL_ERROR_SSL:
+		code = ERR_peek_error();
+		tls_reason_text(code, dst, len);
+		break;
+	case SSL_ERROR_SYSCALL:
+		if (ERR_peek_error() != 0)
+			tls_reason_text(ERR_peek_error(), dst, len);
+		else if (errno != 0)
+			snprintf(dst, len, "TLS I/O: %s", strerror(errno));
+		else
+			snprintf(dst, len, "connection closed during TLS");
+		break;
+	case SSL_ERROR_ZERO_RETURN:
+		snprintf(dst, len, "peer sent close_notify");
+		break;
+	default:
+		snprintf(dst, len, "TLS error %d", e);
+	}
+	ERR_clear_error();
+}

@@ -1,0 +1,953 @@
+/*
+ * proxy/config.c: config files written to a temporary directory, loaded,
+ * and checked value by value and error by error ("FILE:LINE: ..." text,
+ * exact).  Run from the repository root (tests/run.sh does).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "t.h"
+
+static char tmp[PATH_MAX];    /* the temporary directory, absolute */
+static char bundle[PATH_MAX + 16]; /* tmp/ca.crt, a non-empty file */
+static char *created[64];
+static int ncreated;
+
+static void
+remember(const char *path)
+{
+	if (ncreated < (int)(sizeof(created) / sizeof(created[0])))
+		created[ncreated++] = strdup(path);
+}
+
+static void
+write_raw(const char *path, const char *data, size_t len)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f == NULL) {
+		perror(path);
+		exit(2);
+	}
+	fwrite(data, 1, len, f);
+	fclose(f);
+}
+
+/* tmp/NAME with text; returns the path (static buffer). */
+static const char *
+write_file(const char *name, const char *text)
+{
+	static char path[PATH_MAX + 64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", tmp, name);
+	if (stat(path, &st) != 0)
+		remember(path);
+	write_raw(path, text, strlen(text));
+	return path;
+}
+
+/* "F:..." in want stands for the file's path; "T/" for the temp dir. */
+static char *
+expand(const char *want, const char *path)
+{
+	static char out[4096];
+	size_t o = 0;
+
+	if (strncmp(want, "F:", 2) == 0) {
+		o = (size_t)snprintf(out, sizeof(out), "%s:", path);
+		want += 2;
+	}
+	for (; *want != '\0' && o < sizeof(out) - PATH_MAX - 1; want++) {
+		if (want[0] == 'T' && want[1] == '/') {
+			o += (size_t)snprintf(out + o, sizeof(out) - o, "%s/", tmp);
+			want++;
+		} else
+			out[o++] = *want;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+static void
+show_errors(const struct config_errors *errs)
+{
+	int i;
+
+	for (i = 0; i < errs->n; i++)
+		fprintf(stderr, "    got: %s\n", errs->msg[i]);
+}
+
+/*
+ * Load text as tmp/NAME and compare the errors with want (NULL-ended);
+ * returns config_load()'s result with cfg filled on success.
+ */
+static int
+load_check(const char *name, const char *text, struct config *cfg,
+    const char *const *want, int line)
+{
+	struct config_errors errs = { 0 };
+	char path[PATH_MAX + 64];
+	int r, n = 0, i, bad = 0;
+
+	snprintf(path, sizeof(path), "%s", write_file(name, text));
+	r = config_load(path, cfg, &errs);
+	/* Without a system bundle, files that set none get one error more. */
+	if (errs.n > 0 && access("/etc/ssl/certs/ca-certificates.crt", R_OK) &&
+	    strstr(errs.msg[0], ": [tls] ca_bundle: /etc/ssl/certs/") != NULL) {
+		free(errs.msg[0]);
+		memmove(errs.msg, errs.msg + 1, (size_t)--errs.n * sizeof(char *));
+	}
+	while (want[n] != NULL)
+		n++;
+	if (errs.n != n)
+		bad = 1;
+	for (i = 0; i < n && i < errs.n; i++)
+		if (strcmp(errs.msg[i], expand(want[i], path)) != 0)
+			bad = 1;
+	if (bad) {
+		fprintf(stderr, "%s:%d: errors of %s differ\n", __FILE__, line,
+		    name);
+		for (i = 0; i < n; i++)
+			fprintf(stderr, "   want: %s\n", expand(want[i], path));
+		show_errors(&errs);
+		t_cur = 1;
+	}
+	if (r != (n ? -1 : 0)) {
+		fprintf(stderr, "%s:%d: config_load returned %d\n", __FILE__,
+		    line, r);
+		t_cur = 1;
+	}
+	config_errors_free(&errs);
+	return r;
+}
+
+#define ERRS(...) ((const char *const[]){ __VA_ARGS__, NULL })
+#define LOAD_OK(name, text, cfg)                                           \
+	load_check(name, text, cfg, (const char *const[]){ NULL }, __LINE__)
+#define LOAD_ERR(name, text, ...)                                          \
+	do {                                                               \
+		struct config c_;                                          \
+		load_check(name, text, &c_, ERRS(__VA_ARGS__), __LINE__);  \
+		config_free(&c_);                                          \
+	} while (0)
+
+static int
+port_of(const struct config *cfg)
+{
+	if (cfg->listen.ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)&cfg->listen)->sin_port);
+	return ntohs(((const struct sockaddr_in6 *)&cfg->listen)->sin6_port);
+}
+
+static int
+allowed(const struct config *cfg, const char *addr)
+{
+	struct sockaddr_in sin = { 0 };
+	struct sockaddr_in6 sin6 = { 0 };
+
+	if (inet_pton(AF_INET, addr, &sin.sin_addr) == 1) {
+		sin.sin_family = AF_INET;
+		return config_client_allowed(cfg, (struct sockaddr *)&sin);
+	}
+	if (inet_pton(AF_INET6, addr, &sin6.sin6_addr) == 1) {
+		sin6.sin6_family = AF_INET6;
+		return config_client_allowed(cfg, (struct sockaddr *)&sin6);
+	}
+	return -1;
+}
+
+static char *
+read_all(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf;
+	long n;
+
+	if (f == NULL)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	buf = calloc(1, (size_t)n + 1);
+	if (buf != NULL && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+		free(buf);
+		buf = NULL;
+	}
+	fclose(f);
+	return buf;
+}
+
+/* The shipped example, in a copy of its directory layout. */
+static void
+test_example(void)
+{
+	struct config cfg;
+	char *text, *p, want[PATH_MAX + 64];
+	char dir[PATH_MAX + 16];
+
+	text = read_all("deploy/mxtls.example.ini");
+	CHECK(text != NULL);
+	if (text == NULL)
+		return;
+	snprintf(dir, sizeof(dir), "%s/deploy", tmp);
+	mkdir(dir, 0700);
+	remember(dir);
+	snprintf(dir, sizeof(dir), "%s/ca-bundles", tmp);
+	mkdir(dir, 0700);
+	remember(dir);
+	write_file("ca-bundles/ca-certificates.crt", "not really PEM\n");
+
+	CHECK_INT(LOAD_OK("deploy/mxtls.example.ini", text, &cfg), 0);
+	CHECK_STR(cfg.listen_str, "127.0.0.1:10025");
+	CHECK_INT(cfg.listen.ss_family, AF_INET);
+	CHECK_INT(port_of(&cfg), 10025);
+	CHECK_INT(cfg.nallow_clients, 2);
+	CHECK_INT(cfg.max_sessions, 1000);
+	snprintf(want, sizeof(want), "%s/deploy/../build/state", tmp);
+	CHECK_STR(cfg.state_dir, want);
+	snprintf(want, sizeof(want),
+	    "%s/deploy/../ca-bundles/ca-certificates.crt", tmp);
+	CHECK_STR(cfg.ca_bundle, want);
+	CHECK_INT(cfg.min_version, POLICY_TLS1_2);
+	CHECK_INT(cfg.max_version, POLICY_TLS1_3);
+	CHECK(cfg.dns_servers == NULL);
+	CHECK_INT(cfg.log_level, CONFIG_LOG_INFO);
+	CHECK_INT(cfg.log_format, CONFIG_LOG_LOGFMT);
+	CHECK_STR(cfg.policy.profiles[cfg.policy.default_profile].name,
+	    "opportunistic");
+	config_free(&cfg);
+
+	/*
+	 * Its commented-out sample profile and match are valid too, once the
+	 * "; " in front of each of their lines is gone (not just the ";": an
+	 * indented line would continue the value above it).
+	 */
+	if ((p = strstr(text, "; [profile")) != NULL) {
+		char *q = p;
+
+		while (*p == ';') {
+			p += p[1] == ' ' ? 2 : 1;
+			while (*p != '\0' && *p != '\n')
+				*q++ = *p++;
+			if (*p == '\n')
+				*q++ = *p++;
+		}
+		memmove(q, p, strlen(p) + 1);
+	}
+	CHECK(strstr(text, "\n[match partner.example]\nprofile = partners")
+	    != NULL);
+	if (LOAD_OK("deploy/uncommented.ini", text, &cfg) == 0) {
+		int i = policy_profile_find(&cfg.policy, "partners");
+
+		CHECK(i >= 0);
+		CHECK_INT(cfg.policy.nmatches, 1);
+		if (i >= 0) {
+			CHECK_INT(cfg.policy.profiles[i].tls, POLICY_TLS_MANDATORY);
+			CHECK_INT(config_profile_min_version(&cfg,
+			    &cfg.policy.profiles[i]), POLICY_TLS1_3);
+		}
+	}
+	config_free(&cfg);
+	free(text);
+
+	/* The real file, once the CA bundle it names exists. */
+	if (access("ca-bundles/ca-certificates.crt", R_OK) == 0) {
+		struct config_errors errs = { 0 };
+
+		CHECK_INT(config_load("deploy/mxtls.example.ini", &cfg, &errs), 0);
+		show_errors(&errs);
+		config_errors_free(&errs);
+		config_free(&cfg);
+	} else
+		fprintf(stderr, "    (ca-bundles/ca-certificates.crt missing: "
+		    "the shipped example was checked in a copy only)\n");
+}
+
+static void
+test_defaults(void)
+{
+	struct config cfg;
+	char host[256] = "";
+
+	if (LOAD_OK("defaults.ini", "[tls]\nca_bundle = ca.crt\n", &cfg) != 0)
+		return;
+	CHECK_STR(cfg.file, write_file("defaults.ini", "[tls]\nca_bundle = "
+	    "ca.crt\n"));
+	CHECK_STR(cfg.listen_str, "127.0.0.1:10025");
+	CHECK_INT(cfg.listen.ss_family, AF_INET);
+	CHECK_INT(cfg.listen_len, sizeof(struct sockaddr_in));
+	CHECK_INT(port_of(&cfg), 10025);
+	gethostname(host, sizeof(host) - 1);
+	CHECK_STR(cfg.hostname, host);
+	CHECK_INT(cfg.nallow_clients, 2);
+	CHECK_INT(allowed(&cfg, "127.0.0.1"), 1);
+	CHECK_INT(allowed(&cfg, "127.255.0.9"), 1);
+	CHECK_INT(allowed(&cfg, "::1"), 1);
+	CHECK_INT(allowed(&cfg, "::ffff:127.0.0.1"), 1);
+	CHECK_INT(allowed(&cfg, "128.0.0.1"), 0);
+	CHECK_INT(allowed(&cfg, "::2"), 0);
+	CHECK_INT(allowed(&cfg, "192.0.2.1"), 0);
+	CHECK_INT(cfg.max_sessions, 1000);
+	CHECK_STR(cfg.state_dir, "/var/lib/mxtls");
+	CHECK_INT(cfg.log_format, CONFIG_LOG_LOGFMT);
+	CHECK_INT(cfg.log_level, CONFIG_LOG_INFO);
+	CHECK_INT(cfg.max_bad_commands, 8);
+	CHECK_INT(cfg.max_message_size, 52428800);
+	CHECK(cfg.timeouts.connect == 30);
+	CHECK(cfg.timeouts.greeting == 300);
+	CHECK(cfg.timeouts.command == 300);
+	CHECK(cfg.timeouts.tls == 60);
+	CHECK(cfg.timeouts.data_init == 120);
+	CHECK(cfg.timeouts.data_block == 180);
+	CHECK(cfg.timeouts.data_done == 600);
+	CHECK(cfg.timeouts.client == 300);
+	CHECK(cfg.dns_servers == NULL);
+	CHECK(cfg.dns_timeout == 5);
+	CHECK_STR(cfg.ca_bundle, bundle);
+	CHECK_INT(cfg.min_version, POLICY_TLS1_2);
+	CHECK_INT(cfg.max_version, POLICY_TLS1_3);
+	CHECK(cfg.ciphers == NULL);
+	CHECK_INT(cfg.policy.nprofiles, 2);
+	CHECK_INT(cfg.policy.nmatches, 0);
+	CHECK_INT(cfg.policy.default_profile, 0);
+	config_free(&cfg);
+	config_free(&cfg); /* harmless twice */
+}
+
+static const char full_config[] =
+    "; every key, with a value other than its default\n"	/* 1 */
+    "[proxy]\n"							/* 2 */
+    "listen = [::1]:2525\n"					/* 3 */
+    "hostname = relay.example.org\n"				/* 4 */
+    "allow_clients = 10.0.0.0/8 192.168.1.7,\n"			/* 5 */
+    "    2001:db8::/32 ; the office\n"				/* 6 */
+    "    ; a comment inside the list\n"				/* 7 */
+    "\n"							/* 8 */
+    "    172.16.0.0/12,\n"					/* 9 */
+    "max_sessions = 50\n"					/* 10 */
+    "state_dir = state\n"					/* 11 */
+    "log_format = json\n"					/* 12 */
+    "log_level = debug\n"					/* 13 */
+    "max_bad_commands = 3\n"					/* 14 */
+    "max_message_size = 10m\n"					/* 15 */
+    "connect_timeout = 1.5\n"					/* 16 */
+    "greeting_timeout = 2\n"					/* 17 */
+    "command_timeout = 3\n"					/* 18 */
+    "tls_timeout = 4\n"						/* 19 */
+    "data_init_timeout = 5\n"					/* 20 */
+    "data_block_timeout = 6\n"					/* 21 */
+    "data_done_timeout = 7\n"					/* 22 */
+    "client_timeout = 8\n"					/* 23 */
+    "\n"							/* 24 */
+    "[dns]\n"							/* 25 */
+    "servers = 192.0.2.53, [2001:db8::53]:5353\n"		/* 26 */
+    "  2001:db8::54 198.51.100.53:5300\n"			/* 27 */
+    "timeout = 2.5\n"						/* 28 */
+    "\n"							/* 29 */
+    "[tls]\n"							/* 30 */
+    "ca_bundle = ca.crt\n"					/* 31 */
+    "min_version = 1.1\n"					/* 32 */
+    "max_version = 1.2\n"					/* 33 */
+    "ciphers = ECDHE+AESGCM:ECDHE+CHACHA20\n"			/* 34 */
+    "\n"							/* 35 */
+    "[policy]\n"						/* 36 */
+    "default = partners\n"					/* 37 */
+    "\n"							/* 38 */
+    "[match partner.example]\n"					/* 39 */
+    "profile = partners\n"					/* 40 */
+    "nexthop = [2001:db8::25]:2525\n"				/* 41 */
+    "mx = mx1.partner.example,\n"				/* 42 */
+    "     *.mx.partner.example\n"				/* 43 */
+    "\n"							/* 44 */
+    "[profile partners]\n"					/* 45 */
+    "tls = mandatory\n"						/* 46 */
+    "verify = strict\n"						/* 47 */
+    "min_version = 1.2\n"					/* 48 */
+    "ciphers = ECDHE+AESGCM\n"					/* 49 */
+    "ca_bundle = sub/../ca.crt\n"				/* 50 */
+    "\n"							/* 51 */
+    "[profile opportunistic]\n"					/* 52 */
+    "verify = none\n"						/* 53 */
+    "\n"							/* 54 */
+    "[match Someone@Example.COM]\n"				/* 55 */
+    "profile = mandatory\n";					/* 56 */
+
+static void
+test_values(void)
+{
+	struct config cfg;
+	const struct policy_profile *p;
+	struct policy_decision d;
+	char want[PATH_MAX + 64];
+	int i;
+
+	mkdir(strcat(strcpy(want, tmp), "/sub"), 0700);
+	remember(want);
+	if (LOAD_OK("full.ini", full_config, &cfg) != 0)
+		return;
+	CHECK_STR(cfg.listen_str, "[::1]:2525");
+	CHECK_INT(cfg.listen.ss_family, AF_INET6);
+	CHECK_INT(cfg.listen_len, sizeof(struct sockaddr_in6));
+	CHECK_INT(port_of(&cfg), 2525);
+	CHECK_STR(cfg.hostname, "relay.example.org");
+	CHECK_INT(cfg.nallow_clients, 4);
+	CHECK_INT(allowed(&cfg, "10.200.3.4"), 1);
+	CHECK_INT(allowed(&cfg, "192.168.1.7"), 1);
+	CHECK_INT(allowed(&cfg, "192.168.1.8"), 0);
+	CHECK_INT(allowed(&cfg, "2001:db8:ffff::1"), 1);
+	CHECK_INT(allowed(&cfg, "2001:db9::1"), 0);
+	CHECK_INT(allowed(&cfg, "172.31.255.255"), 1);
+	CHECK_INT(allowed(&cfg, "172.32.0.0"), 0);
+	CHECK_INT(allowed(&cfg, "::ffff:10.1.1.1"), 1);
+	CHECK_INT(allowed(&cfg, "127.0.0.1"), 0);
+	CHECK_INT(allowed(&cfg, "::1"), 0);
+	CHECK_INT(cfg.max_sessions, 50);
+	snprintf(want, sizeof(want), "%s/state", tmp);
+	CHECK_STR(cfg.state_dir, want);
+	CHECK_INT(cfg.log_format, CONFIG_LOG_JSON);
+	CHECK_INT(cfg.log_level, CONFIG_LOG_DEBUG);
+	CHECK_INT(cfg.max_bad_commands, 3);
+	CHECK_INT(cfg.max_message_size, 10L * 1024 * 1024);
+	CHECK(cfg.timeouts.connect == 1.5);
+	CHECK(cfg.timeouts.greeting == 2);
+	CHECK(cfg.timeouts.command == 3);
+	CHECK(cfg.timeouts.tls == 4);
+	CHECK(cfg.timeouts.data_init == 5);
+	CHECK(cfg.timeouts.data_block == 6);
+	CHECK(cfg.timeouts.data_done == 7);
+	CHECK(cfg.timeouts.client == 8);
+	CHECK_STR(cfg.dns_servers, "192.0.2.53:53,[2001:db8::53]:5353,"
+	    "[2001:db8::54]:53,198.51.100.53:5300");
+	CHECK(cfg.dns_timeout == 2.5);
+	CHECK_STR(cfg.ca_bundle, bundle);
+	CHECK_INT(cfg.min_version, POLICY_TLS1_1);
+	CHECK_INT(cfg.max_version, POLICY_TLS1_2);
+	CHECK_STR(cfg.ciphers, "ECDHE+AESGCM:ECDHE+CHACHA20");
+
+	i = policy_profile_find(&cfg.policy, "partners");
+	CHECK(i >= 2);
+	if (i < 0)
+		goto out;
+	p = &cfg.policy.profiles[i];
+	CHECK_INT(cfg.policy.default_profile, i);
+	CHECK_INT(cfg.policy.default_origin.line, 37);
+	CHECK_STR(cfg.policy.default_origin.file, cfg.file);
+	CHECK_INT(p->origin.line, 46);
+	CHECK_INT(p->tls, POLICY_TLS_MANDATORY);
+	CHECK_INT(config_profile_min_version(&cfg, p), POLICY_TLS1_2);
+	CHECK_INT(config_profile_max_version(&cfg, p), POLICY_TLS1_2);
+	CHECK_STR(config_profile_ciphers(&cfg, p), "ECDHE+AESGCM");
+	snprintf(want, sizeof(want), "%s/sub/../ca.crt", tmp);
+	CHECK_STR(config_profile_ca_bundle(&cfg, p), want);
+
+	p = &cfg.policy.profiles[0];
+	CHECK_INT(p->verify, POLICY_VERIFY_NONE);
+	CHECK_INT(p->builtin, 1);
+	CHECK_INT(config_profile_min_version(&cfg, p), POLICY_TLS1_1);
+	CHECK_STR(config_profile_ciphers(&cfg, p), cfg.ciphers);
+	CHECK_STR(config_profile_ca_bundle(&cfg, p), bundle);
+	CHECK_INT(config_profile_max_version(&cfg, NULL), POLICY_TLS1_2);
+
+	policy_lookup(&cfg.policy, "a@partner.example", &d);
+	CHECK_STR(d.profile->name, "partners");
+	CHECK_STR(d.nexthop, "[2001:db8::25]:2525");
+	CHECK_INT(d.nmx, 2);
+	if (d.nmx == 2) {
+		CHECK_STR(d.mx[0], "mx1.partner.example");
+		CHECK_STR(d.mx[1], "*.mx.partner.example");
+	}
+	CHECK_INT(d.match->origin.line, 40);
+	policy_lookup(&cfg.policy, "someone@example.com", &d);
+	CHECK_STR(d.profile->name, "mandatory");
+	policy_lookup(&cfg.policy, "other@example.com", &d);
+	CHECK_STR(d.profile->name, "partners");
+	CHECK(d.match == NULL);
+out:
+	config_free(&cfg);
+}
+
+static void
+test_hostport(void)
+{
+	static const struct {
+		const char *in;
+		int def, rc;
+		const char *host;
+		int port;
+	} cases[] = {
+		{ "127.0.0.1:25", 0, 0, "127.0.0.1", 25 },
+		{ "127.0.0.1", 25, 0, "127.0.0.1", 25 },
+		{ "127.0.0.1", 0, -1, "", 0 },
+		{ "[::1]:2525", 0, 0, "::1", 2525 },
+		{ "[::1]", 53, 0, "::1", 53 },
+		{ "2001:db8::1", 53, 0, "2001:db8::1", 53 },
+		{ "mx.example.com:587", 25, 0, "mx.example.com", 587 },
+		{ "mx.example.com", 25, 0, "mx.example.com", 25 },
+		{ "mx.example.com:", 25, -1, "", 0 },
+		{ "mx.example.com:0", 25, -1, "", 0 },
+		{ "mx.example.com:65536", 25, -1, "", 0 },
+		{ "mx.example.com:+25", 25, -1, "", 0 },
+		{ "[::1]x", 25, -1, "", 0 },
+		{ "[::1", 25, -1, "", 0 },
+		{ "[mx.example.com]:25", 25, -1, "", 0 },
+		{ ":25", 25, -1, "", 0 },
+		{ "1.2.3:25", 25, -1, "", 0 },
+		{ "bad_name:25", 25, -1, "", 0 },
+		{ "", 25, -1, "", 0 },
+	};
+	char host[64];
+	size_t i;
+	int port, r;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		port = -1;
+		r = config_parse_hostport(cases[i].in, cases[i].def, host,
+		    sizeof(host), &port);
+		if (r != cases[i].rc)
+			fprintf(stderr, "  \"%s\"\n", cases[i].in);
+		CHECK_INT(r, cases[i].rc);
+		if (r == 0 && cases[i].rc == 0) {
+			CHECK_STR(host, cases[i].host);
+			CHECK_INT(port, cases[i].port);
+		}
+	}
+	CHECK_INT(config_parse_hostport("[2001:db8::1]:25", 25, host, 4, &port),
+	    -1);
+}
+
+/* One error per small file: the exact text and line of each. */
+static void
+test_value_errors(void)
+{
+	LOAD_ERR("e.ini", "[proxy]\nlisten = localhost:10025\n",
+	    "F:2: [proxy] listen: invalid address \"localhost:10025\": "
+	    "expected IPV4:PORT or [IPV6]:PORT");
+	LOAD_ERR("e.ini", "[proxy]\n\nlisten = 127.0.0.1\n",
+	    "F:3: [proxy] listen: invalid address \"127.0.0.1\": expected "
+	    "IPV4:PORT or [IPV6]:PORT");
+	LOAD_ERR("e.ini", "[proxy]\nhostname = bad_host.example\n",
+	    "F:2: [proxy] hostname: invalid host name \"bad_host.example\"");
+	LOAD_ERR("e.ini", "[proxy]\nallow_clients = 10.1.2.3/8\n",
+	    "F:2: [proxy] allow_clients: \"10.1.2.3/8\" has host bits set "
+	    "(did you mean 10.0.0.0/8?)");
+	LOAD_ERR("e.ini", "[proxy]\nallow_clients = ::1/128 10.0.0.0/33\n",
+	    "F:2: [proxy] allow_clients: invalid network \"10.0.0.0/33\": "
+	    "expected ADDRESS or ADDRESS/PREFIX");
+	LOAD_ERR("e.ini", "[proxy]\nallow_clients = ,\n",
+	    "F:2: [proxy] allow_clients: empty list");
+	LOAD_ERR("e.ini", "[proxy]\nmax_sessions = 0\n",
+	    "F:2: [proxy] max_sessions: \"0\" is not a whole number from 1 to "
+	    "1000000");
+	LOAD_ERR("e.ini", "[proxy]\nmax_sessions = 1000001\n",
+	    "F:2: [proxy] max_sessions: \"1000001\" is not a whole number from "
+	    "1 to 1000000");
+	LOAD_ERR("e.ini", "[proxy]\nmax_sessions = ten\n",
+	    "F:2: [proxy] max_sessions: \"ten\" is not a whole number from 1 "
+	    "to 1000000");
+	LOAD_ERR("e.ini", "[proxy]\nmax_bad_commands = -1\n",
+	    "F:2: [proxy] max_bad_commands: \"-1\" is not a whole number from "
+	    "1 to 1000");
+	LOAD_ERR("e.ini", "[proxy]\nlog_format = xml\n",
+	    "F:2: [proxy] log_format: \"xml\": expected logfmt or json");
+	LOAD_ERR("e.ini", "[proxy]\nlog_level = trace\n",
+	    "F:2: [proxy] log_level: \"trace\": expected debug, info, warn or "
+	    "error");
+	LOAD_ERR("e.ini", "[proxy]\nmax_message_size = 10mb\n",
+	    "F:2: [proxy] max_message_size: \"10mb\" is not a size in bytes (a "
+	    "number > 0, optionally with k, m or g)");
+	LOAD_ERR("e.ini", "[proxy]\nmax_message_size = 0\n",
+	    "F:2: [proxy] max_message_size: \"0\" is not a size in bytes (a "
+	    "number > 0, optionally with k, m or g)");
+	LOAD_ERR("e.ini", "[proxy]\nmax_message_size = 99999999999999g\n",
+	    "F:2: [proxy] max_message_size: \"99999999999999g\" is not a size "
+	    "in bytes (a number > 0, optionally with k, m or g)");
+	LOAD_ERR("e.ini", "[proxy]\nconnect_timeout = 0\n",
+	    "F:2: [proxy] connect_timeout: \"0\" is not a number of seconds > 0 "
+	    "(at most 86400)");
+	LOAD_ERR("e.ini", "[proxy]\ndata_done_timeout = -5\n",
+	    "F:2: [proxy] data_done_timeout: \"-5\" is not a number of seconds "
+	    "> 0 (at most 86400)");
+	LOAD_ERR("e.ini", "[proxy]\nclient_timeout = 1e3\n",
+	    "F:2: [proxy] client_timeout: \"1e3\" is not a number of seconds > "
+	    "0 (at most 86400)");
+	LOAD_ERR("e.ini", "[proxy]\ntls_timeout = 86401\n",
+	    "F:2: [proxy] tls_timeout: \"86401\" is not a number of seconds > 0 "
+	    "(at most 86400)");
+	LOAD_ERR("e.ini", "[proxy]\ncommand_timeout =\n",
+	    "F:2: [proxy] command_timeout: empty value");
+	LOAD_ERR("e.ini", "[proxy]\nallow_clients =\n\n[profile p]\nmx =\n",
+	    "F:2: [proxy] allow_clients: empty value",
+	    "F:5: [profile p] mx: empty value");
+	LOAD_ERR("e.ini", "[dns]\nservers = dns.example:53\n",
+	    "F:2: [dns] servers: invalid server \"dns.example:53\": expected "
+	    "ADDRESS[:PORT] or [IPV6]:PORT");
+	LOAD_ERR("e.ini", "[dns]\nservers = 192.0.2.1:99999\n",
+	    "F:2: [dns] servers: invalid server \"192.0.2.1:99999\": expected "
+	    "ADDRESS[:PORT] or [IPV6]:PORT");
+	LOAD_ERR("e.ini", "[dns]\ntimeout = never\n",
+	    "F:2: [dns] timeout: \"never\" is not a number of seconds > 0 (at "
+	    "most 86400)");
+	LOAD_ERR("e.ini", "[tls]\nmin_version = 1.4\n",
+	    "F:2: [tls] min_version: \"1.4\": expected 1.0, 1.1, 1.2 or 1.3");
+	LOAD_ERR("e.ini", "[tls]\nmin_version = 1.3\nmax_version = 1.2\n",
+	    "F:2: [tls] min_version: 1.3 is above max_version 1.2");
+	LOAD_ERR("e.ini", "[tls]\nmax_version = 1.1\n",
+	    "F:2: [tls] max_version: 1.1 is below min_version 1.2 (the "
+	    "default)");
+	LOAD_ERR("e.ini", "[tls]\nca_bundle = missing.crt\n",
+	    "F:2: [tls] ca_bundle: T/missing.crt: No such file or directory");
+	LOAD_ERR("e.ini", "[tls]\nca_bundle = /nonexistent/ca.crt\n",
+	    "F:2: [tls] ca_bundle: /nonexistent/ca.crt: No such file or "
+	    "directory");
+	LOAD_ERR("e.ini", "[tls]\nca_bundle = .\n",
+	    "F:2: [tls] ca_bundle: T/.: not a regular file");
+	write_file("empty.crt", "");
+	LOAD_ERR("e.ini", "[tls]\nca_bundle = empty.crt\n",
+	    "F:2: [tls] ca_bundle: T/empty.crt: empty file");
+	LOAD_ERR("e.ini", "[tls]\nciphers =\n", "F:2: [tls] ciphers: empty value");
+	LOAD_ERR("e.ini", "[policy]\ndefault = nope\n",
+	    "F:2: [policy] default: unknown profile \"nope\"");
+}
+
+static void
+test_policy_errors(void)
+{
+	LOAD_ERR("e.ini", "[profile strict]\ntls = maybe\n",
+	    "F:2: [profile strict] tls: \"maybe\": expected opportunistic, "
+	    "mandatory or off");
+	LOAD_ERR("e.ini", "[profile strict]\nverify = sometimes\n",
+	    "F:2: [profile strict] verify: \"sometimes\": expected strict or "
+	    "none");
+	LOAD_ERR("e.ini", "[profile p]\nca_bundle = nope.pem\n",
+	    "F:2: [profile p] ca_bundle: T/nope.pem: No such file or "
+	    "directory");
+	LOAD_ERR("e.ini", "[profile p]\nmin_version = 1.3\n[tls]\n"
+	    "max_version = 1.2\n",
+	    "F:2: [profile p] min_version: 1.3 is above max_version 1.2 (from "
+	    "[tls])");
+	LOAD_ERR("e.ini", "[profile p]\nmin_version = 1.3\nmax_version = 1.1\n",
+	    "F:2: [profile p] min_version: 1.3 is above max_version 1.1");
+	LOAD_ERR("e.ini", "[profile p]\nmx = a..example\n",
+	    "F:2: [profile p] mx: invalid name \"a..example\" (a host name, or "
+	    "\"*.\" and a domain)");
+	LOAD_ERR("e.ini", "[profile p]\nlevel = high\n",
+	    "F:2: [profile p] level: unknown key");
+	LOAD_ERR("e.ini", "[profile b@d]\ntls = off\n",
+	    "F:1: [profile b@d]: invalid profile name \"b@d\" (letters, digits, "
+	    "\"_\", \".\" and \"-\" only)");
+	LOAD_ERR("e.ini", "\n[profile]\ntls = off\n",
+	    "F:2: [profile]: missing profile name");
+	LOAD_ERR("e.ini", "[profile p]\n\n[match example.com]\n",
+	    "F:1: [profile p]: empty section",
+	    "F:3: [match example.com]: empty section");
+	LOAD_ERR("e.ini", "[match .example.com]\nprofile = mandatory\n",
+	    "F:1: [match .example.com]: \".example.com\": a leading \".\" is "
+	    "not allowed (\"example.com\" covers its subdomains)");
+	LOAD_ERR("e.ini", "[match bücher.example]\nprofile = mandatory\n",
+	    "F:1: [match bücher.example]: \"bücher.example\" is not ASCII: use "
+	    "the A-label (xn--) form");
+	LOAD_ERR("e.ini", "[match *.example.com]\nprofile = mandatory\n",
+	    "F:1: [match *.example.com]: \"*.example.com\": write \"example.com\" "
+	    "(it covers the domain and its subdomains)");
+	LOAD_ERR("e.ini", "[match example.com]\nprofile = mandatory\n"
+	    "[match EXAMPLE.com.]\nprofile = mandatory\n",
+	    "F:3: [match EXAMPLE.com.]: duplicate pattern (first at line 1)");
+	LOAD_ERR("e.ini", "[match example.com]\nmx = mx.example.com\n",
+	    "F:1: [match example.com] profile: required");
+	LOAD_ERR("e.ini", "[match example.com]\nmx = mx.example.com\n"
+	    "profile = ghost\n",
+	    "F:3: [match example.com] profile: unknown profile \"ghost\"");
+	LOAD_ERR("e.ini", "[match example.com]\nprofile = b@d\n",
+	    "F:2: [match example.com] profile: invalid profile name \"b@d\" "
+	    "(letters, digits, \"_\", \".\" and \"-\" only)");
+	LOAD_ERR("e.ini", "[match example.com]\nprofile = mandatory\n"
+	    "nexthop = mx.example.com:0\n",
+	    "F:3: [match example.com] nexthop: invalid \"mx.example.com:0\": "
+	    "expected HOST[:PORT] (HOST a name, an IPv4 address or [IPv6 "
+	    "address]; PORT 1-65535)");
+	/* A literal next hop must come with names to check its certificate. */
+	LOAD_ERR("e.ini", "[match example.com]\nprofile = strict\n"
+	    "nexthop = 192.0.2.25:25\n\n[profile strict]\ntls = mandatory\n",
+	    "F:3: [match example.com] nexthop: nexthop is an address: set mx "
+	    "to the names its certificate must match");
+	LOAD_ERR("e.ini", "[match example.com]\nnexthop = [2001:db8::25]\n"
+	    "profile = opportunistic\n",
+	    "F:2: [match example.com] nexthop: nexthop is an address: set mx "
+	    "to the names its certificate must match");
+	{
+		struct config cfg;
+
+		/* ... names in the match or its profile, or nothing checked. */
+		if (LOAD_OK("ok.ini", "[tls]\nca_bundle = ca.crt\n"
+		    "[match a.example]\nprofile = mandatory\n"
+		    "nexthop = 192.0.2.25\nmx = mx.a.example\n"
+		    "[match b.example]\nprofile = named\n"
+		    "nexthop = [2001:db8::25]:2525\n"
+		    "[profile named]\nmx = *.b.example\n"
+		    "[match c.example]\nprofile = relaxed\n"
+		    "nexthop = 192.0.2.26\n"
+		    "[profile relaxed]\nverify = none\n"
+		    "[match d.example]\nprofile = clear\n"
+		    "nexthop = 192.0.2.27\n"
+		    "[profile clear]\ntls = off\n"
+		    "[match e.example]\nprofile = mandatory\n"
+		    "nexthop = smtp.e.example:587\n"
+		    "[policy]\ndefault = relaxed\n", &cfg) == 0) {
+			CHECK_INT(cfg.policy.nmatches, 5);
+			CHECK_INT(cfg.policy.default_profile,
+			    policy_profile_find(&cfg.policy, "relaxed"));
+		}
+		config_free(&cfg);
+	}
+}
+
+static void
+test_syntax_errors(void)
+{
+	char line[512];
+
+	LOAD_ERR("e.ini", "[proxyy]\nlisten = nonsense\n",
+	    "F:1: [proxyy]: unknown section");
+	LOAD_ERR("e.ini", "[Proxy]\n", "F:1: [Proxy]: unknown section");
+	LOAD_ERR("e.ini", "[proxy]\nlisen = 127.0.0.1:25\n",
+	    "F:2: [proxy] lisen: unknown key");
+	LOAD_ERR("e.ini", "[proxy]\nlisten = 127.0.0.1:25\n"
+	    "listen = 127.0.0.1:26\n",
+	    "F:3: [proxy] listen: duplicate key (first at line 2)");
+	LOAD_ERR("e.ini", "[proxy]\nlisten = 127.0.0.1:25\n  127.0.0.2:25\n"
+	    "  127.0.0.3:25\n",
+	    "F:3: [proxy] listen: duplicate key (an indented line continues a "
+	    "single value)");
+	LOAD_ERR("e.ini", "[proxy]\nmax_sessions = 5\n[proxy]\nlisten = x\n",
+	    "F:3: [proxy]: duplicate section (first at line 1)");
+	LOAD_ERR("e.ini", "listen = 127.0.0.1:25\n[proxy]\n",
+	    "F:1: listen: not in a section");
+	LOAD_ERR("e.ini", "[proxy]\njust some words\n",
+	    "F:2: expected \"key = value\"");
+	LOAD_ERR("e.ini", "[proxy]\n= 5\n", "F:2: [proxy]: missing key name");
+	LOAD_ERR("e.ini", "[proxy\nlisten = nonsense\n[dns]\ntimeout = x\n",
+	    "F:1: unterminated section header",
+	    "F:4: [dns] timeout: \"x\" is not a number of seconds > 0 (at most "
+	    "86400)");
+
+	/* 199 bytes fit, 200 do not: inih would cut the line silently. */
+	memset(line, 0, sizeof(line));
+	strcpy(line, "[tls]\nca_bundle = ca.crt\n;");
+	memset(line + strlen(line), 'x', 198);
+	strcat(line, "\n");
+	{
+		struct config cfg;
+
+		LOAD_OK("long.ini", line, &cfg);
+		config_free(&cfg);
+	}
+	memset(line, 0, sizeof(line));
+	strcpy(line, "[proxy]\nhostname = ");
+	memset(line + strlen(line), 'a', 200 - strlen("hostname = "));
+	strcat(line, "\nmax_sessions = 0\n");
+	LOAD_ERR("e.ini", line, "F:2: line too long (max 199 bytes)",
+	    "F:3: [proxy] max_sessions: \"0\" is not a whole number from 1 to "
+	    "1000000");
+
+	/* A too-long section header: its keys are not given to another. */
+	memset(line, 0, sizeof(line));
+	strcpy(line, "[proxy]\n[match ");
+	memset(line + strlen(line), 'a', 200);
+	strcat(line, ".example]\nprofile = mandatory\nmax_sessions = 0\n");
+	LOAD_ERR("e.ini", line, "F:2: line too long (max 199 bytes)");
+
+	/* A too-long continuation line. */
+	memset(line, 0, sizeof(line));
+	strcpy(line, "[proxy]\nallow_clients = 127.0.0.1\n    ");
+	memset(line + strlen(line), ' ', 200);
+	strcat(line, "10.0.0.1\nmax_sessions = 0\n");
+	LOAD_ERR("e.ini", line, "F:3: line too long (max 199 bytes)",
+	    "F:4: [proxy] max_sessions: \"0\" is not a whole number from 1 to "
+	    "1000000");
+
+	{
+		static const char nul[] = "[proxy]\nhostname = a\0b\n"
+					  "max_sessions = 0\n";
+		const char *path = write_file("nul.ini", "");
+		struct config cfg;
+		struct config_errors errs = { 0 };
+		char want[PATH_MAX + 128];
+
+		write_raw(path, nul, sizeof(nul) - 1);
+		CHECK_INT(config_load(path, &cfg, &errs), -1);
+		CHECK_INT(errs.n, 2);
+		snprintf(want, sizeof(want), "%s:2: line contains a NUL byte",
+		    path);
+		if (errs.n > 0)
+			CHECK_STR(errs.msg[0], want);
+		config_errors_free(&errs);
+		config_free(&cfg);
+	}
+	{
+		struct config cfg;
+		struct config_errors errs = { 0 };
+		char path[PATH_MAX + 64], want[PATH_MAX + 128];
+
+		snprintf(path, sizeof(path), "%s/does-not-exist.ini", tmp);
+		CHECK_INT(config_load(path, &cfg, &errs), -1);
+		snprintf(want, sizeof(want), "%s: No such file or directory",
+		    path);
+		CHECK_INT(errs.n, 1);
+		if (errs.n == 1)
+			CHECK_STR(errs.msg[0], want);
+		CHECK(cfg.file == NULL && cfg.hostname == NULL);
+		config_errors_free(&errs);
+		config_free(&cfg);
+	}
+}
+
+/* Line numbers stay right after multi-line values, comments and CRLF. */
+static void
+test_multiline(void)
+{
+	struct config cfg;
+
+	LOAD_ERR("e.ini",
+	    "[proxy]\n"			      /* 1 */
+	    "allow_clients = 127.0.0.1,\n"    /* 2 */
+	    "    10.0.0.0/8\n"		      /* 3 */
+	    "    ; a comment\n"		      /* 4 */
+	    "\n"			      /* 5 */
+	    "    192.168.0.0/16 ; inline\n"   /* 6 */
+	    "max_sessions = 0\n"	      /* 7 */
+	    "[dns]\n"			      /* 8 */
+	    "servers = 192.0.2.1\n"	      /* 9 */
+	    "   192.0.2.2, 192.0.2.3\n"       /* 10 */
+	    "   bogus\n"		      /* 11 */
+	    "timeout = 0\n",		      /* 12 */
+	    "F:7: [proxy] max_sessions: \"0\" is not a whole number from 1 to "
+	    "1000000",
+	    "F:9: [dns] servers: invalid server \"bogus\": expected "
+	    "ADDRESS[:PORT] or [IPV6]:PORT",
+	    "F:12: [dns] timeout: \"0\" is not a number of seconds > 0 (at most "
+	    "86400)");
+
+	if (LOAD_OK("ml.ini",
+	    "\xEF\xBB\xBF[proxy]\r\n"
+	    "allow_clients =\r\n"
+	    "    127.0.0.1,\r\n"
+	    "    ::1\r\n"
+	    "[tls]\r\n"
+	    "ca_bundle = ca.crt ; inline comment\r\n"
+	    "[profile p]\r\n"
+	    "mx = a.example\r\n"
+	    "     b.example,c.example\r\n"
+	    "[match example.com]\r\n"
+	    "  profile = p\r\n", &cfg) == 0) {
+		int i = policy_profile_find(&cfg.policy, "p");
+
+		CHECK_INT(cfg.nallow_clients, 2);
+		CHECK_STR(cfg.ca_bundle, bundle);
+		CHECK(i >= 0);
+		if (i >= 0) {
+			CHECK_INT(cfg.policy.profiles[i].nmx, 3);
+			CHECK_STR(cfg.policy.profiles[i].mx[2], "c.example");
+		}
+		CHECK_INT(cfg.policy.nmatches, 1);
+	}
+	config_free(&cfg);
+}
+
+/* Every error of a file, in line order, not just the first. */
+static void
+test_many_errors(void)
+{
+	LOAD_ERR("many.ini",
+	    "[proxy]\n"				    /* 1 */
+	    "listen = nowhere\n"		    /* 2 */
+	    "allow_clients = 10.0.0.0/8,\n"	    /* 3 */
+	    "    192.168.0.0/16\n"		    /* 4 */
+	    "colour = blue\n"			    /* 5 */
+	    "max_sessions = 10\n"		    /* 6 */
+	    "max_sessions = 11\n"		    /* 7 */
+	    "[dns]\n"				    /* 8 */
+	    "timeout = soon\n"			    /* 9 */
+	    "[tls]\n"				    /* 10 */
+	    "ca_bundle = gone.crt\n"		    /* 11 */
+	    "min_version = 1.3\n"		    /* 12 */
+	    "max_version = 1.2\n"		    /* 13 */
+	    "[weird]\n"				    /* 14 */
+	    "x = y\n"				    /* 15 */
+	    "[policy]\n"			    /* 16 */
+	    "default = missing\n"		    /* 17 */
+	    "[match .bad.example]\n"		    /* 18 */
+	    "profile = mandatory\n"		    /* 19 */
+	    "[match ok.example]\n"		    /* 20 */
+	    "profile = undeclared\n"		    /* 21 */
+	    "[profile p]\n"			    /* 22 */
+	    "tls = sometimes\n"			    /* 23 */
+	    "verify = none\n"			    /* 24 */
+	    "   strict\n"			    /* 25 */
+	    "oops\n",				    /* 26 */
+	    "F:2: [proxy] listen: invalid address \"nowhere\": expected "
+	    "IPV4:PORT or [IPV6]:PORT",
+	    "F:5: [proxy] colour: unknown key",
+	    "F:7: [proxy] max_sessions: duplicate key (first at line 6)",
+	    "F:9: [dns] timeout: \"soon\" is not a number of seconds > 0 (at "
+	    "most 86400)",
+	    "F:11: [tls] ca_bundle: T/gone.crt: No such file or directory",
+	    "F:12: [tls] min_version: 1.3 is above max_version 1.2",
+	    "F:14: [weird]: unknown section",
+	    "F:17: [policy] default: unknown profile \"missing\"",
+	    "F:18: [match .bad.example]: \".bad.example\": a leading \".\" is "
+	    "not allowed (\"bad.example\" covers its subdomains)",
+	    "F:21: [match ok.example] profile: unknown profile \"undeclared\"",
+	    "F:23: [profile p] tls: \"sometimes\": expected opportunistic, "
+	    "mandatory or off",
+	    "F:25: [profile p] verify: duplicate key (an indented line "
+	    "continues a single value)",
+	    "F:26: expected \"key = value\"");
+}
+
+static void
+cleanup(void)
+{
+	int i;
+
+	for (i = ncreated - 1; i >= 0; i--) {
+		if (remove(created[i]) != 0 && errno != ENOENT)
+			perror(created[i]);
+		free(created[i]);
+	}
+	if (rmdir(tmp) != 0)
+		perror(tmp);
+}
+
+int
+main(void)
+{
+	char templ[] = "/tmp/mxtls-test-config-XXXXXX";
+
+	if (mkdtemp(templ) == NULL || realpath(templ, tmp) == NULL) {
+		perror("mkdtemp");
+		return 2;
+	}
+	snprintf(bundle, sizeof(bundle), "%s/ca.crt", tmp);
+	write_file("ca.crt", "-----BEGIN CERTIFICATE-----\n");
+
+	RUN(test_example);
+	RUN(test_defaults);
+	RUN(test_values);
+	RUN(test_hostport);
+	RUN(test_value_errors);
+	RUN(test_policy_errors);
+	RUN(test_syntax_errors);
+	RUN(test_multiline);
+	RUN(test_many_errors);
+	cleanup();
+	return T_DONE();
+}
