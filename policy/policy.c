@@ -23,6 +23,18 @@
  *   a TLS policy, treating "User@" and "user@" alike is the safe reading).
  *   A recipient without "@" is looked up as a bare domain (handy for
  *   `mxtls explain example.com`).
+ * - Internationalized names.  Domains of patterns, mx lists and recipients
+ *   are kept and compared in their A-label form, so "bücher.example" and
+ *   "xn--bcher-kva.example" are one domain.  Patterns and mx names that
+ *   cannot be converted are errors, and so are "xn--" labels that do not
+ *   decode (or not to their canonical form): such a pattern could never
+ *   match.  A recipient domain that cannot be converted is no error here:
+ *   the decision says POLICY_BAD_DOMAIN and the caller refuses the
+ *   address.  An ASCII recipient domain is only lower-cased (libidn2 would
+ *   refuse names such as "ab--c.example" that DNS and MTAs accept), and
+ *   refused only when longer than a DNS name can be.
+ *   libidn2 is pure computation (no I/O, no global state we depend on), so
+ *   policy/ may call it.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -31,11 +43,14 @@
 #include <string.h>
 #include <strings.h>
 
+#include <idn2.h>
+
 #include "policy.h"
 
-#define DOMAIN_MAX 253
+#define DOMAIN_MAX POLICY_DOMAIN_MAX
 #define LABEL_MAX 63
 #define LOCAL_MAX 64
+#define IDNA_INPUT_MAX 1024 /* UTF-8 bytes handed to libidn2, at most */
 
 enum section_kind { SECTION_OTHER, SECTION_PROFILE, SECTION_MATCH };
 
@@ -113,6 +128,136 @@ copy_lower(char *out, size_t outlen, const char *s, size_t len)
 	return 1;
 }
 
+/*
+ * UTS #46 transitional and nontransitional processing differ on four
+ * characters only: U+00DF, U+03C2, U+200C and U+200D.
+ */
+static int
+has_deviation(const char *s)
+{
+	return strstr(s, "\xc3\x9f") != NULL ||
+	    strstr(s, "\xcf\x82") != NULL ||
+	    strstr(s, "\xe2\x80\x8c") != NULL ||
+	    strstr(s, "\xe2\x80\x8d") != NULL;
+}
+
+/*
+ * libidn2, nontransitional.  Its IDNA2008 checks refuse symbols that UTS
+ * #46 (and so ICU, which Postfix uses) accepts, such as U+2603 in the
+ * registered "xn--n3h.com"; for those, transitional processing gives the
+ * same result as long as no deviation character is involved.  *out is
+ * the library's (idn2_free()).
+ */
+static int
+idna_to_ascii(const char *in, char **out, const char **why)
+{
+	int r;
+
+	*out = NULL;
+	r = idn2_to_ascii_8z(in, out, IDN2_NONTRANSITIONAL);
+	if (r == IDN2_DISALLOWED && !has_deviation(in)) {
+		idn2_free(*out);
+		*out = NULL;
+		r = idn2_to_ascii_8z(in, out, IDN2_TRANSITIONAL);
+	}
+	if (r != IDN2_OK || *out == NULL) {
+		idn2_free(*out);
+		*out = NULL;
+		*why = r != IDN2_OK ? idn2_strerror(r) : "conversion failed";
+		return -1;
+	}
+	return 0;
+}
+
+/* Every "xn--" label of an ASCII name decodes, and is in canonical form. */
+static int
+alabels_ok(const char *s, size_t len)
+{
+	char label[LABEL_MAX + 1], *conv;
+	const char *e, *why;
+	size_t l;
+	int ok;
+
+	while (len > 0) {
+		e = memchr(s, '.', len);
+		l = e != NULL ? (size_t)(e - s) : len;
+		if (l > 4 && strncasecmp(s, "xn--", 4) == 0) {
+			if (l > LABEL_MAX)
+				return 0;
+			copy_lower(label, sizeof(label), s, l);
+			if (idna_to_ascii(label, &conv, &why) < 0)
+				return 0;
+			ok = strcmp(conv, label) == 0;
+			idn2_free(conv);
+			if (!ok)
+				return 0;
+		}
+		if (e == NULL)
+			break;
+		len -= l + 1;
+		s = e + 1;
+	}
+	return 1;
+}
+
+int
+policy_domain_to_ascii(const char *name, size_t len,
+    char out[POLICY_DOMAIN_MAX + 1], const char **why)
+{
+	char in[IDNA_INPUT_MAX + 1], *conv;
+	size_t clen;
+
+	out[0] = '\0';
+	if (len == 0) {
+		*why = "empty domain";
+		return -1;
+	}
+	if (memchr(name, '\0', len) != NULL) {
+		*why = "NUL byte in domain";
+		return -1;
+	}
+	if (!has_non_ascii(name, len)) {
+		if (len > DOMAIN_MAX) {
+			*why = "domain name too long";
+			return -1;
+		}
+		copy_lower(out, DOMAIN_MAX + 1, name, len);
+		if (!valid_domain(out, len)) {
+			*why = "not a valid host name";
+			goto fail;
+		}
+		if (!alabels_ok(out, len)) {
+			*why = "an \"xn--\" label is not a valid A-label";
+			goto fail;
+		}
+		return 0;
+	}
+	if (len > IDNA_INPUT_MAX) {
+		*why = "domain name too long";
+		return -1;
+	}
+	memcpy(in, name, len);
+	in[len] = '\0';
+	if (idna_to_ascii(in, &conv, why) < 0)
+		return -1;
+	clen = strlen(conv);
+	if (clen > DOMAIN_MAX) {
+		idn2_free(conv);
+		*why = "domain name too long";
+		return -1;
+	}
+	copy_lower(out, DOMAIN_MAX + 1, conv, clen);
+	idn2_free(conv);
+	if (!valid_domain(out, clen)) {
+		*why = "its A-label form is not a valid host name";
+		goto fail;
+	}
+	return 0;
+fail:
+	out[0] = '\0';
+	return -1;
+}
+
 /* "profile NAME" / "match PATTERN": the kind, and the argument trimmed. */
 static enum section_kind
 section_parse(const char *section, const char **arg, size_t *arglen)
@@ -180,7 +325,8 @@ static int
 normalize_pattern(const char *s, size_t len, char out[POLICY_PATTERN_MAX],
     const char *key, char *err, size_t errlen)
 {
-	const char *at = NULL, *dom = s;
+	const char *at = NULL, *dom = s, *why;
+	char adom[DOMAIN_MAX + 1];
 	size_t i, dlen = len, llen = 0;
 
 	if (len == 0) {
@@ -213,11 +359,6 @@ normalize_pattern(const char *s, size_t len, char out[POLICY_PATTERN_MAX],
 	}
 	if (dlen > 1 && dom[dlen - 1] == '.')
 		dlen--;
-	if (has_non_ascii(dom, dlen)) {
-		snprintf(err, errlen, "%s: \"%.*s\" is not ASCII: use the A-label "
-		    "(xn--) form", key, (int)len, s);
-		return 0;
-	}
 	if (dlen > 0 && dom[0] == '.') {
 		snprintf(err, errlen, "%s: \"%.*s\": a leading \".\" is not allowed "
 		    "(\"%.*s\" covers its subdomains)", key, (int)len, s,
@@ -230,14 +371,19 @@ normalize_pattern(const char *s, size_t len, char out[POLICY_PATTERN_MAX],
 		    (int)(dlen - 2), dom + 2);
 		return 0;
 	}
-	if (!valid_domain(dom, dlen)) {
+	if (!has_non_ascii(dom, dlen) && !valid_domain(dom, dlen)) {
 		snprintf(err, errlen, "%s: invalid domain in \"%.*s\"", key,
 		    (int)len, s);
 		return 0;
 	}
-	/* llen <= 64 and dlen <= 253: always fits POLICY_PATTERN_MAX. */
+	if (policy_domain_to_ascii(dom, dlen, adom, &why) < 0) {
+		snprintf(err, errlen, "%s: invalid domain in \"%.*s\": %s", key,
+		    (int)len, s, why);
+		return 0;
+	}
+	/* llen <= 64 and the domain <= 253: always fits POLICY_PATTERN_MAX. */
 	copy_lower(out, POLICY_PATTERN_MAX, s, llen + (at != NULL));
-	copy_lower(out + llen + (at != NULL), DOMAIN_MAX + 1, dom, dlen);
+	strcpy(out + llen + (at != NULL), adom);
 	return 1;
 }
 
@@ -312,22 +458,31 @@ parse_nexthop(const char *s, char *out, size_t outlen)
 	return literal ? 2 : 1;
 }
 
-/* One mx pattern: a host name or "*.domain", normalized into out. */
+/*
+ * One mx pattern: a host name or "*.domain", normalized into out (the
+ * domain in A-label form).  1, 0 when invalid (*why), -1 out of memory.
+ */
 static int
-normalize_mx(const char *s, size_t len, char **out)
+normalize_mx(const char *s, size_t len, char **out, const char **why)
 {
+	char dom[DOMAIN_MAX + 1];
 	size_t off = 0;
 	char *p;
 
+	*why = NULL;
 	if (len > 1 && s[len - 1] == '.')
 		len--;
 	if (len > 2 && s[0] == '*' && s[1] == '.')
 		off = 2;
-	if (!valid_domain(s + off, len - off))
+	if (!has_non_ascii(s + off, len - off) &&
+	    !valid_domain(s + off, len - off))
 		return 0;
-	if ((p = malloc(len + 1)) == NULL)
+	if (policy_domain_to_ascii(s + off, len - off, dom, why) < 0)
+		return 0;
+	if ((p = malloc(off + strlen(dom) + 1)) == NULL)
 		return -1;
-	copy_lower(p, len + 1, s, len);
+	memcpy(p, s, off);
+	strcpy(p + off, dom);
 	*out = p;
 	return 1;
 }
@@ -351,7 +506,7 @@ set_mx_list(char **list, int *n, const char *value, const char *key,
 {
 	char *tmp[POLICY_MX_MAX];
 	int ntmp = 0, i, r;
-	const char *s = value, *e;
+	const char *s = value, *e, *why;
 	size_t len;
 
 	while (*s != '\0') {
@@ -368,14 +523,14 @@ set_mx_list(char **list, int *n, const char *value, const char *key,
 			    POLICY_MX_MAX);
 			goto fail;
 		}
-		if (has_non_ascii(s, len)) {
-			snprintf(err, errlen, "%s: \"%.*s\" is not ASCII: use the "
-			    "A-label (xn--) form", key, (int)len, s);
-			goto fail;
-		}
-		r = normalize_mx(s, len, &tmp[ntmp]);
+		r = normalize_mx(s, len, &tmp[ntmp], &why);
 		if (r < 0) {
 			snprintf(err, errlen, "%s: out of memory", key);
+			goto fail;
+		}
+		if (r == 0 && why != NULL) {
+			snprintf(err, errlen, "%s: invalid name \"%.*s\": %s", key,
+			    (int)len, s, why);
 			goto fail;
 		}
 		if (r == 0) {
@@ -452,13 +607,41 @@ profile_get(struct policy_set *set, const char *name, size_t len,
 	return set->nprofiles++;
 }
 
+static const char *const profile_keys[POLICY_P_NKEYS] = {
+	[POLICY_P_TLS] = "tls",
+	[POLICY_P_VERIFY] = "verify",
+	[POLICY_P_MIN_VERSION] = "min_version",
+	[POLICY_P_MAX_VERSION] = "max_version",
+	[POLICY_P_CIPHERS] = "ciphers",
+	[POLICY_P_CA_BUNDLE] = "ca_bundle",
+	[POLICY_P_MX] = "mx",
+};
+
+static const char *const match_keys[POLICY_M_NKEYS] = {
+	[POLICY_M_PROFILE] = "profile",
+	[POLICY_M_NEXTHOP] = "nexthop",
+	[POLICY_M_MX] = "mx",
+};
+
+/* Index of key in names (n of them), or -1. */
+static int
+key_index(const char *const *names, int n, const char *key)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(names[i], key) == 0)
+			return i;
+	return -1;
+}
+
 static int
 profile_key(struct policy_set *set, const char *name, size_t namelen,
     const char *key, const char *value, struct policy_origin origin,
     char *err, size_t errlen)
 {
 	struct policy_profile *p;
-	int i, v;
+	int i, v, r = 0;
 
 	if (!valid_profile_name(name, namelen, key, err, errlen))
 		return -1;
@@ -468,7 +651,8 @@ profile_key(struct policy_set *set, const char *name, size_t namelen,
 	if (p->origin.line == 0)
 		p->origin = origin; /* declared (or a built-in overridden) */
 
-	if (strcmp(key, "tls") == 0) {
+	switch (key_index(profile_keys, POLICY_P_NKEYS, key)) {
+	case POLICY_P_TLS:
 		for (v = 0; v < 3; v++)
 			if (strcmp(value, tls_names[v]) == 0)
 				break;
@@ -478,7 +662,9 @@ profile_key(struct policy_set *set, const char *name, size_t namelen,
 			return -1;
 		}
 		p->tls = (enum policy_tls)v;
-	} else if (strcmp(key, "verify") == 0) {
+		p->origins[POLICY_P_TLS] = origin;
+		return 0;
+	case POLICY_P_VERIFY:
 		for (v = 0; v < 2; v++)
 			if (strcmp(value, verify_names[v]) == 0)
 				break;
@@ -488,29 +674,42 @@ profile_key(struct policy_set *set, const char *name, size_t namelen,
 			return -1;
 		}
 		p->verify = (enum policy_verify)v;
-	} else if (strcmp(key, "min_version") == 0 ||
-	    strcmp(key, "max_version") == 0) {
+		p->origins[POLICY_P_VERIFY] = origin;
+		return 0;
+	case POLICY_P_MIN_VERSION:
+	case POLICY_P_MAX_VERSION:
 		if ((v = policy_parse_version(value)) < 0) {
 			snprintf(err, errlen, "%s: \"%s\": expected 1.0, 1.1, 1.2 "
 			    "or 1.3", key, value);
 			return -1;
 		}
-		if (key[1] == 'i')
+		if (key[1] == 'i') {
 			p->min_version = v;
-		else
+			p->origins[POLICY_P_MIN_VERSION] = origin;
+		} else {
 			p->max_version = v;
-	} else if (strcmp(key, "ciphers") == 0) {
-		return set_string(&p->ciphers, value, key, err, errlen);
-	} else if (strcmp(key, "ca_bundle") == 0) {
+			p->origins[POLICY_P_MAX_VERSION] = origin;
+		}
+		return 0;
+	case POLICY_P_CIPHERS:
+		r = set_string(&p->ciphers, value, key, err, errlen);
+		if (r == 0)
+			p->origins[POLICY_P_CIPHERS] = origin;
+		return r;
+	case POLICY_P_CA_BUNDLE:
 		/* Resolved and checked by the caller, which may do I/O. */
-		return set_string(&p->ca_bundle, value, key, err, errlen);
-	} else if (strcmp(key, "mx") == 0) {
-		return set_mx_list(p->mx, &p->nmx, value, key, err, errlen);
-	} else {
-		snprintf(err, errlen, "%s: unknown key", key);
-		return -1;
+		r = set_string(&p->ca_bundle, value, key, err, errlen);
+		if (r == 0)
+			p->origins[POLICY_P_CA_BUNDLE] = origin;
+		return r;
+	case POLICY_P_MX:
+		r = set_mx_list(p->mx, &p->nmx, value, key, err, errlen);
+		if (r == 0)
+			p->origins[POLICY_P_MX] = origin;
+		return r;
 	}
-	return 0;
+	snprintf(err, errlen, "%s: unknown key", key);
+	return -1;
 }
 
 /*
@@ -539,7 +738,7 @@ match_key(struct policy_set *set, const char *arg, size_t arglen,
 {
 	char pattern[POLICY_PATTERN_MAX];
 	struct policy_match *m;
-	int i;
+	int i, k;
 
 	if (!normalize_pattern(arg, arglen, pattern, key, err, errlen))
 		return -1;
@@ -568,14 +767,16 @@ match_key(struct policy_set *set, const char *arg, size_t arglen,
 		m->origin = origin;
 	}
 
-	if (strcmp(key, "profile") == 0) {
+	switch ((k = key_index(match_keys, POLICY_M_NKEYS, key))) {
+	case POLICY_M_PROFILE:
 		if (!valid_profile_name(value, strlen(value), key, err, errlen))
 			return -1;
 		i = profile_get(set, value, strlen(value), key, err, errlen);
 		if (i < 0)
 			return -1;
 		m->profile = i;
-	} else if (strcmp(key, "nexthop") == 0) {
+		break;
+	case POLICY_M_NEXTHOP: {
 		char hop[DOMAIN_MAX + 16];
 
 		if (parse_nexthop(value, hop, sizeof(hop)) == 0) {
@@ -584,13 +785,19 @@ match_key(struct policy_set *set, const char *arg, size_t arglen,
 			    "[IPv6 address]; PORT 1-65535)", value);
 			return -1;
 		}
-		return set_string(&m->nexthop, hop, key, err, errlen);
-	} else if (strcmp(key, "mx") == 0) {
-		return set_mx_list(m->mx, &m->nmx, value, key, err, errlen);
-	} else {
+		if (set_string(&m->nexthop, hop, key, err, errlen) < 0)
+			return -1;
+		break;
+	}
+	case POLICY_M_MX:
+		if (set_mx_list(m->mx, &m->nmx, value, key, err, errlen) < 0)
+			return -1;
+		break;
+	default:
 		snprintf(err, errlen, "%s: unknown key", key);
 		return -1;
 	}
+	m->origins[k] = origin;
 	return 0;
 }
 
@@ -754,25 +961,43 @@ policy_verify_name(enum policy_verify verify)
 	return "unknown";
 }
 
-void
+enum policy_status
 policy_lookup(const struct policy_set *set, const char *recipient,
     struct policy_decision *out)
 {
 	const struct policy_match *m = NULL;
 	const char *at, *dom, *d;
-	size_t len, dlen;
+	char key[LOCAL_MAX + 1 + DOMAIN_MAX + 1];
+	size_t len, llen, dlen;
 
+	memset(out, 0, sizeof(*out));
 	len = strlen(recipient);
 	if (len > 0 && recipient[len - 1] == '.')
 		len--; /* a trailing dot on the domain */
 	at = memrchr(recipient, '@', len);
 	dom = at != NULL ? at + 1 : recipient;
 	dlen = len - (size_t)(dom - recipient);
+	llen = at != NULL ? (size_t)(at - recipient) : 0;
 
-	if (at != NULL && at != recipient && dlen > 0)
-		m = match_find(set, recipient, len);
+	/* The domain in A-label form, lower-cased, into out->domain. */
+	if (has_non_ascii(dom, dlen) || dlen > DOMAIN_MAX) {
+		if (policy_domain_to_ascii(dom, dlen, out->domain,
+		    &out->why) < 0) {
+			out->status = POLICY_BAD_DOMAIN;
+			out->domain[0] = '\0';
+		}
+	} else
+		copy_lower(out->domain, sizeof(out->domain), dom, dlen);
+	dlen = strlen(out->domain);
+
+	if (at != NULL && llen > 0 && llen <= LOCAL_MAX && dlen > 0) {
+		memcpy(key, recipient, llen);
+		key[llen] = '@';
+		memcpy(key + llen + 1, out->domain, dlen + 1);
+		m = match_find(set, key, llen + 1 + dlen);
+	}
 	/* The domain, then each parent at a label boundary. */
-	for (d = dom; m == NULL && dlen > 0;) {
+	for (d = out->domain; m == NULL && dlen > 0;) {
 		const char *dot;
 
 		m = match_find(set, d, dlen);
@@ -786,7 +1011,6 @@ policy_lookup(const struct policy_set *set, const char *recipient,
 	if (m != NULL && (m->profile < 0 || m->profile >= set->nprofiles))
 		m = NULL; /* unfinished set: never an out-of-range index */
 
-	memset(out, 0, sizeof(*out));
 	out->match = m;
 	out->profile = &set->profiles[m != NULL ? m->profile :
 	    set->default_profile];
@@ -798,6 +1022,7 @@ policy_lookup(const struct policy_set *set, const char *recipient,
 		out->mx = (const char *const *)out->profile->mx;
 		out->nmx = out->profile->nmx;
 	}
+	return out->status;
 }
 
 int

@@ -14,6 +14,7 @@
 #define POLICY_PROFILES_MAX 64
 #define POLICY_MATCHES_MAX 4096
 #define POLICY_ERR_MAX 256
+#define POLICY_DOMAIN_MAX 253 /* a domain name, A-label form, no trailing dot */
 
 /* TLS protocol versions as on the wire, so policy/ needs no TLS headers. */
 #define POLICY_TLS1_0 0x0301
@@ -38,6 +39,26 @@ struct policy_origin {
 	int line;	  /* 0 for built-in */
 };
 
+/* The keys of a [profile NAME] section: indexes of policy_profile.origins. */
+enum policy_profile_key {
+	POLICY_P_TLS,
+	POLICY_P_VERIFY,
+	POLICY_P_MIN_VERSION,
+	POLICY_P_MAX_VERSION,
+	POLICY_P_CIPHERS,
+	POLICY_P_CA_BUNDLE,
+	POLICY_P_MX,
+	POLICY_P_NKEYS,
+};
+
+/* The keys of a [match PATTERN] section: indexes of policy_match.origins. */
+enum policy_match_key {
+	POLICY_M_PROFILE,
+	POLICY_M_NEXTHOP,
+	POLICY_M_MX,
+	POLICY_M_NKEYS,
+};
+
 struct policy_profile {
 	char name[POLICY_NAME_MAX];
 	enum policy_tls tls;
@@ -49,7 +70,14 @@ struct policy_profile {
 	char *mx[POLICY_MX_MAX]; /* permitted MX name patterns; owned */
 	int nmx;
 	int builtin;
+	/*
+	 * Where the profile was declared (config.c: the "[profile NAME]"
+	 * line; policy_set_key() alone: the first key applied); line 0 for a
+	 * built-in profile that no section changes.
+	 */
 	struct policy_origin origin;
+	/* Where each key was set; line 0: not set in this profile. */
+	struct policy_origin origins[POLICY_P_NKEYS];
 };
 
 struct policy_match {
@@ -58,7 +86,8 @@ struct policy_match {
 	char *nexthop;			  /* "HOST[:PORT]" or NULL; owned */
 	char *mx[POLICY_MX_MAX];	  /* overrides the profile's mx; owned */
 	int nmx;
-	struct policy_origin origin;
+	struct policy_origin origin; /* config.c: the "[match ...]" line */
+	struct policy_origin origins[POLICY_M_NKEYS]; /* line 0: not set */
 };
 
 struct policy_set {
@@ -71,6 +100,17 @@ struct policy_set {
 	struct policy_origin default_origin;
 };
 
+enum policy_status {
+	POLICY_OK,
+	/*
+	 * The recipient's domain has no A-label form: not ASCII and refused
+	 * by IDNA2008 / UTS #46 processing, or longer than 253 bytes.  No
+	 * DNS name can be looked up for it: the caller refuses the address
+	 * with 553 5.1.3.
+	 */
+	POLICY_BAD_DOMAIN,
+};
+
 /* The effective policy for one recipient. Pointers into the set. */
 struct policy_decision {
 	const struct policy_profile *profile;
@@ -78,6 +118,14 @@ struct policy_decision {
 	const char *nexthop;		  /* NULL: MX lookup */
 	const char *const *mx;		  /* permitted names (match wins) */
 	int nmx;
+	enum policy_status status;
+	const char *why; /* status != POLICY_OK: the reason; static */
+	/*
+	 * The recipient's domain as matched: A-label form, lower-cased, no
+	 * trailing dot ("" when status != POLICY_OK).  The name to look up
+	 * in DNS and to show in replies next to the address as given.
+	 */
+	char domain[POLICY_DOMAIN_MAX + 1];
 };
 
 /*
@@ -116,11 +164,36 @@ const char *policy_verify_name(enum policy_verify verify);
 
 /*
  * Most specific match wins: address > exact domain > longest parent
- * domain > "*" > the default.  Domains compare case-insensitively.
- * `recipient` is the bare address (no angle brackets).
+ * domain > "*" > the default.  `recipient` is the bare address (no angle
+ * brackets); without "@" it is looked up as a domain.
+ *
+ * Domains compare in their A-label form, lower-cased: a non-ASCII domain
+ * is converted first (policy_domain_to_ascii()); an ASCII one is only
+ * lower-cased (refused only when longer than 253 bytes), not validated.
+ * The local part is compared as given, except for ASCII case.  When the
+ * domain is refused, out->status is
+ * POLICY_BAD_DOMAIN with out->why, and the rest of *out is what a domain
+ * that matches no pattern gets ("*", else the default), so that a caller
+ * that ignores the status still holds a valid profile.  Returns
+ * out->status.
  */
-void policy_lookup(const struct policy_set *set, const char *recipient,
-    struct policy_decision *out);
+enum policy_status policy_lookup(const struct policy_set *set,
+    const char *recipient, struct policy_decision *out);
+
+/*
+ * A domain (len bytes, without a trailing dot) in its A-label form,
+ * lower-cased, into out (POLICY_DOMAIN_MAX + 1 bytes).  Non-ASCII names
+ * are converted by libidn2 with UTS #46 nontransitional processing (as
+ * Postfix does with ICU); names that IDNA2008 disallows but UTS #46
+ * allows (symbols such as U+2603) are converted with transitional
+ * processing, unless they hold one of the four characters the two differ
+ * on (U+00DF, U+03C2, U+200C, U+200D).  The result, and an ASCII name,
+ * must be a host name (letters, digits, hyphens; labels of 1 to 63
+ * characters; at most 253 in all) whose "xn--" labels decode.
+ * Returns 0, or -1 with *why (static text).
+ */
+int policy_domain_to_ascii(const char *name, size_t len,
+    char out[POLICY_DOMAIN_MAX + 1], const char **why);
 
 /*
  * RFC 8461 section 4.1 style pattern check: "*.example.com" matches

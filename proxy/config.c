@@ -21,6 +21,11 @@
  * continuation of any other key is a "duplicate key".  Inline comments
  * (" ;") are stripped from continuation lines too, which inih does not do.
  *
+ * Origins, for `mxtls explain`: policy/ records the line of every key of
+ * a [profile] or [match] section; this file sets the origin of each such
+ * section to its header line, and records the lines of the [tls] keys
+ * (tls_origins) and of [policy] default (policy.default_origin).
+ *
  * Relative paths (ca_bundle, state_dir) resolve against the directory of
  * the config file, made absolute so that a later chdir() does not matter.
  * On failure *cfg is left empty: config_free() on it is harmless.
@@ -47,6 +52,7 @@
 #define DEFAULT_STATE_DIR "/var/lib/mxtls"
 #define DEFAULT_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
 #define SECONDS_MAX 86400.0
+#define TIMING_MAX 2592000L /* retry_delay, fallback_ttl: 30 days at most */
 #define WHY_MAX 512
 
 enum kind {
@@ -98,6 +104,8 @@ static const struct keydef keydefs[] = {
 	{ K_TLS, "max_version", 0 },
 	{ K_TLS, "ciphers", 0 },
 	{ K_POLICY, "default", 0 },
+	{ K_POLICY, "retry_delay", 0 },
+	{ K_POLICY, "fallback_ttl", 0 },
 	{ K_PROFILE, "tls", 0 },
 	{ K_PROFILE, "verify", 0 },
 	{ K_PROFILE, "min_version", 0 },
@@ -845,9 +853,8 @@ apply_tls(struct loader *ld, const char *key, const char *v, int line,
 {
 	struct config *cfg = ld->cfg;
 	int ver;
+	enum policy_profile_key k;
 
-	if (strcmp(key, "ca_bundle") == 0)
-		return set_bundle(ld, &cfg->ca_bundle, v, why, whylen);
 	if (strcmp(key, "min_version") == 0 || strcmp(key, "max_version") == 0) {
 		if ((ver = policy_parse_version(v)) < 0) {
 			snprintf(why, whylen, "\"%s\": expected 1.0, 1.1, 1.2 or "
@@ -857,25 +864,50 @@ apply_tls(struct loader *ld, const char *key, const char *v, int line,
 		if (key[1] == 'i') {
 			cfg->min_version = ver;
 			ld->tls_min_line = line;
+			k = POLICY_P_MIN_VERSION;
 		} else {
 			cfg->max_version = ver;
 			ld->tls_max_line = line;
+			k = POLICY_P_MAX_VERSION;
 		}
-		return 0;
+	} else if (strcmp(key, "ca_bundle") == 0) {
+		if (set_bundle(ld, &cfg->ca_bundle, v, why, whylen) < 0)
+			return -1;
+		k = POLICY_P_CA_BUNDLE;
+	} else if (strcmp(key, "ciphers") == 0) {
+		if (set_str(ld, &cfg->ciphers, v) < 0)
+			return -1;
+		k = POLICY_P_CIPHERS;
+	} else {
+		snprintf(why, whylen, "unknown key");
+		return -1;
 	}
-	if (strcmp(key, "ciphers") == 0)
-		return set_str(ld, &cfg->ciphers, v);
-	snprintf(why, whylen, "unknown key");
-	return -1;
+	cfg->tls_origins[k].file = cfg->file;
+	cfg->tls_origins[k].line = line;
+	return 0;
 }
 
 static int
 apply_policy(struct loader *ld, const char *key, const char *v, int line,
     char *why, size_t whylen)
 {
+	long n;
+
 	if (strcmp(key, "default") == 0) {
 		ld->default_line = line;
 		return set_str(ld, &ld->default_name, v);
+	}
+	if (strcmp(key, "retry_delay") == 0 || strcmp(key, "fallback_ttl") == 0) {
+		if (parse_long(v, 1, TIMING_MAX, &n) < 0) {
+			snprintf(why, whylen, "\"%s\" is not a whole number of "
+			    "seconds from 1 to %ld", v, TIMING_MAX);
+			return -1;
+		}
+		if (key[0] == 'r')
+			ld->cfg->timing.retry_delay = (time_t)n;
+		else
+			ld->cfg->timing.fallback_ttl = (time_t)n;
+		return 0;
 	}
 	snprintf(why, whylen, "unknown key");
 	return -1;
@@ -931,6 +963,11 @@ policy_key_done(struct loader *ld, const char *key, int line, int applied)
 	if (si->sect == NULL) {
 		si->sect = xstrdup(ld, ld->sect);
 		si->header_line = ld->sect_line;
+		/* The section's header says where it was declared. */
+		if (ld->kind == K_PROFILE)
+			set->profiles[ld->index].origin.line = ld->sect_line;
+		else
+			set->matches[ld->index].origin.line = ld->sect_line;
 	}
 	if (ld->kind == K_PROFILE) {
 		struct policy_profile *p = &set->profiles[ld->index];
@@ -1527,6 +1564,8 @@ set_defaults(struct loader *ld)
 	cfg->dns_timeout = 5;
 	cfg->min_version = POLICY_TLS1_2;
 	cfg->max_version = POLICY_TLS1_3;
+	cfg->timing.retry_delay = 300;
+	cfg->timing.fallback_ttl = 3600;
 	policy_set_init(&cfg->policy);
 }
 

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include "failure.h"
 #include "policy.h"
 
 #define CONFIG_CIDR_MAX 64
@@ -63,8 +64,21 @@ struct config {
 	int min_version;
 	int max_version;
 	char *ciphers; /* NULL = BoringSSL's default list */
+	/*
+	 * Where each [tls] key was set, indexed like policy_profile.origins
+	 * (POLICY_P_MIN_VERSION, _MAX_VERSION, _CIPHERS, _CA_BUNDLE; the
+	 * others stay unset); line 0: the built-in default.
+	 */
+	struct policy_origin tls_origins[POLICY_P_NKEYS];
 
-	/* [policy], [profile NAME], [match PATTERN] */
+	/* [policy] retry_delay and fallback_ttl (whole seconds, > 0) */
+	struct failure_timing timing;
+
+	/*
+	 * [policy] default, [profile NAME], [match PATTERN].  The origin of
+	 * a profile or a match is the line of its section header;
+	 * policy.default_origin the line of [policy] default (0: not set).
+	 */
 	struct policy_set policy;
 };
 

@@ -7,10 +7,13 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "dns.h"
+#include "failure.h"
 #include "log.h"
 #include "session.h"
 #include "smtp.h"
+#include "state.h"
 #include "tls.h"
 
 #define SESSION_BUFSIZE 16384
@@ -122,6 +125,20 @@ struct session {
 	struct tls_facts facts;
 	const char *verify; /* "ok", "fail", "none" (not checked), "-" */
 	char last_error[320];
+
+	/*
+	 * The failure table's verdict for the route: from the first host
+	 * (in MX order) that could not be used over TLS.  Applied when no
+	 * host delivered over TLS.
+	 */
+	enum failure_action verdict; /* FAILURE_CONTACT: none yet */
+	enum failure_event verdict_event;
+	char verdict_reason[320];
+	char verdict_host[DNS_NAME_MAX];
+	struct sockaddr_storage verdict_ss;
+	int verdict_port;
+	time_t verdict_retry; /* FAILURE_DEFER: the earliest retry */
+	int fallback;	      /* this connection is the clear fallback */
 };
 
 static void session_enter(struct session *s, enum sess_state st);
@@ -129,6 +146,8 @@ static void session_process_input(struct session *s);
 static void session_up_next_hop(struct session *s);
 static void session_up_try_addr(struct session *s);
 static void session_up_failed(struct session *s, const char *reason);
+static void session_up_connect(struct session *s,
+    const struct sockaddr_storage *ss, socklen_t len);
 static void session_up_event(struct conn *c, enum conn_event ev, void *arg);
 static void session_down_event(struct conn *c, enum conn_event ev,
     void *arg);
@@ -239,8 +258,10 @@ session_log_delivery(struct session *s, const char *outcome,
 	    s->up_tls && s->facts.result != TLS_RESULT_OK ? s->facts.reason :
 	    NULL, "result",
 	    s->up_tls ? tls_result_name(s->facts.result) : NULL, "profile",
-	    s->dec.profile != NULL ? s->dec.profile->name : NULL, "nrcpt",
-	    nrcpt, "size", size, "reply", reply, "reason", reason, NULL);
+	    s->dec.profile != NULL ? s->dec.profile->name : NULL, "fallback",
+	    s->fallback ? "yes" : NULL, "nrcpt", nrcpt, "size", size, "reply",
+	    reply, "reason",
+	    reason == NULL && s->fallback ? s->verdict_reason : reason, NULL);
 }
 
 /* --- the transaction ---------------------------------------------------- */
@@ -274,6 +295,7 @@ session_up_close(struct session *s)
 	}
 	s->up_txn = 0;
 	s->up_tls = 0;
+	s->fallback = 0;
 	s->up_key[0] = '\0';
 }
 
@@ -337,21 +359,109 @@ session_before_ehlo(enum sess_state st)
 	return st == ST_UP_CONNECT || st == ST_UP_GREETING;
 }
 
-/* A TLS failure (SPEC.md section 4): until retry records exist, 451. */
+/* Keep the first host's verdict: it is the most preferred MX. */
 static void
-session_tls_failure(struct session *s, enum tls_result result,
-    const char *reason)
+session_note_verdict(struct session *s, enum failure_action a,
+    enum failure_event ev, const char *reason, time_t retry)
 {
-	char where[320];
+	if (s->verdict != FAILURE_CONTACT)
+		return;
+	s->verdict = a;
+	s->verdict_event = ev;
+	snprintf(s->verdict_reason, sizeof(s->verdict_reason), "%s", reason);
+	snprintf(s->verdict_host, sizeof(s->verdict_host), "%s", s->up_host);
+	s->verdict_ss = s->addrs[s->addr_i];
+	s->verdict_port = s->up_port;
+	s->verdict_retry = retry;
+}
 
+/*
+ * A TLS failure at the host just contacted (SPEC.md section 4): the table
+ * decides from the host's retry record; the record is stored at once so a
+ * restart does not forget it.  The next host may still deliver over TLS.
+ */
+static void
+session_tls_failure(struct session *s, enum failure_event ev,
+    enum tls_result result, const char *reason)
+{
+	const struct retry_record *old;
+	struct retry_record rec;
+	const struct failure_timing *t = &s->px->cfg->timing;
+	enum failure_action a;
+	time_t now = clock_now();
+	char where[320], err[256];
+
+	old = state_get(s->px->state, s->up_host, s->up_addr);
+	if (old != NULL)
+		rec = *old;
+	else
+		memset(&rec, 0, sizeof(rec));
+	a = failure_after(s->dec.profile, ev, reason, &rec, now, t);
+	if (state_put(s->px->state, s->up_host, s->up_addr, &rec, err,
+	    sizeof(err)) == -1)
+		log_error(s->id, "state-write-failed", "error", err, NULL);
 	session_up_where(s, where, sizeof(where));
-	session_log_delivery(s, "deferred", NULL, reason);
+	session_log_delivery(s, a == FAILURE_DEFER ? "deferred" : "tls-failed",
+	    NULL, reason);
 	log_warn(s->id, "tls-failure", "host", where, "result",
-	    tls_result_name(result), "reason", reason, NULL);
+	    tls_result_name(result), "event", failure_event_name(ev),
+	    "action", failure_action_name(a), "record",
+	    retry_state_name(rec.state), "reason", reason, NULL);
 	session_up_close(s);
-	session_txn_fail(s,
-	    "451 4.7.5 TLS to %s failed for domain %s: %s (%s); will retry",
-	    where, s->route_domain, reason, tls_result_name(result));
+	session_note_verdict(s, a, ev, reason, rec.first_failure +
+	    t->retry_delay);
+	session_up_try_addr(s);
+}
+
+/* No host delivered over TLS: carry out the first host's verdict. */
+static void
+session_apply_verdict(struct session *s)
+{
+	const char *prof = s->dec.profile->name;
+	char where[320], when[32];
+	struct tm tm;
+	socklen_t len;
+
+	snprintf(s->up_host, sizeof(s->up_host), "%s", s->verdict_host);
+	conn_sockaddr_str((struct sockaddr *)&s->verdict_ss, s->up_addr,
+	    sizeof(s->up_addr));
+	s->up_port = s->verdict_port;
+	session_up_where(s, where, sizeof(where));
+	switch (s->verdict) {
+	case FAILURE_DEFER:
+		gmtime_r(&s->verdict_retry, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		session_txn_fail(s,
+		    "451 4.7.5 TLS to %s for domain %s failed: %s; retry "
+		    "after %s", where, s->route_domain, s->verdict_reason,
+		    when);
+		return;
+	case FAILURE_FAIL_NO_TLS:
+		session_txn_fail(s,
+		    "550 5.7.10 %s does not offer STARTTLS and profile %s "
+		    "requires TLS for domain %s", where, prof,
+		    s->route_domain);
+		return;
+	case FAILURE_FAIL:
+		session_txn_fail(s,
+		    "550 5.7.5 TLS to %s for domain %s failed again: %s "
+		    "(profile %s)", where, s->route_domain, s->verdict_reason,
+		    prof);
+		return;
+	case FAILURE_FALLBACK_CLEAR:
+		/* A fresh connection, never the one whose TLS failed. */
+		log_warn(s->id, "fallback-clear", "host", where, "reason",
+		    s->verdict_reason, NULL);
+		len = s->verdict_ss.ss_family == AF_INET ?
+		    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+		s->fallback = 1;
+		session_up_connect(s, &s->verdict_ss, len);
+		return;
+	default:
+		session_txn_fail(s, "451 4.3.0 Internal error: verdict %s",
+		    failure_action_name(s->verdict));
+		return;
+	}
 }
 
 static void
@@ -364,6 +474,14 @@ session_up_failed(struct session *s, const char *reason)
 	session_up_where(s, where, sizeof(where));
 	log_info(s->id, "upstream-error", "host", where, "state",
 	    sess_state_names[st], "reason", reason, NULL);
+	if (session_before_ehlo(st) && s->fallback) {
+		session_up_close(s);
+		session_log_delivery(s, "deferred", NULL, reason);
+		session_txn_fail(s,
+		    "451 4.4.1 Fallback connection to %s failed: %s", where,
+		    reason);
+		return;
+	}
 	if (session_before_ehlo(st)) {
 		/* Connection-level trouble: the next address or MX may work. */
 		conn_free(&s->up);
@@ -372,7 +490,8 @@ session_up_failed(struct session *s, const char *reason)
 		return;
 	}
 	if (session_in_tls_phase(st)) {
-		session_tls_failure(s, TLS_RESULT_VALIDATION_FAILURE, reason);
+		session_tls_failure(s, FAILURE_HANDSHAKE,
+		    TLS_RESULT_VALIDATION_FAILURE, reason);
 		return;
 	}
 	session_up_close(s);
@@ -479,9 +598,11 @@ session_mx_result(void *arg, const struct dns_mx_result *res)
 			s->nhops++;
 		}
 		if (s->nhops == 0) {
-			session_tls_failure(s,
-			    TLS_RESULT_CERTIFICATE_HOST_MISMATCH,
+			session_log_delivery(s, "deferred", NULL,
 			    "no MX host matches the policy's mx names");
+			session_txn_fail(s,
+			    "451 4.7.5 No MX host of %s matches the mx names "
+			    "of profile %s", dom, s->dec.profile->name);
 			return;
 		}
 		break;
@@ -520,6 +641,10 @@ session_up_next_hop(struct session *s)
 	struct in_addr a4;
 
 	if (++s->hop_i >= s->nhops) {
+		if (s->verdict != FAILURE_CONTACT) {
+			session_apply_verdict(s);
+			return;
+		}
 		log_info(s->id, "delivery", "outcome", "deferred",
 		    "rcpt_domain", s->route_domain, "reason", s->last_error,
 		    NULL);
@@ -555,11 +680,38 @@ session_up_next_hop(struct session *s)
 	s->dq = dns_lookup_addr(s->px->dns, h->name, session_addr_result, s);
 }
 
+/* Connect to up_host/up_port at ss; failures come back as events. */
+static void
+session_up_connect(struct session *s, const struct sockaddr_storage *ss,
+    socklen_t len)
+{
+	s->up_tls = 0;
+	s->up_helo = 0;
+	s->verify = "-";
+	memset(&s->up_ehlo, 0, sizeof(s->up_ehlo));
+	snprintf(s->up_key, sizeof(s->up_key), "%s", s->route_key);
+	session_enter(s, ST_UP_CONNECT);
+	if (conn_connect(&s->up, s->px->loop, (const struct sockaddr *)ss, len,
+	    SESSION_BUFSIZE, session_up_event, s) == -1) {
+		/* No socket at all: treated like a refused connection. */
+		snprintf(s->last_error, sizeof(s->last_error), "%s",
+		    s->up.error);
+		session_up_failed(s, s->last_error);
+		return;
+	}
+	s->up_open = 1;
+	conn_set_reading(&s->up, 1);
+	conn_deadline(&s->up, s->px->cfg->timeouts.connect);
+}
+
+/* The next address of the current hop, unless its record says skip it. */
 static void
 session_up_try_addr(struct session *s)
 {
 	struct hop *h = &s->hops[s->hop_i];
+	const struct retry_record *rec;
 	struct sockaddr_storage *ss;
+	enum failure_action a;
 	socklen_t len;
 	struct in6_addr a6;
 	struct in_addr a4;
@@ -586,21 +738,24 @@ session_up_try_addr(struct session *s)
 	conn_sockaddr_str((struct sockaddr *)ss, s->up_addr,
 	    sizeof(s->up_addr));
 	s->up_port = h->port;
-	s->up_tls = 0;
-	s->up_helo = 0;
-	s->verify = "-";
-	memset(&s->up_ehlo, 0, sizeof(s->up_ehlo));
-	session_enter(s, ST_UP_CONNECT);
-	if (conn_connect(&s->up, s->px->loop, (struct sockaddr *)ss, len,
-	    SESSION_BUFSIZE, session_up_event, s) == -1) {
-		snprintf(s->last_error, sizeof(s->last_error), "%s",
-		    s->up.error);
+
+	rec = state_get(s->px->state, s->up_host, s->up_addr);
+	a = failure_before(s->dec.profile, rec, clock_now(),
+	    &s->px->cfg->timing);
+	if (a != FAILURE_CONTACT) {
+		char where[320];
+
+		/* Inside the retry delay or marked broken: not contacted. */
+		log_info(s->id, "tls-skip", "host",
+		    session_up_where(s, where, sizeof(where)), "record",
+		    retry_state_name(rec->state), "action",
+		    failure_action_name(a), "reason", rec->error, NULL);
+		session_note_verdict(s, a, rec->event, rec->error,
+		    rec->first_failure + s->px->cfg->timing.retry_delay);
 		session_up_try_addr(s);
 		return;
 	}
-	s->up_open = 1;
-	conn_set_reading(&s->up, 1);
-	conn_deadline(&s->up, s->px->cfg->timeouts.connect);
+	session_up_connect(s, ss, len);
 }
 
 /* Open the upstream for the route of the current transaction. */
@@ -611,8 +766,8 @@ session_up_open(struct session *s)
 	int port;
 
 	session_up_close(s);
-	snprintf(s->up_key, sizeof(s->up_key), "%s", s->route_key);
 	s->last_error[0] = '\0';
+	s->verdict = FAILURE_CONTACT;
 	if (s->dec.nexthop != NULL) {
 		if (config_parse_hostport(s->dec.nexthop, 25, host,
 		    sizeof(host), &port) == -1) {
@@ -662,8 +817,7 @@ session_after_ehlo(struct session *s)
 {
 	const struct policy_profile *p = s->dec.profile;
 
-	if (p->tls == POLICY_TLS_OFF) {
-		s->verify = "-";
+	if (p->tls == POLICY_TLS_OFF || s->fallback) {
 		session_send_mail(s);
 		return;
 	}
@@ -673,13 +827,32 @@ session_after_ehlo(struct session *s)
 		return;
 	}
 	if (p->tls == POLICY_TLS_MANDATORY) {
-		session_tls_failure(s, TLS_RESULT_STARTTLS_NOT_SUPPORTED,
+		session_tls_failure(s, FAILURE_NO_STARTTLS,
+		    TLS_RESULT_STARTTLS_NOT_SUPPORTED,
 		    "server does not offer STARTTLS");
 		return;
 	}
 	log_info(s->id, "plaintext", "reason", "starttls-not-supported",
 	    "mx", s->up_host, "addr", s->up_addr, NULL);
 	session_send_mail(s);
+}
+
+/* TLS worked: a record for this host is history. */
+static void
+session_tls_ok(struct session *s)
+{
+	struct retry_record rec;
+	char err[256];
+
+	if (state_get(s->px->state, s->up_host, s->up_addr) == NULL)
+		return;
+	memset(&rec, 0, sizeof(rec));
+	rec.state = RETRY_NONE;
+	if (state_put(s->px->state, s->up_host, s->up_addr, &rec, err,
+	    sizeof(err)) == -1)
+		log_error(s->id, "state-write-failed", "error", err, NULL);
+	log_info(s->id, "tls-recovered", "mx", s->up_host, "addr", s->up_addr,
+	    NULL);
 }
 
 static void
@@ -704,13 +877,14 @@ session_tls_ready(struct session *s)
 	if (s->facts.result != TLS_RESULT_OK) {
 		if (s->dec.profile->verify == POLICY_VERIFY_STRICT) {
 			s->verify = "fail";
-			session_tls_failure(s, s->facts.result,
-			    s->facts.reason);
+			session_tls_failure(s, FAILURE_CERTIFICATE,
+			    s->facts.result, s->facts.reason);
 			return;
 		}
 		s->verify = "none";
 	} else
 		s->verify = "ok";
+	session_tls_ok(s);
 	/* Forget everything learnt before TLS (SPEC.md section 3). */
 	memset(&s->up_ehlo, 0, sizeof(s->up_ehlo));
 	session_up_send(s, ST_UP_EHLO_TLS, s->px->cfg->timeouts.command,
@@ -791,8 +965,8 @@ session_on_up_reply(struct session *s, const struct smtp_reply *r)
 		return;
 	case ST_UP_STARTTLS:
 		if (r->code != 220) {
-			session_tls_failure(s, TLS_RESULT_STARTTLS_NOT_SUPPORTED,
-			    sum);
+			session_tls_failure(s, FAILURE_HANDSHAKE,
+			    TLS_RESULT_STARTTLS_NOT_SUPPORTED, sum);
 			return;
 		}
 		/* Bytes after the 220 came in plaintext: an injection. */
@@ -800,7 +974,8 @@ session_on_up_reply(struct session *s, const struct smtp_reply *r)
 		    conn_start_tls(&s->up, s->px->ctx[s->dec.profile -
 		    s->px->cfg->policy.profiles], s->up_host[0] ? s->up_host :
 		    NULL) == -1) {
-			session_tls_failure(s, TLS_RESULT_VALIDATION_FAILURE,
+			session_tls_failure(s, FAILURE_HANDSHAKE,
+			    TLS_RESULT_VALIDATION_FAILURE,
 			    buf_len(&s->up.in) > 0 ?
 			    "plaintext injected after STARTTLS 220" :
 			    "cannot start TLS");
@@ -1114,7 +1289,12 @@ session_cmd_rcpt(struct session *s, const struct smtp_command *cmd)
 		session_reply(s, "452 4.5.3 Too many recipients");
 		return;
 	}
-	policy_lookup(&s->px->cfg->policy, addr, &dec);
+	if (policy_lookup(&s->px->cfg->policy, addr, &dec) != POLICY_OK) {
+		session_reply(s, "553 5.1.3 Bad recipient domain: %s", dec.why);
+		return;
+	}
+	/* From here on the domain is the lower-case A-label form. */
+	domain = dec.domain;
 	snprintf(key, sizeof(key), "%s|%s", dec.nexthop ? dec.nexthop : domain,
 	    dec.profile->name);
 	for (p = key; *p; p++)
@@ -1141,8 +1321,6 @@ session_cmd_rcpt(struct session *s, const struct smtp_command *cmd)
 		snprintf(s->route_key, sizeof(s->route_key), "%s", key);
 		snprintf(s->route_domain, sizeof(s->route_domain), "%s",
 		    domain);
-		for (p = s->route_domain; *p; p++)
-			*p = (char)tolower((unsigned char)*p);
 	}
 	if (s->up_open && s->up_txn) {
 		session_send_rcpt(s);

@@ -19,6 +19,7 @@ struct proxy {
 	const struct config *cfg;
 	struct dns *dns;
 	SSL_CTX **ctx; /* one per profile, indexed like cfg->policy.profiles */
+	struct state *state; /* retry records */
 	unsigned long next_sid;
 	int nsessions;
 	struct session *live;  /* all open sessions */

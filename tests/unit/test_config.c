@@ -224,6 +224,8 @@ test_example(void)
 	CHECK_INT(cfg.log_format, CONFIG_LOG_LOGFMT);
 	CHECK_STR(cfg.policy.profiles[cfg.policy.default_profile].name,
 	    "opportunistic");
+	CHECK_INT(cfg.timing.retry_delay, 300);
+	CHECK_INT(cfg.timing.fallback_ttl, 3600);
 	config_free(&cfg);
 
 	/*
@@ -319,6 +321,13 @@ test_defaults(void)
 	CHECK_INT(cfg.policy.nprofiles, 2);
 	CHECK_INT(cfg.policy.nmatches, 0);
 	CHECK_INT(cfg.policy.default_profile, 0);
+	CHECK_INT(cfg.policy.default_origin.line, 0);
+	CHECK_INT(cfg.timing.retry_delay, 300);
+	CHECK_INT(cfg.timing.fallback_ttl, 3600);
+	CHECK_INT(cfg.tls_origins[POLICY_P_CA_BUNDLE].line, 2);
+	CHECK_INT(cfg.tls_origins[POLICY_P_MIN_VERSION].line, 0);
+	CHECK_INT(cfg.tls_origins[POLICY_P_MAX_VERSION].line, 0);
+	CHECK_INT(cfg.tls_origins[POLICY_P_CIPHERS].line, 0);
 	config_free(&cfg);
 	config_free(&cfg); /* harmless twice */
 }
@@ -361,25 +370,27 @@ static const char full_config[] =
     "\n"							/* 35 */
     "[policy]\n"						/* 36 */
     "default = partners\n"					/* 37 */
-    "\n"							/* 38 */
-    "[match partner.example]\n"					/* 39 */
-    "profile = partners\n"					/* 40 */
-    "nexthop = [2001:db8::25]:2525\n"				/* 41 */
-    "mx = mx1.partner.example,\n"				/* 42 */
-    "     *.mx.partner.example\n"				/* 43 */
-    "\n"							/* 44 */
-    "[profile partners]\n"					/* 45 */
-    "tls = mandatory\n"						/* 46 */
-    "verify = strict\n"						/* 47 */
-    "min_version = 1.2\n"					/* 48 */
-    "ciphers = ECDHE+AESGCM\n"					/* 49 */
-    "ca_bundle = sub/../ca.crt\n"				/* 50 */
-    "\n"							/* 51 */
-    "[profile opportunistic]\n"					/* 52 */
-    "verify = none\n"						/* 53 */
-    "\n"							/* 54 */
-    "[match Someone@Example.COM]\n"				/* 55 */
-    "profile = mandatory\n";					/* 56 */
+    "retry_delay = 60\n"					/* 38 */
+    "fallback_ttl = 7200\n"					/* 39 */
+    "\n"							/* 40 */
+    "[match partner.example]\n"					/* 41 */
+    "profile = partners\n"					/* 42 */
+    "nexthop = [2001:db8::25]:2525\n"				/* 43 */
+    "mx = mx1.partner.example,\n"				/* 44 */
+    "     *.mx.partner.example\n"				/* 45 */
+    "\n"							/* 46 */
+    "[profile partners]\n"					/* 47 */
+    "tls = mandatory\n"						/* 48 */
+    "verify = strict\n"						/* 49 */
+    "min_version = 1.2\n"					/* 50 */
+    "ciphers = ECDHE+AESGCM\n"					/* 51 */
+    "ca_bundle = sub/../ca.crt\n"				/* 52 */
+    "\n"							/* 53 */
+    "[profile opportunistic]\n"					/* 54 */
+    "verify = none\n"						/* 55 */
+    "\n"							/* 56 */
+    "[match Someone@Example.COM]\n"				/* 57 */
+    "profile = mandatory\n";					/* 58 */
 
 static void
 test_values(void)
@@ -432,6 +443,15 @@ test_values(void)
 	CHECK_INT(cfg.min_version, POLICY_TLS1_1);
 	CHECK_INT(cfg.max_version, POLICY_TLS1_2);
 	CHECK_STR(cfg.ciphers, "ECDHE+AESGCM:ECDHE+CHACHA20");
+	CHECK_INT(cfg.timing.retry_delay, 60);
+	CHECK_INT(cfg.timing.fallback_ttl, 7200);
+	CHECK_INT(cfg.tls_origins[POLICY_P_CA_BUNDLE].line, 31);
+	CHECK_INT(cfg.tls_origins[POLICY_P_MIN_VERSION].line, 32);
+	CHECK_INT(cfg.tls_origins[POLICY_P_MAX_VERSION].line, 33);
+	CHECK_INT(cfg.tls_origins[POLICY_P_CIPHERS].line, 34);
+	CHECK_STR(cfg.tls_origins[POLICY_P_CIPHERS].file, cfg.file);
+	CHECK_INT(cfg.tls_origins[POLICY_P_TLS].line, 0);
+	CHECK_INT(cfg.tls_origins[POLICY_P_MX].line, 0);
 
 	i = policy_profile_find(&cfg.policy, "partners");
 	CHECK(i >= 2);
@@ -441,17 +461,30 @@ test_values(void)
 	CHECK_INT(cfg.policy.default_profile, i);
 	CHECK_INT(cfg.policy.default_origin.line, 37);
 	CHECK_STR(cfg.policy.default_origin.file, cfg.file);
-	CHECK_INT(p->origin.line, 46);
+	CHECK_INT(p->origin.line, 47); /* the section header */
 	CHECK_INT(p->tls, POLICY_TLS_MANDATORY);
 	CHECK_INT(config_profile_min_version(&cfg, p), POLICY_TLS1_2);
 	CHECK_INT(config_profile_max_version(&cfg, p), POLICY_TLS1_2);
 	CHECK_STR(config_profile_ciphers(&cfg, p), "ECDHE+AESGCM");
 	snprintf(want, sizeof(want), "%s/sub/../ca.crt", tmp);
 	CHECK_STR(config_profile_ca_bundle(&cfg, p), want);
+	CHECK_STR(p->origin.file, cfg.file);
+	CHECK_INT(p->origins[POLICY_P_TLS].line, 48);
+	CHECK_INT(p->origins[POLICY_P_VERIFY].line, 49);
+	CHECK_INT(p->origins[POLICY_P_MIN_VERSION].line, 50);
+	CHECK_INT(p->origins[POLICY_P_MAX_VERSION].line, 0);
+	CHECK_INT(p->origins[POLICY_P_CIPHERS].line, 51);
+	CHECK_INT(p->origins[POLICY_P_CA_BUNDLE].line, 52);
+	CHECK_STR(p->origins[POLICY_P_CA_BUNDLE].file, cfg.file);
+	CHECK_INT(p->origins[POLICY_P_MX].line, 0);
 
 	p = &cfg.policy.profiles[0];
 	CHECK_INT(p->verify, POLICY_VERIFY_NONE);
 	CHECK_INT(p->builtin, 1);
+	CHECK_INT(p->origin.line, 54); /* a built-in, changed */
+	CHECK_INT(p->origins[POLICY_P_VERIFY].line, 55);
+	CHECK_INT(p->origins[POLICY_P_TLS].line, 0);
+	CHECK_INT(cfg.policy.profiles[1].origin.line, 0);
 	CHECK_INT(config_profile_min_version(&cfg, p), POLICY_TLS1_1);
 	CHECK_STR(config_profile_ciphers(&cfg, p), cfg.ciphers);
 	CHECK_STR(config_profile_ca_bundle(&cfg, p), bundle);
@@ -465,9 +498,16 @@ test_values(void)
 		CHECK_STR(d.mx[0], "mx1.partner.example");
 		CHECK_STR(d.mx[1], "*.mx.partner.example");
 	}
-	CHECK_INT(d.match->origin.line, 40);
+	CHECK_INT(d.match->origin.line, 41);
+	CHECK_INT(d.match->origins[POLICY_M_PROFILE].line, 42);
+	CHECK_INT(d.match->origins[POLICY_M_NEXTHOP].line, 43);
+	CHECK_INT(d.match->origins[POLICY_M_MX].line, 44);
+	CHECK_STR(d.match->origins[POLICY_M_MX].file, cfg.file);
 	policy_lookup(&cfg.policy, "someone@example.com", &d);
 	CHECK_STR(d.profile->name, "mandatory");
+	CHECK_INT(d.match->origin.line, 57);
+	CHECK_INT(d.match->origins[POLICY_M_PROFILE].line, 58);
+	CHECK_INT(d.match->origins[POLICY_M_NEXTHOP].line, 0);
 	policy_lookup(&cfg.policy, "other@example.com", &d);
 	CHECK_STR(d.profile->name, "partners");
 	CHECK(d.match == NULL);
@@ -616,6 +656,31 @@ test_value_errors(void)
 	LOAD_ERR("e.ini", "[tls]\nciphers =\n", "F:2: [tls] ciphers: empty value");
 	LOAD_ERR("e.ini", "[policy]\ndefault = nope\n",
 	    "F:2: [policy] default: unknown profile \"nope\"");
+	LOAD_ERR("e.ini", "[policy]\nretry_delay = 0\n",
+	    "F:2: [policy] retry_delay: \"0\" is not a whole number of seconds "
+	    "from 1 to 2592000");
+	LOAD_ERR("e.ini", "[policy]\n\nretry_delay = -300\n",
+	    "F:3: [policy] retry_delay: \"-300\" is not a whole number of "
+	    "seconds from 1 to 2592000");
+	LOAD_ERR("e.ini", "[policy]\nretry_delay = 5m\n",
+	    "F:2: [policy] retry_delay: \"5m\" is not a whole number of seconds "
+	    "from 1 to 2592000");
+	LOAD_ERR("e.ini", "[policy]\nretry_delay = 1.5\n",
+	    "F:2: [policy] retry_delay: \"1.5\" is not a whole number of "
+	    "seconds from 1 to 2592000");
+	LOAD_ERR("e.ini", "[policy]\nretry_delay =\n",
+	    "F:2: [policy] retry_delay: empty value");
+	LOAD_ERR("e.ini", "[policy]\nfallback_ttl = 0\n",
+	    "F:2: [policy] fallback_ttl: \"0\" is not a whole number of seconds "
+	    "from 1 to 2592000");
+	LOAD_ERR("e.ini", "[policy]\nfallback_ttl = 2592001\n",
+	    "F:2: [policy] fallback_ttl: \"2592001\" is not a whole number of "
+	    "seconds from 1 to 2592000");
+	LOAD_ERR("e.ini", "[policy]\nfallback_ttl = 99999999999999999999\n",
+	    "F:2: [policy] fallback_ttl: \"99999999999999999999\" is not a "
+	    "whole number of seconds from 1 to 2592000");
+	LOAD_ERR("e.ini", "[policy]\nfallback_ttl = 60\nfallback_ttl = 61\n",
+	    "F:3: [policy] fallback_ttl: duplicate key (first at line 2)");
 }
 
 static void
@@ -652,9 +717,21 @@ test_policy_errors(void)
 	LOAD_ERR("e.ini", "[match .example.com]\nprofile = mandatory\n",
 	    "F:1: [match .example.com]: \".example.com\": a leading \".\" is "
 	    "not allowed (\"example.com\" covers its subdomains)");
-	LOAD_ERR("e.ini", "[match bücher.example]\nprofile = mandatory\n",
-	    "F:1: [match bücher.example]: \"bücher.example\" is not ASCII: use "
-	    "the A-label (xn--) form");
+	LOAD_ERR("e.ini", "[match bücher-.example]\nprofile = mandatory\n",
+	    "F:1: [match bücher-.example]: invalid domain in "
+	    "\"bücher-.example\": string start/ends with forbidden hyphen");
+	LOAD_ERR("e.ini", "\n[match user@xn--zz.example]\nprofile = mandatory\n",
+	    "F:2: [match user@xn--zz.example]: invalid domain in "
+	    "\"user@xn--zz.example\": an \"xn--\" label is not a valid "
+	    "A-label");
+	LOAD_ERR("e.ini", "[match bücher.example]\nprofile = mandatory\n"
+	    "[match XN--BCHER-KVA.example]\nprofile = mandatory\n",
+	    "F:3: [match XN--BCHER-KVA.example]: duplicate pattern (first at "
+	    "line 1)");
+	LOAD_ERR("e.ini", "[profile p]\nmx = mx.bücher.example,\n"
+	    "  *.-x\xc3\xbc.example\n",
+	    "F:2: [profile p] mx: invalid name \"*.-x\xc3\xbc.example\": "
+	    "string start/ends with forbidden hyphen");
 	LOAD_ERR("e.ini", "[match *.example.com]\nprofile = mandatory\n",
 	    "F:1: [match *.example.com]: \"*.example.com\": write \"example.com\" "
 	    "(it covers the domain and its subdomains)");
@@ -708,6 +785,48 @@ test_policy_errors(void)
 		}
 		config_free(&cfg);
 	}
+}
+
+/* Internationalized patterns: kept, and matched, in A-label form. */
+static void
+test_idna(void)
+{
+	struct config cfg;
+	struct policy_decision d;
+	const struct policy_profile *p;
+
+	if (LOAD_OK("idna.ini", "[tls]\nca_bundle = ca.crt\n"
+	    "[profile strict]\ntls = mandatory\n"
+	    "mx = mx.bücher.example *.Müller.example\n"
+	    "[match Bücher.Example]\nprofile = strict\n"
+	    "[match xn--mller-kva.example]\nprofile = strict\n"
+	    "[match Jörg@München.example]\nprofile = mandatory\n", &cfg) != 0)
+		return;
+	CHECK_INT(cfg.policy.nmatches, 3);
+	CHECK_STR(cfg.policy.matches[0].pattern, "xn--bcher-kva.example");
+	CHECK_STR(cfg.policy.matches[2].pattern,
+	    "jörg@xn--mnchen-3ya.example");
+	p = &cfg.policy.profiles[policy_profile_find(&cfg.policy, "strict")];
+	CHECK_INT(p->nmx, 2);
+	CHECK_STR(p->mx[0], "mx.xn--bcher-kva.example");
+	CHECK_STR(p->mx[1], "*.xn--mller-kva.example");
+
+	CHECK_INT(policy_lookup(&cfg.policy, "a@xn--bcher-kva.example", &d),
+	    POLICY_OK);
+	CHECK_STR(d.profile->name, "strict");
+	CHECK_INT(policy_lookup(&cfg.policy, "a@Müller.EXAMPLE", &d),
+	    POLICY_OK);
+	CHECK_STR(d.profile->name, "strict");
+	CHECK_STR(d.domain, "xn--mller-kva.example");
+	CHECK_INT(policy_lookup(&cfg.policy, "Jörg@xn--MNCHEN-3ya.example",
+	    &d), POLICY_OK);
+	CHECK_STR(d.profile->name, "mandatory");
+	CHECK_INT(policy_lookup(&cfg.policy, "a@münchen.example", &d),
+	    POLICY_OK);
+	CHECK_STR(d.profile->name, "opportunistic");
+	CHECK_INT(policy_lookup(&cfg.policy, "a@xn--zz.münchen.example", &d),
+	    POLICY_BAD_DOMAIN);
+	config_free(&cfg);
 }
 
 static void
@@ -945,6 +1064,7 @@ main(void)
 	RUN(test_hostport);
 	RUN(test_value_errors);
 	RUN(test_policy_errors);
+	RUN(test_idna);
 	RUN(test_syntax_errors);
 	RUN(test_multiline);
 	RUN(test_many_errors);

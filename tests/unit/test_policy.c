@@ -287,9 +287,12 @@ test_set_key_errors(void)
 		{ "profile x", "mx", "mx.*.example.com", -1,
 		    "mx: invalid name \"mx.*.example.com\" (a host name, or "
 		    "\"*.\" and a domain)" },
-		{ "profile x", "mx", "mx.bücher.example", -1,
-		    "mx: \"mx.bücher.example\" is not ASCII: use the A-label "
-		    "(xn--) form" },
+		{ "profile x", "mx", "mx.-bücher.example", -1,
+		    "mx: invalid name \"mx.-bücher.example\": string start/ends "
+		    "with forbidden hyphen" },
+		{ "profile x", "mx", "*.xn--zz.example", -1,
+		    "mx: invalid name \"*.xn--zz.example\": an \"xn--\" label "
+		    "is not a valid A-label" },
 		{ "profile x", "mx", " , ", -1, "mx: empty list" },
 		{ "profile x", "mx",
 		    "a.example,b.example,c.example,d.example,e.example,f.example,"
@@ -302,12 +305,25 @@ test_set_key_errors(void)
 		{ "match *.example.com", "profile", "x", -1,
 		    "profile: \"*.example.com\": write \"example.com\" (it covers "
 		    "the domain and its subdomains)" },
-		{ "match bücher.example", "profile", "x", -1,
-		    "profile: \"bücher.example\" is not ASCII: use the A-label "
-		    "(xn--) form" },
-		{ "match user@bücher.example", "profile", "x", -1,
-		    "profile: \"user@bücher.example\" is not ASCII: use the "
-		    "A-label (xn--) form" },
+		{ "match bücher-.example", "profile", "x", -1,
+		    "profile: invalid domain in \"bücher-.example\": string "
+		    "start/ends with forbidden hyphen" },
+		{ "match user@a\xe2\x80\x8d\xc3\xbc.example", "profile", "x", -1,
+		    "profile: invalid domain in \"user@a\xe2\x80\x8d\xc3\xbc"
+		    ".example\": string contains a forbidden context-j "
+		    "character" },
+		{ "match \xff.example", "profile", "x", -1,
+		    "profile: invalid domain in \"\xff.example\": string "
+		    "encoding error" },
+		{ "match bücher.example/x", "profile", "x", -1,
+		    "profile: invalid domain in \"bücher.example/x\": its "
+		    "A-label form is not a valid host name" },
+		{ "match xn--zz.example", "profile", "x", -1,
+		    "profile: invalid domain in \"xn--zz.example\": an "
+		    "\"xn--\" label is not a valid A-label" },
+		{ "match xn--x-jfa.example", "profile", "x", -1,
+		    "profile: invalid domain in \"xn--x-jfa.example\": an "
+		    "\"xn--\" label is not a valid A-label" },
 		{ "match exa mple.com", "profile", "x", -1,
 		    "profile: invalid pattern \"exa mple.com\"" },
 		{ "match ex_ample.com", "profile", "x", -1,
@@ -423,6 +439,258 @@ test_profile_values(void)
 	CHECK(set.profiles[1].origin.line > 0);
 	CHECK_INT(policy_set_finish(&set, &o, err, sizeof(err)), 0);
 	policy_set_free(&set);
+}
+
+/* Where each key came from: the line of the key, 0 when not set. */
+static void
+test_origins(void)
+{
+	struct policy_set set;
+	const struct policy_profile *p;
+	const struct policy_match *m;
+	char err[POLICY_ERR_MAX];
+	int first, k;
+
+	policy_set_init(&set);
+	for (k = 0; k < POLICY_P_NKEYS; k++) {
+		CHECK_INT(set.profiles[0].origins[k].line, 0);
+		CHECK_INT(set.profiles[1].origins[k].line, 0);
+	}
+	first = t_line + 1;
+	KEY_OK(&set, "profile p", "tls", "mandatory");		/* first */
+	KEY_OK(&set, "profile p", "verify", "none");		/* +1 */
+	KEY_OK(&set, "profile p", "min_version", "1.3");	/* +2 */
+	KEY_OK(&set, "profile p", "max_version", "1.3");	/* +3 */
+	KEY_OK(&set, "profile p", "ciphers", "ECDHE+AESGCM");	/* +4 */
+	KEY_OK(&set, "profile p", "ca_bundle", "p.pem");	/* +5 */
+	KEY_OK(&set, "profile p", "mx", "mx.example.com");	/* +6 */
+	/* a failed key leaves the origin alone */
+	CHECK_INT(key(&set, "profile p", "tls", "nope", err, sizeof(err)), -1);
+	CHECK_INT(key(&set, "profile p", "mx", "a..b", err, sizeof(err)), -1);
+	KEY_OK(&set, "profile q", "ciphers", "ECDHE+CHACHA20");
+	KEY_OK(&set, "match example.com", "nexthop", "relay.example.net");
+	KEY_OK(&set, "match example.com", "profile", "p");
+	KEY_OK(&set, "match example.com", "mx", "*.example.com");
+
+	p = &set.profiles[policy_profile_find(&set, "p")];
+	CHECK_INT(p->origin.line, first);
+	CHECK_INT(p->origins[POLICY_P_TLS].line, first);
+	CHECK_INT(p->origins[POLICY_P_VERIFY].line, first + 1);
+	CHECK_INT(p->origins[POLICY_P_MIN_VERSION].line, first + 2);
+	CHECK_INT(p->origins[POLICY_P_MAX_VERSION].line, first + 3);
+	CHECK_INT(p->origins[POLICY_P_CIPHERS].line, first + 4);
+	CHECK_INT(p->origins[POLICY_P_CA_BUNDLE].line, first + 5);
+	CHECK_INT(p->origins[POLICY_P_MX].line, first + 6);
+	CHECK_STR(p->origins[POLICY_P_MX].file, "t.ini");
+	p = &set.profiles[policy_profile_find(&set, "q")];
+	CHECK_INT(p->origins[POLICY_P_CIPHERS].line, first + 9);
+	CHECK_INT(p->origins[POLICY_P_TLS].line, 0);
+	CHECK_INT(p->origins[POLICY_P_MX].line, 0);
+	CHECK_INT(set.nmatches, 1);
+	m = &set.matches[0];
+	CHECK_INT(m->origin.line, first + 10);
+	CHECK_INT(m->origins[POLICY_M_NEXTHOP].line, first + 10);
+	CHECK_INT(m->origins[POLICY_M_PROFILE].line, first + 11);
+	CHECK_INT(m->origins[POLICY_M_MX].line, first + 12);
+	policy_set_free(&set);
+}
+
+/* IDNA: patterns and recipients meet in the A-label form. */
+static void
+test_idna_lookup(void)
+{
+	static const struct {
+		const char *rcpt, *pattern, *domain;
+	} cases[] = {
+		/* patterns are kept in A-label form, whatever was written */
+		/* a UTF-8 recipient matches an xn-- pattern */
+		{ "user@bücher.example", "xn--bcher-kva.example",
+		    "xn--bcher-kva.example" },
+		{ "user@mx.bücher.example.", "xn--bcher-kva.example",
+		    "mx.xn--bcher-kva.example" },
+		/* and an xn-- recipient a UTF-8 pattern */
+		{ "user@xn--mller-kva.example", "xn--mller-kva.example",
+		    "xn--mller-kva.example" },
+		{ "user@a.xn--mller-kva.example", "xn--mller-kva.example",
+		    "a.xn--mller-kva.example" },
+		/* mixed case, both forms */
+		{ "user@BÜCHER.Example", "xn--bcher-kva.example",
+		    "xn--bcher-kva.example" },
+		{ "user@XN--BCHER-KVA.EXAMPLE", "xn--bcher-kva.example",
+		    "xn--bcher-kva.example" },
+		{ "user@XN--MLLER-KVA.Example", "xn--mller-kva.example",
+		    "xn--mller-kva.example" },
+		{ "user@MÜLLER.EXAMPLE", "xn--mller-kva.example",
+		    "xn--mller-kva.example" },
+		/* NFD input is normalized: e + U+0301 is é */
+		{ "x@cafe\xcc\x81.example", "xn--caf-dma.example",
+		    "xn--caf-dma.example" },
+		/* an ideographic full stop separates labels too */
+		{ "x@bücher\xe3\x80\x82" "example", "xn--bcher-kva.example",
+		    "xn--bcher-kva.example" },
+		/* nontransitional: faß is not fass */
+		{ "x@faß.example", "xn--fa-hia.example", "xn--fa-hia.example" },
+		{ "x@fass.example", "fass.example", "fass.example" },
+		/* a symbol IDNA2008 disallows but UTS #46 allows */
+		{ "x@☃.example", "xn--n3h.example", "xn--n3h.example" },
+		/* the address match: the local part as given, any case */
+		{ "Jörg@Bücher.example", "jörg@xn--bcher-kva.example",
+		    "xn--bcher-kva.example" },
+		{ "jörg@xn--bcher-kva.example", "jörg@xn--bcher-kva.example",
+		    "xn--bcher-kva.example" },
+		{ "JÖRG@bücher.example", "xn--bcher-kva.example",
+		    "xn--bcher-kva.example" },
+		/* a bare domain */
+		{ "bücher.example", "xn--bcher-kva.example",
+		    "xn--bcher-kva.example" },
+		/* ASCII is only lower-cased: "ab--c" is no IDNA name */
+		{ "x@ab--c.example", "*", "ab--c.example" },
+		{ "x@ex_ample.COM", "*", "ex_ample.com" },
+	};
+	struct policy_set set;
+	struct policy_decision d;
+	char err[POLICY_ERR_MAX];
+	size_t i;
+
+	policy_set_init(&set);
+	KEY_OK(&set, "match xn--bcher-kva.example", "profile", "mandatory");
+	KEY_OK(&set, "match müller.example", "profile", "mandatory");
+	KEY_OK(&set, "match café.example", "profile", "mandatory");
+	KEY_OK(&set, "match xn--fa-hia.example", "profile", "mandatory");
+	KEY_OK(&set, "match fass.example", "profile", "mandatory");
+	KEY_OK(&set, "match xn--n3h.example", "profile", "mandatory");
+	KEY_OK(&set, "match Jörg@Bücher.Example", "profile", "mandatory");
+	KEY_OK(&set, "match *", "profile", "opportunistic");
+	/* one pattern, whichever form it is written in */
+	CHECK_INT(key(&set, "match XN--MLLER-KVA.example", "mx", "mx.example",
+	    err, sizeof(err)), 0);
+	CHECK_INT(set.nmatches, 8);
+	CHECK_STR(set.matches[1].pattern, "xn--mller-kva.example");
+	CHECK_INT(set.matches[1].nmx, 1);
+	CHECK_STR(set.matches[6].pattern, "jörg@xn--bcher-kva.example");
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int bad = 0;
+
+		CHECK_INT(policy_lookup(&set, cases[i].rcpt, &d), POLICY_OK);
+		CHECK_INT(d.status, POLICY_OK);
+		if (d.match == NULL ||
+		    strcmp(d.match->pattern, cases[i].pattern) != 0 ||
+		    strcmp(d.domain, cases[i].domain) != 0)
+			bad = 1;
+		if (bad)
+			fprintf(stderr, "  %s: got [match %s] domain %s, want "
+			    "[match %s] domain %s\n", cases[i].rcpt,
+			    d.match ? d.match->pattern : "(none)", d.domain,
+			    cases[i].pattern, cases[i].domain);
+		CHECK(!bad);
+	}
+	policy_set_free(&set);
+}
+
+/* A recipient domain that has no A-label form: a status, and "*". */
+static void
+test_idna_bad_recipient(void)
+{
+	static const struct {
+		const char *rcpt, *why;
+	} cases[] = {
+		{ "x@-bücher.example", "string start/ends with forbidden hyphen" },
+		{ "x@bücher..example", "its A-label form is not a valid host "
+		    "name" },
+		{ "x@b\xfc" "cher.example", "string encoding error" },
+		{ "x@a\xe2\x80\x8d\xc3\xbc.example",
+		    "string contains a forbidden context-j character" },
+		{ "x@\xcc\x81" "a.example",
+		    "string contains a forbidden leading combining character" },
+		{ "x@faß☃.example", "string contains a disallowed character" },
+		{ "x@ü.example/", "its A-label form is not a valid host name" },
+	};
+	struct policy_set set;
+	struct policy_decision d;
+	char longname[400];
+	size_t i;
+
+	policy_set_init(&set);
+	KEY_OK(&set, "profile p_dflt", "tls", "mandatory");
+	set.default_profile = policy_profile_find(&set, "p_dflt");
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		CHECK_INT(policy_lookup(&set, cases[i].rcpt, &d),
+		    POLICY_BAD_DOMAIN);
+		CHECK_INT(d.status, POLICY_BAD_DOMAIN);
+		CHECK_STR(d.why, cases[i].why);
+		CHECK_STR(d.domain, "");
+		CHECK(d.match == NULL);
+		CHECK_STR(d.profile->name, "p_dflt");
+	}
+	/* too long for DNS, even in ASCII */
+	memset(longname, 'a', sizeof(longname));
+	memcpy(longname, "x@", 2);
+	memcpy(longname + sizeof(longname) - 9, ".example", 9);
+	CHECK_INT(policy_lookup(&set, longname, &d), POLICY_BAD_DOMAIN);
+	CHECK_STR(d.why, "domain name too long");
+	/* "*" still applies: it means everyone */
+	KEY_OK(&set, "match *", "profile", "opportunistic");
+	CHECK_INT(policy_lookup(&set, "x@-bücher.example", &d),
+	    POLICY_BAD_DOMAIN);
+	CHECK(d.match != NULL && strcmp(d.match->pattern, "*") == 0);
+	CHECK_STR(d.profile->name, "opportunistic");
+	/* no domain at all is no IDNA error (nothing to convert) */
+	CHECK_INT(policy_lookup(&set, "x@", &d), POLICY_OK);
+	CHECK_STR(d.domain, "");
+	policy_set_free(&set);
+}
+
+static void
+test_domain_to_ascii(void)
+{
+	static const struct {
+		const char *in, *out; /* out NULL: error */
+	} cases[] = {
+		{ "example.com", "example.com" },
+		{ "Example.COM", "example.com" },
+		{ "bücher.example", "xn--bcher-kva.example" },
+		{ "Bücher.Example", "xn--bcher-kva.example" },
+		{ "XN--BCHER-KVA.example", "xn--bcher-kva.example" },
+		{ "xn--n3h.example", "xn--n3h.example" },
+		{ "☃.example", "xn--n3h.example" },
+		{ "faß.de", "xn--fa-hia.de" },
+		{ "ΣΑΣ.gr", "xn--mxa9ab.gr" },
+		{ "xn--zz.example", NULL },
+		{ "xn--x-jfa.example", NULL },
+		{ "ex ample.com", NULL },
+		{ "ab--c.example", "ab--c.example" },
+		{ "example.com.", NULL }, /* callers strip the dot */
+		{ "", NULL },
+		{ "-ü.example", NULL },
+	};
+	char out[POLICY_DOMAIN_MAX + 1];
+	const char *why;
+	size_t i;
+	int r;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		why = NULL;
+		r = policy_domain_to_ascii(cases[i].in, strlen(cases[i].in), out,
+		    &why);
+		if (cases[i].out == NULL) {
+			if (r != -1 || why == NULL || out[0] != '\0')
+				fprintf(stderr, "  \"%s\": want an error, got %s\n",
+				    cases[i].in, out);
+			CHECK_INT(r, -1);
+			CHECK(why != NULL);
+			CHECK_STR(out, "");
+		} else {
+			if (r != 0)
+				fprintf(stderr, "  \"%s\": %s\n", cases[i].in, why);
+			CHECK_INT(r, 0);
+			CHECK_STR(out, cases[i].out);
+		}
+	}
+	/* a length, not a C string */
+	CHECK_INT(policy_domain_to_ascii("bücher.example.org", 15, out, &why),
+	    0);
+	CHECK_STR(out, "xn--bcher-kva.example");
 }
 
 static void
@@ -551,5 +819,9 @@ main(void)
 	RUN(test_profile_values);
 	RUN(test_finish);
 	RUN(test_limits);
+	RUN(test_origins);
+	RUN(test_idna_lookup);
+	RUN(test_idna_bad_recipient);
+	RUN(test_domain_to_ascii);
 	return T_DONE();
 }

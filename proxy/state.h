@@ -1,0 +1,93 @@
+/*
+ * The retry records of SPEC.md section 4, one per upstream host (name and
+ * address), kept in memory and persisted in state_dir by atomic replace so
+ * that a restart does not forget them.  No logging, no exit: errors and
+ * warnings come back as strings for the caller to log.
+ *
+ * The file, dir/retry-state, is text:
+ *
+ *	mxtls-retry-state 1
+ *	HOST ADDR STATE FIRST_FAILURE BROKEN_UNTIL EVENT ERROR
+ *
+ * one record a line, fields separated by one space.  HOST is "-" for a
+ * literal next hop (no name); STATE is failed-once or broken; the times are
+ * seconds since the epoch (BROKEN_UNTIL 0 when not broken); EVENT is
+ * no-starttls, certificate or handshake; ERROR is percent-encoded (space,
+ * '%', control bytes and non-ASCII as %XX; the empty string as "-").  Host
+ * names and addresses are kept in lower case.
+ *
+ * At most STATE_MAX_RECORDS records: storing one more evicts the record
+ * with the oldest first_failure.  A file with more lines than that is
+ * treated as corrupt.
+ */
+#ifndef MXTLS_STATE_H
+#define MXTLS_STATE_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "failure.h" /* struct retry_record */
+
+#define STATE_MAX_RECORDS 100000
+#define STATE_HOST_MAX 255 /* a DNS name in text form */
+#define STATE_ADDR_MAX 63  /* an IPv6 address with a zone index */
+#define STATE_FILE "retry-state"
+
+struct state; /* opaque */
+
+/*
+ * Load dir/retry-state (a missing file is an empty store).  A corrupt or
+ * unreadable file is never fatal: *warning gets a message naming the file
+ * and line ("/var/lib/mxtls/retry-state line 3: bad state") and the store
+ * starts empty; the file is replaced at the next change.  Otherwise
+ * warning is "".  dir NULL: a store in memory only, never written.
+ * NULL only when out of memory.
+ */
+struct state *state_open(const char *dir, char *warning, size_t warnlen);
+void state_free(struct state *st);
+
+/*
+ * The record for host (name, may be "" for a literal next hop) + address,
+ * or NULL.  Names compare case-insensitively.  The pointer is valid until
+ * the next state_put(), state_expire() or state_free().
+ */
+const struct retry_record *state_get(struct state *st, const char *host,
+    const char *addr);
+
+/*
+ * Store (or, for RETRY_NONE, delete) and persist at once by atomic replace:
+ * write dir/retry-state.tmp, fsync, rename, fsync the directory.  Nothing
+ * is written when nothing changed (deleting a record that does not exist,
+ * storing the same record again).  Returns 0, or -1 with err set: after a
+ * write error the in-memory store is updated anyway; an invalid host name,
+ * address or record (which the file could not hold) is not stored.
+ */
+int state_put(struct state *st, const char *host, const char *addr,
+    const struct retry_record *r, char *err, size_t errlen);
+
+/* Drop expired records (failure_expired); persist if anything changed. */
+int state_expire(struct state *st, time_t now, const struct failure_timing *t,
+    char *err, size_t errlen);
+
+/*
+ * For `mxtls state`: one line per record, sorted by host and address,
+ * times in UTC ISO 8601, " expired" at the end of a record that no
+ * longer counts at `now`:
+ *
+ *	mx1.example.com 192.0.2.1 failed-once since=2026-11-23T10:00:00Z
+ *	    retry_after=2026-11-23T10:05:00Z event=handshake error="..."
+ *	mx2.example.com 192.0.2.2 broken since=2026-11-23T10:00:00Z
+ *	    until=2026-11-23T11:05:00Z event=certificate error="..."
+ *
+ * (each on one line).  A literal next hop's host prints as "-"; the error
+ * is quoted with \" \\ and \xNN escapes.
+ */
+void state_print(struct state *st, FILE *out, time_t now,
+    const struct failure_timing *t);
+
+/* Records in state s (0 for RETRY_NONE); state_total(): all of them. */
+int state_count(struct state *st, enum retry_state s);
+int state_total(struct state *st);
+
+#endif
