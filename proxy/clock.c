@@ -13,3 +13,12 @@ clock_set_offset(long seconds)
 {
 	clock_offset = seconds;
 }
+
+double
+clock_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}

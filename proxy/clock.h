@@ -11,5 +11,7 @@
 time_t clock_now(void);
 /* Tests (and MXTLS_CLOCK_OFFSET in the environment) move the clock. */
 void clock_set_offset(long seconds);
+/* Monotonic seconds, for durations (never moved by tests). */
+double clock_mono(void);
 
 #endif

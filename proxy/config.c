@@ -41,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -49,6 +50,7 @@
 #include "config.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:10025"
+#define DEFAULT_ADMIN_LISTEN "127.0.0.1:9925"
 #define DEFAULT_STATE_DIR "/var/lib/mxtls"
 #define DEFAULT_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
 #define SECONDS_MAX 86400.0
@@ -97,6 +99,13 @@ static const struct keydef keydefs[] = {
 	{ K_PROXY, "data_block_timeout", 0 },
 	{ K_PROXY, "data_done_timeout", 0 },
 	{ K_PROXY, "client_timeout", 0 },
+	{ K_PROXY, "admin_listen", 0 },
+	{ K_PROXY, "drain_timeout", 0 },
+	{ K_PROXY, "user", 0 },
+	{ K_PROXY, "max_sessions_per_client", 0 },
+	{ K_PROXY, "log_addresses", 0 },
+	{ K_PROXY, "mode", 0 },
+	{ K_PROXY, "upstream_mark", 0 },
 	{ K_DNS, "servers", 1 },
 	{ K_DNS, "timeout", 0 },
 	{ K_TLS, "ca_bundle", 0 },
@@ -191,6 +200,7 @@ struct loader {
 	struct sectinfo *match;
 	int nmatch;
 	int tls_min_line, tls_max_line;
+	int listen_line, admin_line; /* 0: the default */
 	char *default_name;
 	int default_line;
 };
@@ -517,6 +527,20 @@ parse_seconds(const char *s, double *out)
 	return 0;
 }
 
+/* As parse_seconds(), 0 allowed too ("0", "0.0"). */
+static int
+parse_seconds0(const char *s, double *out)
+{
+	size_t n = strspn(s, "0");
+
+	if (n > 0 && (s[n] == '\0' || (s[n] == '.' && s[n + 1] != '\0' &&
+	    s[n + 1 + strspn(s + n + 1, "0")] == '\0'))) {
+		*out = 0;
+		return 0;
+	}
+	return parse_seconds(s, out);
+}
+
 /* The next item of a list separated by commas and/or white space. */
 static const char *
 list_next(const char **sp, size_t *len)
@@ -677,7 +701,95 @@ apply_proxy(struct loader *ld, const char *key, const char *v, char *why,
 			    "IPV4:PORT or [IPV6]:PORT", v);
 			return -1;
 		}
+		ld->listen_line = ld->pline;
 		return set_str(ld, &cfg->listen_str, v);
+	}
+	if (strcmp(key, "admin_listen") == 0) {
+		if (strcmp(v, "off") == 0) {
+			memset(&cfg->admin_listen, 0, sizeof(cfg->admin_listen));
+			cfg->admin_listen_len = 0;
+		} else if (parse_sockaddr(v, 0, &cfg->admin_listen,
+		    &cfg->admin_listen_len) < 0) {
+			snprintf(why, whylen, "invalid address \"%s\": expected "
+			    "IPV4:PORT, [IPV6]:PORT or off", v);
+			return -1;
+		}
+		ld->admin_line = ld->pline;
+		return set_str(ld, &cfg->admin_listen_str, v);
+	}
+	if (strcmp(key, "drain_timeout") == 0) {
+		if (parse_seconds0(v, &cfg->drain_timeout) < 0) {
+			snprintf(why, whylen, "\"%s\" is not a number of seconds "
+			    ">= 0 (at most %.0f)", v, SECONDS_MAX);
+			return -1;
+		}
+		return 0;
+	}
+	if (strcmp(key, "user") == 0) {
+		struct passwd *pw;
+
+		errno = 0;
+		if ((pw = getpwnam(v)) == NULL) {
+			if (errno != 0 && errno != ENOENT && errno != ESRCH &&
+			    errno != EBADF && errno != EPERM)
+				snprintf(why, whylen, "looking up \"%s\": %s", v,
+				    strerror(errno));
+			else
+				snprintf(why, whylen, "unknown user \"%s\"", v);
+			return -1;
+		}
+		if (pw->pw_uid == 0) {
+			/* Dropping to uid 0 would drop nothing. */
+			snprintf(why, whylen, "\"%s\" has uid 0: name an "
+			    "unprivileged user", v);
+			return -1;
+		}
+		cfg->user_uid = pw->pw_uid;
+		cfg->user_gid = pw->pw_gid;
+		return set_str(ld, &cfg->user, v);
+	}
+	if (strcmp(key, "max_sessions_per_client") == 0) {
+		if (parse_long(v, 0, 1000000, &n) < 0) {
+			snprintf(why, whylen, "\"%s\" is not a whole number from 0 "
+			    "(no limit) to 1000000", v);
+			return -1;
+		}
+		cfg->max_sessions_per_client = (int)n;
+		return 0;
+	}
+	if (strcmp(key, "mode") == 0) {
+		if (strcmp(v, "relay") == 0)
+			cfg->mode = CONFIG_MODE_RELAY;
+		else if (strcmp(v, "transparent") == 0)
+			cfg->mode = CONFIG_MODE_TRANSPARENT;
+		else {
+			snprintf(why, whylen, "\"%s\": expected relay or "
+			    "transparent", v);
+			return -1;
+		}
+		return 0;
+	}
+	if (strcmp(key, "upstream_mark") == 0) {
+		/* 0 would mean "no mark", so it cannot be configured. */
+		if (parse_long(v, 1, 0x7fffffff, &n) < 0) {
+			snprintf(why, whylen, "\"%s\" is not a whole number "
+			    "from 1 to 2147483647", v);
+			return -1;
+		}
+		cfg->upstream_mark = (int)n;
+		return 0;
+	}
+	if (strcmp(key, "log_addresses") == 0) {
+		static const char *const modes[] = { "full", "domain", "hash" };
+
+		for (i = 0; i < 3; i++)
+			if (strcmp(v, modes[i]) == 0) {
+				cfg->log_addresses = (enum config_log_addresses)i;
+				return 0;
+			}
+		snprintf(why, whylen, "\"%s\": expected full, domain or hash",
+		    v);
+		return -1;
 	}
 	if (strcmp(key, "hostname") == 0) {
 		if (!valid_hostname(v)) {
@@ -1400,6 +1512,37 @@ declared(const struct loader *ld, int i)
 	return ld->cfg->policy.profiles[i].builtin || ld->prof[i].sect != NULL;
 }
 
+/*
+ * Would binding both fail: the same family and port, and the same
+ * address or a wildcard on either side?  (admin_len 0: no admin socket.)
+ */
+static int
+same_socket(const struct sockaddr_storage *a, const struct sockaddr_storage *b,
+    socklen_t blen)
+{
+	if (blen == 0 || a->ss_family != b->ss_family)
+		return 0;
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const struct sockaddr_in *)a;
+		const struct sockaddr_in *y = (const struct sockaddr_in *)b;
+
+		return x->sin_port == y->sin_port &&
+		    (x->sin_addr.s_addr == y->sin_addr.s_addr ||
+			x->sin_addr.s_addr == htonl(INADDR_ANY) ||
+			y->sin_addr.s_addr == htonl(INADDR_ANY));
+	}
+	if (a->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)a;
+		const struct sockaddr_in6 *y = (const struct sockaddr_in6 *)b;
+
+		return x->sin6_port == y->sin6_port &&
+		    (IN6_ARE_ADDR_EQUAL(&x->sin6_addr, &y->sin6_addr) ||
+			IN6_IS_ADDR_UNSPECIFIED(&x->sin6_addr) ||
+			IN6_IS_ADDR_UNSPECIFIED(&y->sin6_addr));
+	}
+	return 0;
+}
+
 static void
 check_all(struct loader *ld)
 {
@@ -1424,6 +1567,11 @@ check_all(struct loader *ld)
 	}
 	check_versions(ld, "tls", cfg->min_version, cfg->max_version,
 	    ld->tls_min_line, ld->tls_max_line, 0);
+	if (same_socket(&cfg->listen, &cfg->admin_listen, cfg->admin_listen_len))
+		lerr(ld, ld->admin_line ? ld->admin_line : ld->listen_line,
+		    "[proxy] admin_listen: %s%s takes the port of listen %s",
+		    cfg->admin_listen_str, ld->admin_line ? "" : " (the default)",
+		    cfg->listen_str);
 
 	for (i = 0; i < set->nprofiles; i++) {
 		const struct policy_profile *p = &set->profiles[i];
@@ -1540,6 +1688,12 @@ set_defaults(struct loader *ld)
 
 	parse_sockaddr(DEFAULT_LISTEN, 0, &cfg->listen, &cfg->listen_len);
 	cfg->listen_str = xstrdup(ld, DEFAULT_LISTEN);
+	parse_sockaddr(DEFAULT_ADMIN_LISTEN, 0, &cfg->admin_listen,
+	    &cfg->admin_listen_len);
+	cfg->admin_listen_str = xstrdup(ld, DEFAULT_ADMIN_LISTEN);
+	cfg->drain_timeout = 30;
+	cfg->max_sessions_per_client = 100;
+	cfg->log_addresses = CONFIG_ADDR_FULL;
 	c[0].family = AF_INET;
 	c[0].addr[0] = 127;
 	c[0].prefix = 8;
@@ -1652,6 +1806,8 @@ config_free(struct config *cfg)
 {
 	free(cfg->file);
 	free(cfg->listen_str);
+	free(cfg->admin_listen_str);
+	free(cfg->user);
 	free(cfg->hostname);
 	free(cfg->state_dir);
 	free(cfg->dns_servers);

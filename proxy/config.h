@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <stddef.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "failure.h"
 #include "policy.h"
@@ -24,6 +25,12 @@ struct config_cidr {
 enum config_log_format { CONFIG_LOG_LOGFMT, CONFIG_LOG_JSON };
 enum config_log_level { CONFIG_LOG_DEBUG, CONFIG_LOG_INFO, CONFIG_LOG_WARN,
 	CONFIG_LOG_ERROR };
+/* How envelope addresses appear in logs: as they are, the domain only,
+ * or a hash. */
+/* relay: the MTA's relayhost; transparent: behind a REDIRECT rule. */
+enum config_mode { CONFIG_MODE_RELAY, CONFIG_MODE_TRANSPARENT };
+enum config_log_addresses { CONFIG_ADDR_FULL, CONFIG_ADDR_DOMAIN,
+	CONFIG_ADDR_HASH };
 
 struct config_timeouts {
 	/* Seconds.  RFC 5321 4.5.3.2 minimums are the defaults. */
@@ -54,6 +61,22 @@ struct config {
 	int max_bad_commands; /* then disconnect: 8 */
 	long max_message_size; /* advertised SIZE and enforced: 50 MiB */
 	struct config_timeouts timeouts;
+	/* The admin endpoint: 127.0.0.1:9925; admin_listen_len 0: "off". */
+	struct sockaddr_storage admin_listen;
+	socklen_t admin_listen_len;
+	char *admin_listen_str;
+	double drain_timeout; /* seconds after SIGTERM: 30; 0: at once */
+	/*
+	 * The user to run as after binding (NULL: not set), checked with
+	 * getpwnam() at load time: its uid (never 0) and primary group.
+	 */
+	char *user;
+	uid_t user_uid;
+	gid_t user_gid;
+	int max_sessions_per_client; /* per client address: 100; 0: no limit */
+	enum config_log_addresses log_addresses;
+	enum config_mode mode;
+	int upstream_mark; /* SO_MARK on upstream sockets; 0: none */
 
 	/* [dns] */
 	char *dns_servers; /* c-ares CSV "ADDR[:PORT],..." or NULL = system */

@@ -13,6 +13,17 @@
 #include "conn.h"
 #include "tls.h"
 
+/* Linux netfilter's getsockopt names, without its conflicting headers. */
+#ifndef SO_ORIGINAL_DST
+#define SO_ORIGINAL_DST 80
+#endif
+#ifndef IP6T_SO_ORIGINAL_DST
+#define IP6T_SO_ORIGINAL_DST 80
+#endif
+
+/* SO_MARK for upstream sockets, so a REDIRECT rule can skip them. */
+static int conn_upstream_mark;
+
 static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
@@ -89,12 +100,17 @@ conn_connect(struct conn *c, struct ev_loop *loop, const struct sockaddr *sa,
 	memcpy(&c->peer, sa, salen);
 	c->peerlen = salen;
 	c->state = CONN_CONNECTING;
-	if (connect(fd, sa, salen) == -1 && errno != EINPROGRESS) {
+	if (conn_upstream_mark != 0 && setsockopt(fd, SOL_SOCKET, SO_MARK,
+	    &conn_upstream_mark, sizeof(conn_upstream_mark)) == -1)
+		snprintf(c->error, sizeof(c->error), "SO_MARK %d: %s",
+		    conn_upstream_mark, strerror(errno));
+	else if (connect(fd, sa, salen) == -1 && errno != EINPROGRESS) {
 		/* Reported from the loop like any other connect failure. */
 		snprintf(c->error, sizeof(c->error), "connect: %s",
 		    strerror(errno));
-		ev_feed_event(loop, &c->io, EV_WRITE);
 	}
+	if (c->error[0] != '\0')
+		ev_feed_event(loop, &c->io, EV_WRITE);
 	conn_update(c);
 	return 0;
 }
@@ -467,4 +483,34 @@ conn_peer_str(const struct conn *c, char *dst, size_t len)
 	else
 		conn_sockaddr_str((const struct sockaddr *)&c->peer, dst, len);
 	return dst;
+}
+
+void
+conn_set_upstream_mark(int mark)
+{
+	conn_upstream_mark = mark;
+}
+
+int
+conn_original_dst(const struct conn *c, struct sockaddr_storage *ss,
+    socklen_t *len)
+{
+	struct sockaddr_storage self;
+	socklen_t selflen = sizeof(self);
+	int r;
+
+	*len = sizeof(*ss);
+	if (c->peer.ss_family == AF_INET6)
+		r = getsockopt(c->fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, ss, len);
+	else
+		r = getsockopt(c->fd, SOL_IP, SO_ORIGINAL_DST, ss, len);
+	if (r == -1)
+		return -1;
+	/* Not redirected: the "original" is our own socket, a loop. */
+	if (getsockname(c->fd, (struct sockaddr *)&self, &selflen) == 0 &&
+	    selflen == *len && memcmp(&self, ss, selflen) == 0) {
+		errno = ENOENT;
+		return -1;
+	}
+	return 0;
 }

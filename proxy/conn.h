@@ -79,6 +79,15 @@ void conn_close(struct conn *c);
 void conn_free(struct conn *c);
 /* Re-derive the watcher mask from the state; called after every change. */
 void conn_update(struct conn *c);
+/*
+ * Transparent mode: the destination the client dialled before the
+ * REDIRECT rule rewrote it (SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST).
+ * 0, or -1 with errno (e.g. ENOENT when the connection was not redirected).
+ */
+int conn_original_dst(const struct conn *c, struct sockaddr_storage *ss,
+    socklen_t *len);
+/* Every upstream socket made from now on carries this SO_MARK (0: none). */
+void conn_set_upstream_mark(int mark);
 /* The peer address as text ("127.0.0.1", "::1"). */
 const char *conn_peer_str(const struct conn *c, char *dst, size_t len);
 int conn_sockaddr_str(const struct sockaddr *sa, char *dst, size_t len);

@@ -1,31 +1,35 @@
 /*
- * mxtls: argv, start-up, signals and the loop.  Everything else lives in
- * its own module; this file only wires them together.
+ * mxtls: argv, start-up, privileges, signals and the loop.  Everything
+ * else lives in its own module; this file only wires them together.
  */
 #include <errno.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "clock.h"
-#include "config.h"
-#include "dns.h"
 #include "explain.h"
 #include "listener.h"
 #include "log.h"
+#include "metrics.h"
+#include "runtime.h"
 #include "session.h"
 #include "state.h"
-#include "tls.h"
 
-#define DRAIN_TIMEOUT 30.
+#define MXTLS_VERSION "0.1.0"
 
 static struct {
+	const char *file;
 	struct proxy px;
 	struct listener listener;
-	ev_signal sigterm, sigint;
+	struct admin *admin;
+	ev_signal sigterm, sigint, sighup;
 	ev_timer drain;
 	ev_timer expire;
 	int draining;
@@ -45,6 +49,13 @@ usage(void)
 	exit(2);
 }
 
+static int
+main_ready(void *arg)
+{
+	(void)arg;
+	return !d.draining && d.listener.fd != -1;
+}
+
 static void
 main_session_end(struct proxy *px)
 {
@@ -62,8 +73,9 @@ main_drain_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 	ev_break(loop, EVBREAK_ALL);
 }
 
+/* SIGTERM/SIGINT: stop accepting, let sessions finish; twice: now. */
 static void
-main_signal(struct ev_loop *loop, ev_signal *w, int revents)
+main_stop(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	char n[16];
 
@@ -81,8 +93,44 @@ main_signal(struct ev_loop *loop, ev_signal *w, int revents)
 		ev_break(loop, EVBREAK_ALL);
 		return;
 	}
-	ev_timer_init(&d.drain, main_drain_timeout, DRAIN_TIMEOUT, 0.);
+	ev_timer_init(&d.drain, main_drain_timeout,
+	    d.px.rt->cfg.drain_timeout, 0.);
 	ev_timer_start(loop, &d.drain);
+}
+
+/* SIGHUP: build the new config completely; keep the old one on error. */
+static void
+main_reload(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct runtime *rt;
+	char *errors = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	(void)w;
+	(void)revents;
+	if ((f = open_memstream(&errors, &len)) == NULL)
+		return;
+	rt = runtime_load(loop, d.file, f);
+	fclose(f);
+	if (rt == NULL) {
+		log_error(0, "reload-failed", "config", d.file, "errors",
+		    errors, NULL);
+		metrics_inc("mxtls_config_reloads_total", "outcome=\"failed\"",
+		    1);
+		free(errors);
+		return;
+	}
+	free(errors);
+	if (strcmp(rt->cfg.listen_str, d.px.rt->cfg.listen_str) != 0)
+		log_warn(0, "reload-listen-unchanged", "listen",
+		    d.px.rt->cfg.listen_str, "reason",
+		    "a new listen address needs a restart", NULL);
+	log_setup(rt->cfg.log_format, rt->cfg.log_level);
+	runtime_release(d.px.rt);
+	d.px.rt = rt;
+	metrics_inc("mxtls_config_reloads_total", "outcome=\"ok\"", 1);
+	log_info(0, "reloaded", "config", d.file, NULL);
 }
 
 /* Expired retry records are dropped so the file stays small. */
@@ -94,51 +142,150 @@ main_expire(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)w;
 	(void)revents;
-	if (state_expire(d.px.state, clock_now(), &d.px.cfg->timing, err,
+	if (state_expire(d.px.state, clock_now(), &d.px.rt->cfg.timing, err,
 	    sizeof(err)) == -1)
 		log_error(0, "state-write-failed", "error", err, NULL);
 }
 
-/* One SSL_CTX per profile; a bad cipher list is a config error. */
+/*
+ * Bind first, then give root up for good.  Running as root with nobody
+ * to become is refused: a remote peer should never face a root process.
+ */
 static int
-main_tls_contexts(const struct config *cfg, SSL_CTX ***out)
+main_drop_privileges(const struct config *cfg)
 {
-	const struct policy_set *ps = &cfg->policy;
-	char err[512];
-	int i, bad = 0;
+	gid_t gid = cfg->user_gid;
 
-	*out = calloc((size_t)ps->nprofiles, sizeof(**out));
-	if (*out == NULL)
+	if (geteuid() != 0)
+		return 0;
+	if (cfg->user == NULL) {
+		fprintf(stderr, "mxtls: refusing to run as root: set [proxy] "
+		    "user to an unprivileged user\n");
 		return -1;
-	for (i = 0; i < ps->nprofiles; i++) {
-		const struct policy_profile *p = &ps->profiles[i];
-
-		if (((*out)[i] = tls_ctx_new(cfg, p, err, sizeof(err))) ==
-		    NULL) {
-			if (p->origin.file != NULL)
-				fprintf(stderr, "%s:%d: %s\n", p->origin.file,
-				    p->origin.line, err);
-			else
-				fprintf(stderr, "%s: %s\n", cfg->file, err);
-			bad = 1;
-		}
 	}
-	return bad ? -1 : 0;
+	if (chown(cfg->state_dir, cfg->user_uid, cfg->user_gid) == -1 ||
+	    setgroups(1, &gid) == -1 || setgid(cfg->user_gid) == -1 ||
+	    setuid(cfg->user_uid) == -1) {
+		fprintf(stderr, "mxtls: cannot become %s: %s\n", cfg->user,
+		    strerror(errno));
+		return -1;
+	}
+	if (setuid(0) == 0) {
+		fprintf(stderr, "mxtls: could regain root after dropping it\n");
+		return -1;
+	}
+	return 0;
+}
+
+/* Each session needs two descriptors; say so at start, not under load. */
+static int
+main_check_fd_limit(const struct config *cfg)
+{
+	struct rlimit rl;
+	rlim_t need = (rlim_t)cfg->max_sessions * 2 + 64;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur >= need)
+		return 0;
+	if (rl.rlim_max >= need) {
+		rl.rlim_cur = need;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+			return 0;
+	}
+	fprintf(stderr, "mxtls: max_sessions = %d needs %llu file descriptors "
+	    "but the limit is %llu (raise it with ulimit -n or LimitNOFILE=)\n",
+	    cfg->max_sessions, (unsigned long long)need,
+	    (unsigned long long)rl.rlim_max);
+	return -1;
+}
+
+static int
+main_run(void)
+{
+	const struct config *cfg;
+	char err[512], warn[512] = "";
+	d.px.loop = ev_default_loop(EVFLAG_AUTO);
+	if ((d.px.rt = runtime_load(d.px.loop, d.file, stderr)) == NULL)
+		return 1;
+	cfg = &d.px.rt->cfg;
+	log_setup(cfg->log_format, cfg->log_level);
+	signal(SIGPIPE, SIG_IGN);
+	if (main_check_fd_limit(cfg) == -1)
+		return 1;
+	if (mkdir(cfg->state_dir, 0700) == -1 && errno != EEXIST) {
+		fprintf(stderr, "mxtls: state_dir %s: %s\n", cfg->state_dir,
+		    strerror(errno));
+		return 1;
+	}
+	if ((d.px.state = state_open(cfg->state_dir, warn, sizeof(warn))) ==
+	    NULL) {
+		fprintf(stderr, "mxtls: out of memory\n");
+		return 1;
+	}
+	if (warn[0] != '\0')
+		log_warn(0, "state-file-ignored", "reason", warn, NULL);
+	if (listener_open(&d.listener, cfg, err, sizeof(err)) == -1) {
+		fprintf(stderr, "mxtls: %s\n", err);
+		return 1;
+	}
+	if (cfg->admin_listen_len > 0 && (d.admin = admin_start(d.px.loop,
+	    (const struct sockaddr *)&cfg->admin_listen, cfg->admin_listen_len,
+	    main_ready, NULL, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "mxtls: admin_listen %s: %s\n",
+		    cfg->admin_listen_str, err);
+		return 1;
+	}
+	if (main_drop_privileges(cfg) == -1)
+		return 1;
+	conn_set_upstream_mark(cfg->upstream_mark);
+	metrics_set("mxtls_build_info", "version=\"" MXTLS_VERSION "\"", 1);
+
+	d.px.on_session_end = main_session_end;
+	proxy_sessions_init(&d.px);
+	listener_start(&d.listener, &d.px);
+	ev_timer_init(&d.expire, main_expire, 60., 60.);
+	ev_timer_start(d.px.loop, &d.expire);
+	ev_unref(d.px.loop); /* housekeeping keeps nothing alive */
+	ev_signal_init(&d.sigterm, main_stop, SIGTERM);
+	ev_signal_start(d.px.loop, &d.sigterm);
+	ev_signal_init(&d.sigint, main_stop, SIGINT);
+	ev_signal_start(d.px.loop, &d.sigint);
+	ev_signal_init(&d.sighup, main_reload, SIGHUP);
+	ev_signal_start(d.px.loop, &d.sighup);
+	log_info(0, "start", "version", MXTLS_VERSION, "listen",
+	    cfg->listen_str, "mode",
+	    cfg->mode == CONFIG_MODE_TRANSPARENT ? "transparent" : "relay",
+	    "hostname", cfg->hostname, "config", d.file, NULL);
+
+	ev_run(d.px.loop, 0);
+
+	log_info(0, "stop", NULL);
+	listener_close(&d.listener);
+	session_close_all(&d.px, "421 4.3.2 Service shutting down");
+	ev_run(d.px.loop, EVRUN_NOWAIT);
+	if (d.admin != NULL)
+		admin_stop(d.admin);
+	state_free(d.px.state);
+	runtime_release(d.px.rt);
+	return 0;
 }
 
 int
 main(int argc, char **argv)
 {
-	struct config cfg;
-	struct config_errors errs = { 0 };
-	const char *file = NULL, *off, *cmd = NULL;
-	char err[512], warn[512] = "";
-	int ch, check = 0, i;
+	struct runtime *rt;
+	struct state *st;
+	const char *cmd = NULL, *off;
+	char warn[512] = "";
+	int ch, check = 0, r;
+
+	/* Tests move the clock across restarts through the environment. */
+	if ((off = getenv("MXTLS_CLOCK_OFFSET")) != NULL)
+		clock_set_offset(strtol(off, NULL, 10));
 
 	while ((ch = getopt(argc, argv, "c:th")) != -1) {
 		switch (ch) {
 		case 'c':
-			file = optarg;
+			d.file = optarg;
 			break;
 		case 't':
 			check = 1;
@@ -149,95 +296,34 @@ main(int argc, char **argv)
 	}
 	if (optind < argc)
 		cmd = argv[optind++];
-	if (file == NULL || (cmd == NULL && optind != argc) ||
+	if (d.file == NULL || (cmd == NULL && optind != argc) ||
 	    (cmd != NULL && strcmp(cmd, "explain") == 0 && optind + 1 != argc) ||
 	    (cmd != NULL && strcmp(cmd, "state") == 0 && optind != argc) ||
 	    (cmd != NULL && strcmp(cmd, "explain") != 0 &&
 	    strcmp(cmd, "state") != 0))
 		usage();
+	if (cmd == NULL && !check)
+		return main_run();
 
-	if (config_load(file, &cfg, &errs) == -1) {
-		for (i = 0; i < errs.n; i++)
-			fprintf(stderr, "%s\n", errs.msg[i]);
-		config_errors_free(&errs);
+	if ((rt = runtime_load(NULL, d.file, stderr)) == NULL)
 		return 1;
-	}
-	config_errors_free(&errs);
-	if (main_tls_contexts(&cfg, &d.px.ctx) == -1) {
-		config_free(&cfg);
-		return 1;
-	}
-	if (check) {
-		printf("%s: ok\n", file);
-		return 0;
-	}
-	if (cmd != NULL && strcmp(cmd, "explain") == 0) {
-		i = explain_print(&cfg, argv[optind], stdout);
-		config_free(&cfg);
-		return i;
-	}
-	/* Tests move the clock across restarts through the environment. */
-	if ((off = getenv("MXTLS_CLOCK_OFFSET")) != NULL)
-		clock_set_offset(strtol(off, NULL, 10));
-	if ((d.px.state = state_open(cfg.state_dir, warn, sizeof(warn))) ==
-	    NULL) {
-		fprintf(stderr, "mxtls: out of memory\n");
-		return 1;
-	}
-	if (cmd != NULL) {
+	if (check)
+		printf("%s: ok\n", d.file);
+	else if (strcmp(cmd, "explain") == 0) {
+		r = explain_print(&rt->cfg, argv[optind], stdout);
+		runtime_release(rt);
+		return r;
+	} else {
+		if ((st = state_open(rt->cfg.state_dir, warn, sizeof(warn))) ==
+		    NULL) {
+			runtime_release(rt);
+			return 1;
+		}
 		if (warn[0] != '\0')
 			fprintf(stderr, "mxtls: %s\n", warn);
-		state_print(d.px.state, stdout, clock_now(), &cfg.timing);
-		state_free(d.px.state);
-		config_free(&cfg);
-		return 0;
+		state_print(st, stdout, clock_now(), &rt->cfg.timing);
+		state_free(st);
 	}
-
-	log_setup(cfg.log_format, cfg.log_level);
-	if (warn[0] != '\0')
-		log_warn(0, "state-file-ignored", "reason", warn, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	if (mkdir(cfg.state_dir, 0700) == -1 && errno != EEXIST) {
-		fprintf(stderr, "mxtls: state_dir %s: %s\n", cfg.state_dir,
-		    strerror(errno));
-		return 1;
-	}
-
-	d.px.loop = ev_default_loop(EVFLAG_AUTO);
-	d.px.cfg = &cfg;
-	d.px.on_session_end = main_session_end;
-	if ((d.px.dns = dns_new(d.px.loop, cfg.dns_servers, cfg.dns_timeout,
-	    err, sizeof(err))) == NULL) {
-		fprintf(stderr, "mxtls: dns: %s\n", err);
-		return 1;
-	}
-	if (listener_open(&d.listener, &cfg, err, sizeof(err)) == -1) {
-		fprintf(stderr, "mxtls: %s\n", err);
-		return 1;
-	}
-	proxy_sessions_init(&d.px);
-	listener_start(&d.listener, &d.px);
-	ev_timer_init(&d.expire, main_expire, 60., 60.);
-	ev_timer_start(d.px.loop, &d.expire);
-	ev_unref(d.px.loop); /* housekeeping keeps nothing alive */
-	ev_signal_init(&d.sigterm, main_signal, SIGTERM);
-	ev_signal_start(d.px.loop, &d.sigterm);
-	ev_signal_init(&d.sigint, main_signal, SIGINT);
-	ev_signal_start(d.px.loop, &d.sigint);
-	log_info(0, "start", "listen", cfg.listen_str, "hostname",
-	    cfg.hostname, "config", file, NULL);
-
-	ev_run(d.px.loop, 0);
-
-	log_info(0, "stop", NULL);
-	listener_close(&d.listener);
-	session_close_all(&d.px, "421 4.3.2 Service shutting down");
-	ev_run(d.px.loop, EVRUN_NOWAIT);
-	dns_free(d.px.dns);
-	state_free(d.px.state);
-	for (i = 0; i < cfg.policy.nprofiles; i++)
-		tls_ctx_free(d.px.ctx[i]);
-	free(d.px.ctx);
-	config_free(&cfg);
+	runtime_release(rt);
 	return 0;
 }

@@ -11,6 +11,7 @@
 #include "dns.h"
 #include "failure.h"
 #include "log.h"
+#include "metrics.h"
 #include "session.h"
 #include "smtp.h"
 #include "state.h"
@@ -80,6 +81,8 @@ struct hop {
 struct session {
 	unsigned long id;
 	struct proxy *px;
+	struct runtime *rt;	  /* the config this session started with */
+	const struct config *cfg; /* &rt->cfg */
 	enum sess_state state;
 	struct session *next;
 	int closed;
@@ -139,6 +142,21 @@ struct session {
 	int verdict_port;
 	time_t verdict_retry; /* FAILURE_DEFER: the earliest retry */
 	int fallback;	      /* this connection is the clear fallback */
+
+	/*
+	 * Transparent mode: where the MTA meant to connect, and which MX
+	 * names of the recipient domain resolve to that address (the names
+	 * the certificate may carry).
+	 */
+	double t_phase; /* monotonic start of a connect or handshake */
+
+	int transparent;
+	struct sockaddr_storage orig;
+	char orig_str[INET6_ADDRSTRLEN];
+	int orig_port;
+	char tp_names[POLICY_MX_MAX][DNS_NAME_MAX];
+	int ntp_names;
+	int tp_i;
 };
 
 static void session_enter(struct session *s, enum sess_state st);
@@ -177,6 +195,7 @@ session_close(struct session *s)
 	s->next = s->px->dead;
 	s->px->dead = s;
 	s->px->nsessions--;
+	metrics_add("mxtls_sessions_current", "", -1);
 	log_debug(s->id, "session-end", NULL);
 	if (s->px->on_session_end != NULL)
 		s->px->on_session_end(s->px);
@@ -243,8 +262,14 @@ static void
 session_log_delivery(struct session *s, const char *outcome,
     const char *reply, const char *reason)
 {
-	char port[8], nrcpt[12], size[24];
+	char port[8], nrcpt[12], size[24], labels[160];
 
+	/* Attempts that lead on to another (a fallback) are not outcomes. */
+	if (strcmp(outcome, "tls-failed") != 0)
+		metrics_inc("mxtls_deliveries_total",
+		    metrics_labels(labels, sizeof(labels), "outcome", outcome,
+		    "profile", s->dec.profile ? s->dec.profile->name : "none",
+		    NULL), 1);
 	snprintf(port, sizeof(port), "%d", s->up_port);
 	snprintf(nrcpt, sizeof(nrcpt), "%d", s->nrcpt_ok);
 	snprintf(size, sizeof(size), "%zu", s->scan.total);
@@ -386,7 +411,7 @@ session_tls_failure(struct session *s, enum failure_event ev,
 {
 	const struct retry_record *old;
 	struct retry_record rec;
-	const struct failure_timing *t = &s->px->cfg->timing;
+	const struct failure_timing *t = &s->cfg->timing;
 	enum failure_action a;
 	time_t now = clock_now();
 	char where[320], err[256];
@@ -400,9 +425,17 @@ session_tls_failure(struct session *s, enum failure_event ev,
 	if (state_put(s->px->state, s->up_host, s->up_addr, &rec, err,
 	    sizeof(err)) == -1)
 		log_error(s->id, "state-write-failed", "error", err, NULL);
+	metrics_set("mxtls_retry_records", "state=\"failed-once\"",
+	    state_count(s->px->state, RETRY_FAILED_ONCE));
+	metrics_set("mxtls_retry_records", "state=\"broken\"",
+	    state_count(s->px->state, RETRY_BROKEN));
+	metrics_inc("mxtls_tls_failures_total",
+	    metrics_labels(where, sizeof(where), "result",
+	    tls_result_name(result), NULL), 1);
 	session_up_where(s, where, sizeof(where));
-	session_log_delivery(s, a == FAILURE_DEFER ? "deferred" : "tls-failed",
-	    NULL, reason);
+	session_log_delivery(s, a == FAILURE_DEFER ? "deferred" :
+	    a == FAILURE_FAIL || a == FAILURE_FAIL_NO_TLS ? "failed" :
+	    "tls-failed", NULL, reason);
 	log_warn(s->id, "tls-failure", "host", where, "result",
 	    tls_result_name(result), "event", failure_event_name(ev),
 	    "action", failure_action_name(a), "record",
@@ -645,9 +678,7 @@ session_up_next_hop(struct session *s)
 			session_apply_verdict(s);
 			return;
 		}
-		log_info(s->id, "delivery", "outcome", "deferred",
-		    "rcpt_domain", s->route_domain, "reason", s->last_error,
-		    NULL);
+		session_log_delivery(s, "deferred", NULL, s->last_error);
 		session_txn_fail(s,
 		    "451 4.4.1 No next hop for %s could be reached: %s",
 		    s->route_domain, s->last_error);
@@ -677,7 +708,7 @@ session_up_next_hop(struct session *s)
 		return;
 	}
 	session_enter(s, ST_UP_RESOLVE);
-	s->dq = dns_lookup_addr(s->px->dns, h->name, session_addr_result, s);
+	s->dq = dns_lookup_addr(s->rt->dns, h->name, session_addr_result, s);
 }
 
 /* Connect to up_host/up_port at ss; failures come back as events. */
@@ -690,6 +721,7 @@ session_up_connect(struct session *s, const struct sockaddr_storage *ss,
 	s->verify = "-";
 	memset(&s->up_ehlo, 0, sizeof(s->up_ehlo));
 	snprintf(s->up_key, sizeof(s->up_key), "%s", s->route_key);
+	s->t_phase = clock_mono();
 	session_enter(s, ST_UP_CONNECT);
 	if (conn_connect(&s->up, s->px->loop, (const struct sockaddr *)ss, len,
 	    SESSION_BUFSIZE, session_up_event, s) == -1) {
@@ -701,7 +733,7 @@ session_up_connect(struct session *s, const struct sockaddr_storage *ss,
 	}
 	s->up_open = 1;
 	conn_set_reading(&s->up, 1);
-	conn_deadline(&s->up, s->px->cfg->timeouts.connect);
+	conn_deadline(&s->up, s->cfg->timeouts.connect);
 }
 
 /* The next address of the current hop, unless its record says skip it. */
@@ -741,7 +773,7 @@ session_up_try_addr(struct session *s)
 
 	rec = state_get(s->px->state, s->up_host, s->up_addr);
 	a = failure_before(s->dec.profile, rec, clock_now(),
-	    &s->px->cfg->timing);
+	    &s->cfg->timing);
 	if (a != FAILURE_CONTACT) {
 		char where[320];
 
@@ -751,11 +783,101 @@ session_up_try_addr(struct session *s)
 		    retry_state_name(rec->state), "action",
 		    failure_action_name(a), "reason", rec->error, NULL);
 		session_note_verdict(s, a, rec->event, rec->error,
-		    rec->first_failure + s->px->cfg->timing.retry_delay);
+		    rec->first_failure + s->cfg->timing.retry_delay);
 		session_up_try_addr(s);
 		return;
 	}
 	session_up_connect(s, ss, len);
+}
+
+/* --- transparent mode ------------------------------------------------------ */
+
+static int
+session_same_addr(const struct sockaddr_storage *a,
+    const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return 0;
+	if (a->ss_family == AF_INET)
+		return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
+		    &((const struct sockaddr_in *)b)->sin_addr,
+		    sizeof(struct in_addr)) == 0;
+	return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+	    &((const struct sockaddr_in6 *)b)->sin6_addr,
+	    sizeof(struct in6_addr)) == 0;
+}
+
+/* Names known: connect to the original destination itself. */
+static void
+session_tp_connect(struct session *s)
+{
+	log_info(s->id, "transparent", "orig", s->orig_str, "names",
+	    s->ntp_names > 0 ? s->tp_names[0] : "(none)", NULL);
+	snprintf(s->hops[0].name, sizeof(s->hops[0].name), "%s",
+	    s->orig_str);
+	s->hops[0].port = s->orig_port;
+	s->nhops = 1;
+	s->hop_i = -1;
+	session_up_next_hop(s);
+}
+
+static void session_tp_next(struct session *s);
+
+static void
+session_tp_addr_result(void *arg, const struct dns_addr_result *res)
+{
+	struct session *s = arg;
+	const char *name = s->hops[s->tp_i].name;
+	int i, j, ok;
+
+	s->dq = NULL;
+	for (i = 0; res->status == DNS_OK && i < res->naddr; i++) {
+		if (!session_same_addr(&res->addr[i], &s->orig))
+			continue;
+		/* Where the policy names MX patterns, only those count. */
+		ok = s->dec.nmx == 0;
+		for (j = 0; j < s->dec.nmx && !ok; j++)
+			ok = policy_mx_pattern_match(s->dec.mx[j], name);
+		/* Both buffers are DNS_NAME_MAX: the name always fits. */
+		if (ok && s->ntp_names < POLICY_MX_MAX)
+			memcpy(s->tp_names[s->ntp_names++], name,
+			    strlen(name) + 1);
+		break;
+	}
+	session_tp_next(s);
+}
+
+static void
+session_tp_next(struct session *s)
+{
+	if (++s->tp_i < s->nhops) {
+		s->dq = dns_lookup_addr(s->rt->dns, s->hops[s->tp_i].name,
+		    session_tp_addr_result, s);
+		return;
+	}
+	session_tp_connect(s);
+}
+
+static void
+session_tp_mx_result(void *arg, const struct dns_mx_result *res)
+{
+	struct session *s = arg;
+	int i;
+
+	s->dq = NULL;
+	s->nhops = 0;
+	if (res->status == DNS_OK)
+		for (i = 0; i < res->nmx && i < SESSION_HOSTS_MAX; i++) {
+			snprintf(s->hops[i].name, DNS_NAME_MAX, "%s",
+			    res->mx[i].host);
+			s->nhops++;
+		}
+	else if (res->status == DNS_NODATA) {
+		snprintf(s->hops[0].name, DNS_NAME_MAX, "%s", s->route_domain);
+		s->nhops = 1;
+	}
+	s->tp_i = -1;
+	session_tp_next(s);
 }
 
 /* Open the upstream for the route of the current transaction. */
@@ -783,7 +905,13 @@ session_up_open(struct session *s)
 		return;
 	}
 	session_enter(s, ST_UP_RESOLVE);
-	s->dq = dns_lookup_mx(s->px->dns, s->route_domain, session_mx_result,
+	if (s->transparent) {
+		s->ntp_names = 0;
+		s->dq = dns_lookup_mx(s->rt->dns, s->route_domain,
+		    session_tp_mx_result, s);
+		return;
+	}
+	s->dq = dns_lookup_mx(s->rt->dns, s->route_domain, session_mx_result,
 	    s);
 }
 
@@ -797,7 +925,7 @@ static void
 session_send_mail(struct session *s)
 {
 	session_filter_params(s, s->mail_params, sizeof(s->mail_params));
-	session_up_send(s, ST_UP_MAIL, s->px->cfg->timeouts.command,
+	session_up_send(s, ST_UP_MAIL, s->cfg->timeouts.command,
 	    "MAIL FROM:<%s>%s%s", s->mail_from, s->mail_params[0] ? " " : "",
 	    s->mail_params);
 }
@@ -806,7 +934,7 @@ static void
 session_send_rcpt(struct session *s)
 {
 	session_filter_params(s, s->rcpt_params, sizeof(s->rcpt_params));
-	session_up_send(s, ST_UP_RCPT, s->px->cfg->timeouts.command,
+	session_up_send(s, ST_UP_RCPT, s->cfg->timeouts.command,
 	    "RCPT TO:<%s>%s%s", s->rcpt, s->rcpt_params[0] ? " " : "",
 	    s->rcpt_params);
 }
@@ -822,7 +950,7 @@ session_after_ehlo(struct session *s)
 		return;
 	}
 	if (s->up_ehlo.ext & SMTP_EXT_STARTTLS) {
-		session_up_send(s, ST_UP_STARTTLS, s->px->cfg->timeouts.command,
+		session_up_send(s, ST_UP_STARTTLS, s->cfg->timeouts.command,
 		    "STARTTLS");
 		return;
 	}
@@ -861,13 +989,35 @@ session_tls_ready(struct session *s)
 	const char *names[POLICY_MX_MAX + 1];
 	int nnames = 0, i;
 
-	/* Verify the host we contacted; a literal address has only mx. */
+	/*
+	 * Verify the host we contacted.  A literal address (nexthop, or the
+	 * original destination in transparent mode) has no name of its own:
+	 * the MX names that resolve to it and the policy's mx stand in.
+	 */
 	if (s->up_host[0] != '\0')
 		names[nnames++] = s->up_host;
-	else
-		for (i = 0; i < s->dec.nmx; i++)
+	else {
+		for (i = 0; s->transparent && i < s->ntp_names &&
+		    nnames < POLICY_MX_MAX; i++)
+			names[nnames++] = s->tp_names[i];
+		for (i = 0; i < s->dec.nmx && nnames < POLICY_MX_MAX; i++)
 			names[nnames++] = s->dec.mx[i];
+	}
 	tls_facts_collect(s->up.ssl, names, nnames, &s->facts);
+	{
+		char l[160];
+
+		metrics_inc("mxtls_tls_handshakes_total",
+		    metrics_labels(l, sizeof(l), "version", s->facts.version,
+		    "cipher", s->facts.cipher, NULL), 1);
+		metrics_observe("mxtls_tls_handshake_seconds", "",
+		    clock_mono() - s->t_phase);
+	}
+	if (nnames == 0 && s->facts.result == TLS_RESULT_CERTIFICATE_HOST_MISMATCH)
+		snprintf(s->facts.reason, sizeof(s->facts.reason),
+		    "no MX host of %s resolves to %s and the policy names no "
+		    "mx: the certificate's name cannot be checked",
+		    s->route_domain, s->up_addr);
 	s->up_tls = 1;
 	log_info(s->id, "tls", "mx", s->up_host, "addr", s->up_addr, "version",
 	    s->facts.version, "cipher", s->facts.cipher, "verify",
@@ -887,8 +1037,8 @@ session_tls_ready(struct session *s)
 	session_tls_ok(s);
 	/* Forget everything learnt before TLS (SPEC.md section 3). */
 	memset(&s->up_ehlo, 0, sizeof(s->up_ehlo));
-	session_up_send(s, ST_UP_EHLO_TLS, s->px->cfg->timeouts.command,
-	    "EHLO %s", s->px->cfg->hostname);
+	session_up_send(s, ST_UP_EHLO_TLS, s->cfg->timeouts.command,
+	    "EHLO %s", s->cfg->hostname);
 }
 
 static void
@@ -942,8 +1092,8 @@ session_on_up_reply(struct session *s, const struct smtp_reply *r)
 			session_up_failed(s, s->last_error);
 			return;
 		}
-		session_up_send(s, ST_UP_EHLO, s->px->cfg->timeouts.command,
-		    "EHLO %s", s->px->cfg->hostname);
+		session_up_send(s, ST_UP_EHLO, s->cfg->timeouts.command,
+		    "EHLO %s", s->cfg->hostname);
 		return;
 	case ST_UP_EHLO:
 		if (r->code / 100 != 2) {
@@ -951,8 +1101,8 @@ session_on_up_reply(struct session *s, const struct smtp_reply *r)
 			if (!s->up_helo && r->code / 100 == 5) {
 				s->up_helo = 1;
 				session_up_send(s, ST_UP_EHLO,
-				    s->px->cfg->timeouts.command, "HELO %s",
-				    s->px->cfg->hostname);
+				    s->cfg->timeouts.command, "HELO %s",
+				    s->cfg->hostname);
 				return;
 			}
 			session_up_failed(s, sum);
@@ -971,8 +1121,9 @@ session_on_up_reply(struct session *s, const struct smtp_reply *r)
 		}
 		/* Bytes after the 220 came in plaintext: an injection. */
 		if (buf_len(&s->up.in) > 0 ||
-		    conn_start_tls(&s->up, s->px->ctx[s->dec.profile -
-		    s->px->cfg->policy.profiles], s->up_host[0] ? s->up_host :
+		    conn_start_tls(&s->up, s->rt->ctx[s->dec.profile -
+		    s->cfg->policy.profiles], s->up_host[0] ? s->up_host :
+		    s->transparent && s->ntp_names > 0 ? s->tp_names[0] :
 		    NULL) == -1) {
 			session_tls_failure(s, FAILURE_HANDSHAKE,
 			    TLS_RESULT_VALIDATION_FAILURE,
@@ -981,7 +1132,8 @@ session_on_up_reply(struct session *s, const struct smtp_reply *r)
 			    "cannot start TLS");
 			return;
 		}
-		conn_deadline(&s->up, s->px->cfg->timeouts.tls);
+		conn_deadline(&s->up, s->cfg->timeouts.tls);
+		s->t_phase = clock_mono();
 		session_enter(s, ST_UP_TLS);
 		return;
 	case ST_UP_EHLO_TLS:
@@ -1038,7 +1190,8 @@ session_on_up_reply(struct session *s, const struct smtp_reply *r)
 		return;
 	case ST_UP_DATA_END:
 		session_log_delivery(s,
-		    r->code / 100 == 2 ? (s->up_tls ? "tls" : "plaintext") :
+		    r->code / 100 == 2 ? (s->up_tls ? "tls" : s->fallback ?
+		    "fallback" : "plaintext") :
 		    r->code / 100 == 5 ? "failed" : "deferred", sum, NULL);
 		session_relay_reply(s, r);
 		s->up_txn = 0;
@@ -1103,8 +1256,10 @@ session_up_event(struct conn *c, enum conn_event ev, void *arg)
 	(void)c;
 	switch (ev) {
 	case CONN_EV_CONNECTED:
+		metrics_observe("mxtls_upstream_connect_seconds", "",
+		    clock_mono() - s->t_phase);
 		smtp_reply_parser_init(&s->rp);
-		conn_deadline(&s->up, s->px->cfg->timeouts.greeting);
+		conn_deadline(&s->up, s->cfg->timeouts.greeting);
 		session_enter(s, ST_UP_GREETING);
 		break;
 	case CONN_EV_INPUT:
@@ -1140,10 +1295,10 @@ session_up_event(struct conn *c, enum conn_event ev, void *arg)
 static int
 session_bad_command(struct session *s)
 {
-	if (++s->bad_commands < s->px->cfg->max_bad_commands)
+	if (++s->bad_commands < s->cfg->max_bad_commands)
 		return 0;
 	session_reply(s, "421 4.7.0 %s Too many errors, closing",
-	    s->px->cfg->hostname);
+	    s->cfg->hostname);
 	if (!s->closed)
 		session_enter(s, ST_CLOSING);
 	return 1;
@@ -1152,7 +1307,7 @@ session_bad_command(struct session *s)
 static void
 session_cmd_ehlo(struct session *s, const struct smtp_command *cmd)
 {
-	const struct config *cfg = s->px->cfg;
+	const struct config *cfg = s->cfg;
 
 	if (cmd->arglen == 0) {
 		session_reply(s, "501 5.5.4 %s needs a domain",
@@ -1197,7 +1352,7 @@ session_check_mail_params(struct session *s, const char *params)
 
 			if (*end != '\0' || end == tok + 5)
 				return "501 5.5.4 Bad SIZE parameter";
-			if (n > (unsigned long long)s->px->cfg->max_message_size)
+			if (n > (unsigned long long)s->cfg->max_message_size)
 				return "552 5.3.4 Message size exceeds fixed "
 				       "maximum message size";
 		} else if (strcasecmp(tok, "BODY=8BITMIME") == 0 ||
@@ -1289,7 +1444,7 @@ session_cmd_rcpt(struct session *s, const struct smtp_command *cmd)
 		session_reply(s, "452 4.5.3 Too many recipients");
 		return;
 	}
-	if (policy_lookup(&s->px->cfg->policy, addr, &dec) != POLICY_OK) {
+	if (policy_lookup(&s->cfg->policy, addr, &dec) != POLICY_OK) {
 		session_reply(s, "553 5.1.3 Bad recipient domain: %s", dec.why);
 		return;
 	}
@@ -1351,14 +1506,14 @@ session_cmd_data(struct session *s)
 		    "451 4.4.2 Connection to the next hop was lost");
 		return;
 	}
-	session_up_send(s, ST_UP_DATA, s->px->cfg->timeouts.data_init, "DATA");
+	session_up_send(s, ST_UP_DATA, s->cfg->timeouts.data_init, "DATA");
 }
 
 static void
 session_cmd_rset(struct session *s)
 {
 	if (s->up_open && s->up_txn && s->txn_fail[0] == '\0') {
-		session_up_send(s, ST_UP_RSET, s->px->cfg->timeouts.command,
+		session_up_send(s, ST_UP_RSET, s->cfg->timeouts.command,
 		    "RSET");
 		return;
 	}
@@ -1403,7 +1558,7 @@ session_command(struct session *s, const char *line, size_t len)
 		session_reply(s, "250 2.0.0 Ok");
 		break;
 	case SMTP_CMD_QUIT:
-		session_reply(s, "221 2.0.0 %s Bye", s->px->cfg->hostname);
+		session_reply(s, "221 2.0.0 %s Bye", s->cfg->hostname);
 		if (!s->closed)
 			session_enter(s, ST_CLOSING);
 		break;
@@ -1449,7 +1604,7 @@ session_data_done(struct session *s)
 		}
 		return;
 	}
-	conn_deadline(&s->up, s->px->cfg->timeouts.data_done);
+	conn_deadline(&s->up, s->cfg->timeouts.data_done);
 	smtp_reply_parser_init(&s->rp);
 	session_enter(s, ST_UP_DATA_END);
 }
@@ -1472,8 +1627,11 @@ session_data(struct session *s)
 		n = smtp_data_scan(&s->scan, buf_head(in),
 		    room < buf_len(in) ? room : buf_len(in), &done, &safe);
 		if (s->state == ST_DATA) {
-			if (safe > 0)
+			if (safe > 0) {
 				conn_write(&s->up, buf_head(in), safe);
+				metrics_inc("mxtls_bytes_relayed_total",
+				    "direction=\"upstream\"", (double)safe);
+			}
 			if (s->scan.bare_lf || s->scan.bare_cr ||
 			    s->scan.long_line) {
 				snprintf(s->data_reply, sizeof(s->data_reply),
@@ -1484,7 +1642,7 @@ session_data(struct session *s)
 				    "LF; lines must end in CRLF");
 				session_enter(s, ST_DATA_DISCARD);
 			} else if (s->scan.total >
-			    (size_t)s->px->cfg->max_message_size) {
+			    (size_t)s->cfg->max_message_size) {
 				snprintf(s->data_reply, sizeof(s->data_reply),
 				    "552 5.3.4 Message size exceeds fixed "
 				    "maximum message size");
@@ -1492,7 +1650,7 @@ session_data(struct session *s)
 			}
 			if (buf_len(&s->up.out) > 0)
 				conn_deadline(&s->up,
-				    s->px->cfg->timeouts.data_block);
+				    s->cfg->timeouts.data_block);
 		}
 		buf_consume(in, n);
 	}
@@ -1520,7 +1678,7 @@ session_update_io(struct session *s)
 	    buf_space(&s->down.out) >= 1024;
 	conn_set_reading(&s->down, reading);
 	if (reading)
-		conn_deadline(&s->down, s->px->cfg->timeouts.client);
+		conn_deadline(&s->down, s->cfg->timeouts.client);
 	else if (s->state != ST_CLOSING)
 		conn_deadline(&s->down, 0);
 	if (s->up_open)
@@ -1641,7 +1799,7 @@ session_down_event(struct conn *c, enum conn_event ev, void *arg)
 		log_info(s->id, "client-timeout", "state",
 		    sess_state_names[s->state], NULL);
 		session_reply(s, "421 4.4.2 %s Timeout, closing",
-		    s->px->cfg->hostname);
+		    s->cfg->hostname);
 		if (!s->closed)
 			session_enter(s, ST_CLOSING);
 		break;
@@ -1666,6 +1824,7 @@ proxy_reap(struct ev_loop *loop, ev_prepare *w, int revents)
 		conn_free(&s->down);
 		if (s->up_open)
 			conn_free(&s->up);
+		runtime_release(s->rt);
 		free(s);
 	}
 }
@@ -1677,6 +1836,37 @@ proxy_sessions_init(struct proxy *px)
 	px->reaper.data = px;
 	ev_prepare_start(px->loop, &px->reaper);
 	ev_unref(px->loop); /* the reaper alone keeps nothing alive */
+}
+
+/*
+ * Transparent mode: read where the MTA meant to go.  A connection made to
+ * our own port directly has no other destination and would loop.
+ */
+static int
+session_original_dst(struct session *s)
+{
+	socklen_t len;
+
+	if (conn_original_dst(&s->down, &s->orig, &len) == -1)
+		return -1;
+	s->transparent = 1;
+	conn_sockaddr_str((struct sockaddr *)&s->orig, s->orig_str,
+	    sizeof(s->orig_str));
+	s->orig_port = ntohs(((struct sockaddr_in *)&s->orig)->sin_port);
+	log_info(s->id, "original-destination", "addr", s->orig_str, NULL);
+	return 0;
+}
+
+/* Open sessions from one client address (this one included). */
+static int
+session_count_client(struct proxy *px, const struct sockaddr_storage *a)
+{
+	struct session *s;
+	int n = 0;
+
+	for (s = px->live; s != NULL; s = s->next)
+		n += session_same_addr(&s->down.peer, a);
+	return n;
 }
 
 void
@@ -1691,38 +1881,66 @@ session_accept(struct proxy *px, int fd)
 		return;
 	}
 	s->px = px;
+	s->rt = px->rt;
+	s->rt->refs++;
+	s->cfg = &s->rt->cfg;
 	s->id = ++px->next_sid;
 	s->state = ST_HELO;
 	s->verify = "-";
 	if (conn_init_fd(&s->down, px->loop, fd, SESSION_BUFSIZE,
 	    session_down_event, s) == -1) {
 		close(fd);
+		runtime_release(s->rt);
 		free(s);
 		return;
 	}
 	s->next = px->live;
 	px->live = s;
 	px->nsessions++;
+	metrics_inc("mxtls_sessions_total", "", 1);
+	metrics_add("mxtls_sessions_current", "", 1);
 	session_txn_reset(s);
 	conn_peer_str(&s->down, peer, sizeof(peer));
 	snprintf(sid, sizeof(sid), "%lu", s->id);
-	allowed = config_client_allowed(px->cfg,
+	allowed = config_client_allowed(s->cfg,
 	    (struct sockaddr *)&s->down.peer);
 	log_info(s->id, "connect", "client", peer, "allowed",
 	    allowed ? "yes" : "no", NULL);
 	if (!allowed) {
+		metrics_inc("mxtls_sessions_refused_total",
+		    "reason=\"not_allowed\"", 1);
 		session_reply(s, "554 5.7.1 %s does not relay for %s",
-		    px->cfg->hostname, peer);
+		    s->cfg->hostname, peer);
 		session_enter(s, ST_CLOSING);
 		return;
 	}
-	if (px->nsessions > px->cfg->max_sessions) {
+	if (s->cfg->mode == CONFIG_MODE_TRANSPARENT &&
+	    session_original_dst(s) == -1) {
+		session_reply(s, "554 5.3.5 %s: no original destination: "
+		    "this port takes redirected connections only",
+		    s->cfg->hostname);
+		session_enter(s, ST_CLOSING);
+		return;
+	}
+	if (s->cfg->max_sessions_per_client > 0 &&
+	    session_count_client(px, &s->down.peer) >
+	    s->cfg->max_sessions_per_client) {
+		metrics_inc("mxtls_sessions_refused_total",
+		    "reason=\"per_client\"", 1);
+		session_reply(s, "421 4.7.0 %s Too many sessions from %s, try "
+		    "later", s->cfg->hostname, peer);
+		session_enter(s, ST_CLOSING);
+		return;
+	}
+	if (px->nsessions > s->cfg->max_sessions) {
+		metrics_inc("mxtls_sessions_refused_total",
+		    "reason=\"max_sessions\"", 1);
 		session_reply(s, "421 4.3.2 %s Too many sessions, try later",
-		    px->cfg->hostname);
+		    s->cfg->hostname);
 		session_enter(s, ST_CLOSING);
 		return;
 	}
-	session_reply(s, "220 %s ESMTP mxtls", px->cfg->hostname);
+	session_reply(s, "220 %s ESMTP mxtls", s->cfg->hostname);
 	session_enter(s, ST_HELO);
 }
 

@@ -9,16 +9,15 @@
 
 #include "config.h"
 #include "conn.h"
+#include "runtime.h"
 
 struct dns;
 struct session;
 
-/* What all sessions share: the loop, the config, DNS, TLS contexts. */
+/* What all sessions share: the loop, the runtime, the retry records. */
 struct proxy {
 	struct ev_loop *loop;
-	const struct config *cfg;
-	struct dns *dns;
-	SSL_CTX **ctx; /* one per profile, indexed like cfg->policy.profiles */
+	struct runtime *rt; /* the current config: new sessions take it */
 	struct state *state; /* retry records */
 	unsigned long next_sid;
 	int nsessions;

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -328,6 +329,17 @@ test_defaults(void)
 	CHECK_INT(cfg.tls_origins[POLICY_P_MIN_VERSION].line, 0);
 	CHECK_INT(cfg.tls_origins[POLICY_P_MAX_VERSION].line, 0);
 	CHECK_INT(cfg.tls_origins[POLICY_P_CIPHERS].line, 0);
+	CHECK_STR(cfg.admin_listen_str, "127.0.0.1:9925");
+	CHECK_INT(cfg.admin_listen.ss_family, AF_INET);
+	CHECK_INT(cfg.admin_listen_len, sizeof(struct sockaddr_in));
+	CHECK_INT(ntohs(((const struct sockaddr_in *)&cfg.admin_listen)->
+	    sin_port), 9925);
+	CHECK_INT(((const struct sockaddr_in *)&cfg.admin_listen)->
+	    sin_addr.s_addr, htonl(INADDR_LOOPBACK));
+	CHECK(cfg.drain_timeout == 30);
+	CHECK(cfg.user == NULL);
+	CHECK_INT(cfg.max_sessions_per_client, 100);
+	CHECK_INT(cfg.log_addresses, CONFIG_ADDR_FULL);
 	config_free(&cfg);
 	config_free(&cfg); /* harmless twice */
 }
@@ -1032,6 +1044,125 @@ test_many_errors(void)
 	    "F:26: expected \"key = value\"");
 }
 
+/* The keys of issue 6: admin endpoint, drain, user, per-client limit,
+ * address logging. */
+static void
+test_operations(void)
+{
+	struct config cfg;
+	const struct sockaddr_in6 *sin6;
+	struct passwd *pw;
+	uid_t uid = 0;
+	gid_t gid = 0;
+
+	if ((pw = getpwnam("nobody")) != NULL) {
+		uid = pw->pw_uid;
+		gid = pw->pw_gid;
+	}
+	CHECK(pw != NULL);
+	if (LOAD_OK("ops.ini", "[tls]\nca_bundle = ca.crt\n"
+	    "[proxy]\n"
+	    "admin_listen = [::1]:9926\n"
+	    "drain_timeout = 2.5\n"
+	    "user = nobody\n"
+	    "max_sessions_per_client = 0\n"
+	    "log_addresses = hash\n", &cfg) == 0) {
+		CHECK_STR(cfg.admin_listen_str, "[::1]:9926");
+		CHECK_INT(cfg.admin_listen.ss_family, AF_INET6);
+		CHECK_INT(cfg.admin_listen_len, sizeof(struct sockaddr_in6));
+		sin6 = (const struct sockaddr_in6 *)&cfg.admin_listen;
+		CHECK_INT(ntohs(sin6->sin6_port), 9926);
+		CHECK(IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr));
+		CHECK(cfg.drain_timeout == 2.5);
+		CHECK_STR(cfg.user, "nobody");
+		CHECK_INT(cfg.user_uid, uid);
+		CHECK_INT(cfg.user_gid, gid);
+		CHECK_INT(cfg.max_sessions_per_client, 0);
+		CHECK_INT(cfg.log_addresses, CONFIG_ADDR_HASH);
+	}
+	config_free(&cfg);
+
+	if (LOAD_OK("ops.ini", "[tls]\nca_bundle = ca.crt\n[proxy]\n"
+	    "admin_listen = off\ndrain_timeout = 0\n"
+	    "max_sessions_per_client = 1000000\nlog_addresses = domain\n",
+	    &cfg) == 0) {
+		CHECK_STR(cfg.admin_listen_str, "off");
+		CHECK_INT(cfg.admin_listen_len, 0);
+		CHECK(cfg.drain_timeout == 0);
+		CHECK_INT(cfg.max_sessions_per_client, 1000000);
+		CHECK_INT(cfg.log_addresses, CONFIG_ADDR_DOMAIN);
+	}
+	config_free(&cfg);
+	if (LOAD_OK("ops.ini", "[tls]\nca_bundle = ca.crt\n[proxy]\n"
+	    "admin_listen = 0.0.0.0:9925\ndrain_timeout = 0.00\n"
+	    "log_addresses = full\n", &cfg) == 0) {
+		CHECK_INT(cfg.admin_listen.ss_family, AF_INET);
+		CHECK(cfg.drain_timeout == 0);
+		CHECK_INT(cfg.log_addresses, CONFIG_ADDR_FULL);
+	}
+	config_free(&cfg);
+	/* The listener moved elsewhere: the admin port is free again. */
+	if (LOAD_OK("ops.ini", "[tls]\nca_bundle = ca.crt\n[proxy]\n"
+	    "listen = 127.0.0.2:9925\n", &cfg) == 0)
+		CHECK_STR(cfg.admin_listen_str, "127.0.0.1:9925");
+	config_free(&cfg);
+
+	LOAD_ERR("e.ini", "[proxy]\nadmin_listen = localhost:9925\n",
+	    "F:2: [proxy] admin_listen: invalid address \"localhost:9925\": "
+	    "expected IPV4:PORT, [IPV6]:PORT or off");
+	LOAD_ERR("e.ini", "[proxy]\nadmin_listen = 127.0.0.1\n",
+	    "F:2: [proxy] admin_listen: invalid address \"127.0.0.1\": "
+	    "expected IPV4:PORT, [IPV6]:PORT or off");
+	LOAD_ERR("e.ini", "[proxy]\nadmin_listen = OFF\n",
+	    "F:2: [proxy] admin_listen: invalid address \"OFF\": expected "
+	    "IPV4:PORT, [IPV6]:PORT or off");
+	LOAD_ERR("e.ini", "[proxy]\nadmin_listen =\n",
+	    "F:2: [proxy] admin_listen: empty value");
+	LOAD_ERR("e.ini", "[proxy]\nadmin_listen = 127.0.0.1:10025\n",
+	    "F:2: [proxy] admin_listen: 127.0.0.1:10025 takes the port of "
+	    "listen 127.0.0.1:10025");
+	LOAD_ERR("e.ini", "[proxy]\nlisten = 0.0.0.0:9925\n",
+	    "F:2: [proxy] admin_listen: 127.0.0.1:9925 (the default) takes the "
+	    "port of listen 0.0.0.0:9925");
+	LOAD_ERR("e.ini", "[proxy]\nlisten = [::]:25\nadmin_listen = "
+	    "[::1]:25\n",
+	    "F:3: [proxy] admin_listen: [::1]:25 takes the port of listen "
+	    "[::]:25");
+	LOAD_ERR("e.ini", "[proxy]\ndrain_timeout = -1\n",
+	    "F:2: [proxy] drain_timeout: \"-1\" is not a number of seconds >= 0 "
+	    "(at most 86400)");
+	LOAD_ERR("e.ini", "[proxy]\ndrain_timeout = 86401\n",
+	    "F:2: [proxy] drain_timeout: \"86401\" is not a number of seconds "
+	    ">= 0 (at most 86400)");
+	LOAD_ERR("e.ini", "[proxy]\ndrain_timeout = 0.\n",
+	    "F:2: [proxy] drain_timeout: \"0.\" is not a number of seconds >= 0 "
+	    "(at most 86400)");
+	LOAD_ERR("e.ini", "[proxy]\ndrain_timeout = 30s\n",
+	    "F:2: [proxy] drain_timeout: \"30s\" is not a number of seconds >= "
+	    "0 (at most 86400)");
+	LOAD_ERR("e.ini", "[proxy]\nuser = mxtls-no-such-user\n",
+	    "F:2: [proxy] user: unknown user \"mxtls-no-such-user\"");
+	LOAD_ERR("e.ini", "[proxy]\nuser = root\n",
+	    "F:2: [proxy] user: \"root\" has uid 0: name an unprivileged user");
+	LOAD_ERR("e.ini", "[proxy]\nuser =\n", "F:2: [proxy] user: empty value");
+	LOAD_ERR("e.ini", "[proxy]\nmax_sessions_per_client = -1\n",
+	    "F:2: [proxy] max_sessions_per_client: \"-1\" is not a whole number "
+	    "from 0 (no limit) to 1000000");
+	LOAD_ERR("e.ini", "[proxy]\nmax_sessions_per_client = 1000001\n",
+	    "F:2: [proxy] max_sessions_per_client: \"1000001\" is not a whole "
+	    "number from 0 (no limit) to 1000000");
+	LOAD_ERR("e.ini", "[proxy]\nlog_addresses = partial\n",
+	    "F:2: [proxy] log_addresses: \"partial\": expected full, domain or "
+	    "hash");
+	LOAD_ERR("e.ini", "[proxy]\nlog_addresses = Full\n",
+	    "F:2: [proxy] log_addresses: \"Full\": expected full, domain or "
+	    "hash");
+	LOAD_ERR("e.ini", "[proxy]\nuser = nobody\nuser = nobody\n",
+	    "F:3: [proxy] user: duplicate key (first at line 2)");
+	LOAD_ERR("e.ini", "[tls]\nadmin_listen = off\n",
+	    "F:2: [tls] admin_listen: unknown key");
+}
+
 static void
 cleanup(void)
 {
@@ -1068,6 +1199,7 @@ main(void)
 	RUN(test_syntax_errors);
 	RUN(test_multiline);
 	RUN(test_many_errors);
+	RUN(test_operations);
 	cleanup();
 	return T_DONE();
 }
