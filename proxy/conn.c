@@ -40,6 +40,8 @@ conn_setup(struct conn *c, struct ev_loop *loop, int fd, size_t bufsize,
 	c->ssl = NULL;
 	c->reading = 0;
 	c->ssl_want = 0;
+	c->rd_want = 0;
+	c->wr_want = 0;
 	c->eof = 0;
 	c->error[0] = '\0';
 	if (buf_init(&c->in, bufsize) == -1)
@@ -145,8 +147,7 @@ conn_write(struct conn *c, const void *p, size_t n)
 void
 conn_set_reading(struct conn *c, int on)
 {
-	if (c->reading == on)
-		return;
+	/* Always re-derive: the owner may have made room in c->in. */
 	c->reading = on;
 	conn_update(c);
 	/*
@@ -193,17 +194,13 @@ conn_update(struct conn *c)
 			mask |= EV_WRITE;
 		break;
 	case CONN_TLS:
-		if (want_in || buf_len(&c->out) > 0) {
-			/* A TLS read may need a write and the reverse. */
-			if (c->ssl_want == SSL_ERROR_WANT_WRITE)
-				mask |= EV_WRITE;
-			else if (c->ssl_want == SSL_ERROR_WANT_READ)
-				mask |= EV_READ;
-		}
+		/* A TLS read may need the socket writable and the reverse. */
 		if (want_in)
-			mask |= EV_READ;
-		if (buf_len(&c->out) > 0 && c->ssl_want != SSL_ERROR_WANT_READ)
-			mask |= EV_WRITE;
+			mask |= c->rd_want == SSL_ERROR_WANT_WRITE ? EV_WRITE :
+			    EV_READ;
+		if (buf_len(&c->out) > 0)
+			mask |= c->wr_want == SSL_ERROR_WANT_READ ? EV_READ :
+			    EV_WRITE;
 		break;
 	case CONN_CLOSED:
 		break;
@@ -253,7 +250,7 @@ conn_flush(struct conn *c)
 
 				if (e == SSL_ERROR_WANT_READ ||
 				    e == SSL_ERROR_WANT_WRITE) {
-					c->ssl_want = e;
+					c->wr_want = e;
 					return 0;
 				}
 				tls_handshake_error(c->ssl, r, c->error,
@@ -261,7 +258,7 @@ conn_flush(struct conn *c)
 				conn_emit(c, CONN_EV_ERROR);
 				return -1;
 			}
-			c->ssl_want = 0;
+			c->wr_want = 0;
 			n = r;
 		} else {
 			n = send(c->fd, buf_head(&c->out), buf_len(&c->out),
@@ -298,7 +295,7 @@ conn_fill(struct conn *c)
 
 				if (e == SSL_ERROR_WANT_READ ||
 				    e == SSL_ERROR_WANT_WRITE) {
-					c->ssl_want = e;
+					c->rd_want = e;
 					break;
 				}
 				if (e == SSL_ERROR_ZERO_RETURN ||
@@ -312,7 +309,7 @@ conn_fill(struct conn *c)
 				conn_emit(c, CONN_EV_ERROR);
 				return -1;
 			}
-			c->ssl_want = 0;
+			c->rd_want = 0;
 			n = r;
 		} else {
 			n = recv(c->fd, buf_tail(&c->in), space, 0);

@@ -47,7 +47,9 @@ struct conn {
 	struct buf out;
 	SSL *ssl;
 	int reading;	 /* the owner wants input */
-	int ssl_want;	 /* SSL_ERROR_WANT_READ/WRITE of the last SSL call */
+	int ssl_want;	 /* SSL_ERROR_WANT_READ/WRITE of the handshake */
+	int rd_want;	 /* ... of the last SSL_read */
+	int wr_want;	 /* ... of the last SSL_write */
 	int eof;	 /* peer closed; reported once */
 	char error[256];
 	conn_cb *cb;
