@@ -21,7 +21,7 @@ UNIT_BIN   := $(patsubst tests/unit/%.c,build/asan/%,$(UNIT_SRC))
 
 .PHONY: all run test unit integration deps deps-test check-deps clean
 
-all: build/mxtls
+all: build/mxtls build/mxtls-fetch
 
 build/mxtls: $(OBJ)
 	$(CC) -o $@ $(OBJ) $(LDLIBS)
@@ -29,6 +29,17 @@ build/mxtls: $(OBJ)
 build/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+# The fetcher links libcurl and never BoringSSL (SPEC.md section 2): it is
+# built without the BoringSSL include path and libraries.
+FETCH_SRC := policy/fetch.c policy/fetchproto.c
+build/mxtls-fetch: $(FETCH_SRC) policy/fetchproto.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -Ipolicy -o $@ $(FETCH_SRC) -lcurl
+
+build/asan/mxtls-fetch: $(FETCH_SRC) policy/fetchproto.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) $(SAN) -Ipolicy -o $@ $(FETCH_SRC) -lcurl
 
 # The same daemon under AddressSanitizer + UBSan, used by the integration tests.
 build/asan/mxtls: $(ASAN_OBJ)
@@ -56,11 +67,11 @@ run: deps
 unit: $(UNIT_BIN)
 	@sh tests/run.sh unit
 
-integration: build/mxtls build/asan/mxtls
+integration: all build/asan/mxtls build/asan/mxtls-fetch
 	@sh tests/run.sh integration
 
 test: deps-test
-	@$(MAKE) --no-print-directory check-deps all build/asan/mxtls $(UNIT_BIN)
+	@$(MAKE) --no-print-directory all build/asan/mxtls build/asan/mxtls-fetch $(UNIT_BIN) check-deps
 	@sh tests/run.sh all
 
 check-deps:

@@ -5,7 +5,7 @@ set -eu
 
 build="gcc make libc6-dev pkg-config ca-certificates android-libboringssl-dev
 libev-dev libinih-dev libc-ares-dev libidn2-dev libcurl4-gnutls-dev"
-test="$build postfix swaks dnsmasq-base openssl iproute2 python3 procps prometheus"
+test="$build postfix swaks dnsmasq-base openssl iproute2 python3 procps prometheus nginx"
 
 case "${1:-build}" in
 build) want=$build ;;

@@ -33,7 +33,7 @@
 #define FETCHPROTO_STATUS_MAX 999
 
 /* Request flags. */
-#define FETCHPROTO_F_TEXT_PLAIN 0x1u /* refuse any Content-Type but text/plain */
+#define FETCHPROTO_F_TEXT_PLAIN 0x1u /* only a text/plain body is ok */
 #define FETCHPROTO_F_ALL 0x1u
 
 /* The outcome of one request; names are fetchproto_result_name(). */

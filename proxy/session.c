@@ -1367,10 +1367,28 @@ session_check_mail_params(struct session *s, const char *params)
 	return NULL;
 }
 
+/* An envelope address as [proxy] log_addresses wants it in the logs. */
+static const char *
+session_log_addr(struct session *s, const char *addr, char *dst,
+    size_t len)
+{
+	switch (s->cfg->log_addresses) {
+	case CONFIG_ADDR_DOMAIN:
+		snprintf(dst, len, "*@%s", smtp_addr_domain(addr));
+		return dst;
+	case CONFIG_ADDR_HASH:
+		tls_sha256_hex(addr, dst, len);
+		return dst;
+	case CONFIG_ADDR_FULL:
+		break;
+	}
+	return addr;
+}
+
 static void
 session_cmd_mail(struct session *s, const struct smtp_command *cmd)
 {
-	char addr[SMTP_PATH_MAX + 1];
+	char addr[SMTP_PATH_MAX + 1], la[SMTP_PATH_MAX + 1];
 	const char *params, *err;
 	size_t plen;
 
@@ -1404,7 +1422,8 @@ session_cmd_mail(struct session *s, const struct smtp_command *cmd)
 		return;
 	}
 	snprintf(s->mail_from, sizeof(s->mail_from), "%s", addr);
-	log_info(s->id, "mail", "from", addr, NULL);
+	log_info(s->id, "mail", "from", session_log_addr(s, addr, la,
+	    sizeof(la)), NULL);
 	session_reply(s, "250 2.1.0 Ok");
 	if (!s->closed)
 		session_enter(s, ST_MAIL);
@@ -1414,6 +1433,7 @@ static void
 session_cmd_rcpt(struct session *s, const struct smtp_command *cmd)
 {
 	char addr[SMTP_PATH_MAX + 1], key[sizeof(s->route_key)];
+	char la[SMTP_PATH_MAX + 1];
 	struct policy_decision dec;
 	const char *params, *err, *domain;
 	size_t plen;
@@ -1468,7 +1488,8 @@ session_cmd_rcpt(struct session *s, const struct smtp_command *cmd)
 	snprintf(s->rcpt, sizeof(s->rcpt), "%s", addr);
 	snprintf(s->rcpt_params, sizeof(s->rcpt_params), "%.*s", (int)plen,
 	    params);
-	log_info(s->id, "rcpt", "to", addr, "profile", dec.profile->name,
+	log_info(s->id, "rcpt", "to", session_log_addr(s, addr, la,
+	    sizeof(la)), "profile", dec.profile->name,
 	    "match", dec.match ? dec.match->pattern : "(default)", NULL);
 	if (!s->have_route) {
 		s->have_route = 1;

@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include <openssl/err.h>
+#include <openssl/sha.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -303,4 +304,16 @@ tls_handshake_error(SSL *ssl, int ret, char *dst, size_t len)
 		snprintf(dst, len, "TLS error %d", e);
 	}
 	ERR_clear_error();
+}
+
+void
+tls_sha256_hex(const char *s, char *dst, size_t len)
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	size_t i;
+
+	SHA256((const unsigned char *)s, strlen(s), md);
+	for (i = 0; i < sizeof(md) && 2 * i + 2 < len; i++)
+		snprintf(dst + 2 * i, 3, "%02x", md[i]);
+	dst[len > 2 * i ? 2 * i : 0] = '\0';
 }

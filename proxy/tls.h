@@ -57,4 +57,10 @@ void tls_facts_collect(SSL *ssl, const char *const *names, int nnames,
 /* A human reason for a failed handshake (alert name, library error). */
 void tls_handshake_error(SSL *ssl, int ret, char *dst, size_t len);
 
+/*
+ * SHA-256 of s as hex (cut to len - 1), for logging envelope addresses
+ * without writing them down (log_addresses = hash).
+ */
+void tls_sha256_hex(const char *s, char *dst, size_t len);
+
 #endif

@@ -24,5 +24,12 @@ for f in proxy/*.c proxy/*.h; do
 		bad "$f: curl must never be linked into mxtls (SPEC.md section 2)"
 	fi
 done
+# And in the binaries: no process may load both BoringSSL and libcurl.
+if [ -x build/mxtls ] && ldd build/mxtls | grep -q libcurl; then
+	bad "build/mxtls links libcurl"
+fi
+if [ -x build/mxtls-fetch ] && ldd build/mxtls-fetch | grep -q android/; then
+	bad "build/mxtls-fetch links BoringSSL"
+fi
 [ $fail -eq 0 ] && echo "check-deps: ok"
 exit $fail
