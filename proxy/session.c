@@ -1474,6 +1474,14 @@ session_cmd_rcpt(struct session *s, const struct smtp_command *cmd)
 	    dec.profile->name);
 	for (p = key; *p; p++)
 		*p = (char)tolower((unsigned char)*p);
+	if (s->have_route && strcmp(key, s->route_key) != 0 &&
+	    s->nrcpt_ok == 0) {
+		/* Nothing accepted yet: the route is free to change. */
+		if (s->up_txn)
+			session_up_close(s);
+		s->have_route = 0;
+		s->txn_fail[0] = '\0';
+	}
 	if (s->have_route && strcmp(key, s->route_key) != 0) {
 		/* RFC 5321 4.5.3.1.10: the MTA sends these again later. */
 		session_reply(s,

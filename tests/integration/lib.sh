@@ -71,7 +71,8 @@ check_if() {
 	fi
 }
 
-# skip NAME WHY: a check that could not run counts as failed.
+# fail NAME [DETAIL]: a failed check without a command (or one that could not
+# run at all).
 fail() {
 	echo "FAIL $1"
 	[ $# -gt 1 ] && echo "    $2"
@@ -100,22 +101,35 @@ it_setup() {
 	mkdir -p "$W"
 	chmod 755 "$W"
 	: >"$W/pids"
-	trap 'it_stop_all; echo "$PASS passed, $((FAIL + 1)) failed (interrupted)"; exit 1' INT TERM
+	trap 'it_interrupted' INT TERM
 	trap 'it_stop_all' EXIT
 	(
 		command -v flock >/dev/null 2>&1 && flock 9
 		sh "$IT_ROOT/tests/integration/pki.sh" "$PKI"
 	) 9>"$IT_ROOT/build/it/.pki.lock" || { fail "test PKI" "pki.sh failed"; finish; }
-	# The watchdog: a hung test must not hang `make test`.
+	# The watchdog: a hung test must not hang `make test`.  Stopping it
+	# stops its sleep too.
 	_self=$$
 	(
-		sleep "${IT_TIMEOUT:-240}"
-		echo "FAIL $IT_NAME: timed out after ${IT_TIMEOUT:-240} s" >&2
+		trap 'kill "$_sp" 2>/dev/null; exit 0' TERM
+		sleep "${IT_TIMEOUT:-240}" &
+		_sp=$!
+		wait "$_sp"
 		kill -TERM "$_self"
 	) >/dev/null 2>&1 &
 	it_track watchdog $! -
 	DNS_ARGS=""
 	MXTLS_N=0
+}
+
+# it_interrupted: on SIGTERM (the watchdog) or SIGINT: a failure, then the
+# usual closing line so that tests/run.sh counts it.
+it_interrupted() {
+	trap - INT TERM EXIT
+	fail "$IT_NAME: interrupted (timeout after ${IT_TIMEOUT:-240} s, or a signal)"
+	it_stop_all
+	echo "$PASS passed, $FAIL failed"
+	exit 1
 }
 
 # it_track KIND PID WHAT: remember a process to stop at the end.
@@ -459,6 +473,10 @@ pf_stop_pid() {
 	# TERM to the master is passed on to its children ("postfix abort").
 	kill_wait "$1" TERM
 }
+
+# pf_flush NAME: "postqueue -f" of instance NAME (postqueue itself is
+# setgid and would want alternate_config_directories in /etc/postfix).
+pf_flush() { postkick -c "$(pf_dir "$1")" public qmgr FAID 2>/dev/null; }
 
 # mx_mail NAME USER@DOMAIN: the files delivered to that recipient, oldest first.
 mx_mail() {
@@ -880,7 +898,17 @@ reply_has() {
 # logged a delivery attempt to RCPT with status=STATUS (sent, deferred,
 # bounced) whose text matches ERE, within SECONDS (default 20).
 mta_status() {
-	wait_for_log "$(pf_log "$1")" "to=<$2>,.* status=$3 .*${4:-}" "${5:-20}" && return 0
+	_t=$(($(date +%s) + ${5:-20}))
+	_k=0
+	while :; do
+		grep -F "to=<$2>," "$(pf_log "$1")" | grep -E " status=$3 " | grep -qE -- "${4:-.}" && return 0
+		[ "$(date +%s)" -ge $_t ] && break
+		sleep 0.1
+		# Waiting for a deferred recipient to go out: flush now and then
+		# (Postfix's own retry can be later than its backoff says).
+		_k=$((_k + 1))
+		[ "$3" = sent ] && [ $((_k % 20)) -eq 0 ] && pf_flush "$1"
+	done
 	echo "$1 logged no status=$3 ${4:+matching /$4/ }for $2; its lines for it:"
 	grep -F "to=<$2>" "$(pf_log "$1")" | tail -n 5 | cut -c 1-400 | sed 's/^/  /'
 	tail -n 5 "$(pf_log "$1")" | cut -c 1-400 | sed 's/^/  | /'
