@@ -5,7 +5,8 @@ set -eu
 
 build="gcc make libc6-dev pkg-config ca-certificates android-libboringssl-dev
 libev-dev libinih-dev libc-ares-dev libidn2-dev libcurl4-gnutls-dev"
-test="$build postfix swaks dnsmasq-base openssl iproute2 python3 procps prometheus nginx"
+test="$build postfix swaks dnsmasq-base openssl iproute2 python3 procps prometheus nginx
+iptables nftables python3-yaml shellcheck systemd"
 
 case "${1:-build}" in
 build) want=$build ;;
@@ -30,4 +31,6 @@ echo "installing:$missing" >&2
 # Postfix must not ask questions nor start a system instance of its own.
 echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
 $SUDO apt-get update -q >/dev/null
+# $missing is a list of words on purpose.
+# shellcheck disable=SC2086
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing >/dev/null
