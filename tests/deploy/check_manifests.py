@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The YAML of deploy/: parses, and carries the settings docs/deploy.md
+"""The YAML of deploy/: parses, and carries the settings README.md
 promises.  Used by tests/deploy/test_manifests.sh.
 
   check_manifests.py REPO OUTDIR

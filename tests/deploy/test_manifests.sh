@@ -53,7 +53,7 @@ if [ -x "$MXTLS" ]; then
 	done
 	config_ok "deploy/container/mxtls.ini (the image's default)" "$REPO/deploy/container/mxtls.ini"
 	config_ok "deploy/systemd/mxtls.ini" "$REPO/deploy/systemd/mxtls.ini"
-	# The same in transparent mode, as docs/deploy.md says to change it.
+	# The same in transparent mode, as README.md says to change it.
 	sed -e 's/^listen = 127.0.0.1:10025$/mode = transparent\nlisten = 127.0.0.1:10026/' \
 		"$REPO/deploy/systemd/mxtls.ini" >"$tmp/transparent.ini"
 	if grep -q '^mode = transparent$' "$tmp/transparent.ini"; then
