@@ -115,6 +115,15 @@ static const struct keydef keydefs[] = {
 	{ K_POLICY, "default", 0 },
 	{ K_POLICY, "retry_delay", 0 },
 	{ K_POLICY, "fallback_ttl", 0 },
+	{ K_POLICY, "url", 0 },
+	{ K_POLICY, "refresh", 0 },
+	{ K_POLICY, "https_ca_bundle", 0 },
+	{ K_POLICY, "signing_key", 0 },
+	{ K_POLICY, "max_stale", 0 },
+	{ K_POLICY, "mta_sts", 0 },
+	{ K_POLICY, "mta_sts_wait", 0 },
+	{ K_POLICY, "mta_sts_ca_bundle", 0 },
+	{ K_POLICY, "fetch_program", 0 },
 	{ K_PROFILE, "tls", 0 },
 	{ K_PROFILE, "verify", 0 },
 	{ K_PROFILE, "min_version", 0 },
@@ -1009,6 +1018,75 @@ apply_policy(struct loader *ld, const char *key, const char *v, int line,
 		ld->default_line = line;
 		return set_str(ld, &ld->default_name, v);
 	}
+	if (strcmp(key, "url") == 0) {
+		/* Credentials in the URL would end up in logs. */
+		if (strncmp(v, "https://", 8) != 0 || strlen(v) > 2048 ||
+		    strchr(v + 8, '@') != NULL || v[8] == '\0' ||
+		    v[8] == '/') {
+			snprintf(why, whylen, "\"%s\": expected an https:// URL "
+			    "without credentials", v);
+			return -1;
+		}
+		return set_str(ld, &ld->cfg->policy_url, v);
+	}
+	if (strcmp(key, "refresh") == 0 || strcmp(key, "max_stale") == 0 ||
+	    strcmp(key, "mta_sts_wait") == 0) {
+		double d;
+
+		if (parse_seconds(v, &d) < 0) {
+			snprintf(why, whylen, "\"%s\" is not a positive number "
+			    "of seconds", v);
+			return -1;
+		}
+		if (key[0] == 'r')
+			ld->cfg->policy_refresh = d;
+		else if (key[0] == 'm' && key[1] == 'a')
+			ld->cfg->policy_max_stale = d;
+		else
+			ld->cfg->mta_sts_wait = d;
+		return 0;
+	}
+	if (strcmp(key, "https_ca_bundle") == 0)
+		return set_bundle(ld, &ld->cfg->https_ca_bundle, v, why,
+		    whylen);
+	if (strcmp(key, "mta_sts_ca_bundle") == 0)
+		return set_bundle(ld, &ld->cfg->mta_sts_ca_bundle, v, why,
+		    whylen);
+	if (strcmp(key, "fetch_program") == 0) {
+		char *path = resolve_path(ld, v);
+
+		if (path == NULL || access(path, X_OK) < 0) {
+			snprintf(why, whylen, "%s: not an executable file",
+			    path ? path : v);
+			free(path);
+			return -1;
+		}
+		free(ld->cfg->fetch_program);
+		ld->cfg->fetch_program = path;
+		return 0;
+	}
+	if (strcmp(key, "signing_key") == 0) {
+		/* Base64 of a 32-byte Ed25519 public key: 43 chars and "=". */
+		if (strlen(v) != 44 || v[43] != '=' ||
+		    strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuv"
+		    "wxyz0123456789+/") != 43) {
+			snprintf(why, whylen, "expected the base64 of a 32-byte "
+			    "Ed25519 public key (mxtls keygen prints one)");
+			return -1;
+		}
+		return set_str(ld, &ld->cfg->signing_key, v);
+	}
+	if (strcmp(key, "mta_sts") == 0) {
+		if (strcmp(v, "on") == 0 || strcmp(v, "yes") == 0)
+			ld->cfg->mta_sts = 1;
+		else if (strcmp(v, "off") == 0 || strcmp(v, "no") == 0)
+			ld->cfg->mta_sts = 0;
+		else {
+			snprintf(why, whylen, "\"%s\": expected on or off", v);
+			return -1;
+		}
+		return 0;
+	}
 	if (strcmp(key, "retry_delay") == 0 || strcmp(key, "fallback_ttl") == 0) {
 		if (parse_long(v, 1, TIMING_MAX, &n) < 0) {
 			snprintf(why, whylen, "\"%s\" is not a whole number of "
@@ -1692,6 +1770,10 @@ set_defaults(struct loader *ld)
 	    &cfg->admin_listen_len);
 	cfg->admin_listen_str = xstrdup(ld, DEFAULT_ADMIN_LISTEN);
 	cfg->drain_timeout = 30;
+	cfg->policy_refresh = 3600;
+	cfg->policy_max_stale = 48 * 3600;
+	cfg->mta_sts = 1;
+	cfg->mta_sts_wait = 10;
 	cfg->max_sessions_per_client = 100;
 	cfg->log_addresses = CONFIG_ADDR_FULL;
 	c[0].family = AF_INET;
@@ -1805,6 +1887,11 @@ void
 config_free(struct config *cfg)
 {
 	free(cfg->file);
+	free(cfg->policy_url);
+	free(cfg->https_ca_bundle);
+	free(cfg->signing_key);
+	free(cfg->mta_sts_ca_bundle);
+	free(cfg->fetch_program);
 	free(cfg->listen_str);
 	free(cfg->admin_listen_str);
 	free(cfg->user);

@@ -94,6 +94,17 @@ struct config {
 	 */
 	struct policy_origin tls_origins[POLICY_P_NKEYS];
 
+	/* [policy]: the central policy and MTA-STS (SPEC.md section 5) */
+	char *policy_url;	  /* https://...; NULL: no central policy */
+	double policy_refresh;	  /* seconds between fetches: 3600 */
+	char *https_ca_bundle;	  /* CAs of the policy server; NULL: system */
+	char *signing_key;	  /* base64 Ed25519 public key, or NULL */
+	double policy_max_stale;  /* warn past this age: 48 h */
+	int mta_sts;		  /* honour recipients' MTA-STS: on */
+	double mta_sts_wait;	  /* first message to a domain waits: 10 s */
+	char *mta_sts_ca_bundle;  /* CAs for mta-sts.DOMAIN; NULL: system */
+	char *fetch_program;	  /* mxtls-fetch; NULL: beside mxtls */
+
 	/* [policy] retry_delay and fallback_ttl (whole seconds, > 0) */
 	struct failure_timing timing;
 

@@ -26,6 +26,7 @@
 enum dns_kind {
 	DNS_KIND_MX,
 	DNS_KIND_ADDR,
+	DNS_KIND_TXT,
 };
 
 struct dns_query {
@@ -38,12 +39,14 @@ struct dns_query {
 	int cancelled;
 	dns_mx_cb *mx_cb;
 	dns_addr_cb *addr_cb;
+	dns_txt_cb *txt_cb;
 	void *arg;
 	char name[DNS_NAME_MAX];
 	char errbuf[DNS_NAME_MAX + 256]; /* res.*.error points here */
 	union {
 		struct dns_mx_result mx;
 		struct dns_addr_result addr;
+		struct dns_txt_result txt;
 	} res;
 	struct dns_query *next; /* ready list */
 };
@@ -181,6 +184,8 @@ dns_deliver_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		if (!q->cancelled && !d->doomed) {
 			if (q->kind == DNS_KIND_MX)
 				q->mx_cb(q->arg, &q->res.mx);
+			else if (q->kind == DNS_KIND_TXT)
+				q->txt_cb(q->arg, &q->res.txt);
 			else
 				q->addr_cb(q->arg, &q->res.addr);
 		}
@@ -252,7 +257,8 @@ dns_status_of(int status, const char **why)
 static void
 dns_fail(struct dns_query *q, enum dns_status st, const char *why)
 {
-	const char *what = q->kind == DNS_KIND_MX ? "MX" : "address";
+	const char *what = q->kind == DNS_KIND_MX ? "MX" :
+	    q->kind == DNS_KIND_TXT ? "TXT" : "address";
 
 	snprintf(q->errbuf, sizeof(q->errbuf), "%s lookup for %s %s", what,
 	    q->name, why);
@@ -260,6 +266,10 @@ dns_fail(struct dns_query *q, enum dns_status st, const char *why)
 		q->res.mx.status = st;
 		q->res.mx.error = q->errbuf;
 		q->res.mx.nmx = 0;
+	} else if (q->kind == DNS_KIND_TXT) {
+		q->res.txt.status = st;
+		q->res.txt.error = q->errbuf;
+		q->res.txt.ntxt = 0;
 	} else {
 		q->res.addr.status = st;
 		q->res.addr.error = q->errbuf;
@@ -276,7 +286,8 @@ dns_fail_ares(struct dns_query *q, int status)
 
 	if (status == ARES_ENODATA) {
 		dns_fail(q, DNS_NODATA, q->kind == DNS_KIND_MX ?
-		    "has no MX records" : "has no A or AAAA records");
+		    "has no MX records" : q->kind == DNS_KIND_TXT ?
+		    "has no TXT records" : "has no A or AAAA records");
 		return;
 	}
 	st = dns_status_of(status, &why);
@@ -382,6 +393,57 @@ dns_mx_done(void *arg, int status, int timeouts, unsigned char *abuf,
 	dns_ready(q);
 }
 
+/* One TXT record may come as several strings: they are joined. */
+static void
+dns_txt_done(void *arg, int status, int timeouts, unsigned char *abuf,
+    int alen)
+{
+	struct dns_query *q = arg;
+	struct dns_txt_result *r = &q->res.txt;
+	struct ares_txt_ext *txt = NULL, *t;
+	int i = -1;
+
+	(void)timeouts;
+	if (q->cancelled || status == ARES_EDESTRUCTION) {
+		free(q);
+		return;
+	}
+	if (status == ARES_SUCCESS)
+		status = ares_parse_txt_reply_ext(abuf, alen, &txt);
+	if (status != ARES_SUCCESS) {
+		dns_fail_ares(q, status);
+		dns_ready(q);
+		return;
+	}
+	r->ntxt = 0;
+	for (t = txt; t != NULL; t = t->next) {
+		size_t room;
+
+		if (t->record_start) {
+			if (r->ntxt == DNS_TXT_MAX)
+				break;
+			i = r->ntxt++;
+			r->len[i] = 0;
+		}
+		if (i < 0)
+			continue;
+		room = DNS_TXT_LEN - 1 - r->len[i];
+		if (t->length < room)
+			room = t->length;
+		memcpy(r->txt[i] + r->len[i], t->txt, room);
+		r->len[i] += room;
+		r->txt[i][r->len[i]] = '\0';
+	}
+	ares_free_data(txt);
+	if (r->ntxt == 0)
+		dns_fail(q, DNS_NODATA, "has no TXT records");
+	else {
+		r->status = DNS_OK;
+		r->error = NULL;
+	}
+	dns_ready(q);
+}
+
 static void
 dns_addr_add(struct dns_addr_result *r, const struct sockaddr *sa)
 {
@@ -481,6 +543,25 @@ dns_lookup_mx(struct dns *d, const char *domain, dns_mx_cb *cb, void *arg)
 	}
 	/* Plain query, no search list: a mail domain is always absolute. */
 	ares_query(d->ch, domain, ns_c_in, ns_t_mx, dns_mx_done, q);
+	dns_arm_timer(d);
+	return q;
+}
+
+struct dns_query *
+dns_lookup_txt(struct dns *d, const char *name, dns_txt_cb *cb, void *arg)
+{
+	struct dns_query *q;
+
+	if ((q = dns_query_new(d, DNS_KIND_TXT, name)) == NULL)
+		return NULL;
+	q->txt_cb = cb;
+	q->arg = arg;
+	if (!dns_name_ok(name)) {
+		dns_fail(q, DNS_NXDOMAIN, "is not a valid domain name");
+		dns_ready(q);
+		return q;
+	}
+	ares_query(d->ch, name, ns_c_in, ns_t_txt, dns_txt_done, q);
 	dns_arm_timer(d);
 	return q;
 }

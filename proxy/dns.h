@@ -43,7 +43,19 @@ struct dns_addr_result {
 	int naddr;
 };
 
+#define DNS_TXT_MAX 8	   /* TXT records kept */
+#define DNS_TXT_LEN 1024   /* bytes of one record (its strings joined) */
+
+struct dns_txt_result {
+	enum dns_status status;
+	const char *error;
+	char txt[DNS_TXT_MAX][DNS_TXT_LEN]; /* longer records are cut */
+	size_t len[DNS_TXT_MAX];
+	int ntxt;
+};
+
 typedef void dns_mx_cb(void *arg, const struct dns_mx_result *res);
+typedef void dns_txt_cb(void *arg, const struct dns_txt_result *res);
 typedef void dns_addr_cb(void *arg, const struct dns_addr_result *res);
 
 /* servers: NULL for the system resolver, or "ADDR[:PORT],..." */
@@ -60,6 +72,9 @@ struct dns_query *dns_lookup_mx(struct dns *d, const char *domain,
     dns_mx_cb *cb, void *arg);
 struct dns_query *dns_lookup_addr(struct dns *d, const char *host,
     dns_addr_cb *cb, void *arg);
+/* TXT records (MTA-STS: "_mta-sts.DOMAIN"), each record's strings joined. */
+struct dns_query *dns_lookup_txt(struct dns *d, const char *name,
+    dns_txt_cb *cb, void *arg);
 void dns_cancel(struct dns_query *q);
 
 #endif

@@ -26,7 +26,39 @@ log_enabled(enum config_log_level level)
 	return level >= log_level;
 }
 
-/* Values from peers may hold anything: escape so one event stays one line. */
+/* Length of a valid UTF-8 sequence at p (RFC 3629), or 0. */
+static size_t
+log_utf8_len(const unsigned char *p)
+{
+	size_t n, i;
+	unsigned cp;
+
+	if (*p < 0x80)
+		return 1;
+	if (*p >= 0xc2 && *p <= 0xdf)
+		n = 2, cp = *p & 0x1f;
+	else if (*p >= 0xe0 && *p <= 0xef)
+		n = 3, cp = *p & 0x0f;
+	else if (*p >= 0xf0 && *p <= 0xf4)
+		n = 4, cp = *p & 0x07;
+	else
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	/* No overlong forms, surrogates or code points past U+10FFFF. */
+	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+		return 0;
+	return n;
+}
+
+/*
+ * Values from peers may hold anything: escape so one event stays one
+ * line and the output stays valid UTF-8 (JSON parsers insist).
+ */
 static void
 log_put_value(FILE *f, const char *v, int json)
 {
@@ -60,9 +92,20 @@ log_put_value(FILE *f, const char *v, int json)
 			fputs("\\t", f);
 			break;
 		default:
-			if (*p < 0x20 || *p == 0x7f)
+			if (*p < 0x20 || *p == 0x7f) {
 				fprintf(f, json ? "\\u%04x" : "\\x%02x", *p);
-			else
+			} else if (*p >= 0x80) {
+				size_t n = log_utf8_len(p);
+
+				if (n == 0) {
+					/* A byte, not a character: say so. */
+					fprintf(f, json ? "\\u%04x" : "\\x%02x",
+					    *p);
+				} else {
+					fwrite(p, 1, n, f);
+					p += n - 1;
+				}
+			} else
 				fputc(*p, f);
 		}
 	}

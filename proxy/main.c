@@ -13,20 +13,30 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "central.h"
 #include "clock.h"
+#include "dns.h"
 #include "explain.h"
+#include "fetcher.h"
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
 #include "runtime.h"
 #include "session.h"
+#include "sign.h"
 #include "state.h"
+#include "sts.h"
 
 #define MXTLS_VERSION "0.1.0"
 
 static struct {
 	const char *file;
 	struct proxy px;
+	struct runtime *base; /* the config alone; px.rt adds the central
+				 document to it when there is one */
+	struct dns *policy_dns; /* for fetching policies */
+	struct fetcher *fetcher;
+	struct central *central;
 	struct listener listener;
 	struct admin *admin;
 	ev_signal sigterm, sigint, sighup;
@@ -41,6 +51,8 @@ usage(void)
 	fprintf(stderr, "usage: mxtls [-t] -c FILE\n"
 	    "       mxtls -c FILE explain RECIPIENT\n"
 	    "       mxtls -c FILE state\n"
+	    "       mxtls keygen -o PRIVATE-KEY-FILE\n"
+	    "       mxtls sign-policy -k PRIVATE-KEY-FILE DOCUMENT\n"
 	    "  -c FILE  the configuration file\n"
 	    "  -t       check the configuration and exit (1 on errors)\n"
 	    "  explain  print the effective policy for RECIPIENT and where\n"
@@ -94,17 +106,50 @@ main_stop(struct ev_loop *loop, ev_signal *w, int revents)
 		return;
 	}
 	ev_timer_init(&d.drain, main_drain_timeout,
-	    d.px.rt->cfg.drain_timeout, 0.);
+	    d.px.rt->cfgp->drain_timeout, 0.);
 	ev_timer_start(loop, &d.drain);
+}
+
+/* Put a runtime in force for new sessions; old ones keep theirs. */
+static void
+main_set_runtime(struct runtime *rt)
+{
+	if (d.px.rt != d.base)
+		runtime_release(d.px.rt);
+	d.px.rt = rt;
+}
+
+/* The central document on top of the local config (central.c calls). */
+static int
+main_apply_document(void *arg, const char *text, size_t len,
+    const char *name, char *err, size_t errlen)
+{
+	struct runtime *rt;
+	char *errors = NULL;
+	size_t elen = 0;
+	FILE *f;
+
+	(void)arg;
+	if ((f = open_memstream(&errors, &elen)) == NULL)
+		return -1;
+	rt = runtime_derive(d.base, text, len, name, f);
+	fclose(f);
+	snprintf(err, errlen, "%s", errors ? errors : "");
+	free(errors);
+	if (rt == NULL)
+		return -1;
+	main_set_runtime(rt);
+	return 0;
 }
 
 /* SIGHUP: build the new config completely; keep the old one on error. */
 static void
 main_reload(struct ev_loop *loop, ev_signal *w, int revents)
 {
-	struct runtime *rt;
+	struct runtime *rt, *eff;
+	const char *doc, *name;
 	char *errors = NULL;
-	size_t len = 0;
+	size_t len = 0, dlen;
 	FILE *f;
 
 	(void)w;
@@ -112,6 +157,14 @@ main_reload(struct ev_loop *loop, ev_signal *w, int revents)
 	if ((f = open_memstream(&errors, &len)) == NULL)
 		return;
 	rt = runtime_load(loop, d.file, f);
+	/* The central document must fit the new local config too. */
+	eff = rt;
+	if (rt != NULL && d.central != NULL &&
+	    (doc = central_document(d.central, &dlen, &name)) != NULL &&
+	    (eff = runtime_derive(rt, doc, dlen, name, f)) == NULL) {
+		runtime_release(rt);
+		rt = NULL;
+	}
 	fclose(f);
 	if (rt == NULL) {
 		log_error(0, "reload-failed", "config", d.file, "errors",
@@ -122,13 +175,16 @@ main_reload(struct ev_loop *loop, ev_signal *w, int revents)
 		return;
 	}
 	free(errors);
-	if (strcmp(rt->cfg.listen_str, d.px.rt->cfg.listen_str) != 0)
+	if (strcmp(rt->cfgp->listen_str, d.px.rt->cfgp->listen_str) != 0)
 		log_warn(0, "reload-listen-unchanged", "listen",
-		    d.px.rt->cfg.listen_str, "reason",
+		    d.px.rt->cfgp->listen_str, "reason",
 		    "a new listen address needs a restart", NULL);
 	log_setup(rt->cfg.log_format, rt->cfg.log_level);
-	runtime_release(d.px.rt);
-	d.px.rt = rt;
+	main_set_runtime(eff);
+	runtime_release(d.base);
+	d.base = rt;
+	if (d.central != NULL)
+		central_configure(d.central, &rt->cfg);
 	metrics_inc("mxtls_config_reloads_total", "outcome=\"ok\"", 1);
 	log_info(0, "reloaded", "config", d.file, NULL);
 }
@@ -142,7 +198,7 @@ main_expire(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)w;
 	(void)revents;
-	if (state_expire(d.px.state, clock_now(), &d.px.rt->cfg.timing, err,
+	if (state_expire(d.px.state, clock_now(), &d.px.rt->cfgp->timing, err,
 	    sizeof(err)) == -1)
 		log_error(0, "state-write-failed", "error", err, NULL);
 }
@@ -198,20 +254,87 @@ main_check_fd_limit(const struct config *cfg)
 	return -1;
 }
 
+/* mxtls-fetch: configured, or beside this program. */
+static char *
+main_fetch_program(const struct config *cfg)
+{
+	char self[4096], *slash, *p;
+	ssize_t n;
+
+	if (cfg->fetch_program != NULL)
+		return strdup(cfg->fetch_program);
+	if ((n = readlink("/proc/self/exe", self, sizeof(self) - 1)) <= 0)
+		return NULL;
+	self[n] = '\0';
+	if ((slash = strrchr(self, '/')) == NULL)
+		return NULL;
+	*slash = '\0';
+	if (asprintf(&p, "%s/mxtls-fetch", self) == -1)
+		return NULL;
+	return p;
+}
+
+/* The fetcher and the central policy, when the config asks for them. */
+static int
+main_start_fetching(const struct config *cfg)
+{
+	char err[512], *prog;
+
+	if (cfg->policy_url == NULL && !cfg->mta_sts)
+		return 0;
+	if ((d.policy_dns = dns_new(d.px.loop, cfg->dns_servers,
+	    cfg->dns_timeout, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "mxtls: dns: %s\n", err);
+		return -1;
+	}
+	if ((prog = main_fetch_program(cfg)) == NULL ||
+	    (d.fetcher = fetcher_new(d.px.loop, prog, err, sizeof(err))) ==
+	    NULL) {
+		fprintf(stderr, "mxtls: cannot start %s: %s\n",
+		    prog ? prog : "mxtls-fetch", prog ? err : "not found");
+		free(prog);
+		return -1;
+	}
+	free(prog);
+	if (cfg->mta_sts) {
+		char dir[4096];
+
+		snprintf(dir, sizeof(dir), "%s/mta-sts", cfg->state_dir);
+		if ((d.px.sts = sts_new(d.px.loop, d.policy_dns, d.fetcher, dir,
+		    cfg->mta_sts_ca_bundle, cfg->mta_sts_wait, err,
+		    sizeof(err))) == NULL) {
+			fprintf(stderr, "mxtls: mta-sts: %s\n", err);
+			return -1;
+		}
+	}
+	if (cfg->policy_url == NULL)
+		return 0;
+	if ((d.central = central_new(d.px.loop, d.policy_dns, d.fetcher, cfg,
+	    main_apply_document, NULL)) == NULL) {
+		fprintf(stderr, "mxtls: out of memory\n");
+		return -1;
+	}
+	central_start(d.central);
+	return 0;
+}
+
 static int
 main_run(void)
 {
 	const struct config *cfg;
 	char err[512], warn[512] = "";
 	d.px.loop = ev_default_loop(EVFLAG_AUTO);
-	if ((d.px.rt = runtime_load(d.px.loop, d.file, stderr)) == NULL)
+	if ((d.base = runtime_load(d.px.loop, d.file, stderr)) == NULL)
 		return 1;
-	cfg = &d.px.rt->cfg;
+	d.px.rt = d.base;
+	cfg = d.base->cfgp;
 	log_setup(cfg->log_format, cfg->log_level);
 	signal(SIGPIPE, SIG_IGN);
 	if (main_check_fd_limit(cfg) == -1)
 		return 1;
-	if (mkdir(cfg->state_dir, 0700) == -1 && errno != EEXIST) {
+	/* Retry records and policies are ours alone: 0700, also if it existed. */
+	if ((mkdir(cfg->state_dir, 0700) == -1 && errno != EEXIST) ||
+	    chmod(cfg->state_dir, 0700) == -1) {
 		fprintf(stderr, "mxtls: state_dir %s: %s\n", cfg->state_dir,
 		    strerror(errno));
 		return 1;
@@ -237,6 +360,9 @@ main_run(void)
 	if (main_drop_privileges(cfg) == -1)
 		return 1;
 	conn_set_upstream_mark(cfg->upstream_mark);
+	/* After the drop: the fetcher never runs with our old privileges. */
+	if (main_start_fetching(cfg) == -1)
+		return 1;
 	metrics_set("mxtls_build_info", "version=\"" MXTLS_VERSION "\"", 1);
 
 	d.px.on_session_end = main_session_end;
@@ -264,8 +390,16 @@ main_run(void)
 	ev_run(d.px.loop, EVRUN_NOWAIT);
 	if (d.admin != NULL)
 		admin_stop(d.admin);
+	central_free(d.central);
+	if (d.px.sts != NULL)
+		sts_free(d.px.sts);
+	if (d.fetcher != NULL)
+		fetcher_free(d.fetcher);
+	if (d.policy_dns != NULL)
+		dns_free(d.policy_dns);
 	state_free(d.px.state);
-	runtime_release(d.px.rt);
+	main_set_runtime(d.base);
+	runtime_release(d.base);
 	return 0;
 }
 
@@ -281,6 +415,9 @@ main(int argc, char **argv)
 	/* Tests move the clock across restarts through the environment. */
 	if ((off = getenv("MXTLS_CLOCK_OFFSET")) != NULL)
 		clock_set_offset(strtol(off, NULL, 10));
+	if (argc > 1 && (strcmp(argv[1], "keygen") == 0 ||
+	    strcmp(argv[1], "sign-policy") == 0))
+		return sign_main(argc - 1, argv + 1);
 
 	while ((ch = getopt(argc, argv, "c:th")) != -1) {
 		switch (ch) {

@@ -5,18 +5,26 @@
 #include <stdio.h>
 
 #include "config.h"
+#include "document.h"
 
 struct ev_loop;
 typedef struct ssl_ctx_st SSL_CTX;
 
 /*
- * Everything built from one reading of the config.  SIGHUP builds a new
- * one; sessions keep the one they started with until they end.
+ * Everything built from one reading of the config, and optionally from a
+ * central policy document on top of it.  SIGHUP and a new central
+ * document build a new one; sessions keep the one they started with
+ * until they end.
  */
 struct runtime {
-	struct config cfg;
-	SSL_CTX **ctx; /* one per profile, indexed like cfg.policy.profiles */
-	struct dns *dns;
+	struct config cfg;	       /* a base runtime's own config */
+	const struct config *cfgp;     /* &cfg, or the base's */
+	struct runtime *base;	       /* derived: the base (a reference) */
+	struct policy_document doc;    /* derived: the central document */
+	struct policy_set merged;      /* derived: local + central */
+	const struct policy_set *policy; /* what sessions look up */
+	SSL_CTX **ctx;		       /* one per profile of *policy */
+	struct dns *dns;	       /* the base's channel */
 	int refs;
 };
 
@@ -27,6 +35,14 @@ struct runtime {
  */
 struct runtime *runtime_load(struct ev_loop *loop, const char *path,
     FILE *errors);
+/*
+ * A runtime whose policy is base's local policy merged with a central
+ * document (local [match] sections win; SPEC.md section 4).  On error
+ * (the document does not parse or does not fit the local config) NULL
+ * with every reason printed to `errors`.
+ */
+struct runtime *runtime_derive(struct runtime *base, const char *text,
+    size_t len, const char *name, FILE *errors);
 /* Drop a reference; the last one frees the runtime. */
 void runtime_release(struct runtime *rt);
 

@@ -15,6 +15,7 @@
 #include "session.h"
 #include "smtp.h"
 #include "state.h"
+#include "sts.h"
 #include "tls.h"
 
 #define SESSION_BUFSIZE 16384
@@ -47,6 +48,7 @@ enum sess_state {
 	ST_DATA_DISCARD, /* reading the message to its end; it will be refused */
 	ST_UP_DATA_END,	 /* waiting for the reply to the final dot */
 	ST_UP_RSET,	 /* RSET relayed */
+	ST_STS_WAIT,	 /* the recipient domain's MTA-STS policy is looked up */
 	ST_CLOSING,	 /* last reply queued; close when written */
 };
 
@@ -69,6 +71,7 @@ static const char *const sess_state_names[] = {
 	[ST_DATA_DISCARD] = "data-discard",
 	[ST_UP_DATA_END] = "up-data-end",
 	[ST_UP_RSET] = "up-rset",
+	[ST_STS_WAIT] = "sts-wait",
 	[ST_CLOSING] = "closing",
 };
 
@@ -150,6 +153,20 @@ struct session {
 	 */
 	double t_phase; /* monotonic start of a connect or handshake */
 
+	/*
+	 * MTA-STS (RFC 8461) of the last recipient domain looked up: an
+	 * enforce policy makes the route mandatory + strict to its mx, and
+	 * never fails permanently (SPEC.md section 5).
+	 */
+	struct sts_query *sts_q;
+	struct policy_decision sts_pending; /* the RCPT waiting for it */
+	char sts_domain[DNS_NAME_MAX];
+	enum mtasts_mode sts_mode;
+	char sts_mx[POLICY_MX_MAX][DNS_NAME_MAX];
+	const char *sts_mxp[POLICY_MX_MAX];
+	int sts_nmx;
+	int route_sts; /* the route's profile comes from MTA-STS enforce */
+
 	int transparent;
 	struct sockaddr_storage orig;
 	char orig_str[INET6_ADDRSTRLEN];
@@ -164,6 +181,9 @@ static void session_process_input(struct session *s);
 static void session_up_next_hop(struct session *s);
 static void session_up_try_addr(struct session *s);
 static void session_up_failed(struct session *s, const char *reason);
+static void session_rcpt_route(struct session *s,
+    struct policy_decision *dec);
+static int session_reads_downstream(enum sess_state st);
 static void session_up_connect(struct session *s,
     const struct sockaddr_storage *ss, socklen_t len);
 static void session_up_event(struct conn *c, enum conn_event ev, void *arg);
@@ -183,6 +203,9 @@ session_close(struct session *s)
 	if (s->dq != NULL)
 		dns_cancel(s->dq);
 	s->dq = NULL;
+	if (s->sts_q != NULL)
+		sts_cancel(s->sts_q);
+	s->sts_q = NULL;
 	conn_close(&s->down);
 	if (s->up_open)
 		conn_close(&s->up);
@@ -216,7 +239,8 @@ session_reply(struct session *s, const char *fmt, ...)
 	if ((size_t)n > sizeof(line) - 3)
 		n = (int)sizeof(line) - 3;
 	memcpy(line + n, "\r\n", 3);
-	log_debug(s->id, "reply", "text", line, NULL);
+	if (s->cfg->log_addresses == CONFIG_ADDR_FULL)
+		log_debug(s->id, "reply", "text", line, NULL);
 	if (conn_write(&s->down, line, (size_t)n + 2) == -1) {
 		/* A client that never reads its replies: nothing to save. */
 		log_warn(s->id, "client-not-reading", NULL);
@@ -228,6 +252,8 @@ session_reply(struct session *s, const char *fmt, ...)
 static void
 session_relay_reply(struct session *s, const struct smtp_reply *r)
 {
+	metrics_inc("mxtls_bytes_relayed_total", "direction=\"downstream\"",
+	    (double)r->textlen);
 	if (conn_write(&s->down, r->text, r->textlen) == -1) {
 		log_warn(s->id, "client-not-reading", NULL);
 		session_close(s);
@@ -361,7 +387,9 @@ session_up_send(struct session *s, enum sess_state next, double timeout,
 	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
 	va_end(ap);
 	memcpy(line + n, "\r\n", 3);
-	log_debug(s->id, "up-send", "line", line, NULL);
+	/* MAIL and RCPT lines carry addresses log_addresses may hide. */
+	if (s->cfg->log_addresses == CONFIG_ADDR_FULL)
+		log_debug(s->id, "up-send", "line", line, NULL);
 	smtp_reply_parser_init(&s->rp);
 	conn_write(&s->up, line, (size_t)n + 2);
 	conn_deadline(&s->up, timeout);
@@ -441,6 +469,8 @@ session_tls_failure(struct session *s, enum failure_event ev,
 	    "action", failure_action_name(a), "record",
 	    retry_state_name(rec.state), "reason", reason, NULL);
 	session_up_close(s);
+	if (s->route_sts)
+		sts_refresh(s->px->sts, s->route_domain);
 	session_note_verdict(s, a, ev, reason, rec.first_failure +
 	    t->retry_delay);
 	session_up_try_addr(s);
@@ -469,6 +499,21 @@ session_apply_verdict(struct session *s)
 		    "after %s", where, s->route_domain, s->verdict_reason,
 		    when);
 		return;
+	case FAILURE_FAIL_NO_TLS:
+	case FAILURE_FAIL:
+		if (!s->route_sts)
+			break;
+		/* RFC 8461 section 5: defer, and fetch the policy again. */
+		sts_refresh(s->px->sts, s->route_domain);
+		session_txn_fail(s,
+		    "451 4.7.5 TLS to %s for domain %s failed: %s; the "
+		    "domain's MTA-STS policy requires TLS, will retry",
+		    where, s->route_domain, s->verdict_reason);
+		return;
+	default:
+		break;
+	}
+	switch (s->verdict) {
 	case FAILURE_FAIL_NO_TLS:
 		session_txn_fail(s,
 		    "550 5.7.10 %s does not offer STARTTLS and profile %s "
@@ -1079,8 +1124,9 @@ session_on_up_reply(struct session *s, const struct smtp_reply *r)
 	char sum[600], where[320];
 
 	reply_summary(r, sum, sizeof(sum));
-	log_debug(s->id, "up-reply", "state", sess_state_names[s->state],
-	    "reply", sum, NULL);
+	if (s->cfg->log_addresses == CONFIG_ADDR_FULL)
+		log_debug(s->id, "up-reply", "state",
+		    sess_state_names[s->state], "reply", sum, NULL);
 	conn_deadline(&s->up, 0);
 	session_up_where(s, where, sizeof(where));
 
@@ -1122,7 +1168,7 @@ session_on_up_reply(struct session *s, const struct smtp_reply *r)
 		/* Bytes after the 220 came in plaintext: an injection. */
 		if (buf_len(&s->up.in) > 0 ||
 		    conn_start_tls(&s->up, s->rt->ctx[s->dec.profile -
-		    s->cfg->policy.profiles], s->up_host[0] ? s->up_host :
+		    s->rt->policy->profiles], s->up_host[0] ? s->up_host :
 		    s->transparent && s->ntp_names > 0 ? s->tp_names[0] :
 		    NULL) == -1) {
 			session_tls_failure(s, FAILURE_HANDSHAKE,
@@ -1247,6 +1293,30 @@ session_up_input(struct session *s)
 	}
 }
 
+/* What the upstream was expected to do, in words for the MTA's bounce. */
+static const char *
+session_waiting_for(enum sess_state st)
+{
+	switch (st) {
+	case ST_UP_CONNECT:
+		return "connecting";
+	case ST_UP_GREETING:
+		return "waiting for the greeting";
+	case ST_UP_STARTTLS:
+		return "waiting for the reply to STARTTLS";
+	case ST_UP_TLS:
+		return "in the TLS handshake";
+	case ST_UP_DATA:
+		return "waiting for the reply to DATA";
+	case ST_DATA:
+		return "sending the message";
+	case ST_UP_DATA_END:
+		return "waiting for the reply to the end of the message";
+	default:
+		return "waiting for a reply";
+	}
+}
+
 static void
 session_up_event(struct conn *c, enum conn_event ev, void *arg)
 {
@@ -1283,8 +1353,8 @@ session_up_event(struct conn *c, enum conn_event ev, void *arg)
 		session_up_failed(s, reason);
 		break;
 	case CONN_EV_TIMEOUT:
-		snprintf(reason, sizeof(reason), "timeout in state %s",
-		    sess_state_names[s->state]);
+		snprintf(reason, sizeof(reason), "timed out %s",
+		    session_waiting_for(s->state));
 		session_up_failed(s, reason);
 		break;
 	}
@@ -1429,15 +1499,64 @@ session_cmd_mail(struct session *s, const struct smtp_command *cmd)
 		session_enter(s, ST_MAIL);
 }
 
+/*
+ * MTA-STS counts where no explicit local or central match names the
+ * domain (SPEC.md section 4): the default or "*" decided, no nexthop.
+ */
+static int
+session_sts_wanted(const struct session *s, const struct policy_decision *d)
+{
+	return s->px->sts != NULL && s->cfg->mta_sts && d->nexthop == NULL &&
+	    (d->match == NULL || strcmp(d->match->pattern, "*") == 0);
+}
+
+/* enforce: mandatory + strict, to the MX names the policy permits. */
+static void
+session_sts_apply(struct session *s, struct policy_decision *d)
+{
+	int i = policy_profile_find(s->rt->policy, "mandatory");
+
+	if (s->sts_mode != MTASTS_ENFORCE || i < 0)
+		return;
+	d->profile = &s->rt->policy->profiles[i];
+	d->mx = s->sts_mxp;
+	d->nmx = s->sts_nmx;
+}
+
+static void
+session_sts_answer(void *arg, const struct sts_answer *a)
+{
+	struct session *s = arg;
+	struct policy_decision dec = s->sts_pending;
+	int i;
+
+	s->sts_q = NULL;
+	snprintf(s->sts_domain, sizeof(s->sts_domain), "%s", dec.domain);
+	s->sts_mode = a->policy != NULL ? a->policy->mode : MTASTS_NONE;
+	s->sts_nmx = 0;
+	for (i = 0; a->policy != NULL && i < a->policy->nmx &&
+	    i < POLICY_MX_MAX; i++) {
+		snprintf(s->sts_mx[i], DNS_NAME_MAX, "%s", a->policy->mx[i]);
+		s->sts_mxp[i] = s->sts_mx[i];
+		s->sts_nmx++;
+	}
+	log_info(s->id, "mta-sts", "domain", dec.domain, "mode",
+	    mtasts_mode_name(s->sts_mode), "source", a->source, "error",
+	    a->error, NULL);
+	/* Back where the RCPT came in; the reply comes from the route. */
+	s->state = s->nrcpt_ok > 0 ? ST_RCPT : ST_MAIL;
+	session_rcpt_route(s, &dec);
+	if (!s->closed && session_reads_downstream(s->state))
+		session_enter(s, s->state);
+}
+
 static void
 session_cmd_rcpt(struct session *s, const struct smtp_command *cmd)
 {
-	char addr[SMTP_PATH_MAX + 1], key[sizeof(s->route_key)];
-	char la[SMTP_PATH_MAX + 1];
+	char addr[SMTP_PATH_MAX + 1];
 	struct policy_decision dec;
 	const char *params, *err, *domain;
 	size_t plen;
-	char *p;
 
 	if (s->state != ST_MAIL && s->state != ST_RCPT) {
 		session_reply(s, "503 5.5.1 Need MAIL before RCPT");
@@ -1464,14 +1583,39 @@ session_cmd_rcpt(struct session *s, const struct smtp_command *cmd)
 		session_reply(s, "452 4.5.3 Too many recipients");
 		return;
 	}
-	if (policy_lookup(&s->cfg->policy, addr, &dec) != POLICY_OK) {
+	if (policy_lookup(s->rt->policy, addr, &dec) != POLICY_OK) {
 		session_reply(s, "553 5.1.3 Bad recipient domain: %s", dec.why);
 		return;
 	}
-	/* From here on the domain is the lower-case A-label form. */
-	domain = dec.domain;
-	snprintf(key, sizeof(key), "%s|%s", dec.nexthop ? dec.nexthop : domain,
-	    dec.profile->name);
+	snprintf(s->rcpt, sizeof(s->rcpt), "%s", addr);
+	snprintf(s->rcpt_params, sizeof(s->rcpt_params), "%.*s", (int)plen,
+	    params);
+	if (session_sts_wanted(s, &dec) &&
+	    strcmp(s->sts_domain, dec.domain) != 0) {
+		s->sts_pending = dec;
+		s->sts_q = sts_lookup(s->px->sts, dec.domain, session_sts_answer,
+		    s);
+		if (s->sts_q != NULL) {
+			session_enter(s, ST_STS_WAIT);
+			return;
+		}
+	}
+	session_rcpt_route(s, &dec);
+}
+
+/* The RCPT's policy is complete: join the transaction's route or not. */
+static void
+session_rcpt_route(struct session *s, struct policy_decision *dec)
+{
+	char key[sizeof(s->route_key)], la[SMTP_PATH_MAX + 1];
+	const char *domain = dec->domain;
+	char *p;
+
+	if (session_sts_wanted(s, dec) &&
+	    strcmp(s->sts_domain, dec->domain) == 0)
+		session_sts_apply(s, dec);
+	snprintf(key, sizeof(key), "%s|%s", dec->nexthop ? dec->nexthop :
+	    domain, dec->profile->name);
 	for (p = key; *p; p++)
 		*p = (char)tolower((unsigned char)*p);
 	if (s->have_route && strcmp(key, s->route_key) != 0 &&
@@ -1493,15 +1637,16 @@ session_cmd_rcpt(struct session *s, const struct smtp_command *cmd)
 		session_reply(s, "%s", s->txn_fail);
 		return;
 	}
-	snprintf(s->rcpt, sizeof(s->rcpt), "%s", addr);
-	snprintf(s->rcpt_params, sizeof(s->rcpt_params), "%.*s", (int)plen,
-	    params);
-	log_info(s->id, "rcpt", "to", session_log_addr(s, addr, la,
-	    sizeof(la)), "profile", dec.profile->name,
-	    "match", dec.match ? dec.match->pattern : "(default)", NULL);
+	log_info(s->id, "rcpt", "to", session_log_addr(s, s->rcpt, la,
+	    sizeof(la)), "profile", dec->profile->name, "match",
+	    dec->match ? dec->match->pattern : "(default)", "mta_sts",
+	    session_sts_wanted(s, dec) ? mtasts_mode_name(s->sts_mode) : NULL,
+	    NULL);
 	if (!s->have_route) {
 		s->have_route = 1;
-		s->dec = dec;
+		s->dec = *dec;
+		s->route_sts = session_sts_wanted(s, dec) &&
+		    s->sts_mode == MTASTS_ENFORCE;
 		snprintf(s->route_key, sizeof(s->route_key), "%s", key);
 		snprintf(s->route_domain, sizeof(s->route_domain), "%s",
 		    domain);
@@ -1767,6 +1912,8 @@ session_process_input(struct session *s)
 		if (n == 0)
 			break;
 		if (n == -1) {
+			const char *lf;
+
 			/* Keep the connection in sync: drop to the next LF. */
 			if (!s->skip_line) {
 				session_reply(s,
@@ -1775,9 +1922,11 @@ session_process_input(struct session *s)
 				if (session_bad_command(s))
 					break;
 			}
-			s->skip_line = 1;
-			buf_consume(in, buf_len(in));
-			break;
+			lf = memchr(buf_head(in), '\n', buf_len(in));
+			s->skip_line = lf == NULL;
+			buf_consume(in, lf != NULL ?
+			    (size_t)(lf - buf_head(in)) + 1 : buf_len(in));
+			continue;
 		}
 		if (s->skip_line) {
 			s->skip_line = 0;
@@ -1912,7 +2061,7 @@ session_accept(struct proxy *px, int fd)
 	s->px = px;
 	s->rt = px->rt;
 	s->rt->refs++;
-	s->cfg = &s->rt->cfg;
+	s->cfg = s->rt->cfgp;
 	s->id = ++px->next_sid;
 	s->state = ST_HELO;
 	s->verify = "-";

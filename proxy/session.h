@@ -19,6 +19,7 @@ struct proxy {
 	struct ev_loop *loop;
 	struct runtime *rt; /* the current config: new sessions take it */
 	struct state *state; /* retry records */
+	struct sts *sts;     /* MTA-STS policies; NULL when off */
 	unsigned long next_sid;
 	int nsessions;
 	struct session *live;  /* all open sessions */

@@ -266,6 +266,12 @@ tls_reason_text(uint32_t e, char *dst, size_t len)
 		snprintf(dst, len, "TLS error %u", (unsigned)e);
 		return;
 	}
+	/* Plaintext where a TLS record should be: injected or not TLS. */
+	if (strcmp(r, "WRONG_VERSION_NUMBER") == 0) {
+		snprintf(dst, len, "not a TLS record during the handshake "
+		    "(plaintext injected after STARTTLS?)");
+		return;
+	}
 	if ((alert = strstr(r, "ALERT_")) != NULL) {
 		snprintf(dst, len, "alert %s", alert + 6);
 		for (i = 6; dst[i] != '\0'; i++)

@@ -1,0 +1,1717 @@
+/*
+ * The MTA-STS policy cache (see sts.h for the rules callers get).
+ *
+ * Shape.  One struct sts_dom per known domain, in a hash table: the
+ * cached policy (struct sts_record), the last TXT check, the last fetch
+ * failure, the force flags of sts_refresh(), the work in flight (one TXT
+ * query; one address lookup then one fetch) and the lookups waiting for
+ * it.  What to do next is always sts_decide(), a pure function of those
+ * facts and the clock; sts_run() carries it out: start the TXT query,
+ * start the fetch, or answer the waiting lookups.  sts_run() is called
+ * from the loop only: from the zero-delay "kick" timer (after
+ * sts_lookup() and sts_refresh(), so no callback ever runs inside them),
+ * and from the DNS and fetcher callbacks once their facts are recorded.
+ * Each lookup also has its own timer of `wait` seconds: when it fires
+ * first, the lookup gets what is known (sts_decide_pending()).
+ *
+ * Callbacks may do anything, sts_free() included: every libev or
+ * dns/fetcher callback of ours counts itself in s->depth, sts_free()
+ * during a callback only stops everything (no callback runs after it)
+ * and marks s doomed, and the memory goes when the depth is back to
+ * zero.  The lookups being answered are first moved to a list on the
+ * stack, so that a callback's new lookup of the same domain is not
+ * answered in the same pass, and a callback's sts_cancel() of one of
+ * them still finds it.  A domain with work in flight, waiting lookups or
+ * on the stack is never evicted.
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <ev.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <netinet/in.h>
+
+#include "clock.h"
+#include "dns.h"
+#include "fetcher.h"
+#include "file.h"
+#include "log.h"
+#include "metrics.h"
+#include "sts.h"
+
+#define STS_BUCKETS 16384 /* a power of two, above STS_MAX_DOMAINS */
+
+/* ------------------------------------------------------------------ */
+/* Pure parts                                                          */
+/* ------------------------------------------------------------------ */
+
+int
+sts_domain_ok(const char *domain)
+{
+	size_t i, label = 0;
+
+	if (domain == NULL || domain[0] == '\0')
+		return 0;
+	for (i = 0; domain[i] != '\0'; i++) {
+		char c = domain[i];
+
+		if (i >= STS_DOMAIN_MAX)
+			return 0;
+		if (c == '.') {
+			if (label == 0 || domain[i - 1] == '-')
+				return 0;
+			label = 0;
+			continue;
+		}
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		    c == '-'))
+			return 0;
+		if (c == '-' && label == 0)
+			return 0;
+		if (++label > 63)
+			return 0;
+	}
+	return label > 0 && domain[i - 1] != '-';
+}
+
+static int
+sts_id_ok(const char *id)
+{
+	size_t i;
+
+	for (i = 0; id[i] != '\0'; i++)
+		if (i >= MTASTS_ID_MAX || !isalnum((unsigned char)id[i]))
+			return 0;
+	return i > 0;
+}
+
+static int
+sts_time_ok(time_t t)
+{
+	return t > 0 && t <= STS_TIME_MAX;
+}
+
+/* An mx pattern as the policy parser leaves it: no space, no control. */
+static int
+sts_mx_ok(const char *mx)
+{
+	size_t i;
+
+	for (i = 0; mx[i] != '\0'; i++)
+		if (mx[i] <= ' ' || mx[i] > '~')
+			return 0;
+	return i > 0 && i <= 253;
+}
+
+static const char *
+sts_mode_word(enum mtasts_mode m)
+{
+	switch (m) {
+	case MTASTS_NONE:
+		return "none";
+	case MTASTS_TESTING:
+		return "testing";
+	case MTASTS_ENFORCE:
+		return "enforce";
+	}
+	return NULL;
+}
+
+int
+sts_record_format(const struct sts_record *r, char **out, size_t *outlen,
+    char *err, size_t errlen)
+{
+	const char *mode = sts_mode_word(r->policy.mode);
+	size_t cap, len;
+	char *buf;
+	int i, n;
+
+	*out = NULL;
+	*outlen = 0;
+	if (!sts_domain_ok(r->domain)) {
+		snprintf(err, errlen, "invalid domain");
+		return -1;
+	}
+	if (!sts_id_ok(r->id)) {
+		snprintf(err, errlen, "invalid id");
+		return -1;
+	}
+	if (mode == NULL || r->policy.max_age < 0 ||
+	    r->policy.max_age > MTASTS_MAX_AGE_MAX ||
+	    (r->policy.nmx == 0 && r->policy.mode != MTASTS_NONE) ||
+	    r->policy.nmx < 0 || r->policy.nmx > MTASTS_MX_MAX) {
+		snprintf(err, errlen, "invalid policy");
+		return -1;
+	}
+	if (!sts_time_ok(r->fetched_at) || !sts_time_ok(r->expires) ||
+	    r->expires != r->fetched_at + (time_t)r->policy.max_age) {
+		snprintf(err, errlen, "invalid times");
+		return -1;
+	}
+	cap = 512;
+	for (i = 0; i < r->policy.nmx; i++) {
+		if (r->policy.mx[i] == NULL || !sts_mx_ok(r->policy.mx[i])) {
+			snprintf(err, errlen, "invalid mx pattern");
+			return -1;
+		}
+		cap += strlen(r->policy.mx[i]) + 4;
+	}
+	if ((buf = malloc(cap)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	n = snprintf(buf, cap,
+	    STS_CACHE_MAGIC "\n"
+	    "domain %s\n"
+	    "id %s\n"
+	    "fetched-at %lld\n"
+	    "expires %lld\n"
+	    "mode %s\n"
+	    "max_age %ld\n",
+	    r->domain, r->id, (long long)r->fetched_at,
+	    (long long)r->expires, mode, r->policy.max_age);
+	len = (size_t)n;
+	for (i = 0; i < r->policy.nmx; i++) {
+		n = snprintf(buf + len, cap - len, "mx %s\n", r->policy.mx[i]);
+		len += (size_t)n;
+	}
+	*out = buf;
+	*outlen = len;
+	return 0;
+}
+
+/* Decimal digits only, no sign, no leading zero (but "0"), in range. */
+static int
+sts_parse_num(const char *v, long long max, long long *out)
+{
+	long long n = 0;
+	size_t i;
+
+	if (v[0] == '\0' || (v[0] == '0' && v[1] != '\0'))
+		return -1;
+	for (i = 0; v[i] != '\0'; i++) {
+		if (v[i] < '0' || v[i] > '9' || i >= 19)
+			return -1;
+		n = n * 10 + (v[i] - '0');
+		if (n > max)
+			return -1;
+	}
+	*out = n;
+	return 0;
+}
+
+int
+sts_record_parse(const char *text, size_t len, struct sts_record *out,
+    char *err, size_t errlen)
+{
+	static const char *const keys[] = { "domain", "id", "fetched-at",
+		"expires", "mode", "max_age" };
+	char line[512], *pol = NULL, *val;
+	size_t pos = 0, end, pl = 0, pcap = 0, llen;
+	long long num, fetched = 0, expires = 0, max_age = 0;
+	char perr[MTASTS_ERR_MAX];
+	int lineno = 0, k = 0, nmx = 0;
+	const char *nl;
+
+	memset(out, 0, sizeof(*out));
+	if (len > STS_CACHE_FILE_MAX) {
+		snprintf(err, errlen, "file of %zu bytes (max %d)", len,
+		    STS_CACHE_FILE_MAX);
+		return -1;
+	}
+	if (len == 0 || text[len - 1] != '\n') {
+		snprintf(err, errlen, "empty or without a final line end");
+		return -1;
+	}
+	/*
+	 * Room for the policy text rebuilt from the fields, for its parser:
+	 * each line grows by a ':' at most.
+	 */
+	pcap = 2 * len + 64;
+	if ((pol = malloc(pcap)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	pl = (size_t)snprintf(pol, pcap, "version: STSv1\n");
+	while (pos < len) {
+		size_t i;
+
+		lineno++;
+		nl = memchr(text + pos, '\n', len - pos);
+		end = (size_t)(nl - text);
+		llen = end - pos;
+		if (llen >= sizeof(line)) {
+			snprintf(err, errlen, "line %d: too long", lineno);
+			goto fail;
+		}
+		memcpy(line, text + pos, llen);
+		line[llen] = '\0';
+		pos = end + 1;
+		for (i = 0; i < llen; i++)
+			if (line[i] < ' ' || line[i] > '~') {
+				snprintf(err, errlen, "line %d: a control or "
+				    "non-ASCII byte", lineno);
+				goto fail;
+			}
+		if (lineno == 1) {
+			if (strcmp(line, STS_CACHE_MAGIC) != 0) {
+				snprintf(err, errlen, "line 1: not \"%s\"",
+				    STS_CACHE_MAGIC);
+				goto fail;
+			}
+			continue;
+		}
+		if ((val = strchr(line, ' ')) == NULL || val[1] == '\0' ||
+		    strchr(val + 1, ' ') != NULL) {
+			snprintf(err, errlen, "line %d: not \"key value\"",
+			    lineno);
+			goto fail;
+		}
+		*val++ = '\0';
+		if (k < 6) {
+			if (strcmp(line, keys[k]) != 0) {
+				snprintf(err, errlen, "line %d: \"%s\" where "
+				    "\"%s\" belongs", lineno, line, keys[k]);
+				goto fail;
+			}
+		} else if (strcmp(line, "mx") != 0) {
+			snprintf(err, errlen, "line %d: \"%s\" where only mx "
+			    "lines belong", lineno, line);
+			goto fail;
+		}
+		switch (k < 6 ? k : 6) {
+		case 0:
+			if (!sts_domain_ok(val)) {
+				snprintf(err, errlen, "line %d: invalid "
+				    "domain", lineno);
+				goto fail;
+			}
+			snprintf(out->domain, sizeof(out->domain), "%s", val);
+			break;
+		case 1:
+			if (!sts_id_ok(val)) {
+				snprintf(err, errlen, "line %d: invalid id",
+				    lineno);
+				goto fail;
+			}
+			snprintf(out->id, sizeof(out->id), "%s", val);
+			break;
+		case 2:
+		case 3:
+			if (sts_parse_num(val, (long long)STS_TIME_MAX,
+			    &num) < 0 || num == 0) {
+				snprintf(err, errlen, "line %d: invalid time",
+				    lineno);
+				goto fail;
+			}
+			if (k == 2)
+				fetched = num;
+			else
+				expires = num;
+			break;
+		case 4:
+			if (strcmp(val, "none") != 0 &&
+			    strcmp(val, "testing") != 0 &&
+			    strcmp(val, "enforce") != 0) {
+				snprintf(err, errlen, "line %d: invalid mode",
+				    lineno);
+				goto fail;
+			}
+			pl += (size_t)snprintf(pol + pl, pcap - pl,
+			    "mode: %s\n", val);
+			break;
+		case 5:
+			if (sts_parse_num(val, MTASTS_MAX_AGE_MAX, &num) < 0) {
+				snprintf(err, errlen, "line %d: invalid "
+				    "max_age", lineno);
+				goto fail;
+			}
+			max_age = num;
+			pl += (size_t)snprintf(pol + pl, pcap - pl,
+			    "max_age: %lld\n", num);
+			break;
+		default:
+			if (pl + strlen(val) + 6 > pcap) {
+				snprintf(err, errlen, "line %d: too much",
+				    lineno);
+				goto fail;
+			}
+			pl += (size_t)snprintf(pol + pl, pcap - pl, "mx: %s\n",
+			    val);
+			nmx++;
+			break;
+		}
+		k++;
+	}
+	if (k < 6) {
+		snprintf(err, errlen, "\"%s\" missing", keys[k]);
+		goto fail;
+	}
+	if (expires != fetched + max_age) {
+		snprintf(err, errlen, "expires is not fetched-at + max_age");
+		goto fail;
+	}
+	if (mtasts_parse_policy(pol, pl, &out->policy, perr,
+	    sizeof(perr)) < 0) {
+		snprintf(err, errlen, "policy: %s", perr);
+		goto fail;
+	}
+	if (out->policy.nmx != nmx) {
+		snprintf(err, errlen, "repeated mx patterns");
+		mtasts_policy_free(&out->policy);
+		goto fail;
+	}
+	free(pol);
+	out->fetched_at = (time_t)fetched;
+	out->expires = (time_t)expires;
+	return 0;
+fail:
+	free(pol);
+	memset(out, 0, sizeof(*out));
+	return -1;
+}
+
+void
+sts_record_free(struct sts_record *r)
+{
+	mtasts_policy_free(&r->policy);
+	memset(&r->policy, 0, sizeof(r->policy));
+}
+
+time_t
+sts_valid_until(time_t fetched_at, time_t expires)
+{
+	time_t floor = fetched_at + STS_MIN_LIFETIME;
+
+	return expires > floor ? expires : floor;
+}
+
+int
+sts_cache_valid(const struct sts_facts *f, time_t now)
+{
+	return f->cached && now < sts_valid_until(f->fetched_at, f->expires);
+}
+
+/* How old a cached copy may grow before it is re-fetched in the background. */
+static long
+sts_refresh_age(long max_age)
+{
+	long age = max_age / 2;
+
+	if (age > STS_REFRESH_AGE)
+		age = STS_REFRESH_AGE;
+	if (age < STS_REFRESH_MIN)
+		age = STS_REFRESH_MIN;
+	return age;
+}
+
+/* Within limit seconds after t (a clock set back counts as outside). */
+static int
+sts_within(time_t now, time_t t, long limit)
+{
+	return now >= t && now - t < limit;
+}
+
+void
+sts_decide(const struct sts_facts *f, time_t now, struct sts_decision *d)
+{
+	int valid = sts_cache_valid(f, now), same, failed_recently;
+
+	memset(d, 0, sizeof(*d));
+	if (f->force_txt || f->txt == STS_TXT_UNKNOWN ||
+	    !sts_within(now, f->txt_checked, STS_TXT_INTERVAL)) {
+		d->step = STS_STEP_TXT;
+		return;
+	}
+	d->step = STS_STEP_ANSWER;
+	d->use_cache = valid;
+	switch (f->txt) {
+	case STS_TXT_ID:
+		break;
+	case STS_TXT_INVALID:
+		d->source = valid ? STS_SRC_TXT_INVALID_CACHE :
+		    STS_SRC_TXT_INVALID;
+		return;
+	case STS_TXT_TEMPFAIL:
+		d->source = valid ? STS_SRC_TXT_TEMPFAIL_CACHE :
+		    STS_SRC_TXT_TEMPFAIL;
+		return;
+	case STS_TXT_NONE:
+	default:
+		d->source = valid ? STS_SRC_TXT_MISSING_CACHE : STS_SRC_NONE;
+		return;
+	}
+	same = f->cached && f->cached_id != NULL && f->txt_id != NULL &&
+	    strcmp(f->cached_id, f->txt_id) == 0;
+	failed_recently = f->fetch_failed &&
+	    sts_within(now, f->fetch_failed_at, STS_FETCH_RETRY);
+	if (valid && same && (!f->force_fetch ||
+	    sts_within(now, f->fetched_at, STS_REFRESH_MIN))) {
+		d->source = STS_SRC_CACHE;
+		/* (A copy from the future, the clock set back, is not due.) */
+		d->fetch_after = !failed_recently && now >= f->fetched_at &&
+		    now - f->fetched_at >= sts_refresh_age(f->max_age);
+		return;
+	}
+	if (failed_recently) {
+		d->source = valid ? STS_SRC_FAILED_CACHE : STS_SRC_FAILED;
+		d->with_error = 1;
+		return;
+	}
+	d->step = STS_STEP_FETCH;
+	d->use_cache = 0;
+}
+
+void
+sts_decide_pending(const struct sts_facts *f, time_t now, int fetching,
+    struct sts_decision *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->step = STS_STEP_ANSWER;
+	d->use_cache = sts_cache_valid(f, now);
+	d->source = fetching ? STS_SRC_FETCH_PENDING : STS_SRC_TXT_PENDING;
+}
+
+static const char *const source_names[STS_NSOURCES] = {
+	[STS_SRC_CACHE] = "cache",
+	[STS_SRC_FETCHED] = "fetched",
+	[STS_SRC_NONE] = "none",
+	[STS_SRC_TXT_INVALID] = "txt-invalid",
+	[STS_SRC_TXT_TEMPFAIL] = "txt-tempfail",
+	[STS_SRC_TXT_MISSING_CACHE] = "txt-missing-cache-valid",
+	[STS_SRC_TXT_INVALID_CACHE] = "txt-invalid-cache-valid",
+	[STS_SRC_TXT_TEMPFAIL_CACHE] = "txt-tempfail-cache-valid",
+	[STS_SRC_FAILED] = "fetch-failed",
+	[STS_SRC_FAILED_CACHE] = "fetch-failed-cache-valid",
+	[STS_SRC_TXT_PENDING] = "txt-pending",
+	[STS_SRC_FETCH_PENDING] = "fetch-pending",
+	[STS_SRC_BAD_DOMAIN] = "not-a-domain",
+	[STS_SRC_FULL] = "cache-full",
+};
+
+const char *
+sts_source_name(enum sts_source src, int mode_none)
+{
+	if ((unsigned)src >= STS_NSOURCES)
+		return "unknown";
+	if (mode_none && src == STS_SRC_CACHE)
+		return "cache-mode-none";
+	if (mode_none && src == STS_SRC_FETCHED)
+		return "fetched-mode-none";
+	return source_names[src];
+}
+
+const char *
+sts_outcome_name(enum sts_outcome o)
+{
+	switch (o) {
+	case STS_OUTCOME_OK:
+		return "ok";
+	case STS_OUTCOME_INVALID:
+		return "invalid";
+	case STS_OUTCOME_FAILED:
+		break;
+	}
+	return "failed";
+}
+
+enum sts_outcome
+sts_fetch_outcome(const struct fetch_response *rs, struct mtasts_policy *out,
+    char *err, size_t errlen)
+{
+	const char *why = rs->error != NULL ? rs->error : "no detail";
+	char perr[MTASTS_ERR_MAX];
+
+	memset(out, 0, sizeof(*out));
+	switch (rs->result) {
+	case FETCH_OK:
+		if (rs->status != 200) {
+			snprintf(err, errlen, "sts-policy-fetch-error: HTTP "
+			    "status %u", rs->status);
+			return STS_OUTCOME_FAILED;
+		}
+		if (mtasts_parse_policy((const char *)rs->body, rs->body_len,
+		    out, perr, sizeof(perr)) < 0) {
+			snprintf(err, errlen, "sts-policy-invalid: %s", perr);
+			return STS_OUTCOME_INVALID;
+		}
+		return STS_OUTCOME_OK;
+	case FETCH_TLS_ERROR:
+		snprintf(err, errlen, "sts-webpki-invalid: %s", why);
+		break;
+	case FETCH_HTTP_STATUS:
+		snprintf(err, errlen, "sts-policy-fetch-error: HTTP status %u",
+		    rs->status);
+		break;
+	case FETCH_NOT_MODIFIED:
+		snprintf(err, errlen, "sts-policy-fetch-error: HTTP status "
+		    "304 to a request that was not conditional");
+		break;
+	case FETCH_REDIRECT:
+		snprintf(err, errlen, "sts-policy-fetch-error: redirect (HTTP "
+		    "%u) not followed: %s", rs->status, why);
+		break;
+	case FETCH_CONTENT_TYPE:
+		snprintf(err, errlen, "sts-policy-fetch-error: Content-Type "
+		    "\"%s\" is not text/plain", rs->content_type != NULL ?
+		    rs->content_type : "(none)");
+		break;
+	default:
+		snprintf(err, errlen, "sts-policy-fetch-error: %s: %s",
+		    fetchproto_result_name(rs->result), why);
+		break;
+	}
+	return STS_OUTCOME_FAILED;
+}
+
+/* ------------------------------------------------------------------ */
+/* The cache                                                           */
+/* ------------------------------------------------------------------ */
+
+struct sts_dom;
+
+/* A list of lookups: a domain's waiters, or a batch being answered. */
+struct sts_qlist {
+	struct sts_query *first, *last;
+};
+
+struct sts_query {
+	struct sts *s;
+	struct sts_dom *d; /* NULL: answered with fixed_source */
+	struct sts_qlist *list;
+	struct sts_query *prev, *next;
+	ev_timer timer;
+	enum sts_source fixed_source;
+	sts_cb *cb;
+	void *arg;
+};
+
+struct sts_dom {
+	struct sts *s;
+	struct sts_dom *hnext; /* hash chain */
+	struct sts_dom *knext; /* kick list */
+	char name[STS_DOMAIN_MAX + 1];
+	time_t last_used;
+	/* The cached policy (rec.domain is name). */
+	int cached;
+	struct sts_record rec;
+	/* The last TXT check. */
+	enum sts_txt_state txt;
+	char txt_id[MTASTS_ID_MAX + 1];
+	time_t txt_checked;
+	char *txt_error; /* STS_TXT_INVALID: why (or NULL) */
+	/* The last fetch. */
+	int fetch_failed;
+	time_t fetch_failed_at;
+	char *error; /* the last fetch failed: why (or NULL) */
+	int just_fetched; /* the next answer says "fetched" */
+	/* sts_refresh(). */
+	int force_txt, force_fetch;
+	/* Work in flight. */
+	struct dns_query *txt_q;
+	int fetching; /* from the address lookup to the fetch's answer */
+	char fetch_id[MTASTS_ID_MAX + 1];
+	double fetch_t0;
+	struct dns_query *addr_q;
+	struct fetch_call *fetch_c;
+	/* Lookups waiting. */
+	struct sts_qlist waiters;
+	int nwaiters;
+	int running; /* sts_run() on the stack */
+	int kicked;
+};
+
+struct sts {
+	struct ev_loop *loop;
+	struct dns *dns;
+	struct fetcher *fetcher;
+	char *dir;
+	char *ca_bundle;
+	double wait;
+	struct sts_dom **buckets;
+	int n;	     /* domains */
+	int ncached; /* of which with a cached policy */
+	ev_timer kick;
+	struct sts_dom *kick_first, *kick_last;
+	struct sts_qlist fixed; /* lookups answered without a domain */
+	int depth;
+	int doomed;
+};
+
+static void sts_run(struct sts_dom *d);
+static void sts_destroy(struct sts *s);
+
+/*
+ * Error texts are kept on the heap, only while there is one: a domain
+ * costs a few hundred bytes, and there may be STS_MAX_DOMAINS of them.
+ * Out of memory, the text is lost (NULL), nothing else.
+ */
+static void
+sts_setstr(char **dst, const char *src)
+{
+	free(*dst);
+	*dst = src != NULL && src[0] != '\0' ? strdup(src) : NULL;
+}
+
+static void
+sts_dom_free(struct sts_dom *d)
+{
+	if (d->cached)
+		sts_record_free(&d->rec);
+	free(d->error);
+	free(d->txt_error);
+	free(d);
+}
+
+static uint32_t
+sts_hash(const char *name)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *name != '\0'; name++)
+		h = (h ^ (unsigned char)*name) * 16777619u;
+	return h;
+}
+
+static struct sts_dom *
+sts_find(struct sts *s, const char *name)
+{
+	struct sts_dom *d;
+
+	for (d = s->buckets[sts_hash(name) & (STS_BUCKETS - 1)]; d != NULL;
+	     d = d->hnext)
+		if (strcmp(d->name, name) == 0)
+			return d;
+	return NULL;
+}
+
+static void
+sts_ql_add(struct sts_qlist *l, struct sts_query *q)
+{
+	q->list = l;
+	q->next = NULL;
+	q->prev = l->last;
+	if (l->last != NULL)
+		l->last->next = q;
+	else
+		l->first = q;
+	l->last = q;
+}
+
+static void
+sts_ql_del(struct sts_query *q)
+{
+	struct sts_qlist *l = q->list;
+
+	if (l == NULL)
+		return;
+	if (q->prev != NULL)
+		q->prev->next = q->next;
+	else
+		l->first = q->next;
+	if (q->next != NULL)
+		q->next->prev = q->prev;
+	else
+		l->last = q->prev;
+	q->list = NULL;
+	q->prev = q->next = NULL;
+}
+
+static void
+sts_path(const struct sts *s, const char *name, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%s" STS_CACHE_SUFFIX, s->dir, name);
+}
+
+/* Drop the cached policy of d, in memory and on disk. */
+static void
+sts_uncache(struct sts_dom *d)
+{
+	char path[PATH_MAX];
+
+	if (!d->cached)
+		return;
+	sts_record_free(&d->rec);
+	d->cached = 0;
+	d->s->ncached--;
+	sts_path(d->s, d->name, path, sizeof(path));
+	if (unlink(path) == -1 && errno != ENOENT)
+		log_warn(0, "mta-sts", "domain", d->name, "result",
+		    "cache-remove-failed", "file", path, "error",
+		    strerror(errno), NULL);
+}
+
+static void
+sts_facts(const struct sts_dom *d, struct sts_facts *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->cached = d->cached;
+	if (d->cached) {
+		f->cached_id = d->rec.id;
+		f->fetched_at = d->rec.fetched_at;
+		f->expires = d->rec.expires;
+		f->max_age = d->rec.policy.max_age;
+	}
+	f->txt = d->txt;
+	f->txt_id = d->txt == STS_TXT_ID ? d->txt_id : NULL;
+	f->txt_checked = d->txt_checked;
+	f->fetch_failed = d->fetch_failed;
+	f->fetch_failed_at = d->fetch_failed_at;
+	f->force_txt = d->force_txt;
+	f->force_fetch = d->force_fetch;
+}
+
+/* Idle: nothing in flight, nobody waiting, not on the stack or kicked. */
+static int
+sts_idle(const struct sts_dom *d)
+{
+	return d->txt_q == NULL && !d->fetching && d->waiters.first == NULL &&
+	    !d->running && !d->kicked && !d->force_txt && !d->force_fetch;
+}
+
+static void
+sts_unhash(struct sts_dom *d)
+{
+	struct sts_dom **pp;
+
+	for (pp = &d->s->buckets[sts_hash(d->name) & (STS_BUCKETS - 1)];
+	     *pp != NULL; pp = &(*pp)->hnext)
+		if (*pp == d) {
+			*pp = d->hnext;
+			break;
+		}
+	d->s->n--;
+}
+
+/*
+ * Make room for one more domain: forget the idle domain without a cached
+ * policy that was used longest ago, else the idle one whose policy was
+ * fetched longest ago (the one least likely to matter).  -1 when every
+ * domain is busy.
+ */
+static int
+sts_evict(struct sts *s)
+{
+	struct sts_dom *d, *bare = NULL, *old = NULL;
+	size_t i;
+
+	for (i = 0; i < STS_BUCKETS; i++)
+		for (d = s->buckets[i]; d != NULL; d = d->hnext) {
+			if (!sts_idle(d))
+				continue;
+			if (!d->cached) {
+				if (bare == NULL || d->last_used < bare->last_used)
+					bare = d;
+			} else if (old == NULL ||
+			    d->rec.fetched_at < old->rec.fetched_at)
+				old = d;
+		}
+	if ((d = bare != NULL ? bare : old) == NULL)
+		return -1;
+	if (d->cached)
+		log_info(0, "mta-sts", "domain", d->name, "result", "evicted",
+		    "id", d->rec.id, NULL);
+	sts_uncache(d);
+	sts_unhash(d);
+	sts_dom_free(d);
+	return 0;
+}
+
+static struct sts_dom *
+sts_dom_get(struct sts *s, const char *name, int *full)
+{
+	struct sts_dom *d;
+	size_t b;
+
+	*full = 0;
+	if ((d = sts_find(s, name)) != NULL)
+		return d;
+	if (s->n >= STS_MAX_DOMAINS && sts_evict(s) < 0) {
+		*full = 1;
+		return NULL;
+	}
+	if ((d = calloc(1, sizeof(*d))) == NULL)
+		return NULL;
+	d->s = s;
+	snprintf(d->name, sizeof(d->name), "%s", name);
+	b = sts_hash(name) & (STS_BUCKETS - 1);
+	d->hnext = s->buckets[b];
+	s->buckets[b] = d;
+	s->n++;
+	return d;
+}
+
+/* Run d from the loop soon (never inside sts_lookup or sts_refresh). */
+static void
+sts_kick(struct sts_dom *d)
+{
+	struct sts *s = d->s;
+
+	if (d->kicked)
+		return;
+	d->kicked = 1;
+	d->knext = NULL;
+	if (s->kick_last != NULL)
+		s->kick_last->knext = d;
+	else
+		s->kick_first = d;
+	s->kick_last = d;
+	if (!ev_is_active(&s->kick)) {
+		ev_timer_set(&s->kick, 0., 0.);
+		ev_timer_start(s->loop, &s->kick);
+	}
+}
+
+static void
+sts_query_free(struct sts_query *q)
+{
+	ev_timer_stop(q->s->loop, &q->timer);
+	sts_ql_del(q);
+	if (q->d != NULL)
+		q->d->nwaiters--;
+	free(q);
+}
+
+/*
+ * Answer every lookup in batch (already off the waiters list) with a.
+ * Returns -1 when a callback freed s: stop at once.
+ */
+static int
+sts_deliver(struct sts *s, struct sts_qlist *batch,
+    const struct sts_answer *a)
+{
+	struct sts_query *q;
+	sts_cb *cb;
+	void *arg;
+
+	while ((q = batch->first) != NULL) {
+		if (s->doomed) {
+			sts_query_free(q);
+			continue;
+		}
+		cb = q->cb;
+		arg = q->arg;
+		sts_query_free(q);
+		cb(arg, a);
+	}
+	return s->doomed ? -1 : 0;
+}
+
+static void
+sts_make_answer(struct sts_dom *d, const struct sts_decision *dec,
+    struct sts_answer *a)
+{
+	int mode_none = 0;
+	enum sts_source src = dec->source;
+
+	memset(a, 0, sizeof(*a));
+	if (dec->use_cache && d->cached) {
+		if (d->rec.policy.mode == MTASTS_NONE)
+			mode_none = 1;
+		else
+			a->policy = &d->rec.policy;
+	}
+	if (src == STS_SRC_CACHE && d->just_fetched)
+		src = STS_SRC_FETCHED;
+	a->source = sts_source_name(src, mode_none);
+	if (dec->with_error && d->error != NULL)
+		a->error = d->error;
+	else if ((src == STS_SRC_TXT_INVALID ||
+	    src == STS_SRC_TXT_INVALID_CACHE) && d->txt_error != NULL)
+		a->error = d->txt_error;
+}
+
+/* Answer all of d's waiters per dec; -1 when s was freed meanwhile. */
+static int
+sts_answer_waiters(struct sts_dom *d, const struct sts_decision *dec)
+{
+	struct sts_qlist batch = { NULL, NULL };
+	struct sts_answer a;
+	struct sts_query *q;
+	char n[16];
+
+	if (d->waiters.first == NULL)
+		return 0;
+	while ((q = d->waiters.first) != NULL) {
+		sts_ql_del(q);
+		sts_ql_add(&batch, q);
+	}
+	sts_make_answer(d, dec, &a);
+	if (log_enabled(CONFIG_LOG_DEBUG)) {
+		snprintf(n, sizeof(n), "%d", d->nwaiters);
+		log_debug(0, "mta-sts", "domain", d->name, "result", "answer",
+		    "source", a.source, "mode", a.policy != NULL ?
+		    mtasts_mode_name(a.policy->mode) : "none", "lookups", n,
+		    "error", a.error, NULL);
+	}
+	return sts_deliver(d->s, &batch, &a);
+}
+
+static void
+sts_count(enum sts_outcome o)
+{
+	char labels[64];
+
+	snprintf(labels, sizeof(labels), "source=\"mta-sts\",outcome=\"%s\"",
+	    sts_outcome_name(o));
+	metrics_inc("mxtls_policy_fetches_total", labels, 1);
+}
+
+/* A fetch (address lookup included) ended without a usable policy. */
+static void
+sts_fetch_failed(struct sts_dom *d, enum sts_outcome o, const char *error,
+    const struct fetch_response *rs)
+{
+	char status[16], bytes[24], ms[24], url[FETCHPROTO_URL_MAX];
+
+	d->fetching = 0;
+	d->fetch_failed = 1;
+	d->fetch_failed_at = clock_now();
+	sts_setstr(&d->error, error);
+	snprintf(url, sizeof(url), "https://mta-sts.%s/.well-known/mta-sts.txt",
+	    d->name);
+	snprintf(ms, sizeof(ms), "%.0f", (clock_mono() - d->fetch_t0) * 1e3);
+	snprintf(status, sizeof(status), "%u", rs != NULL ? rs->status : 0);
+	snprintf(bytes, sizeof(bytes), "%zu", rs != NULL ? rs->body_len : 0);
+	log_warn(0, "mta-sts", "domain", d->name, "result", "refused",
+	    "outcome", sts_outcome_name(o), "url", url, "id", d->fetch_id,
+	    "status",
+	    status, "bytes", bytes, "duration_ms", ms, "kept",
+	    d->cached && clock_now() < sts_valid_until(d->rec.fetched_at,
+	    d->rec.expires) ? "cached-policy" :
+	    "no-policy", "error", error, NULL);
+	sts_count(o);
+}
+
+/* Store what a fetch brought, in memory and on disk. */
+static void
+sts_store(struct sts_dom *d, struct mtasts_policy *p,
+    const struct fetch_response *rs)
+{
+	char path[PATH_MAX], err[256], *text;
+	char status[16], bytes[24], ms[24], age[24], nmx[16];
+	char url[FETCHPROTO_URL_MAX];
+	size_t len;
+	time_t now = clock_now();
+
+	d->fetching = 0;
+	d->fetch_failed = 0;
+	sts_setstr(&d->error, NULL);
+	if (d->cached)
+		sts_record_free(&d->rec);
+	else
+		d->s->ncached++;
+	d->cached = 1;
+	snprintf(d->rec.domain, sizeof(d->rec.domain), "%s", d->name);
+	snprintf(d->rec.id, sizeof(d->rec.id), "%s", d->fetch_id);
+	d->rec.fetched_at = now;
+	d->rec.expires = now + (time_t)p->max_age;
+	d->rec.policy = *p;
+	memset(p, 0, sizeof(*p));
+	d->just_fetched = 1;
+
+	snprintf(url, sizeof(url), "https://mta-sts.%s/.well-known/mta-sts.txt",
+	    d->name);
+	snprintf(ms, sizeof(ms), "%.0f", (clock_mono() - d->fetch_t0) * 1e3);
+	snprintf(status, sizeof(status), "%u", rs->status);
+	snprintf(bytes, sizeof(bytes), "%zu", rs->body_len);
+	snprintf(age, sizeof(age), "%ld", d->rec.policy.max_age);
+	snprintf(nmx, sizeof(nmx), "%d", d->rec.policy.nmx);
+	log_info(0, "mta-sts", "domain", d->name, "result", "fetched",
+	    "outcome", "ok", "url", url, "id", d->rec.id,
+	    "mode", mtasts_mode_name(d->rec.policy.mode), "max_age", age,
+	    "max_age_capped", d->rec.policy.max_age_capped ? "yes" : NULL,
+	    "mx", nmx, "status", status, "bytes", bytes, "duration_ms", ms,
+	    NULL);
+	sts_count(STS_OUTCOME_OK);
+
+	sts_path(d->s, d->name, path, sizeof(path));
+	if (sts_record_format(&d->rec, &text, &len, err, sizeof(err)) < 0 ||
+	    file_replace(path, text, len, err, sizeof(err)) < 0)
+		log_warn(0, "mta-sts", "domain", d->name, "result",
+		    "cache-write-failed", "file", path, "error", err, NULL);
+	free(text);
+}
+
+static void
+sts_enter(struct sts *s)
+{
+	s->depth++;
+}
+
+/* -1 when s is gone (or going): touch nothing of it. */
+static int
+sts_leave(struct sts *s)
+{
+	if (--s->depth == 0 && s->doomed) {
+		sts_destroy(s);
+		return -1;
+	}
+	return s->doomed ? -1 : 0;
+}
+
+static void
+sts_fetch_cb(void *arg, const struct fetch_response *rs)
+{
+	struct sts_dom *d = arg;
+	struct sts *s = d->s;
+	struct mtasts_policy p;
+	char err[STS_ERROR_MAX];
+	enum sts_outcome o;
+
+	d->fetch_c = NULL;
+	sts_enter(s);
+	o = sts_fetch_outcome(rs, &p, err, sizeof(err));
+	if (o == STS_OUTCOME_OK)
+		sts_store(d, &p, rs);
+	else
+		sts_fetch_failed(d, o, err, rs);
+	sts_run(d);
+	sts_leave(s);
+}
+
+static void
+sts_addr_cb(void *arg, const struct dns_addr_result *res)
+{
+	struct sts_dom *d = arg;
+	struct sts *s = d->s;
+	struct fetch_request rq;
+	char url[FETCHPROTO_URL_MAX], err[STS_ERROR_MAX];
+	int i;
+
+	d->addr_q = NULL;
+	sts_enter(s);
+	if (res->status != DNS_OK) {
+		snprintf(err, sizeof(err), "sts-policy-fetch-error: %s",
+		    res->error != NULL ? res->error : "address lookup failed");
+		sts_fetch_failed(d, STS_OUTCOME_FAILED, err, NULL);
+		sts_run(d);
+		sts_leave(s);
+		return;
+	}
+	memset(&rq, 0, sizeof(rq));
+	snprintf(url, sizeof(url), "https://mta-sts.%s/.well-known/mta-sts.txt",
+	    d->name);
+	rq.url = url;
+	for (i = 0; i < res->naddr && rq.naddrs < FETCHPROTO_ADDRS_MAX; i++) {
+		const struct sockaddr_storage *ss = &res->addr[i];
+		struct fetch_addr *fa = &rq.addrs[rq.naddrs];
+
+		if (ss->ss_family == AF_INET) {
+			fa->len = 4;
+			memcpy(fa->a, &((const struct sockaddr_in *)ss)->sin_addr,
+			    4);
+		} else if (ss->ss_family == AF_INET6) {
+			fa->len = 16;
+			memcpy(fa->a,
+			    &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+		} else
+			continue;
+		rq.naddrs++;
+	}
+	rq.ca_bundle = s->ca_bundle;
+	rq.max_bytes = STS_FETCH_MAX_BYTES;
+	rq.connect_timeout_ms = STS_FETCH_CONNECT_MS;
+	rq.timeout_ms = STS_FETCH_TIMEOUT_MS;
+	rq.flags = FETCHPROTO_F_TEXT_PLAIN;
+	/* No etag, no If-Modified-Since: RFC 8461 section 3.3. */
+	if (rq.naddrs == 0 || s->fetcher == NULL ||
+	    (d->fetch_c = fetcher_request(s->fetcher, &rq, sts_fetch_cb, d)) ==
+	    NULL) {
+		snprintf(err, sizeof(err), "sts-policy-fetch-error: %s",
+		    rq.naddrs == 0 ? "no usable address for the policy host" :
+		    s->fetcher == NULL ? "no fetcher" :
+		    "the fetch could not be started");
+		sts_fetch_failed(d, STS_OUTCOME_FAILED, err, NULL);
+		sts_run(d);
+	}
+	sts_leave(s);
+}
+
+/* Start the fetch: the address lookup first.  -1 when it failed at once. */
+static int
+sts_fetch_start(struct sts_dom *d)
+{
+	struct sts *s = d->s;
+	char host[DNS_NAME_MAX], err[STS_ERROR_MAX];
+
+	d->fetching = 1;
+	d->force_fetch = 0;
+	d->fetch_t0 = clock_mono();
+	snprintf(d->fetch_id, sizeof(d->fetch_id), "%s", d->txt_id);
+	snprintf(host, sizeof(host), "mta-sts.%s", d->name);
+	log_debug(0, "mta-sts", "domain", d->name, "result", "fetch-start",
+	    "id", d->fetch_id, NULL);
+	if (s->dns == NULL ||
+	    (d->addr_q = dns_lookup_addr(s->dns, host, sts_addr_cb, d)) ==
+	    NULL) {
+		snprintf(err, sizeof(err), "sts-policy-fetch-error: address "
+		    "lookup for %s could not be started", host);
+		sts_fetch_failed(d, STS_OUTCOME_FAILED, err, NULL);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+sts_txt_record(struct sts_dom *d, const struct dns_txt_result *res)
+{
+	const char *recs[DNS_TXT_MAX];
+	size_t lens[DNS_TXT_MAX];
+	struct mtasts_txt t;
+	char err[MTASTS_ERR_MAX];
+	int i;
+
+	d->txt_checked = clock_now();
+	sts_setstr(&d->txt_error, NULL);
+	d->txt_id[0] = '\0';
+	if (res == NULL || res->status == DNS_TEMPFAIL) {
+		d->txt = STS_TXT_TEMPFAIL;
+		log_info(0, "mta-sts", "domain", d->name, "result",
+		    "txt-tempfail", "error", res != NULL && res->error != NULL ?
+		    res->error : "the TXT lookup could not be started", NULL);
+		return;
+	}
+	if (res->status != DNS_OK) {
+		d->txt = STS_TXT_NONE;
+		log_debug(0, "mta-sts", "domain", d->name, "result", "txt-none",
+		    "error", res->error, NULL);
+		return;
+	}
+	for (i = 0; i < res->ntxt; i++) {
+		recs[i] = res->txt[i];
+		lens[i] = res->len[i];
+	}
+	switch (mtasts_parse_txt(recs, lens, res->ntxt, &t, err, sizeof(err))) {
+	case MTASTS_TXT_OK:
+		d->txt = STS_TXT_ID;
+		snprintf(d->txt_id, sizeof(d->txt_id), "%s", t.id);
+		log_debug(0, "mta-sts", "domain", d->name, "result", "txt",
+		    "id", d->txt_id, NULL);
+		break;
+	case MTASTS_TXT_NONE:
+		d->txt = STS_TXT_NONE;
+		log_debug(0, "mta-sts", "domain", d->name, "result", "txt-none",
+		    "error", err, NULL);
+		break;
+	case MTASTS_TXT_INVALID:
+	default:
+		d->txt = STS_TXT_INVALID;
+		snprintf(why, sizeof(why), "sts-policy-invalid: _mta-sts.%s "
+		    "TXT: %s", d->name, err);
+		sts_setstr(&d->txt_error, why);
+		log_warn(0, "mta-sts", "domain", d->name, "result",
+		    "txt-invalid", "error", err, NULL);
+		break;
+	}
+}
+
+static void
+sts_txt_cb(void *arg, const struct dns_txt_result *res)
+{
+	struct sts_dom *d = arg;
+	struct sts *s = d->s;
+
+	d->txt_q = NULL;
+	sts_enter(s);
+	sts_txt_record(d, res);
+	sts_run(d);
+	sts_leave(s);
+}
+
+/*
+ * Carry out sts_decide() for d until it has to wait for work, or has
+ * answered.  From the loop only; the caller holds s->depth.
+ */
+static void
+sts_run(struct sts_dom *d)
+{
+	struct sts *s = d->s;
+	struct sts_facts f;
+	struct sts_decision dec;
+	char name[DNS_NAME_MAX];
+	time_t now;
+	int loops;
+
+	if (s->doomed)
+		return;
+	d->running++;
+	for (loops = 0; loops < 8; loops++) {
+		now = clock_now();
+		/* An expired policy is no use to any decision. */
+		if (d->cached && now >= sts_valid_until(d->rec.fetched_at,
+		    d->rec.expires)) {
+			log_info(0, "mta-sts", "domain", d->name, "result",
+			    "expired", "id", d->rec.id, NULL);
+			sts_uncache(d);
+		}
+		sts_facts(d, &f);
+		sts_decide(&f, now, &dec);
+		if (dec.step == STS_STEP_TXT) {
+			if (d->txt_q != NULL)
+				break; /* in flight: wait for it */
+			d->force_txt = 0;
+			snprintf(name, sizeof(name), "_mta-sts.%s", d->name);
+			if (s->dns != NULL && (d->txt_q = dns_lookup_txt(s->dns,
+			    name, sts_txt_cb, d)) != NULL)
+				break;
+			sts_txt_record(d, NULL);
+			continue;
+		}
+		if (dec.step == STS_STEP_FETCH) {
+			if (d->fetching)
+				break; /* in flight: wait for it */
+			if (sts_fetch_start(d) == 0)
+				break;
+			continue;
+		}
+		/* STS_STEP_ANSWER */
+		d->force_fetch = 0;
+		if (sts_answer_waiters(d, &dec) < 0)
+			return; /* s is doomed: d may be gone with it */
+		d->just_fetched = 0;
+		if (dec.fetch_after && !d->fetching) {
+			log_info(0, "mta-sts", "domain", d->name, "result",
+			    "background-refresh", "id", d->rec.id, NULL);
+			sts_fetch_start(d);
+		}
+		break;
+	}
+	d->running--;
+}
+
+static void
+sts_kick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct sts *s = w->data;
+	struct sts_dom *d, *last = s->kick_last;
+	int end;
+
+	(void)loop;
+	(void)revents;
+	sts_enter(s);
+	/* Only what was kicked before we started; later kicks re-arm. */
+	while ((d = s->kick_first) != NULL && !s->doomed) {
+		s->kick_first = d->knext;
+		if (s->kick_first == NULL)
+			s->kick_last = NULL;
+		d->kicked = 0;
+		end = d == last;
+		sts_run(d);
+		if (end)
+			break;
+	}
+	sts_leave(s);
+}
+
+/* The wait ran out (or a lookup without a domain is due). */
+static void
+sts_query_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct sts_query *q = w->data;
+	struct sts *s = q->s;
+	struct sts_dom *d = q->d;
+	struct sts_qlist batch = { NULL, NULL };
+	struct sts_decision dec;
+	struct sts_facts f;
+	struct sts_answer a;
+	char waited[32];
+
+	(void)loop;
+	(void)revents;
+	sts_enter(s);
+	if (d == NULL) {
+		memset(&a, 0, sizeof(a));
+		a.source = sts_source_name(q->fixed_source, 0);
+		sts_ql_del(q);
+		sts_ql_add(&batch, q);
+		sts_deliver(s, &batch, &a);
+		sts_leave(s);
+		return;
+	}
+	/*
+	 * The domain is due to run (a zero wait): let it answer first, and
+	 * come back in the next loop iteration if it has not.
+	 */
+	if (d->kicked) {
+		ev_timer_set(&q->timer, 0., 0.);
+		ev_timer_start(s->loop, &q->timer);
+		sts_leave(s);
+		return;
+	}
+	if (!s->doomed) {
+		sts_facts(d, &f);
+		sts_decide_pending(&f, clock_now(), d->fetching, &dec);
+		sts_make_answer(d, &dec, &a);
+		snprintf(waited, sizeof(waited), "%.3g", s->wait);
+		log_info(0, "mta-sts", "domain", d->name, "result", a.source,
+		    "waited", waited, "mode", a.policy != NULL ?
+		    mtasts_mode_name(a.policy->mode) : "none", NULL);
+		sts_ql_del(q);
+		d->nwaiters--;
+		q->d = NULL;
+		sts_ql_add(&batch, q);
+		d->running++; /* a.policy points into d */
+		sts_deliver(s, &batch, &a);
+		d->running--; /* s is freed only in sts_leave() */
+	}
+	sts_leave(s);
+}
+
+static struct sts_query *
+sts_query_new(struct sts *s, sts_cb *cb, void *arg, double after)
+{
+	struct sts_query *q;
+
+	if ((q = calloc(1, sizeof(*q))) == NULL)
+		return NULL;
+	q->s = s;
+	q->cb = cb;
+	q->arg = arg;
+	ev_timer_init(&q->timer, sts_query_timer_cb, after, 0.);
+	q->timer.data = q;
+	ev_timer_start(s->loop, &q->timer);
+	return q;
+}
+
+struct sts_query *
+sts_lookup(struct sts *s, const char *domain, sts_cb *cb, void *arg)
+{
+	char name[STS_DOMAIN_MAX + 2];
+	struct sts_query *q;
+	struct sts_dom *d = NULL;
+	size_t i;
+	int full = 0;
+
+	for (i = 0; domain[i] != '\0' && i < sizeof(name) - 1; i++)
+		name[i] = (char)tolower((unsigned char)domain[i]);
+	name[i] = '\0';
+	if (domain[i] != '\0')
+		name[0] = '\0'; /* too long: not a domain */
+	if (sts_domain_ok(name) && (d = sts_dom_get(s, name, &full)) == NULL &&
+	    !full)
+		return NULL; /* out of memory */
+	if (d == NULL) {
+		if ((q = sts_query_new(s, cb, arg, 0.)) == NULL)
+			return NULL;
+		q->fixed_source = full ? STS_SRC_FULL : STS_SRC_BAD_DOMAIN;
+		sts_ql_add(&s->fixed, q);
+		if (full)
+			log_warn(0, "mta-sts", "domain", name, "result",
+			    "cache-full", NULL);
+		return q;
+	}
+	if ((q = sts_query_new(s, cb, arg, s->wait)) == NULL)
+		return NULL;
+	q->d = d;
+	d->last_used = clock_now();
+	sts_ql_add(&d->waiters, q);
+	d->nwaiters++;
+	sts_kick(d);
+	return q;
+}
+
+void
+sts_cancel(struct sts_query *q)
+{
+	if (q != NULL)
+		sts_query_free(q);
+}
+
+void
+sts_refresh(struct sts *s, const char *domain)
+{
+	char name[STS_DOMAIN_MAX + 2];
+	struct sts_dom *d;
+	size_t i;
+	int full;
+
+	if (s == NULL || s->doomed)
+		return;
+	for (i = 0; domain[i] != '\0' && i < sizeof(name) - 1; i++)
+		name[i] = (char)tolower((unsigned char)domain[i]);
+	name[i] = '\0';
+	if (domain[i] != '\0' || !sts_domain_ok(name) ||
+	    (d = sts_dom_get(s, name, &full)) == NULL)
+		return;
+	log_info(0, "mta-sts", "domain", name, "result", "refresh-requested",
+	    NULL);
+	d->force_txt = 1;
+	d->force_fetch = 1;
+	d->last_used = clock_now();
+	sts_kick(d);
+}
+
+/* ------------------------------------------------------------------ */
+/* Loading the disk cache                                              */
+/* ------------------------------------------------------------------ */
+
+static int
+sts_cmp_newest(const void *a, const void *b)
+{
+	const struct sts_record *x = *(const struct sts_record *const *)a;
+	const struct sts_record *y = *(const struct sts_record *const *)b;
+
+	return x->fetched_at < y->fetched_at ? 1 :
+	    x->fetched_at > y->fetched_at ? -1 : strcmp(x->domain, y->domain);
+}
+
+static void
+sts_remove_file(const char *path, const char *result, const char *why)
+{
+	log_warn(0, "mta-sts", "result", result, "file", path, "error", why,
+	    NULL);
+	if (unlink(path) == -1 && errno != ENOENT)
+		log_warn(0, "mta-sts", "result", "cache-remove-failed", "file",
+		    path, "error", strerror(errno), NULL);
+}
+
+static int
+sts_load(struct sts *s, char *err, size_t errlen)
+{
+	struct sts_record **recs = NULL, **nr, *r;
+	size_t nrecs = 0, cap = 0, i, nl, sl = strlen(STS_CACHE_SUFFIX);
+	char path[PATH_MAX], why[512], name[STS_DOMAIN_MAX + 1];
+	char nloaded[16], nexpired[16], nremoved[16];
+	int expired = 0, removed = 0, full;
+	struct dirent *de;
+	time_t now = clock_now();
+	char *text;
+	size_t len;
+	DIR *dir;
+
+	if ((dir = opendir(s->dir)) == NULL) {
+		snprintf(err, errlen, "%s: %s", s->dir, strerror(errno));
+		return -1;
+	}
+	while ((de = readdir(dir)) != NULL) {
+		nl = strlen(de->d_name);
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", s->dir, de->d_name);
+		/* A write that never completed. */
+		if (nl > sl + 4 &&
+		    strcmp(de->d_name + nl - 4, ".tmp") == 0 &&
+		    strncmp(de->d_name + nl - 4 - sl, STS_CACHE_SUFFIX, sl) ==
+		    0) {
+			unlink(path);
+			continue;
+		}
+		if (nl <= sl || strcmp(de->d_name + nl - sl,
+		    STS_CACHE_SUFFIX) != 0)
+			continue; /* not ours */
+		if (nl - sl > STS_DOMAIN_MAX) {
+			sts_remove_file(path, "cache-file-removed",
+			    "not a domain name");
+			removed++;
+			continue;
+		}
+		memcpy(name, de->d_name, nl - sl);
+		name[nl - sl] = '\0';
+		if (!sts_domain_ok(name)) {
+			sts_remove_file(path, "cache-file-removed",
+			    "not a domain name");
+			removed++;
+			continue;
+		}
+		if ((text = file_read(path, STS_CACHE_FILE_MAX, &len, why,
+		    sizeof(why))) == NULL) {
+			sts_remove_file(path, "cache-file-removed", why);
+			removed++;
+			continue;
+		}
+		if ((r = malloc(sizeof(*r))) == NULL) {
+			free(text);
+			break;
+		}
+		if (sts_record_parse(text, len, r, why, sizeof(why)) == 0 &&
+		    strcmp(r->domain, name) != 0) {
+			snprintf(why, sizeof(why), "holds the policy of %s",
+			    r->domain);
+			sts_record_free(r);
+			r->domain[0] = '\0';
+		}
+		free(text);
+		if (r->domain[0] == '\0') {
+			free(r);
+			sts_remove_file(path, "cache-file-removed", why);
+			removed++;
+			continue;
+		}
+		if (now >= sts_valid_until(r->fetched_at, r->expires)) {
+			sts_record_free(r);
+			free(r);
+			if (unlink(path) == -1 && errno != ENOENT)
+				log_warn(0, "mta-sts", "result",
+				    "cache-remove-failed", "file", path,
+				    "error", strerror(errno), NULL);
+			expired++;
+			continue;
+		}
+		if (nrecs == cap) {
+			cap = cap ? cap * 2 : 64;
+			if ((nr = realloc(recs, cap * sizeof(*nr))) == NULL) {
+				sts_record_free(r);
+				free(r);
+				break;
+			}
+			recs = nr;
+		}
+		recs[nrecs++] = r;
+	}
+	closedir(dir);
+	/* The newest STS_MAX_DOMAINS stay. */
+	if (nrecs > 0)
+		qsort(recs, nrecs, sizeof(*recs), sts_cmp_newest);
+	for (i = 0; i < nrecs; i++) {
+		struct sts_dom *d = NULL;
+
+		r = recs[i];
+		if (i < STS_MAX_DOMAINS &&
+		    (d = sts_dom_get(s, r->domain, &full)) != NULL &&
+		    !d->cached) {
+			d->rec = *r;
+			d->cached = 1;
+			d->last_used = r->fetched_at;
+			s->ncached++;
+		} else {
+			sts_path(s, r->domain, path, sizeof(path));
+			if (d == NULL)
+				sts_remove_file(path, "cache-file-removed",
+				    "more domains than the cache holds");
+			sts_record_free(r);
+		}
+		free(r);
+	}
+	free(recs);
+	snprintf(nloaded, sizeof(nloaded), "%d", s->ncached);
+	snprintf(nexpired, sizeof(nexpired), "%d", expired);
+	snprintf(nremoved, sizeof(nremoved), "%d", removed);
+	log_info(0, "mta-sts", "result", "cache-loaded", "dir", s->dir,
+	    "policies", nloaded, "expired", nexpired, "removed", nremoved,
+	    NULL);
+	return 0;
+}
+
+struct sts *
+sts_new(struct ev_loop *loop, struct dns *dns, struct fetcher *fetcher,
+    const char *cache_dir, const char *ca_bundle, double wait, char *err,
+    size_t errlen)
+{
+	struct sts *s;
+	struct stat st;
+	char cwd[PATH_MAX];
+
+	if (loop == NULL || cache_dir == NULL || cache_dir[0] == '\0' ||
+	    !(wait >= 0)) {
+		snprintf(err, errlen, "invalid arguments");
+		return NULL;
+	}
+	if (mkdir(cache_dir, 0700) == -1 && errno != EEXIST) {
+		snprintf(err, errlen, "%s: %s", cache_dir, strerror(errno));
+		return NULL;
+	}
+	if (stat(cache_dir, &st) == -1 || !S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s: not a directory", cache_dir);
+		return NULL;
+	}
+	if ((s = calloc(1, sizeof(*s))) == NULL ||
+	    (s->buckets = calloc(STS_BUCKETS, sizeof(*s->buckets))) == NULL ||
+	    (s->dir = strdup(cache_dir)) == NULL)
+		goto nomem;
+	if (ca_bundle != NULL) {
+		if (ca_bundle[0] == '/')
+			s->ca_bundle = strdup(ca_bundle);
+		else if (getcwd(cwd, sizeof(cwd)) != NULL &&
+		    (s->ca_bundle = malloc(strlen(cwd) + strlen(ca_bundle) +
+		    2)) != NULL)
+			sprintf(s->ca_bundle, "%s/%s", cwd, ca_bundle);
+		if (s->ca_bundle == NULL)
+			goto nomem;
+	}
+	s->loop = loop;
+	s->dns = dns;
+	s->fetcher = fetcher;
+	s->wait = wait;
+	ev_timer_init(&s->kick, sts_kick_cb, 0., 0.);
+	s->kick.data = s;
+	if (sts_load(s, err, errlen) < 0) {
+		sts_destroy(s);
+		return NULL;
+	}
+	return s;
+nomem:
+	snprintf(err, errlen, "out of memory");
+	if (s != NULL) {
+		free(s->buckets);
+		free(s->dir);
+		free(s);
+	}
+	return NULL;
+}
+
+/* Stop everything: no callback of ours or of the user runs after this. */
+static void
+sts_stop_all(struct sts *s)
+{
+	struct sts_dom *d;
+	struct sts_query *q;
+	size_t i;
+
+	ev_timer_stop(s->loop, &s->kick);
+	for (i = 0; i < STS_BUCKETS; i++)
+		for (d = s->buckets[i]; d != NULL; d = d->hnext) {
+			if (d->txt_q != NULL)
+				dns_cancel(d->txt_q);
+			if (d->addr_q != NULL)
+				dns_cancel(d->addr_q);
+			if (d->fetch_c != NULL)
+				fetcher_cancel(d->fetch_c);
+			d->txt_q = d->addr_q = NULL;
+			d->fetch_c = NULL;
+			while ((q = d->waiters.first) != NULL)
+				sts_query_free(q);
+		}
+	while ((q = s->fixed.first) != NULL)
+		sts_query_free(q);
+}
+
+static void
+sts_destroy(struct sts *s)
+{
+	struct sts_dom *d;
+	size_t i;
+
+	sts_stop_all(s);
+	for (i = 0; i < STS_BUCKETS; i++)
+		while ((d = s->buckets[i]) != NULL) {
+			s->buckets[i] = d->hnext;
+			sts_dom_free(d);
+		}
+	free(s->buckets);
+	free(s->dir);
+	free(s->ca_bundle);
+	free(s);
+}
+
+void
+sts_free(struct sts *s)
+{
+	if (s == NULL || s->doomed)
+		return;
+	if (s->depth > 0) {
+		/* Inside one of our callbacks: stop now, free on the way out. */
+		s->doomed = 1;
+		sts_stop_all(s);
+		return;
+	}
+	sts_destroy(s);
+}
