@@ -88,8 +88,8 @@ has_non_ascii(const char *s, size_t len)
  * labels of 1..63 characters not starting or ending with a hyphen, at most
  * 253 characters.  No trailing dot here: callers strip it.
  */
-static int
-valid_domain(const char *s, size_t len)
+int
+policy_valid_hostname(const char *s, size_t len)
 {
 	size_t i, label = 0;
 
@@ -222,7 +222,7 @@ policy_domain_to_ascii(const char *name, size_t len,
 			return -1;
 		}
 		copy_lower(out, DOMAIN_MAX + 1, name, len);
-		if (!valid_domain(out, len)) {
+		if (!policy_valid_hostname(out, len)) {
 			*why = "not a valid host name";
 			goto fail;
 		}
@@ -248,7 +248,7 @@ policy_domain_to_ascii(const char *name, size_t len,
 	}
 	copy_lower(out, DOMAIN_MAX + 1, conv, clen);
 	idn2_free(conv);
-	if (!valid_domain(out, clen)) {
+	if (!policy_valid_hostname(out, clen)) {
 		*why = "its A-label form is not a valid host name";
 		goto fail;
 	}
@@ -371,7 +371,7 @@ normalize_pattern(const char *s, size_t len, char out[POLICY_PATTERN_MAX],
 		    (int)(dlen - 2), dom + 2);
 		return 0;
 	}
-	if (!has_non_ascii(dom, dlen) && !valid_domain(dom, dlen)) {
+	if (!has_non_ascii(dom, dlen) && !policy_valid_hostname(dom, dlen)) {
 		snprintf(err, errlen, "%s: invalid domain in \"%.*s\"", key,
 		    (int)len, s);
 		return 0;
@@ -436,7 +436,7 @@ parse_nexthop(const char *s, char *out, size_t outlen)
 		else {
 			if (hlen > 1 && buf[hlen - 1] == '.')
 				buf[--hlen] = '\0';
-			if (!valid_domain(buf, hlen) ||
+			if (!policy_valid_hostname(buf, hlen) ||
 			    strspn(buf, "0123456789.") == hlen)
 				return 0;
 		}
@@ -475,7 +475,7 @@ normalize_mx(const char *s, size_t len, char **out, const char **why)
 	if (len > 2 && s[0] == '*' && s[1] == '.')
 		off = 2;
 	if (!has_non_ascii(s + off, len - off) &&
-	    !valid_domain(s + off, len - off))
+	    !policy_valid_hostname(s + off, len - off))
 		return 0;
 	if (policy_domain_to_ascii(s + off, len - off, dom, why) < 0)
 		return 0;

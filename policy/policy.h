@@ -156,6 +156,13 @@ int policy_set_key(struct policy_set *set, const char *section,
 int policy_set_finish(struct policy_set *set, struct policy_origin *origin,
     char *err, size_t errlen);
 
+/*
+ * A host name of letters, digits and hyphens (RFC 1123): dot-separated
+ * labels of 1..63 characters not starting or ending with a hyphen, at
+ * most 253 characters, no trailing dot.
+ */
+int policy_valid_hostname(const char *s, size_t len);
+
 /* Parse "1.0".."1.3" into POLICY_TLS1_x; -1 when invalid. */
 int policy_parse_version(const char *s);
 const char *policy_version_name(int version);

@@ -91,6 +91,18 @@ central_url_host(const char *url)
 	return strndup(h, (size_t)(end - h));
 }
 
+/* What central_configure() took from the config. */
+static void
+central_drop_config(struct central *c)
+{
+	free(c->url);
+	free(c->host);
+	free(c->ca_bundle);
+	free(c->signing_key);
+	free(c->path);
+	free(c->meta_path);
+}
+
 int
 central_configure(struct central *c, const struct config *cfg)
 {
@@ -99,12 +111,7 @@ central_configure(struct central *c, const struct config *cfg)
 
 	if (cfg->policy_url != NULL && host == NULL)
 		return -1;
-	free(c->url);
-	free(c->host);
-	free(c->ca_bundle);
-	free(c->signing_key);
-	free(c->path);
-	free(c->meta_path);
+	central_drop_config(c);
 	c->url = central_strdup(cfg->policy_url);
 	c->host = host;
 	c->ca_bundle = central_strdup(cfg->https_ca_bundle);
@@ -170,12 +177,7 @@ central_free(struct central *c)
 	if (c->call != NULL)
 		fetcher_cancel(c->call);
 	central_clear_pending(c);
-	free(c->url);
-	free(c->host);
-	free(c->ca_bundle);
-	free(c->signing_key);
-	free(c->path);
-	free(c->meta_path);
+	central_drop_config(c);
 	free(c->text);
 	free(c->etag);
 	free(c->last_modified);

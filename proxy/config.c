@@ -327,28 +327,6 @@ seen_clear(struct seenlist *l)
 /* ---- value parsers: 0 or -1 with why ---- */
 
 static int
-valid_hostname(const char *s)
-{
-	size_t i, len = strlen(s), label = 0;
-
-	if (len == 0 || len > 253)
-		return 0;
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c == '.') {
-			if (label == 0 || s[i - 1] == '-')
-				return 0;
-			label = 0;
-			continue;
-		}
-		if (!(isalnum(c) || (c == '-' && label > 0)) || ++label > 63)
-			return 0;
-	}
-	return label > 0 && s[len - 1] != '-';
-}
-
-static int
 parse_port(const char *s, int *port)
 {
 	long v;
@@ -413,7 +391,7 @@ config_parse_hostport(const char *s, int default_port, char *host,
 		if (colon != NULL)
 			p = colon + 1;
 		if (inet_pton(AF_INET, buf, addr) != 1 &&
-		    (!valid_hostname(buf) ||
+		    (!policy_valid_hostname(buf, strlen(buf)) ||
 			strspn(buf, "0123456789.") == hlen))
 			return -1;
 	}
@@ -801,7 +779,7 @@ apply_proxy(struct loader *ld, const char *key, const char *v, char *why,
 		return -1;
 	}
 	if (strcmp(key, "hostname") == 0) {
-		if (!valid_hostname(v)) {
+		if (!policy_valid_hostname(v, strlen(v))) {
 			snprintf(why, whylen, "invalid host name \"%s\"", v);
 			return -1;
 		}

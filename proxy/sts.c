@@ -808,7 +808,8 @@ sts_evict(struct sts *s)
 			if (!sts_idle(d))
 				continue;
 			if (!d->cached) {
-				if (bare == NULL || d->last_used < bare->last_used)
+				if (bare == NULL ||
+				    d->last_used < bare->last_used)
 					bare = d;
 			} else if (old == NULL ||
 			    d->rec.fetched_at < old->rec.fetched_at)
@@ -971,6 +972,7 @@ sts_fetch_failed(struct sts_dom *d, enum sts_outcome o, const char *error,
     const struct fetch_response *rs)
 {
 	char status[16], bytes[24], ms[24], url[FETCHPROTO_URL_MAX];
+	int kept;
 
 	d->fetching = 0;
 	d->fetch_failed = 1;
@@ -981,13 +983,12 @@ sts_fetch_failed(struct sts_dom *d, enum sts_outcome o, const char *error,
 	snprintf(ms, sizeof(ms), "%.0f", (clock_mono() - d->fetch_t0) * 1e3);
 	snprintf(status, sizeof(status), "%u", rs != NULL ? rs->status : 0);
 	snprintf(bytes, sizeof(bytes), "%zu", rs != NULL ? rs->body_len : 0);
+	kept = d->cached && clock_now() < sts_valid_until(d->rec.fetched_at,
+	    d->rec.expires);
 	log_warn(0, "mta-sts", "domain", d->name, "result", "refused",
 	    "outcome", sts_outcome_name(o), "url", url, "id", d->fetch_id,
-	    "status",
-	    status, "bytes", bytes, "duration_ms", ms, "kept",
-	    d->cached && clock_now() < sts_valid_until(d->rec.fetched_at,
-	    d->rec.expires) ? "cached-policy" :
-	    "no-policy", "error", error, NULL);
+	    "status", status, "bytes", bytes, "duration_ms", ms, "kept",
+	    kept ? "cached-policy" : "no-policy", "error", error, NULL);
 	sts_count(o);
 }
 
@@ -1106,13 +1107,15 @@ sts_addr_cb(void *arg, const struct dns_addr_result *res)
 		struct fetch_addr *fa = &rq.addrs[rq.naddrs];
 
 		if (ss->ss_family == AF_INET) {
+			const struct sockaddr_in *sin = (const void *)ss;
+
 			fa->len = 4;
-			memcpy(fa->a, &((const struct sockaddr_in *)ss)->sin_addr,
-			    4);
+			memcpy(fa->a, &sin->sin_addr, 4);
 		} else if (ss->ss_family == AF_INET6) {
+			const struct sockaddr_in6 *sin6 = (const void *)ss;
+
 			fa->len = 16;
-			memcpy(fa->a,
-			    &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+			memcpy(fa->a, &sin6->sin6_addr, 16);
 		} else
 			continue;
 		rq.naddrs++;
@@ -1167,7 +1170,7 @@ sts_txt_record(struct sts_dom *d, const struct dns_txt_result *res)
 	const char *recs[DNS_TXT_MAX];
 	size_t lens[DNS_TXT_MAX];
 	struct mtasts_txt t;
-	char err[MTASTS_ERR_MAX];
+	char err[MTASTS_ERR_MAX], why[STS_ERROR_MAX];
 	int i;
 
 	d->txt_checked = clock_now();
@@ -1708,7 +1711,7 @@ sts_free(struct sts *s)
 	if (s == NULL || s->doomed)
 		return;
 	if (s->depth > 0) {
-		/* Inside one of our callbacks: stop now, free on the way out. */
+		/* In one of our callbacks: stop now, free on the way out. */
 		s->doomed = 1;
 		sts_stop_all(s);
 		return;
