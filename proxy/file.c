@@ -62,8 +62,12 @@ file_replace(const char *path, const void *data, size_t len, char *err,
 		goto fail;
 	}
 	fd = -1;
-	if (rename(tmp, path) == -1)
-		goto fail;
+	if (rename(tmp, path) == -1) {
+		snprintf(err, errlen, "rename to %s: %s", path,
+		    strerror(errno));
+		unlink(tmp);
+		return -1;
+	}
 	/* The rename itself must reach the disk too. */
 	file_fsync_dir(path);
 	return 0;

@@ -353,7 +353,8 @@ write_atomic(const char *path, const char *text, size_t len)
 	/* The rename survives a crash only once its directory is synced. */
 	if ((dup = strdup(path)) != NULL) {
 		dir = dirname(dup);
-		if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
+		fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd != -1) {
 			(void)fsync(fd);
 			close(fd);
 		}
@@ -419,7 +420,7 @@ sign_policy_main(int argc, char **argv)
 		fprintf(stderr, "mxtls sign-policy: signing failed\n");
 		goto done;
 	}
-	/* Check our own work with the public half, before anyone relies on it. */
+	/* Check our work with the public half before anyone relies on it. */
 	if (sign_check(pub, text, len, sig, strlen(sig), &why) != 1) {
 		fprintf(stderr, "mxtls sign-policy: the new signature does not "
 		    "verify (%s)\n", why);

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "file.h"
 #include "state.h"
 
 #define STATE_MAGIC "mxtls-retry-state"
@@ -40,7 +41,6 @@ struct entry {
 struct state {
 	char *dir;  /* NULL: memory only */
 	char *path; /* dir/retry-state */
-	char *tmp;  /* dir/retry-state.tmp */
 	struct entry **buckets;
 	size_t nbuckets; /* a power of two */
 	int n;
@@ -443,27 +443,21 @@ state_seterr(char *err, size_t errlen, const char *what, const char *path)
 	snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
 }
 
-/* Replace the file with the store: tmp, fsync, rename, fsync the dir. */
+/* Replace the file with the store, atomically (file_replace). */
 static int
 state_write(struct state *st, char *err, size_t errlen)
 {
 	struct entry *e;
+	char *text = NULL;
+	size_t len = 0, i;
 	FILE *f;
-	size_t i;
-	int fd;
+	int r;
 
 	if (st->dir == NULL)
 		return 0;
-	fd = open(st->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
-	    O_NOFOLLOW, 0644);
-	if (fd == -1) {
-		state_seterr(err, errlen, "create", st->tmp);
+	if ((f = open_memstream(&text, &len)) == NULL) {
+		state_seterr(err, errlen, "write", st->path);
 		return -1;
-	}
-	if ((f = fdopen(fd, "w")) == NULL) {
-		state_seterr(err, errlen, "create", st->tmp);
-		close(fd);
-		goto fail;
 	}
 	fputs(STATE_MAGIC " " STATE_VERSION "\n", f);
 	for (i = 0; i < st->nbuckets; i++)
@@ -477,35 +471,14 @@ state_write(struct state *st, char *err, size_t errlen)
 			state_put_error(f, e->rec.error);
 			fputc('\n', f);
 		}
-	if (fflush(f) == EOF || ferror(f) || fsync(fileno(f)) == -1) {
-		state_seterr(err, errlen, "write", st->tmp);
-		fclose(f);
-		goto fail;
-	}
 	if (fclose(f) == EOF) {
-		state_seterr(err, errlen, "write", st->tmp);
-		goto fail;
-	}
-	if (rename(st->tmp, st->path) == -1) {
-		state_seterr(err, errlen, "rename to", st->path);
-		goto fail;
-	}
-	/* Make the rename itself durable.  Some file systems cannot sync a
-	 * directory (EINVAL): the rename is as durable as they make it. */
-	if ((fd = open(st->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
-		state_seterr(err, errlen, "open", st->dir);
+		state_seterr(err, errlen, "write", st->path);
+		free(text);
 		return -1;
 	}
-	if (fsync(fd) == -1 && errno != EINVAL) {
-		state_seterr(err, errlen, "fsync", st->dir);
-		close(fd);
-		return -1;
-	}
-	close(fd);
-	return 0;
-fail:
-	unlink(st->tmp);
-	return -1;
+	r = file_replace(st->path, text, len, err, errlen);
+	free(text);
+	return r;
 }
 
 /* ---- the interface ---- */
@@ -530,10 +503,6 @@ state_open(const char *dir, char *warning, size_t warnlen)
 		goto nomem;
 	if (asprintf(&st->path, "%s/%s", dir, STATE_FILE) == -1) {
 		st->path = NULL; /* undefined after a failure */
-		goto nomem;
-	}
-	if (asprintf(&st->tmp, "%s/%s.tmp", dir, STATE_FILE) == -1) {
-		st->tmp = NULL;
 		goto nomem;
 	}
 	if ((f = fopen(st->path, "re")) == NULL) {
@@ -562,7 +531,6 @@ state_free(struct state *st)
 	free(st->buckets);
 	free(st->dir);
 	free(st->path);
-	free(st->tmp);
 	free(st);
 }
 
