@@ -399,8 +399,8 @@ fetcher_lost(struct fetcher *f, const char *event, const char *why)
 	char b[32];
 
 	if (event != NULL)
-		log_warn(0, event, "pid", fmt_ulong(b, sizeof(b),
-		    (unsigned long)f->pid), "error", why, NULL);
+		log_warn(0, event, "pid", f->pid > 0 ? fmt_ulong(b, sizeof(b),
+		    (unsigned long)f->pid) : NULL, "error", why, NULL);
 	if (f->pid > 0) {
 		/*
 		 * Not reaped yet (only fetcher_child_cb reaps): still ours.

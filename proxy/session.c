@@ -94,6 +94,12 @@ struct session {
 	struct conn down;
 	int bad_commands;
 	int skip_line; /* discarding the rest of an over-long command line */
+	/*
+	 * The MTA's deadline runs per line, not per read: a client that
+	 * drips a byte a second still times out (slowloris).
+	 */
+	int down_progress; /* a whole line arrived since the deadline was set */
+	int down_timed;	   /* the deadline runs */
 	char helo[256];
 
 	/* the transaction, as the MTA sees it */
@@ -1826,6 +1832,8 @@ session_data(struct session *s)
 				conn_deadline(&s->up,
 				    s->cfg->timeouts.data_block);
 		}
+		if (memchr(buf_head(in), '\n', n) != NULL)
+			s->down_progress = 1;
 		buf_consume(in, n);
 	}
 	if (done)
@@ -1851,10 +1859,14 @@ session_update_io(struct session *s)
 	reading = session_reads_downstream(s->state) &&
 	    buf_space(&s->down.out) >= 1024;
 	conn_set_reading(&s->down, reading);
-	if (reading)
+	if (reading && (s->down_progress || !s->down_timed)) {
 		conn_deadline(&s->down, s->cfg->timeouts.client);
-	else if (s->state != ST_CLOSING)
+		s->down_timed = 1;
+	} else if (!reading && s->state != ST_CLOSING) {
 		conn_deadline(&s->down, 0);
+		s->down_timed = 0;
+	}
+	s->down_progress = 0;
 	if (s->up_open)
 		conn_set_reading(&s->up, 1);
 }
@@ -1936,6 +1948,7 @@ session_process_input(struct session *s)
 		/* Consumed before it runs: handlers may change the state. */
 		memcpy(line, buf_head(in), (size_t)n);
 		buf_consume(in, (size_t)n);
+		s->down_progress = 1;
 		session_command(s, line, (size_t)n);
 	}
 	s->processing = 0;
