@@ -120,6 +120,8 @@ conn_connect(struct conn *c, struct ev_loop *loop, const struct sockaddr *sa,
 int
 conn_start_tls(struct conn *c, SSL_CTX *ctx, const char *sni)
 {
+	char key[TLS_KEY_MAX], addr[INET6_ADDRSTRLEN];
+
 	if (c->state != CONN_OPEN || buf_len(&c->in) != 0)
 		return -1;
 	if ((c->ssl = SSL_new(ctx)) == NULL)
@@ -128,7 +130,15 @@ conn_start_tls(struct conn *c, SSL_CTX *ctx, const char *sni)
 	SSL_set_connect_state(c->ssl);
 	if (sni != NULL)
 		SSL_set_tlsext_host_name(c->ssl, sni);
-	tls_prepare(c->ssl);
+	/* Sessions are resumed per name and address the handshake is for. */
+	conn_peer_str(c, addr, sizeof(addr));
+	snprintf(key, sizeof(key), "%s|%s:%u", sni ? sni : "", addr,
+	    ntohs(((struct sockaddr_in *)&c->peer)->sin_port));
+	if (tls_prepare(c->ssl, key) == -1) {
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+		return -1;
+	}
 	c->state = CONN_HANDSHAKE;
 	c->ssl_want = SSL_ERROR_WANT_WRITE;
 	conn_update(c);

@@ -1,4 +1,5 @@
 #include <ctype.h>
+#include <stdlib.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,8 +14,87 @@
 
 #include "tls.h"
 
-/* Where the verify callback leaves the first chain error of a handshake. */
+/* What we keep per connection, in the SSL's ex_data. */
+struct tls_conn {
+	uintptr_t chain_err; /* 1 + first chain error + depth << 16, or 0 */
+	char key[TLS_KEY_MAX]; /* session cache key: "host|addr:port" */
+	int verified;	     /* the facts came out ok: sessions may be kept */
+	SSL_SESSION *pending; /* a session that arrived before the facts */
+};
+
 static int tls_ex_index = -1;
+
+/*
+ * Client sessions for resumption, per profile context and upstream host:
+ * a direct-mapped table, so its size is fixed.  Only sessions of
+ * handshakes whose verification passed go in: a resumed handshake runs no
+ * chain verification, so an unverified session must never come back.
+ */
+#define TLS_CACHE_SLOTS 1024
+
+static struct tls_cached {
+	const SSL_CTX *ctx;
+	char key[TLS_KEY_MAX];
+	SSL_SESSION *sess;
+} tls_cache[TLS_CACHE_SLOTS];
+
+static struct tls_cached *
+tls_cache_slot(const SSL_CTX *ctx, const char *key)
+{
+	uint64_t h = 1469598103934665603ULL ^ (uintptr_t)ctx;
+
+	for (; *key != '\0'; key++)
+		h = (h ^ (unsigned char)*key) * 1099511628211ULL;
+	return &tls_cache[h % TLS_CACHE_SLOTS];
+}
+
+static void
+tls_cache_put(const SSL_CTX *ctx, const char *key, SSL_SESSION *sess)
+{
+	struct tls_cached *c = tls_cache_slot(ctx, key);
+
+	if (c->sess != NULL)
+		SSL_SESSION_free(c->sess);
+	c->ctx = ctx;
+	snprintf(c->key, sizeof(c->key), "%s", key);
+	c->sess = sess;
+}
+
+static void
+tls_conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int index,
+    long argl, void *argp)
+{
+	struct tls_conn *tc = ptr;
+
+	(void)parent;
+	(void)ad;
+	(void)index;
+	(void)argl;
+	(void)argp;
+	if (tc == NULL)
+		return;
+	if (tc->pending != NULL)
+		SSL_SESSION_free(tc->pending);
+	free(tc);
+}
+
+/* A session (TLS 1.3: a ticket, maybe after the facts) we may resume. */
+static int
+tls_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+	struct tls_conn *tc = SSL_get_ex_data(ssl, tls_ex_index);
+
+	if (tc == NULL || tc->key[0] == '\0')
+		return 0;
+	if (tc->verified) {
+		tls_cache_put(SSL_get_SSL_CTX(ssl), tc->key, sess);
+		return 1;
+	}
+	if (tc->pending != NULL)
+		SSL_SESSION_free(tc->pending);
+	tc->pending = sess;
+	return 1;
+}
 
 static const char *const tls_result_names[] = {
 	[TLS_RESULT_OK] = "ok",
@@ -39,18 +119,17 @@ tls_result_name(enum tls_result r)
 static int
 tls_verify_cb(int ok, X509_STORE_CTX *store)
 {
+	struct tls_conn *tc;
 	SSL *ssl;
-	uintptr_t rec;
 
 	if (ok)
 		return 1;
 	ssl = X509_STORE_CTX_get_ex_data(store,
 	    SSL_get_ex_data_X509_STORE_CTX_idx());
-	if (ssl != NULL && SSL_get_ex_data(ssl, tls_ex_index) == NULL) {
-		rec = 1 + (uintptr_t)X509_STORE_CTX_get_error(store) +
+	if (ssl != NULL && (tc = SSL_get_ex_data(ssl, tls_ex_index)) != NULL &&
+	    tc->chain_err == 0)
+		tc->chain_err = 1 + (uintptr_t)X509_STORE_CTX_get_error(store) +
 		    ((uintptr_t)X509_STORE_CTX_get_error_depth(store) << 16);
-		SSL_set_ex_data(ssl, tls_ex_index, (void *)rec);
-	}
 	return 1;
 }
 
@@ -63,7 +142,8 @@ tls_ctx_new(const struct config *cfg, const struct policy_profile *p,
 	const char *bundle = config_profile_ca_bundle(cfg, p);
 
 	if (tls_ex_index == -1)
-		tls_ex_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+		tls_ex_index = SSL_get_ex_new_index(0, NULL, NULL, NULL,
+		    tls_conn_free);
 	if ((ctx = SSL_CTX_new(TLS_method())) == NULL) {
 		snprintf(err, errlen, "SSL_CTX_new failed");
 		return NULL;
@@ -88,6 +168,9 @@ tls_ctx_new(const struct config *cfg, const struct policy_profile *p,
 		goto fail;
 	}
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, tls_verify_cb);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
+	    SSL_SESS_CACHE_NO_INTERNAL);
+	SSL_CTX_sess_set_new_cb(ctx, tls_new_session);
 	return ctx;
 fail:
 	ERR_clear_error();
@@ -98,13 +181,36 @@ fail:
 void
 tls_ctx_free(SSL_CTX *ctx)
 {
+	int i;
+
+	/* A later context may get the same address: drop its sessions. */
+	for (i = 0; i < TLS_CACHE_SLOTS; i++)
+		if (tls_cache[i].ctx == ctx && tls_cache[i].sess != NULL) {
+			SSL_SESSION_free(tls_cache[i].sess);
+			tls_cache[i].sess = NULL;
+			tls_cache[i].ctx = NULL;
+		}
 	SSL_CTX_free(ctx);
 }
 
-void
-tls_prepare(SSL *ssl)
+int
+tls_prepare(SSL *ssl, const char *key)
 {
-	SSL_set_ex_data(ssl, tls_ex_index, NULL);
+	struct tls_conn *tc;
+	struct tls_cached *c;
+
+	if ((tc = calloc(1, sizeof(*tc))) == NULL)
+		return -1;
+	snprintf(tc->key, sizeof(tc->key), "%s", key);
+	if (!SSL_set_ex_data(ssl, tls_ex_index, tc)) {
+		free(tc);
+		return -1;
+	}
+	c = tls_cache_slot(SSL_get_SSL_CTX(ssl), key);
+	if (c->sess != NULL && c->ctx == SSL_get_SSL_CTX(ssl) &&
+	    strcmp(c->key, key) == 0)
+		SSL_set_session(ssl, c->sess);
+	return 0;
 }
 
 static enum tls_result
@@ -204,7 +310,8 @@ tls_facts_collect(SSL *ssl, const char *const *names, int nnames,
     struct tls_facts *f)
 {
 	const SSL_CIPHER *cipher = SSL_get_current_cipher(ssl);
-	uintptr_t rec = (uintptr_t)SSL_get_ex_data(ssl, tls_ex_index);
+	struct tls_conn *tc = SSL_get_ex_data(ssl, tls_ex_index);
+	uintptr_t rec = tc != NULL ? tc->chain_err : 0;
 	X509 *leaf;
 	char have[256];
 	int i;
@@ -252,6 +359,15 @@ tls_facts_collect(SSL *ssl, const char *const *names, int nnames,
 		    nnames > 1 ? " or another permitted name" : "", have);
 	}
 	X509_free(leaf);
+	/* Verified: this handshake's sessions may be resumed later. */
+	if (tc != NULL && f->result == TLS_RESULT_OK) {
+		tc->verified = 1;
+		if (tc->pending != NULL) {
+			tls_cache_put(SSL_get_SSL_CTX(ssl), tc->key,
+			    tc->pending);
+			tc->pending = NULL;
+		}
+	}
 }
 
 /* "TLSV1_ALERT_PROTOCOL_VERSION" → "alert protocol_version". */

@@ -41,8 +41,14 @@ SSL_CTX *tls_ctx_new(const struct config *cfg, const struct policy_profile *p,
     char *err, size_t errlen);
 void tls_ctx_free(SSL_CTX *ctx);
 
-/* Prepare SSL objects created by conn_start_tls to record chain facts. */
-void tls_prepare(SSL *ssl);
+#define TLS_KEY_MAX 320
+
+/*
+ * Prepare an SSL object made by conn_start_tls: it records chain facts,
+ * and resumes the cached session of `key` (the upstream host and address)
+ * when there is one.  0, or -1 when out of memory.
+ */
+int tls_prepare(SSL *ssl, const char *key);
 
 /*
  * After a finished handshake: fill facts.  `names` are the names the leaf
