@@ -1359,7 +1359,7 @@ session_up_event(struct conn *c, enum conn_event ev, void *arg)
 		session_up_failed(s, reason);
 		break;
 	case CONN_EV_TIMEOUT:
-		snprintf(reason, sizeof(reason), "timed out %s",
+		snprintf(reason, sizeof(reason), "timeout %s",
 		    session_waiting_for(s->state));
 		session_up_failed(s, reason);
 		break;
