@@ -19,7 +19,7 @@ LIB_ASAN_OBJ := $(filter-out build/asan/obj/proxy/main.o,$(ASAN_OBJ))
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(patsubst tests/unit/%.c,build/asan/%,$(UNIT_SRC))
 
-.PHONY: all run test unit integration deps deps-test check-deps clean
+.PHONY: all run test unit integration deps deps-test check-deps bench clean
 
 all: build/mxtls build/mxtls-fetch
 
@@ -76,6 +76,11 @@ test: deps-test
 
 check-deps:
 	@sh tests/check-deps.sh
+
+# Speed and memory against stunnel and Postfix (docs/bench.md); installs
+# stunnel4 if missing.  Not part of `make test`.
+bench: all
+	@sh tests/bench/run.sh
 
 clean:
 	rm -rf build

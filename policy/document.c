@@ -77,7 +77,8 @@ struct parser {
 	int oom;
 };
 
-static const char *const builtin_profiles[] = { "opportunistic", "mandatory" };
+static const char *const builtin_profiles[] = { "opportunistic", "mandatory",
+	POLICY_MTA_STS_PROFILE };
 static const char *const config_sections[] = { "proxy", "dns", "tls",
 	"policy" };
 

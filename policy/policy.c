@@ -645,6 +645,13 @@ profile_key(struct policy_set *set, const char *name, size_t namelen,
 
 	if (!valid_profile_name(name, namelen, key, err, errlen))
 		return -1;
+	if (namelen == strlen(POLICY_MTA_STS_PROFILE) &&
+	    memcmp(name, POLICY_MTA_STS_PROFILE, namelen) == 0) {
+		snprintf(err, errlen, "%s: profile %s is reserved for MTA-STS "
+		    "enforce and cannot be changed", key,
+		    POLICY_MTA_STS_PROFILE);
+		return -1;
+	}
 	if ((i = profile_get(set, name, namelen, key, err, errlen)) < 0)
 		return -1;
 	p = &set->profiles[i];
@@ -813,7 +820,15 @@ policy_set_init(struct policy_set *set)
 	set->profiles[1].tls = POLICY_TLS_MANDATORY;
 	set->profiles[1].verify = POLICY_VERIFY_STRICT;
 	set->profiles[1].builtin = 1;
-	set->nprofiles = 2;
+	/*
+	 * What an MTA-STS enforce policy asks for (RFC 8461): a profile of
+	 * its own, so an operator's edits to "mandatory" never weaken it.
+	 */
+	strcpy(set->profiles[2].name, POLICY_MTA_STS_PROFILE);
+	set->profiles[2].tls = POLICY_TLS_MANDATORY;
+	set->profiles[2].verify = POLICY_VERIFY_STRICT;
+	set->profiles[2].builtin = 1;
+	set->nprofiles = 3;
 	set->default_profile = 0;
 }
 

@@ -14,6 +14,7 @@
 #define POLICY_PROFILES_MAX 64
 #define POLICY_MATCHES_MAX 4096
 #define POLICY_ERR_MAX 256
+#define POLICY_MTA_STS_PROFILE "mta-sts" /* built in, not configurable */
 #define POLICY_DOMAIN_MAX 253 /* a domain name, A-label form, no trailing dot */
 
 /* TLS protocol versions as on the wire, so policy/ needs no TLS headers. */

@@ -35,6 +35,7 @@ struct central {
 	double max_stale;
 	char *path;	 /* state_dir/central-policy: the last good copy */
 	char *meta_path; /* ... .meta: serial, validators, fetched-at */
+	char *sig_path;	 /* ... .sig: its signature, with signing_key */
 
 	/* the document in force */
 	char *text;
@@ -101,6 +102,7 @@ central_drop_config(struct central *c)
 	free(c->signing_key);
 	free(c->path);
 	free(c->meta_path);
+	free(c->sig_path);
 }
 
 int
@@ -123,7 +125,11 @@ central_configure(struct central *c, const struct config *cfg)
 	if (asprintf(&c->meta_path, "%s/central-policy.meta",
 	    cfg->state_dir) == -1)
 		c->meta_path = NULL;
-	return c->path != NULL && c->meta_path != NULL ? 0 : -1;
+	if (asprintf(&c->sig_path, "%s/central-policy.sig",
+	    cfg->state_dir) == -1)
+		c->sig_path = NULL;
+	return c->path != NULL && c->meta_path != NULL && c->sig_path != NULL ?
+	    0 : -1;
 }
 
 static void
@@ -275,6 +281,25 @@ central_take(struct central *c, char *text, size_t len, const char *how)
 	return 0;
 }
 
+/* With signing_key, the copy on disk must carry a valid signature too. */
+static int
+central_copy_signed(const struct central *c, const char *text, size_t len)
+{
+	const char *why;
+	char err[256], *sig;
+	size_t slen;
+	int ok;
+
+	if (c->signing_key == NULL)
+		return 1;
+	if ((sig = file_read(c->sig_path, CENTRAL_SIG_MAX, &slen, err,
+	    sizeof(err))) == NULL)
+		return 0;
+	ok = sign_check(c->signing_key, text, len, sig, slen, &why) == 1;
+	free(sig);
+	return ok;
+}
+
 void
 central_start(struct central *c)
 {
@@ -285,7 +310,12 @@ central_start(struct central *c)
 		return;
 	/* The last good copy: the policy in force before any fetch. */
 	if ((text = file_read(c->path, DOCUMENT_MAX, &len, err,
-	    sizeof(err))) != NULL) {
+	    sizeof(err))) != NULL && !central_copy_signed(c, text, len)) {
+		log_error(0, "central-policy-refused", "how", "last-good-copy",
+		    "reason", "the copy in state_dir has no valid signature "
+		    "for signing_key", NULL);
+		free(text);
+	} else if (text != NULL) {
 		meta = file_read(c->meta_path, 8192, &mlen, err, sizeof(err));
 		if (central_take(c, text, len, "last-good-copy") == -1)
 			free(text);
@@ -328,6 +358,24 @@ central_next(struct central *c)
 }
 
 static void central_fetched(void *arg, const struct fetch_response *rs);
+static const char *central_document_arrived(struct central *c,
+    const struct fetch_response *rs, char *text, unsigned long long *serial);
+
+/* One line per fetch: what came back, how big, how long. */
+static void
+central_log_fetch(const struct central *c, const struct fetch_response *rs,
+    const char *what, const char *outcome)
+{
+	char st[16], bytes[24], ms[16];
+
+	snprintf(st, sizeof(st), "%u", rs->status);
+	snprintf(bytes, sizeof(bytes), "%zu", rs->body_len);
+	snprintf(ms, sizeof(ms), "%u", rs->duration_ms);
+	log_info(0, "central-policy-fetch", "url", c->url, "what", what,
+	    "result", fetchproto_result_name(rs->result), "status", st,
+	    "bytes", bytes, "duration_ms", ms, "outcome", outcome, "error",
+	    rs->error, NULL);
+}
 
 static int
 central_fetch(struct central *c, const char *url, int conditional)
@@ -351,10 +399,10 @@ central_fetch(struct central *c, const char *url, int conditional)
 }
 
 /* The signature arrived: check it against the document it signs. */
-static void
+static const char *
 central_signature(struct central *c, const struct fetch_response *rs)
 {
-	const char *why = "no signature";
+	const char *why = "no signature", *outcome = "refused";
 	char *text;
 
 	if (rs->result == FETCH_OK && sign_check(c->signing_key, c->pending,
@@ -362,6 +410,13 @@ central_signature(struct central *c, const struct fetch_response *rs)
 		text = c->pending;
 		c->pending = NULL;
 		if (central_take(c, text, c->pending_len, "fetched") == 0) {
+			char err[512];
+
+			/* Kept beside the copy: a restart checks it again. */
+			if (file_replace(c->sig_path, rs->body, rs->body_len,
+			    err, sizeof(err)) == -1)
+				log_error(0, "central-policy-save-failed",
+				    "error", err, NULL);
 			free(c->etag);
 			free(c->last_modified);
 			c->etag = c->pending_etag;
@@ -370,6 +425,7 @@ central_signature(struct central *c, const struct fetch_response *rs)
 			c->fetched_at = clock_now();
 			central_save(c);
 			central_count("ok");
+			outcome = "updated";
 		} else
 			free(text);
 	} else {
@@ -379,7 +435,7 @@ central_signature(struct central *c, const struct fetch_response *rs)
 		central_count("invalid");
 	}
 	central_clear_pending(c);
-	central_next(c);
+	return outcome;
 }
 
 static void
@@ -387,74 +443,94 @@ central_fetched(void *arg, const struct fetch_response *rs)
 {
 	struct central *c = arg;
 	unsigned long long serial;
-	char *sigurl, *text, st[16];
+	const char *outcome;
+	char *sigurl = NULL, *text, st[16];
 
 	c->call = NULL;
 	if (c->pending != NULL) {
-		central_signature(c, rs);
-		return;
-	}
-	if (rs->result == FETCH_NOT_MODIFIED) {
-		c->fetched_at = clock_now();
-		central_save(c);
-		central_count("not-modified");
+		central_log_fetch(c, rs, "signature", central_signature(c, rs));
 		central_next(c);
 		return;
 	}
-	if (rs->result != FETCH_OK) {
+	if (rs->result == FETCH_NOT_MODIFIED) {
+		/* The server confirms the copy in force: it is fresh again. */
+		c->fetched_at = clock_now();
+		central_save(c);
+		central_count("not-modified");
+		outcome = "not-modified";
+	} else if (rs->result != FETCH_OK) {
 		snprintf(st, sizeof(st), "%u", rs->status);
 		log_warn(0, "central-policy-fetch-failed", "url", c->url,
 		    "result", fetchproto_result_name(rs->result), "status", st,
 		    "error", rs->error, NULL);
 		central_count("failed");
-		central_next(c);
-		return;
+		outcome = "kept-last-good";
+	} else if ((text = malloc(rs->body_len + 1)) == NULL) {
+		outcome = "kept-last-good";
+	} else {
+		memcpy(text, rs->body, rs->body_len);
+		text[rs->body_len] = '\0';
+		outcome = central_document_arrived(c, rs, text, &serial);
+		if (outcome == NULL) {
+			/* Signed: the document waits for its signature. */
+			if (asprintf(&sigurl, "%s.sig", c->url) == -1)
+				sigurl = NULL;
+			if (sigurl != NULL && central_fetch(c, sigurl, 0) == 0) {
+				central_log_fetch(c, rs, "document",
+				    "awaiting-signature");
+				free(sigurl);
+				return;
+			}
+			free(sigurl);
+			central_clear_pending(c);
+			outcome = "kept-last-good";
+		}
 	}
-	if ((text = malloc(rs->body_len + 1)) == NULL) {
-		central_next(c);
-		return;
-	}
-	memcpy(text, rs->body, rs->body_len);
-	text[rs->body_len] = '\0';
+	central_log_fetch(c, rs, "document", outcome);
+	central_next(c);
+}
+
+/*
+ * A fetched document: refused as a rollback, taken (without signing_key),
+ * or parked for its signature (NULL).  Returns the outcome for the log.
+ */
+static const char *
+central_document_arrived(struct central *c, const struct fetch_response *rs,
+    char *text, unsigned long long *serial)
+{
 	/* An older serial than the one in force is a rollback. */
-	if (central_serial(text, rs->body_len, c->url, &serial) == 0 &&
-	    c->have_serial && serial < c->serial) {
+	if (central_serial(text, rs->body_len, c->url, serial) == 0 &&
+	    c->have_serial && *serial < c->serial) {
 		char have[24], got[24];
 
 		snprintf(have, sizeof(have), "%llu", c->serial);
-		snprintf(got, sizeof(got), "%llu", serial);
+		snprintf(got, sizeof(got), "%llu", *serial);
 		log_error(0, "central-policy-refused", "url", c->url, "reason",
 		    "serial lower than the document in force (rollback)",
 		    "serial", got, "in_force", have, NULL);
 		central_count("invalid");
 		free(text);
-		central_next(c);
-		return;
+		return "refused";
 	}
 	if (c->signing_key == NULL) {
-		if (central_take(c, text, rs->body_len, "fetched") == 0) {
-			free(c->etag);
-			free(c->last_modified);
-			c->etag = central_strdup(rs->etag);
-			c->last_modified = central_strdup(rs->last_modified);
-			c->fetched_at = clock_now();
-			central_save(c);
-			central_count("ok");
-		} else
+		if (central_take(c, text, rs->body_len, "fetched") == -1) {
 			free(text);
-		central_next(c);
-		return;
+			return "refused";
+		}
+		free(c->etag);
+		free(c->last_modified);
+		c->etag = central_strdup(rs->etag);
+		c->last_modified = central_strdup(rs->last_modified);
+		c->fetched_at = clock_now();
+		central_save(c);
+		central_count("ok");
+		return "updated";
 	}
 	c->pending = text;
 	c->pending_len = rs->body_len;
 	c->pending_etag = central_strdup(rs->etag);
 	c->pending_lm = central_strdup(rs->last_modified);
-	if (asprintf(&sigurl, "%s.sig", c->url) == -1 ||
-	    central_fetch(c, sigurl, 0) == -1) {
-		central_clear_pending(c);
-		central_next(c);
-	}
-	free(sigurl);
+	return NULL;
 }
 
 static void

@@ -353,17 +353,33 @@ conn_fill(struct conn *c)
 	return 0;
 }
 
+/*
+ * Acknowledge at once during and right after the handshake: the peer's
+ * Nagle otherwise holds its reply until our delayed ACK, 40 ms later,
+ * since we have nothing more to send that could carry it.  The kernel
+ * turns this off again by itself, so it is set at each step.
+ */
+static void
+conn_quickack(struct conn *c)
+{
+	int one = 1;
+
+	setsockopt(c->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+}
+
 static void
 conn_handshake(struct conn *c)
 {
 	int r, e;
 
+	conn_quickack(c);
 	ERR_clear_error();
 	errno = 0;
 	r = SSL_do_handshake(c->ssl);
 	if (r == 1) {
 		c->state = CONN_TLS;
 		c->ssl_want = 0;
+		conn_quickack(c);
 		conn_emit(c, CONN_EV_TLS_READY);
 		return;
 	}

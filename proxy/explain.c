@@ -32,6 +32,8 @@
 #include <strings.h>
 
 #include "explain.h"
+#include "file.h"
+#include "sts.h"
 
 #define LABEL_WIDTH 13 /* "min_version" and two spaces */
 #define VALUE_WIDTH_MAX 56
@@ -233,6 +235,54 @@ invalid(const char *recipient, const char *why)
 	return 1;
 }
 
+/*
+ * MTA-STS: where no explicit match names the domain, the cached policy of
+ * the recipient domain (state_dir/mta-sts) decides over the rows above.
+ */
+static void
+explain_sts(const struct config *cfg, const struct policy_decision *d,
+    FILE *out)
+{
+	struct sts_record rec;
+	char path[4096], err[256], when[32], *text;
+	struct tm tm;
+	size_t len;
+	int i;
+
+	if (!cfg->mta_sts) {
+		fprintf(out, "%-*s%s\n", LABEL_WIDTH, "mta-sts",
+		    "off ([policy] mta_sts)");
+		return;
+	}
+	if (d->nexthop != NULL ||
+	    (d->match != NULL && strcmp(d->match->pattern, "*") != 0)) {
+		fprintf(out, "%-*s%s\n", LABEL_WIDTH, "mta-sts",
+		    "not consulted: an explicit match names this domain");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/mta-sts/%s%s", cfg->state_dir,
+	    d->domain, STS_CACHE_SUFFIX);
+	if ((text = file_read(path, STS_CACHE_FILE_MAX, &len, err,
+	    sizeof(err))) == NULL || sts_record_parse(text, len, &rec, err,
+	    sizeof(err)) == -1) {
+		fprintf(out, "%-*s%s\n", LABEL_WIDTH, "mta-sts",
+		    "no policy cached (looked up at the first message)");
+		free(text);
+		return;
+	}
+	free(text);
+	gmtime_r(&rec.expires, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	fprintf(out, "%-*s%s (id %s, cached until %s)%s\n", LABEL_WIDTH,
+	    "mta-sts", mtasts_mode_name(rec.policy.mode), rec.id, when,
+	    rec.policy.mode == MTASTS_ENFORCE ? ": profile " POLICY_MTA_STS_PROFILE
+	    " (mandatory, strict) replaces the rows above" : "");
+	for (i = 0; i < rec.policy.nmx; i++)
+		fprintf(out, "%-*s%s\n", LABEL_WIDTH, i == 0 ? "mta-sts mx" : "",
+		    rec.policy.mx[i]);
+	sts_record_free(&rec);
+}
+
 int
 explain_print(const struct config *cfg, const char *recipient, FILE *out)
 {
@@ -286,5 +336,6 @@ explain_print(const struct config *cfg, const char *recipient, FILE *out)
 		    r.origin[i]);
 	}
 	rows_free(&r);
+	explain_sts(cfg, &d, out);
 	return 0;
 }

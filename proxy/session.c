@@ -172,6 +172,7 @@ struct session {
 	const char *sts_mxp[POLICY_MX_MAX];
 	int sts_nmx;
 	int route_sts; /* the route's profile comes from MTA-STS enforce */
+	int route_sts_testing; /* MTA-STS testing: report what would fail */
 
 	int transparent;
 	struct sockaddr_storage orig;
@@ -294,7 +295,7 @@ static void
 session_log_delivery(struct session *s, const char *outcome,
     const char *reply, const char *reason)
 {
-	char port[8], nrcpt[12], size[24], labels[160];
+	char port[8], nrcpt[12], size[24], labels[160], source[600];
 
 	/* Attempts that lead on to another (a fallback) are not outcomes. */
 	if (strcmp(outcome, "tls-failed") != 0)
@@ -304,6 +305,15 @@ session_log_delivery(struct session *s, const char *outcome,
 		    NULL), 1);
 	snprintf(port, sizeof(port), "%d", s->up_port);
 	snprintf(nrcpt, sizeof(nrcpt), "%d", s->nrcpt_ok);
+	/* Where the profile came from: MTA-STS, a match, or the default. */
+	if (s->route_sts)
+		snprintf(source, sizeof(source), "mta-sts");
+	else if (s->dec.match != NULL)
+		snprintf(source, sizeof(source), "%s:%d [match %s]",
+		    s->dec.match->origin.file ? s->dec.match->origin.file : "",
+		    s->dec.match->origin.line, s->dec.match->pattern);
+	else
+		snprintf(source, sizeof(source), "default");
 	snprintf(size, sizeof(size), "%zu", s->scan.total);
 	log_info(s->id, "delivery", "outcome", outcome, "rcpt_domain",
 	    s->route_domain, "mx", s->up_host[0] ? s->up_host : NULL, "addr",
@@ -315,7 +325,8 @@ session_log_delivery(struct session *s, const char *outcome,
 	    s->up_tls && s->facts.result != TLS_RESULT_OK ? s->facts.reason :
 	    NULL, "result",
 	    s->up_tls ? tls_result_name(s->facts.result) : NULL, "profile",
-	    s->dec.profile != NULL ? s->dec.profile->name : NULL, "fallback",
+	    s->dec.profile != NULL ? s->dec.profile->name : NULL,
+	    "policy_source", s->have_route ? source : NULL, "fallback",
 	    s->fallback ? "yes" : NULL, "nrcpt", nrcpt, "size", size, "reply",
 	    reply, "reason",
 	    reason == NULL && s->fallback ? s->verdict_reason : reason, NULL);
@@ -331,6 +342,8 @@ session_txn_reset(struct session *s)
 	s->nrcpt_ok = 0;
 	s->nrcpt_tried = 0;
 	s->have_route = 0;
+	s->route_sts = 0;
+	s->route_sts_testing = 0;
 	s->route_domain[0] = '\0';
 	s->route_key[0] = '\0';
 	s->txn_fail[0] = '\0';
@@ -418,6 +431,25 @@ session_before_ehlo(enum sess_state st)
 	return st == ST_UP_CONNECT || st == ST_UP_GREETING;
 }
 
+/*
+ * MTA-STS testing (RFC 8461 section 5): deliver as the lower sources say,
+ * but report what enforce would have refused.
+ */
+static void
+session_sts_testing_report(struct session *s, const char *reason)
+{
+	char where[320];
+
+	if (!s->route_sts_testing)
+		return;
+	session_up_where(s, where, sizeof(where));
+	log_warn(s->id, "mta-sts-testing-failure", "domain", s->route_domain,
+	    "host", where, "reason", reason, "effect",
+	    "enforce would have refused this delivery", NULL);
+	metrics_inc("mxtls_tls_failures_total",
+	    "result=\"sts-testing\"", 1);
+}
+
 /* Keep the first host's verdict: it is the most preferred MX. */
 static void
 session_note_verdict(struct session *s, enum failure_action a,
@@ -477,6 +509,7 @@ session_tls_failure(struct session *s, enum failure_event ev,
 	session_up_close(s);
 	if (s->route_sts)
 		sts_refresh(s->px->sts, s->route_domain);
+	session_sts_testing_report(s, reason);
 	session_note_verdict(s, a, ev, reason, rec.first_failure +
 	    t->retry_delay);
 	session_up_try_addr(s);
@@ -1013,6 +1046,7 @@ session_after_ehlo(struct session *s)
 	}
 	log_info(s->id, "plaintext", "reason", "starttls-not-supported",
 	    "mx", s->up_host, "addr", s->up_addr, NULL);
+	session_sts_testing_report(s, "server does not offer STARTTLS");
 	session_send_mail(s);
 }
 
@@ -1520,7 +1554,7 @@ session_sts_wanted(const struct session *s, const struct policy_decision *d)
 static void
 session_sts_apply(struct session *s, struct policy_decision *d)
 {
-	int i = policy_profile_find(s->rt->policy, "mandatory");
+	int i = policy_profile_find(s->rt->policy, POLICY_MTA_STS_PROFILE);
 
 	if (s->sts_mode != MTASTS_ENFORCE || i < 0)
 		return;
@@ -1653,6 +1687,8 @@ session_rcpt_route(struct session *s, struct policy_decision *dec)
 		s->dec = *dec;
 		s->route_sts = session_sts_wanted(s, dec) &&
 		    s->sts_mode == MTASTS_ENFORCE;
+		s->route_sts_testing = session_sts_wanted(s, dec) &&
+		    s->sts_mode == MTASTS_TESTING;
 		snprintf(s->route_key, sizeof(s->route_key), "%s", key);
 		snprintf(s->route_domain, sizeof(s->route_domain), "%s",
 		    domain);

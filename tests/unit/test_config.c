@@ -319,7 +319,7 @@ test_defaults(void)
 	CHECK_INT(cfg.min_version, POLICY_TLS1_2);
 	CHECK_INT(cfg.max_version, POLICY_TLS1_3);
 	CHECK(cfg.ciphers == NULL);
-	CHECK_INT(cfg.policy.nprofiles, 2);
+	CHECK_INT(cfg.policy.nprofiles, 3); /* the built-ins */
 	CHECK_INT(cfg.policy.nmatches, 0);
 	CHECK_INT(cfg.policy.default_profile, 0);
 	CHECK_INT(cfg.policy.default_origin.line, 0);

@@ -373,14 +373,15 @@ merge(void)
 	CHECK_INT(document_merge(&local, &doc, &out, err, sizeof(err)), 0);
 
 	/* Profiles: the local ones, then the document's new ones. */
-	CHECK_INT(out.nprofiles, 4);
+	CHECK_INT(out.nprofiles, 5);
 	CHECK_STR(out.profiles[0].name, "opportunistic");
 	CHECK_STR(out.profiles[1].name, "mandatory");
-	CHECK_STR(out.profiles[2].name, "corp");
-	CHECK_STR(out.profiles[3].name, "central");
-	CHECK_INT(out.profiles[2].tls, POLICY_TLS_MANDATORY);
-	CHECK_STR(out.profiles[2].origin.file, "local.ini");
-	CHECK_STR(out.profiles[3].origin.file, "https://p.example/doc");
+	CHECK_STR(out.profiles[2].name, POLICY_MTA_STS_PROFILE);
+	CHECK_STR(out.profiles[3].name, "corp");
+	CHECK_STR(out.profiles[4].name, "central");
+	CHECK_INT(out.profiles[3].tls, POLICY_TLS_MANDATORY);
+	CHECK_STR(out.profiles[3].origin.file, "local.ini");
+	CHECK_STR(out.profiles[4].origin.file, "https://p.example/doc");
 	CHECK_INT(out.nmatches, 5); /* 2 local + b, c, * */
 
 	policy_lookup(&out, "x@a.example", &d);
@@ -405,7 +406,7 @@ merge(void)
 	policy_set_free(&local);
 	document_errors_free(&errs);
 	CHECK_STR(out.matches[3].nexthop, "relay.c.example");
-	CHECK_STR(out.profiles[3].mx[0], "mx.c.example");
+	CHECK_STR(out.profiles[4].mx[0], "mx.c.example");
 	policy_set_free(&out);
 	document_free(&doc);
 
@@ -448,9 +449,9 @@ merge_refused(void)
 	policy_set_free(&out);
 	policy_set_free(&local);
 
-	/* Too many profiles together. */
+	/* Too many profiles together (the 3 built-ins count). */
 	policy_set_init(&local);
-	for (i = 0; i < POLICY_PROFILES_MAX - 2; i++) {
+	for (i = 0; i < POLICY_PROFILES_MAX - 3; i++) {
 		snprintf(name, sizeof(name), "profile l%d", i);
 		local_key(&local, name, "tls", "off", i + 1);
 	}
@@ -463,7 +464,7 @@ merge_refused(void)
 
 	/* A document profile named like a local one is no new profile. */
 	policy_set_init(&local);
-	for (i = 0; i < POLICY_PROFILES_MAX - 2; i++) {
+	for (i = 0; i < POLICY_PROFILES_MAX - 3; i++) {
 		snprintf(name, sizeof(name), "profile l%d", i);
 		local_key(&local, name, "tls", "off", i + 1);
 	}

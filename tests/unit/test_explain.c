@@ -282,7 +282,8 @@ test_full(void)
 	    "ciphers      (BoringSSL default)\tbuilt-in default\n"
 	    "ca_bundle    @T/ca.crt\t[tls] at @F:2\n"
 	    "mx           mx.xn--bcher-kva.example\t@F:18\n"
-	    "nexthop      relay.example.net:587\t@F:19\n");
+	    "nexthop      relay.example.net:587\t@F:19\n"
+	    "mta-sts      not consulted: an explicit match names this domain\n");
 
 	/* The same domain in A-label form, mixed case: no domain line. */
 	EXPECT(&cfg, "x@XN--BCHER-KVA.example",
@@ -296,7 +297,8 @@ test_full(void)
 	    "ciphers      (BoringSSL default)\tbuilt-in default\n"
 	    "ca_bundle    @T/ca.crt\t[tls] at @F:2\n"
 	    "mx           mx.xn--bcher-kva.example\t@F:18\n"
-	    "nexthop      relay.example.net:587\t@F:19\n");
+	    "nexthop      relay.example.net:587\t@F:19\n"
+	    "mta-sts      not consulted: an explicit match names this domain\n");
 
 	/* An address match; a built-in profile changed by a section. */
 	EXPECT(&cfg, "jörg@EXAMPLE.com.",
@@ -310,7 +312,8 @@ test_full(void)
 	    "ciphers      (BoringSSL default)\tbuilt-in default\n"
 	    "ca_bundle    @T/ca.crt\t[tls] at @F:2\n"
 	    "mx           (none: the MX host name)\tbuilt-in\n"
-	    "nexthop      (none)\tbuilt-in default\n");
+	    "nexthop      (none)\tbuilt-in default\n"
+	    "mta-sts      not consulted: an explicit match names this domain\n");
 
 	/* mx from the profile; a bare domain. */
 	EXPECT(&cfg, "mx1.partner.example",
@@ -324,7 +327,8 @@ test_full(void)
 	    "ciphers      (BoringSSL default)\tbuilt-in default\n"
 	    "ca_bundle    @T/ca.crt\t[tls] at @F:2\n"
 	    "mx           *.mx.partner.example\t@F:11\n"
-	    "nexthop      (none)\tbuilt-in default\n");
+	    "nexthop      (none)\tbuilt-in default\n"
+	    "mta-sts      not consulted: an explicit match names this domain\n");
 
 	/* "*", a profile that sets every inherited key. */
 	EXPECT(&cfg, "someone@else.example",
@@ -338,7 +342,8 @@ test_full(void)
 	    "ciphers      ECDHE+AESGCM\t@F:30\n"
 	    "ca_bundle    @T/other.crt\t@F:31\n"
 	    "mx           (none: the MX host name)\tbuilt-in default\n"
-	    "nexthop      (none)\tbuilt-in default\n");
+	    "nexthop      (none)\tbuilt-in default\n"
+	    "mta-sts      no policy cached (looked up at the first message)\n");
 	config_free(&cfg);
 }
 
@@ -361,7 +366,8 @@ test_defaults(void)
 	    "ciphers      (BoringSSL default)\tbuilt-in default\n"
 	    "ca_bundle    @T/ca.crt\t[tls] at @F:2\n"
 	    "mx           (none: the MX host name)\tbuilt-in\n"
-	    "nexthop      (none)\tbuilt-in default\n");
+	    "nexthop      (none)\tbuilt-in default\n"
+	    "mta-sts      no policy cached (looked up at the first message)\n");
 	config_free(&cfg);
 
 	/* [policy] default naming a profile of the file. */
@@ -382,7 +388,8 @@ test_defaults(void)
 	    "ciphers      ECDHE+CHACHA20\t[tls] at @F:4\n"
 	    "ca_bundle    @T/ca.crt\t[tls] at @F:2\n"
 	    "mx           (none: the MX host name)\tbuilt-in default\n"
-	    "nexthop      (none)\tbuilt-in default\n");
+	    "nexthop      (none)\tbuilt-in default\n"
+	    "mta-sts      no policy cached (looked up at the first message)\n");
 	config_free(&cfg);
 }
 
@@ -415,7 +422,8 @@ test_long_value(void)
 		    "ca_bundle    @T/a-directory-with-a-long-name-for-bundles/"
 		    "ca.crt\t[tls] at @F:2\n"
 		    "mx           mx1.example.org, mx2.example.org\t@F:5\n"
-		    "nexthop      (none)\tbuilt-in default\n");
+		    "nexthop      (none)\tbuilt-in default\n"
+		    "mta-sts      not consulted: an explicit match names this domain\n");
 	}
 	config_free(&cfg);
 }
@@ -460,7 +468,8 @@ test_invalid(void)
 	    "ciphers      (BoringSSL default)\tbuilt-in default\n"
 	    "ca_bundle    @T/ca.crt\t[tls] at @F:2\n"
 	    "mx           (none: the MX host name)\tbuilt-in\n"
-	    "nexthop      (none)\tbuilt-in default\n");
+	    "nexthop      (none)\tbuilt-in default\n"
+	    "mta-sts      no policy cached (looked up at the first message)\n");
 	config_free(&cfg);
 }
 

@@ -37,9 +37,12 @@ test_init(void)
 	struct policy_set set;
 
 	policy_set_init(&set);
-	CHECK_INT(set.nprofiles, 2);
+	CHECK_INT(set.nprofiles, 3);
 	CHECK_INT(policy_profile_find(&set, "opportunistic"), 0);
 	CHECK_INT(policy_profile_find(&set, "mandatory"), 1);
+	CHECK_INT(policy_profile_find(&set, POLICY_MTA_STS_PROFILE), 2);
+	CHECK_INT(set.profiles[2].tls, POLICY_TLS_MANDATORY);
+	CHECK_INT(set.profiles[2].verify, POLICY_VERIFY_STRICT);
 	CHECK_INT(policy_profile_find(&set, "nope"), -1);
 	CHECK_INT(set.default_profile, 0);
 	CHECK_INT(set.profiles[0].tls, POLICY_TLS_OPPORTUNISTIC);
@@ -411,7 +414,7 @@ test_profile_values(void)
 	KEY_OK(&set, "profile partners", "ca_bundle", "bundles/p.pem");
 	KEY_OK(&set, "profile partners", "ciphers", "ECDHE+CHACHA20");
 	i = policy_profile_find(&set, "partners");
-	CHECK_INT(i, 2);
+	CHECK_INT(i, 3);
 	p = &set.profiles[i];
 	CHECK_INT(p->tls, POLICY_TLS_MANDATORY);
 	CHECK_INT(p->verify, POLICY_VERIFY_NONE);
@@ -771,7 +774,7 @@ test_limits(void)
 	int i, r = 0;
 
 	policy_set_init(&set);
-	for (i = 0; i < POLICY_PROFILES_MAX - 2 && r == 0; i++) {
+	for (i = 0; i < POLICY_PROFILES_MAX - 3 && r == 0; i++) {
 		snprintf(section, sizeof(section), "profile p%d", i);
 		r = key(&set, section, "tls", "off", err, sizeof(err));
 	}
