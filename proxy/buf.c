@@ -1,6 +1,7 @@
 /*
- * Fixed-capacity byte buffer.  The only allocation happens in buf_init, so
- * a peer can never make a buffer grow: the owner chose its maximum.
+ * Fixed-capacity byte buffer.  It is allocated at its full capacity when
+ * first written to, never larger, so a peer can never make a buffer grow:
+ * the owner chose its maximum.
  */
 #include <stdarg.h>
 #include <stdint.h>
@@ -14,14 +15,40 @@ int
 buf_init(struct buf *b, size_t cap)
 {
 	b->start = b->end = 0;
-	/* One spare byte past cap takes vsnprintf's terminator in buf_printf. */
-	if (cap == SIZE_MAX || (b->data = malloc(cap + 1)) == NULL) {
-		b->data = NULL;
+	b->data = NULL;
+	if (cap == SIZE_MAX) {
 		b->cap = 0;
 		return -1;
 	}
 	b->cap = cap;
 	return 0;
+}
+
+/* One spare byte past cap takes vsnprintf's terminator in buf_printf. */
+static int
+buf_take(struct buf *b)
+{
+	if (b->data == NULL && (b->data = malloc(b->cap + 1)) == NULL)
+		return -1;
+	return 0;
+}
+
+void
+buf_release(struct buf *b)
+{
+	if (buf_len(b) == 0) {
+		free(b->data);
+		b->data = NULL;
+		b->start = b->end = 0;
+	}
+}
+
+const char *
+buf_head(const struct buf *b)
+{
+	static const char none[1];
+
+	return b->data != NULL ? b->data + b->start : none;
 }
 
 void
@@ -54,6 +81,8 @@ buf_space(struct buf *b)
 	 * already consumed.  The copy only happens after a consume, and
 	 * consuming everything resets the buffer without one.
 	 */
+	if (buf_take(b) == -1)
+		return 0;
 	buf_compact(b);
 	return b->cap - b->end;
 }
@@ -63,10 +92,13 @@ buf_append(struct buf *b, const void *p, size_t n)
 {
 	if (n > b->cap - buf_len(b))
 		return -1;
+	if (n == 0)
+		return 0;
+	if (buf_take(b) == -1)
+		return -1;
 	if (n > b->cap - b->end)
 		buf_compact(b);
-	if (n > 0)
-		memcpy(b->data + b->end, p, n);
+	memcpy(b->data + b->end, p, n);
 	b->end += n;
 	return 0;
 }
@@ -77,7 +109,7 @@ buf_printf(struct buf *b, const char *fmt, ...)
 	va_list ap;
 	int n;
 
-	if (b->data == NULL)
+	if (buf_take(b) == -1)
 		return -1;
 	va_start(ap, fmt);
 	n = vsnprintf(NULL, 0, fmt, ap);

@@ -1,6 +1,8 @@
 /*
  * A byte buffer with a fixed capacity: the owner decides the maximum and
- * the buffer never grows past it.  Pure memory, no I/O.
+ * the buffer never grows past it.  The memory is taken when bytes first
+ * go in and can be given back whenever the buffer is empty, so an idle
+ * connection holds none.  Pure memory, no I/O.
  */
 #ifndef MXTLS_BUF_H
 #define MXTLS_BUF_H
@@ -14,13 +16,21 @@ struct buf {
 	size_t end;   /* one past the last byte */
 };
 
-int buf_init(struct buf *b, size_t cap); /* 0, or -1 when out of memory */
+int buf_init(struct buf *b, size_t cap); /* 0, or -1 for an absurd cap */
 void buf_free(struct buf *b);
+/* Give the memory back if the buffer is empty (it comes back on use). */
+void buf_release(struct buf *b);
 
 static inline size_t buf_len(const struct buf *b) { return b->end - b->start; }
-static inline const char *buf_head(const struct buf *b) { return b->data + b->start; }
+/* The unread bytes (a valid pointer even while no memory is held). */
+const char *buf_head(const struct buf *b);
+/* How many more bytes fit; allocates nothing. */
+static inline size_t buf_room(const struct buf *b) { return b->cap - buf_len(b); }
 
-/* Contiguous free space at the tail, compacting first when that helps. */
+/*
+ * Contiguous free space at the tail for writing into (buf_tail), taking
+ * the memory and compacting first when needed; 0 when out of memory.
+ */
 size_t buf_space(struct buf *b);
 static inline char *buf_tail(struct buf *b) { return b->data + b->end; }
 static inline void buf_commit(struct buf *b, size_t n) { b->end += n; }

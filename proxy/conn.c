@@ -189,7 +189,7 @@ conn_update(struct conn *c)
 
 	if (c->state == CONN_CLOSED)
 		return;
-	want_in = c->reading && !c->eof && buf_space(&c->in) > 0;
+	want_in = c->reading && !c->eof && buf_room(&c->in) > 0;
 	switch (c->state) {
 	case CONN_CONNECTING:
 		mask = EV_WRITE;
@@ -215,6 +215,9 @@ conn_update(struct conn *c)
 	case CONN_CLOSED:
 		break;
 	}
+	/* An idle connection holds no buffer memory (issue 7, W3). */
+	buf_release(&c->in);
+	buf_release(&c->out);
 	if (mask == (c->io.events & (EV_READ | EV_WRITE)) &&
 	    ev_is_active(&c->io))
 		return;

@@ -1835,7 +1835,7 @@ session_data(struct session *s)
 
 	while (buf_len(in) > 0 && !done) {
 		if (s->state == ST_DATA) {
-			room = buf_space(&s->up.out);
+			room = buf_room(&s->up.out);
 			if (room == 0)
 				return; /* resumed on the upstream's DRAINED */
 		} else
@@ -1893,7 +1893,7 @@ session_update_io(struct session *s)
 	if (s->closed)
 		return;
 	reading = session_reads_downstream(s->state) &&
-	    buf_space(&s->down.out) >= 1024;
+	    buf_room(&s->down.out) >= 1024;
 	conn_set_reading(&s->down, reading);
 	if (reading && (s->down_progress || !s->down_timed)) {
 		conn_deadline(&s->down, s->cfg->timeouts.client);
@@ -1953,7 +1953,7 @@ session_process_input(struct session *s)
 				break;
 			continue;
 		}
-		if (buf_space(&s->down.out) < 1024)
+		if (buf_room(&s->down.out) < 1024)
 			break; /* resumed when the MTA reads its replies */
 		n = smtp_line_length(buf_head(in), buf_len(in),
 		    SMTP_CMD_LINE_MAX, &bare);

@@ -11,10 +11,14 @@ test_buf_init_free(void)
 	struct buf b;
 
 	CHECK_INT(buf_init(&b, 16), 0);
-	CHECK(b.data != NULL);
+	CHECK(b.data == NULL); /* no memory until bytes go in */
 	CHECK_INT(b.cap, 16);
 	CHECK_INT(buf_len(&b), 0);
+	CHECK_INT(buf_room(&b), 16);
+	CHECK(b.data == NULL);
+	CHECK_STR(buf_head(&b), "");
 	CHECK_INT(buf_space(&b), 16);
+	CHECK(b.data != NULL);
 	buf_free(&b);
 	CHECK(b.data == NULL);
 	CHECK_INT(b.cap, 0);
@@ -31,6 +35,28 @@ test_buf_init_free(void)
 
 	CHECK_INT(buf_init(&b, (size_t)-1), -1);
 	CHECK(b.data == NULL);
+}
+
+/* An empty buffer gives its memory back; a full one keeps it. */
+static void
+test_buf_release(void)
+{
+	struct buf b;
+
+	CHECK_INT(buf_init(&b, 8), 0);
+	CHECK_INT(buf_append(&b, "abc", 3), 0);
+	CHECK(b.data != NULL);
+	buf_release(&b);
+	CHECK(b.data != NULL); /* not empty: kept */
+	CHECK_INT(buf_len(&b), 3);
+	buf_consume(&b, 3);
+	buf_release(&b);
+	CHECK(b.data == NULL);
+	CHECK_INT(buf_room(&b), 8);
+	CHECK_INT(buf_append(&b, "defghijk", 8), 0); /* taken again, whole */
+	CHECK_INT(buf_append(&b, "x", 1), -1);
+	CHECK(memcmp(buf_head(&b), "defghijk", 8) == 0);
+	buf_free(&b);
 }
 
 static void
@@ -153,6 +179,7 @@ int
 main(void)
 {
 	RUN(test_buf_init_free);
+	RUN(test_buf_release);
 	RUN(test_buf_append_consume);
 	RUN(test_buf_append_all_or_nothing);
 	RUN(test_buf_space_compacts);
