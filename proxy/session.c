@@ -109,6 +109,7 @@ struct session {
 	char rcpt_params[SESSION_PARAMS_MAX];
 	int nrcpt_ok;
 	int nrcpt_tried;
+	int nrcpt_tempfail; /* refused with 4xx: the MTA will try again */
 	int have_route;
 	char route_domain[DNS_NAME_MAX];
 	char route_key[DNS_NAME_MAX + POLICY_NAME_MAX + 8];
@@ -122,7 +123,11 @@ struct session {
 	int up_open;	  /* up holds a live connection */
 	int up_txn;	  /* a MAIL transaction is open upstream */
 	char up_key[DNS_NAME_MAX + POLICY_NAME_MAX + 8]; /* route it serves */
-	struct smtp_reply_parser rp;
+	/*
+	 * The reply being read; allocated while one is arriving, so an idle
+	 * session does not carry its 8 KiB (issue 7, W3).
+	 */
+	struct smtp_reply_parser *rp;
 	struct dns_query *dq;
 	struct hop hops[SESSION_HOSTS_MAX];
 	int nhops, hop_i;
@@ -290,6 +295,18 @@ session_up_where(struct session *s, char *dst, size_t len)
 	return dst;
 }
 
+/* The upstream's name for logs: the host, or in transparent mode the MX
+ * name that resolves to the original destination. */
+static const char *
+session_up_name(const struct session *s)
+{
+	if (s->up_host[0] != '\0')
+		return s->up_host;
+	if (s->transparent && s->ntp_names > 0)
+		return s->tp_names[0];
+	return NULL;
+}
+
 /* The one summary line per delivery attempt (SPEC.md section 3). */
 static void
 session_log_delivery(struct session *s, const char *outcome,
@@ -316,7 +333,7 @@ session_log_delivery(struct session *s, const char *outcome,
 		snprintf(source, sizeof(source), "default");
 	snprintf(size, sizeof(size), "%zu", s->scan.total);
 	log_info(s->id, "delivery", "outcome", outcome, "rcpt_domain",
-	    s->route_domain, "mx", s->up_host[0] ? s->up_host : NULL, "addr",
+	    s->route_domain, "mx", session_up_name(s), "addr",
 	    s->up_addr[0] ? s->up_addr : NULL, "port",
 	    s->up_addr[0] ? port : NULL, "tls",
 	    s->up_tls ? s->facts.version : "none", "cipher",
@@ -341,6 +358,7 @@ session_txn_reset(struct session *s)
 	s->mail_params[0] = '\0';
 	s->nrcpt_ok = 0;
 	s->nrcpt_tried = 0;
+	s->nrcpt_tempfail = 0;
 	s->have_route = 0;
 	s->route_sts = 0;
 	s->route_sts_testing = 0;
@@ -363,6 +381,8 @@ session_up_close(struct session *s)
 		conn_free(&s->up);
 		s->up_open = 0;
 	}
+	free(s->rp);
+	s->rp = NULL;
 	s->up_txn = 0;
 	s->up_tls = 0;
 	s->fallback = 0;
@@ -409,7 +429,6 @@ session_up_send(struct session *s, enum sess_state next, double timeout,
 	/* MAIL and RCPT lines carry addresses log_addresses may hide. */
 	if (s->cfg->log_addresses == CONFIG_ADDR_FULL)
 		log_debug(s->id, "up-send", "line", line, NULL);
-	smtp_reply_parser_init(&s->rp);
 	conn_write(&s->up, line, (size_t)n + 2);
 	conn_deadline(&s->up, timeout);
 	session_enter(s, next);
@@ -1104,7 +1123,8 @@ session_tls_ready(struct session *s)
 		    "mx: the certificate's name cannot be checked",
 		    s->route_domain, s->up_addr);
 	s->up_tls = 1;
-	log_info(s->id, "tls", "mx", s->up_host, "addr", s->up_addr, "version",
+	log_info(s->id, "tls", "mx", session_up_name(s), "addr", s->up_addr,
+	    "version",
 	    s->facts.version, "cipher", s->facts.cipher, "verify",
 	    s->facts.result == TLS_RESULT_OK ? "ok" : "fail", "reason",
 	    s->facts.result == TLS_RESULT_OK ? NULL : s->facts.reason,
@@ -1158,6 +1178,16 @@ session_filter_params(struct session *s, char *out, size_t outlen)
 	}
 }
 
+/* Our own greeting, as session_accept sends it. */
+static int
+session_is_own_banner(const struct session *s, const char *sum)
+{
+	char own[320];
+
+	snprintf(own, sizeof(own), "220 %s ESMTP mxtls", s->cfg->hostname);
+	return strcmp(sum, own) == 0;
+}
+
 static void
 session_on_up_reply(struct session *s, const struct smtp_reply *r)
 {
@@ -1176,6 +1206,23 @@ session_on_up_reply(struct session *s, const struct smtp_reply *r)
 			snprintf(s->last_error, sizeof(s->last_error),
 			    "%s greeted with %s", where, sum);
 			session_up_failed(s, s->last_error);
+			return;
+		}
+		if (session_is_own_banner(s, sum)) {
+			/*
+			 * Our own banner: the redirect sent our upstream
+			 * connection back to us.  A routing loop, not the
+			 * MX's fault: no retry record against it.
+			 */
+			log_error(s->id, "mail-loop", "host", where, "reason",
+			    "the upstream connection came back to mxtls: "
+			    "check the redirect's --uid / --mark exclusion",
+			    NULL);
+			session_up_close(s);
+			session_log_delivery(s, "deferred", NULL, "mail loop");
+			session_txn_fail(s, "451 4.4.6 Mail loop: the "
+			    "connection to %s came back to mxtls itself",
+			    where);
 			return;
 		}
 		session_up_send(s, ST_UP_EHLO, s->cfg->timeouts.command,
@@ -1257,6 +1304,8 @@ session_on_up_reply(struct session *s, const struct smtp_reply *r)
 		}
 		if (r->code / 100 == 2)
 			s->nrcpt_ok++;
+		else if (r->code / 100 == 4)
+			s->nrcpt_tempfail++;
 		session_relay_reply(s, r);
 		if (!s->closed)
 			session_enter(s, s->nrcpt_ok > 0 ? ST_RCPT : ST_MAIL);
@@ -1305,7 +1354,6 @@ session_on_up_reply(struct session *s, const struct smtp_reply *r)
 static void
 session_up_input(struct session *s)
 {
-	struct smtp_reply_parser *rp = &s->rp;
 	size_t used;
 	enum smtp_reply_status st;
 	int waiting;
@@ -1319,17 +1367,26 @@ session_up_input(struct session *s)
 			    "server sent data while no command was pending");
 			return;
 		}
-		st = smtp_reply_feed(rp, buf_head(&s->up.in),
+		if (s->rp == NULL) {
+			if ((s->rp = malloc(sizeof(*s->rp))) == NULL) {
+				session_up_failed(s, "out of memory");
+				return;
+			}
+			smtp_reply_parser_init(s->rp);
+		}
+		st = smtp_reply_feed(s->rp, buf_head(&s->up.in),
 		    buf_len(&s->up.in), &used);
 		buf_consume(&s->up.in, used);
 		if (st == SMTP_REPLY_MORE)
 			return;
 		if (st == SMTP_REPLY_ERROR) {
-			session_up_failed(s, rp->err);
+			session_up_failed(s, s->rp->err);
 			return;
 		}
-		session_on_up_reply(s, &rp->reply);
-		smtp_reply_parser_init(rp);
+		session_on_up_reply(s, &s->rp->reply);
+		/* Each reply starts from a fresh parser. */
+		free(s->rp);
+		s->rp = NULL;
 	}
 }
 
@@ -1368,7 +1425,6 @@ session_up_event(struct conn *c, enum conn_event ev, void *arg)
 	case CONN_EV_CONNECTED:
 		metrics_observe("mxtls_upstream_connect_seconds", "",
 		    clock_mono() - s->t_phase);
-		smtp_reply_parser_init(&s->rp);
 		conn_deadline(&s->up, s->cfg->timeouts.greeting);
 		session_enter(s, ST_UP_GREETING);
 		break;
@@ -1714,6 +1770,11 @@ session_cmd_data(struct session *s)
 		return;
 	}
 	if (s->nrcpt_ok == 0) {
+		/* Every recipient refused: that attempt gets its summary too. */
+		if (s->have_route && s->nrcpt_tried > 0)
+			session_log_delivery(s, s->nrcpt_tempfail > 0 ?
+			    "deferred" : "failed", NULL,
+			    "every recipient was refused");
 		session_reply(s, "554 5.5.1 No valid recipients");
 		return;
 	}
@@ -1821,7 +1882,6 @@ session_data_done(struct session *s)
 		return;
 	}
 	conn_deadline(&s->up, s->cfg->timeouts.data_done);
-	smtp_reply_parser_init(&s->rp);
 	session_enter(s, ST_UP_DATA_END);
 }
 
@@ -2052,6 +2112,7 @@ proxy_reap(struct ev_loop *loop, ev_prepare *w, int revents)
 		if (s->up_open)
 			conn_free(&s->up);
 		runtime_release(s->rt);
+		free(s->rp);
 		free(s);
 	}
 }
