@@ -484,6 +484,12 @@ configure(struct xfer *x, const struct fetch_request *rq)
 	SETOPT(x, CURLOPT_PROTOCOLS_STR, "https");
 	SETOPT(x, CURLOPT_REDIR_PROTOCOLS_STR, "https");
 	SETOPT(x, CURLOPT_FOLLOWLOCATION, 0L);
+	/*
+	 * A new connection each time: a kept-alive one would outlive the
+	 * addresses mxtls resolved, and skip the certificate check.
+	 */
+	SETOPT(x, CURLOPT_FORBID_REUSE, 1L);
+	SETOPT(x, CURLOPT_FRESH_CONNECT, 1L);
 	/* "" overrides http(s)_proxy and ALL_PROXY from the environment. */
 	SETOPT(x, CURLOPT_PROXY, "");
 	SETOPT(x, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);

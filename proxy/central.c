@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "central.h"
 #include "clock.h"
@@ -358,6 +359,7 @@ central_next(struct central *c)
 }
 
 static void central_fetched(void *arg, const struct fetch_response *rs);
+static int central_type_ok(const char *ctype);
 static const char *central_document_arrived(struct central *c,
     const struct fetch_response *rs, char *text, unsigned long long *serial);
 
@@ -374,7 +376,7 @@ central_log_fetch(const struct central *c, const struct fetch_response *rs,
 	log_info(0, "central-policy-fetch", "url", c->url, "what", what,
 	    "result", fetchproto_result_name(rs->result), "status", st,
 	    "bytes", bytes, "duration_ms", ms, "outcome", outcome, "error",
-	    rs->error, NULL);
+	    rs->error, "content_type", rs->content_type, NULL);
 }
 
 static int
@@ -465,6 +467,13 @@ central_fetched(void *arg, const struct fetch_response *rs)
 		    "error", rs->error, NULL);
 		central_count("failed");
 		outcome = "kept-last-good";
+	} else if (!central_type_ok(rs->content_type)) {
+		/* A login page or an error page is not our document. */
+		log_error(0, "central-policy-refused", "url", c->url, "reason",
+		    "Content-Type is not text/plain", "content_type",
+		    rs->content_type, NULL);
+		central_count("invalid");
+		outcome = "refused";
 	} else if ((text = malloc(rs->body_len + 1)) == NULL) {
 		outcome = "kept-last-good";
 	} else {
@@ -488,6 +497,23 @@ central_fetched(void *arg, const struct fetch_response *rs)
 	}
 	central_log_fetch(c, rs, "document", outcome);
 	central_next(c);
+}
+
+/*
+ * text/plain, or what servers send for an unknown file type (nginx: .ini
+ * is application/octet-stream), or nothing; never HTML and the like.
+ */
+static int
+central_type_ok(const char *ctype)
+{
+	size_t n;
+
+	if (ctype == NULL || *ctype == '\0')
+		return 1;
+	n = strcspn(ctype, "; \t");
+	return (n == 10 && strncasecmp(ctype, "text/plain", n) == 0) ||
+	    (n == 24 && strncasecmp(ctype, "application/octet-stream", n) ==
+	    0);
 }
 
 /*
