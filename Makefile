@@ -19,7 +19,7 @@ LIB_ASAN_OBJ := $(filter-out build/asan/obj/proxy/main.o,$(ASAN_OBJ))
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(patsubst tests/unit/%.c,build/asan/%,$(UNIT_SRC))
 
-.PHONY: all run test unit integration deps deps-test check-deps bench clean
+.PHONY: all run test unit integration deps deps-test check-deps bench fuzz fuzz-regress clean
 
 all: build/mxtls build/mxtls-fetch
 
@@ -76,6 +76,15 @@ test: deps-test
 
 check-deps:
 	@sh tests/check-deps.sh
+
+# libFuzzer on every parser, FUZZ_SECONDS each; `make test` only replays
+# the corpora (tests/fuzz/test_fuzz_regress.sh), so crashes stay fixed.
+FUZZ_SECONDS ?= 10
+fuzz: deps-test
+	@sh tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+fuzz-regress:
+	@sh tests/fuzz/test_fuzz_regress.sh
 
 # Speed and memory against stunnel and Postfix (docs/bench.md); installs
 # stunnel4 if missing.  Not part of `make test`.

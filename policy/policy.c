@@ -252,6 +252,11 @@ policy_domain_to_ascii(const char *name, size_t len,
 		*why = "its A-label form is not a valid host name";
 		goto fail;
 	}
+	/* As for an ASCII name: the transitional fallback skips checks. */
+	if (!alabels_ok(out, clen)) {
+		*why = "an \"xn--\" label is not a valid A-label";
+		goto fail;
+	}
 	return 0;
 fail:
 	out[0] = '\0';

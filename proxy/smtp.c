@@ -114,6 +114,7 @@ static const char smtp_err_brackets[] = "Address must be in angle brackets";
 static const char smtp_err_syntax[] = "Syntax error in address";
 static const char smtp_err_char[] = "Invalid character in address";
 static const char smtp_err_long[] = "Address too long";
+static const char smtp_err_param[] = "Invalid character in parameters";
 
 int
 smtp_parse_path(const char *arg, size_t arglen, const char *prefix,
@@ -233,6 +234,14 @@ smtp_parse_path(const char *arg, size_t arglen, const char *prefix,
 			i++;
 		while (arglen > i && arg[arglen - 1] == ' ')
 			arglen--;
+		/* Parameters are forwarded upstream: no CR, LF or other control. */
+		for (a = i; a < arglen; a++) {
+			c = (unsigned char)arg[a];
+			if (c < 0x20 || c == 0x7f) {
+				*err = smtp_err_param;
+				return -1;
+			}
+		}
 		if (i < arglen) {
 			*params = arg + i;
 			*paramslen = arglen - i;

@@ -20,6 +20,7 @@ struct tls_conn {
 	char key[TLS_KEY_MAX]; /* session cache key: "host|addr:port" */
 	int verified;	     /* the facts came out ok: sessions may be kept */
 	SSL_SESSION *pending; /* a session that arrived before the facts */
+	char weak[128];	      /* a weak key or signature in the chain, or "" */
 };
 
 static int tls_ex_index = -1;
@@ -116,16 +117,67 @@ tls_result_name(enum tls_result r)
  * like and the session enforces the profile afterwards (Postfix's split of
  * facts and policy).  Only the first error is kept: it is the root cause.
  */
+/*
+ * What BoringSSL's verifier lets through and the web PKI refuses (CA/B
+ * Baseline Requirements 6.1.5, 7.1.3): RSA keys under 2048 bits anywhere
+ * in the chain, signatures other than SHA-2 (RSA, RSA-PSS, ECDSA) or
+ * Ed25519 on any certificate but the trust anchor.  NULL or why.
+ */
+static const char *
+tls_weak_cert(X509 *cert, int anchor, char *buf, size_t len)
+{
+	EVP_PKEY *k = X509_get_pubkey(cert);
+	int bits = k != NULL ? EVP_PKEY_bits(k) : 0;
+	int rsa = k != NULL && EVP_PKEY_id(k) == EVP_PKEY_RSA;
+
+	EVP_PKEY_free(k);
+	if (rsa && bits < 2048) {
+		snprintf(buf, len, "certificate key too weak (RSA %d bits)",
+		    bits);
+		return buf;
+	}
+	if (anchor)
+		return NULL;
+	switch (X509_get_signature_nid(cert)) {
+	case NID_sha256WithRSAEncryption:
+	case NID_sha384WithRSAEncryption:
+	case NID_sha512WithRSAEncryption:
+	case NID_rsassaPss:
+	case NID_ecdsa_with_SHA256:
+	case NID_ecdsa_with_SHA384:
+	case NID_ecdsa_with_SHA512:
+	case NID_ED25519:
+		return NULL;
+	}
+	snprintf(buf, len, "certificate signature algorithm too weak (%s)",
+	    OBJ_nid2sn(X509_get_signature_nid(cert)));
+	return buf;
+}
+
 static int
 tls_verify_cb(int ok, X509_STORE_CTX *store)
 {
 	struct tls_conn *tc;
 	SSL *ssl;
 
-	if (ok)
-		return 1;
 	ssl = X509_STORE_CTX_get_ex_data(store,
 	    SSL_get_ex_data_X509_STORE_CTX_idx());
+	if (ok) {
+		STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(store);
+		int depth = X509_STORE_CTX_get_error_depth(store);
+		char why[96];
+		const char *w;
+
+		if (ssl != NULL &&
+		    (tc = SSL_get_ex_data(ssl, tls_ex_index)) != NULL &&
+		    tc->weak[0] == '\0' &&
+		    (w = tls_weak_cert(X509_STORE_CTX_get_current_cert(store),
+		    chain != NULL && depth == (int)sk_X509_num(chain) - 1, why,
+		    sizeof(why))) != NULL)
+			snprintf(tc->weak, sizeof(tc->weak), "%s (depth %d)", w,
+			    depth);
+		return 1;
+	}
 	if (ssl != NULL && (tc = SSL_get_ex_data(ssl, tls_ex_index)) != NULL &&
 	    tc->chain_err == 0)
 		tc->chain_err = 1 + (uintptr_t)X509_STORE_CTX_get_error(store) +
@@ -336,6 +388,9 @@ tls_facts_collect(SSL *ssl, const char *const *names, int nnames,
 		f->result = tls_classify(code);
 		snprintf(f->reason, sizeof(f->reason), "%s (depth %d)",
 		    X509_verify_cert_error_string(code), depth);
+	} else if (tc != NULL && tc->weak[0] != '\0') {
+		f->result = TLS_RESULT_VALIDATION_FAILURE;
+		snprintf(f->reason, sizeof(f->reason), "%s", tc->weak);
 	} else
 		f->chain_ok = 1;
 

@@ -43,7 +43,7 @@ if [ "$what" = unit ] || [ "$what" = all ]; then
 	done
 fi
 if [ "$what" = integration ] || [ "$what" = all ]; then
-	for t in tests/integration/test_*.sh tests/deploy/test_*.sh; do
+	for t in tests/fuzz/test_*.sh tests/integration/test_*.sh tests/deploy/test_*.sh; do
 		[ -e "$t" ] || continue
 		run_one "$(basename "$t" .sh)" sh "$t"
 	done

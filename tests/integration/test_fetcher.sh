@@ -291,7 +291,7 @@ OUT=$W/probe.$N
 # An ignored signal and an inherited fd (7) the child must not get.
 (
 	trap '' USR1 PIPE
-	exec "$W/probe" -x "$W/fake/report" sleep:500 7<"$WWW/policy.txt"
+	exec "$W/probe" -x "$W/fake/report" sleep:3000 7<"$WWW/policy.txt"
 ) >"$OUT" 2>"$OUT.err"
 RC=$?
 R=$W/fake/report.out
