@@ -264,9 +264,18 @@ session_reply(struct session *s, const char *fmt, ...)
 static void
 session_relay_reply(struct session *s, const struct smtp_reply *r)
 {
+	char text[SMTP_REPLY_TEXT_MAX];
+	size_t i;
+
 	metrics_inc("mxtls_bytes_relayed_total", "direction=\"downstream\"",
 	    (double)r->textlen);
-	if (conn_write(&s->down, r->text, r->textlen) == -1) {
+	/* Control bytes from a peer never reach the MTA (or its bounces). */
+	memcpy(text, r->text, r->textlen);
+	for (i = 0; i < r->textlen; i++)
+		if (((unsigned char)text[i] < 0x20 && text[i] != '\r' &&
+		    text[i] != '\n') || text[i] == 0x7f)
+			text[i] = '?';
+	if (conn_write(&s->down, text, r->textlen) == -1) {
 		log_warn(s->id, "client-not-reading", NULL);
 		session_close(s);
 	}
@@ -1024,9 +1033,38 @@ session_up_open(struct session *s)
 static void
 session_filter_params(struct session *s, char *params, size_t len);
 
+/* A parameter whose meaning cannot be kept: refuse, never downgrade. */
+static const char *
+session_mail_unrelayable(const struct session *s)
+{
+	char tmp[SESSION_PARAMS_MAX], *tok, *save = NULL;
+
+	snprintf(tmp, sizeof(tmp), "%s", s->mail_params);
+	for (tok = strtok_r(tmp, " ", &save); tok != NULL;
+	    tok = strtok_r(NULL, " ", &save)) {
+		if (strcasecmp(tok, "BODY=8BITMIME") == 0 &&
+		    !(s->up_ehlo.ext & SMTP_EXT_8BITMIME))
+			return "554 5.6.3 %s does not accept 8-bit messages "
+			       "(no 8BITMIME) and mxtls never alters a message";
+		if (strcasecmp(tok, "SMTPUTF8") == 0 &&
+		    !(s->up_ehlo.ext & SMTP_EXT_SMTPUTF8))
+			return "553 5.6.7 %s does not support SMTPUTF8";
+	}
+	return NULL;
+}
+
 static void
 session_send_mail(struct session *s)
 {
+	const char *refuse = session_mail_unrelayable(s);
+	char where[320];
+
+	if (refuse != NULL) {
+		session_up_where(s, where, sizeof(where));
+		session_log_delivery(s, "failed", NULL, refuse);
+		session_txn_fail(s, refuse, where);
+		return;
+	}
 	session_filter_params(s, s->mail_params, sizeof(s->mail_params));
 	session_up_send(s, ST_UP_MAIL, s->cfg->timeouts.command,
 	    "MAIL FROM:<%s>%s%s", s->mail_from, s->mail_params[0] ? " " : "",
@@ -1178,6 +1216,25 @@ session_filter_params(struct session *s, char *out, size_t outlen)
 	}
 }
 
+/*
+ * A reply the protocol does not allow there (a 250 to DATA, a 220 to
+ * RCPT): the upstream cannot be trusted with this transaction.
+ */
+static void
+session_up_protocol_error(struct session *s, const char *sum,
+    const char *cmd)
+{
+	char where[320];
+
+	session_up_where(s, where, sizeof(where));
+	log_warn(s->id, "upstream-protocol-error", "host", where, "command",
+	    cmd, "reply", sum, NULL);
+	session_up_close(s);
+	session_log_delivery(s, "deferred", sum, "protocol error");
+	session_txn_fail(s, "451 4.5.0 Protocol error: %s answered \"%s\" "
+	    "to %s", where, sum, cmd);
+}
+
 /* Our own greeting, as session_accept sends it. */
 static int
 session_is_own_banner(const struct session *s, const char *sum)
@@ -1219,17 +1276,16 @@ session_on_up_reply(struct session *s, const struct smtp_reply *r)
 			    "check the redirect's --uid / --mark exclusion",
 			    NULL);
 			session_up_close(s);
-			session_log_delivery(s, "deferred", NULL, "mail loop");
-			session_txn_fail(s, "451 4.4.6 Mail loop: the "
-			    "connection to %s came back to mxtls itself",
-			    where);
+			session_log_delivery(s, "failed", NULL, "mail loop");
+			session_txn_fail(s, "554 5.4.6 %s: mail loops back to "
+			    "myself", where);
 			return;
 		}
 		session_up_send(s, ST_UP_EHLO, s->cfg->timeouts.command,
 		    "EHLO %s", s->cfg->hostname);
 		return;
 	case ST_UP_EHLO:
-		if (r->code / 100 != 2) {
+		if (r->code != 250) {
 			/* An old server without ESMTP: HELO, and no STARTTLS. */
 			if (!s->up_helo && r->code / 100 == 5) {
 				s->up_helo = 1;
@@ -1270,7 +1326,7 @@ session_on_up_reply(struct session *s, const struct smtp_reply *r)
 		session_enter(s, ST_UP_TLS);
 		return;
 	case ST_UP_EHLO_TLS:
-		if (r->code / 100 != 2) {
+		if (r->code != 250) {
 			session_up_failed(s, sum);
 			return;
 		}
@@ -1278,7 +1334,7 @@ session_on_up_reply(struct session *s, const struct smtp_reply *r)
 		session_send_mail(s);
 		return;
 	case ST_UP_MAIL:
-		if (r->code / 100 != 2) {
+		if (r->code != 250) {
 			/* The MTA saw 250 for MAIL: the refusal lands on RCPT. */
 			session_log_delivery(s,
 			    r->code / 100 == 5 ? "failed" : "deferred", sum,
@@ -1291,15 +1347,16 @@ session_on_up_reply(struct session *s, const struct smtp_reply *r)
 					session_enter(s, s->nrcpt_ok > 0 ?
 					    ST_RCPT : ST_MAIL);
 			} else
-				session_up_failed(s, sum);
+				session_up_protocol_error(s, sum, "MAIL");
 			return;
 		}
 		s->up_txn = 1;
 		session_send_rcpt(s);
 		return;
 	case ST_UP_RCPT:
-		if (r->code / 100 == 3) {
-			session_up_failed(s, sum);
+		if (r->code != 250 && r->code != 251 && r->code / 100 != 4 &&
+		    r->code / 100 != 5) {
+			session_up_protocol_error(s, sum, "RCPT");
 			return;
 		}
 		if (r->code / 100 == 2)
@@ -1311,6 +1368,10 @@ session_on_up_reply(struct session *s, const struct smtp_reply *r)
 			session_enter(s, s->nrcpt_ok > 0 ? ST_RCPT : ST_MAIL);
 		return;
 	case ST_UP_DATA:
+		if (r->code / 100 != 4 && r->code / 100 != 5 && r->code != 354) {
+			session_up_protocol_error(s, sum, "DATA");
+			return;
+		}
 		if (r->code != 354) {
 			session_relay_reply(s, r);
 			if (!s->closed)
@@ -1324,8 +1385,23 @@ session_on_up_reply(struct session *s, const struct smtp_reply *r)
 		}
 		return;
 	case ST_UP_DATA_END:
+		/* Only the upstream's own 250 may become ours (never a 2xx
+		 * or 3xx the protocol does not know here). */
+		if (r->code != 250 && r->code / 100 != 4 &&
+		    r->code / 100 != 5) {
+			session_up_close(s);
+			session_log_delivery(s, "deferred", sum,
+			    "protocol error");
+			session_reply(s, "451 4.5.0 Protocol error: %s answered "
+			    "\"%s\" to the end of the message", where, sum);
+			if (!s->closed) {
+				session_txn_reset(s);
+				session_enter(s, ST_IDLE);
+			}
+			return;
+		}
 		session_log_delivery(s,
-		    r->code / 100 == 2 ? (s->up_tls ? "tls" : s->fallback ?
+		    r->code == 250 ? (s->up_tls ? "tls" : s->fallback ?
 		    "fallback" : "plaintext") :
 		    r->code / 100 == 5 ? "failed" : "deferred", sum, NULL);
 		session_relay_reply(s, r);
@@ -1909,11 +1985,12 @@ session_data(struct session *s)
 				    "direction=\"upstream\"", (double)safe);
 			}
 			if (s->scan.bare_lf || s->scan.bare_cr ||
-			    s->scan.long_line) {
+			    s->scan.long_line || s->scan.nul) {
 				snprintf(s->data_reply, sizeof(s->data_reply),
 				    "%s", s->scan.long_line ?
 				    "550 5.6.0 Message has a line longer than "
-				    "998 characters" :
+				    "998 characters" : s->scan.nul ?
+				    "550 5.6.0 Message contains a NUL byte" :
 				    "550 5.6.0 Message contains a bare CR or "
 				    "LF; lines must end in CRLF");
 				session_enter(s, ST_DATA_DISCARD);
@@ -2039,6 +2116,26 @@ session_process_input(struct session *s)
 		if (s->skip_line) {
 			s->skip_line = 0;
 			buf_consume(in, (size_t)n);
+			continue;
+		}
+		if (bare) {
+			/*
+			 * Only CRLF ends a command (RFC 5321 2.3.8): a bare
+			 * LF does not split it in two (SMTP smuggling); the
+			 * whole line up to CRLF is refused once.
+			 */
+			const char *crlf = memmem(buf_head(in), buf_len(in),
+			    "\r\n", 2);
+
+			if (crlf == NULL && buf_len(in) < SMTP_CMD_LINE_MAX)
+				break; /* its CRLF may still come */
+			buf_consume(in, crlf != NULL ?
+			    (size_t)(crlf - buf_head(in)) + 2 : buf_len(in));
+			s->skip_line = crlf == NULL;
+			s->down_progress = 1;
+			session_reply(s, "500 5.5.2 Command line must end in "
+			    "CRLF, not a bare LF");
+			session_bad_command(s);
 			continue;
 		}
 		/* Consumed before it runs: handlers may change the state. */

@@ -478,7 +478,7 @@ smtp_data_scan(struct smtp_data_scan *s, const char *p, size_t len,
 			*safe_len = 0;
 		return 0;
 	}
-	if (s->bare_lf || s->bare_cr || s->long_line)
+	if (s->bare_lf || s->bare_cr || s->long_line || s->nul)
 		safe = 0;
 
 #define SMTP_DS_PROBLEM(at)                                                \
@@ -544,6 +544,11 @@ smtp_data_scan(struct smtp_data_scan *s, const char *p, size_t len,
 			s->linelen = 0;
 			s->state = SMTP_DS_TEXT;
 		} else {
+			/* NUL is no text (RFC 5321 2.3.8): never passed on. */
+			if (c == '\0') {
+				s->nul = 1;
+				SMTP_DS_PROBLEM(i);
+			}
 			SMTP_DS_CONTENT(i);
 			s->state = SMTP_DS_TEXT;
 		}

@@ -138,6 +138,7 @@ struct smtp_data_scan {
 	int bare_lf;   /* a LF without CR was seen */
 	int bare_cr;   /* a CR not followed by LF was seen */
 	int long_line; /* a line longer than SMTP_TEXT_LINE_MAX incl. CRLF */
+	int nul;       /* a NUL byte was seen */
 	size_t total;  /* message bytes seen, end marker excluded */
 };
 

@@ -5,6 +5,7 @@ Usage:
   smtpd.py --listen 127.0.0.2:25 --mode MODE [--cert CHAIN.pem --key KEY.pem]
            [--maildir DIR] [--log FILE] [--pidfile FILE] [--hostname NAME]
            [--drip-interval SECONDS] [--only-after-tls] [--idle-timeout SECONDS]
+           [--reply KEY=VALUE ...] [--weak-ciphers LIST]
 
 Python 3 standard library only.  One thread per connection.  SIGTERM or
 SIGINT stops it cleanly (exit 0).  Exit 2: usage error, 3: the requested
@@ -30,6 +31,7 @@ import argparse
 import errno
 import os
 import re
+import select
 import selectors
 import signal
 import socket
@@ -66,7 +68,14 @@ MODES = {
     "nul-in-reply": ("cert", False),
     "bad-code": ("cert", False),
     "tls-close-notify-then-talk": ("yes", True),
+    # Added for the attack suite (tests/integration/test_attacks_*.sh):
+    "sink": ("cert", False),
+    "scripted": ("cert", False),
+    "weak-cipher": ("yes", True),
 }
+
+# Tokens inside a --reply value (see README.md, mode "scripted").
+SCRIPT_TOKEN = re.compile(rb"@(sleep:[0-9.]+|close|silent|read:[0-9]+|file:[^@]+)@")
 
 # Every mode is a well-behaved server up to the point where it misbehaves:
 # for the STARTTLS modes, a connection without STARTTLS delivers normally.
@@ -253,6 +262,18 @@ def make_tls_context(mode):
             fatal_unsupported(
                 "%s: a local %s handshake fails with this OpenSSL (%s); "
                 "the test cannot run here" % (mode, v.name, ssl.OPENSSL_VERSION))
+    elif mode == "weak-cipher":
+        try:
+            ctx.set_ciphers(args.weak_ciphers)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        except (ssl.SSLError, ValueError) as e:
+            fatal_unsupported("weak-cipher: OpenSSL refuses %r: %s" % (args.weak_ciphers, e))
+        if not self_test(ctx, ssl.TLSVersion.TLSv1_2, args.weak_ciphers):
+            fatal_unsupported(
+                "weak-cipher: a local TLS 1.2 handshake with only %r fails with this "
+                "OpenSSL (%s, certificate %s); the test cannot run here"
+                % (args.weak_ciphers, ssl.OPENSSL_VERSION, args.cert))
     else:
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.maximum_version = ssl.TLSVersion.TLSv1_3
@@ -266,13 +287,13 @@ def fatal_unsupported(msg):
     sys.exit(3)
 
 
-def self_test(server_ctx, version):
+def self_test(server_ctx, version, ciphers="DEFAULT:@SECLEVEL=0"):
     """Does a handshake at exactly VERSION work in memory with this OpenSSL?"""
     cctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     cctx.check_hostname = False
     cctx.verify_mode = ssl.CERT_NONE
     try:
-        cctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+        cctx.set_ciphers(ciphers)
         cctx.minimum_version = version
         cctx.maximum_version = version
     except (ssl.SSLError, ValueError):
@@ -302,7 +323,8 @@ def self_test(server_ctx, version):
         ci.write(so.read())
         if cdone and sdone:
             return c.version() == s.version() and s.version() == {
-                ssl.TLSVersion.TLSv1: "TLSv1", ssl.TLSVersion.TLSv1_1: "TLSv1.1"}[version]
+                ssl.TLSVersion.TLSv1: "TLSv1", ssl.TLSVersion.TLSv1_1: "TLSv1.1",
+                ssl.TLSVersion.TLSv1_2: "TLSv1.2"}[version]
     return False
 
 
@@ -323,6 +345,7 @@ class Session:
         self.tls_version = None
         self.tls_cipher = None
         self.tls_sni = None
+        self.counts = {}  # scripted: how often each command came, per key
         self.transcript = None
         if args.maildir:
             try:
@@ -439,14 +462,25 @@ class Session:
 
     def run(self):
         self.sock.settimeout(args.idle_timeout)
-        self.send(b"220 %s ESMTP hostile-smtpd %s\r\n" % (
-            args.hostname.encode(), self.mode.encode()))
+        greeting = self.script_value("greeting")
+        if greeting is not None:
+            if not self.perform("greeting", greeting):
+                return
+        else:
+            self.send(b"220 %s ESMTP hostile-smtpd %s\r\n" % (
+                args.hostname.encode(), self.mode.encode()))
         while True:
             line = self.readline()
             stripped = line.rstrip(b"\r\n")
             verb = stripped.split(b" ", 1)[0].upper()
             log("command %s" % (printable(verb, 20) if verb else "(empty)"))
             v = verb.decode("latin-1")
+            if self.mode == "scripted":
+                done = self.scripted_command(v, stripped)
+                if done is False:
+                    return
+                if done:
+                    continue
             if v in ("EHLO", "HELO"):
                 self.do_helo(v, stripped)
             elif v == "MAIL":
@@ -472,6 +506,98 @@ class Session:
                     return
             else:
                 self.send(b"502 5.5.2 Error: command not recognized\r\n")
+
+    # -- mode "scripted": replies from --reply KEY=VALUE (see README.md)
+
+    def script_value(self, key, count=False):
+        """The --reply value for KEY on this connection, or None.  Lookup:
+        KEY#N_tls / KEY#N_plain, KEY#N, KEY_tls / KEY_plain, KEY (N: the
+        how-manyeth time KEY comes on this connection, from 1)."""
+        if self.mode != "scripted":
+            return None
+        n = self.counts.get(key, 0) + (1 if count else 0)
+        if count:
+            self.counts[key] = n
+        side = "tls" if self.tr.tls else "plain"
+        for k in ("%s#%d_%s" % (key, n, side), "%s#%d" % (key, n),
+                  "%s_%s" % (key, side), key):
+            if k in args.replies:
+                return args.replies[k]
+        return None
+
+    def perform(self, key, value):
+        """Send VALUE, obeying its @...@ tokens.  False: close the connection."""
+        log("misbehave scripted %s" % key)
+        parts = SCRIPT_TOKEN.split(value)
+        for i, part in enumerate(parts):
+            if i % 2 == 0:
+                if part:
+                    self.send(part, drip=False)
+                continue
+            tok = part.decode("latin-1")
+            if tok.startswith("sleep:"):
+                if stop.wait(float(tok[6:])):
+                    raise Closed("stopping")
+                waiting = len(self.buf)
+                try:
+                    # No wait at all (a socket timeout would make recv wait).
+                    r, _, _ = select.select([self.sock], [], [], 0)
+                    if r:
+                        waiting += len(self.sock.recv(65536, socket.MSG_PEEK))
+                except OSError:
+                    pass
+                log("misbehave slept %s, %d bytes were waiting" % (tok[6:], waiting))
+            elif tok == "close":
+                log("misbehave scripted close")
+                return False
+            elif tok == "silent":
+                log("misbehave scripted silent")
+                self.hold_open(STALL_SECONDS)
+                return False
+            elif tok.startswith("read:"):
+                want = int(tok[5:])
+                got = 0
+                while got < want:
+                    if not self.buf:
+                        self.fill()
+                    take = self.buf[:want - got]
+                    self.buf = self.buf[len(take):]
+                    got += len(take)
+                    self.note("C: (data)", take)
+                log("misbehave read %d bytes" % got)
+            elif tok.startswith("file:"):
+                with open(tok[5:], "rb") as f:
+                    self.send(f.read(), drip=False)
+        return True
+
+    def scripted_command(self, v, line):
+        """True: handled; None: not overridden (default handling); False: close."""
+        key = v.lower() if v in ("EHLO", "HELO", "MAIL", "RCPT", "DATA", "RSET", "NOOP",
+                                 "QUIT", "STARTTLS", "VRFY") else "other"
+        value = self.script_value(key, count=True)
+        if key == "data":
+            return self.do_data()
+        if value is None:
+            return None
+        if key in ("ehlo", "helo"):
+            self.helo = line.decode("latin-1")
+            self.mail = None
+            self.rcpts = []
+        elif key == "mail":
+            self.mail = line[5:].decode("latin-1").strip()
+            self.rcpts = []
+        elif key == "rcpt":
+            self.rcpts.append(line[5:].decode("latin-1").strip())
+        elif key == "rset":
+            self.mail = None
+            self.rcpts = []
+        if not self.perform(key, value):
+            return False
+        if key == "quit":
+            return False
+        if key == "starttls" and value.startswith(b"220") and not self.tr.tls:
+            return self.start_tls()
+        return True
 
     def do_helo(self, v, line):
         self.helo = line.decode("latin-1")
@@ -533,19 +659,37 @@ class Session:
         self.send(self.nul(b"250 2.1.5 Ok") + b"\r\n")
 
     def do_data(self):
-        if self.mail is None or not self.rcpts:
-            self.send(b"503 5.5.1 Error: need RCPT command\r\n")
-            return True
-        self.send(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+        override = self.script_value("data")
+        if override is not None:
+            if not self.perform("data", override):
+                return False
+            if not SCRIPT_TOKEN.sub(b"", override).startswith(b"354"):
+                return True
+        else:
+            if self.mail is None or not self.rcpts:
+                self.send(b"503 5.5.1 Error: need RCPT command\r\n")
+                return True
+            self.send(b"354 End data with <CR><LF>.<CR><LF>\r\n")
         if self.mode == "close-after-354" and self.misbehave_now():
             log("misbehave close after 354")
             return False
+        body = self.script_value("body")
+        if body is not None and not self.perform("body", body):
+            return False
         raw = self.read_data()
         closing = None
+        dot = self.script_value("dot", count=True)
         if self.mode == "close-after-dot" and self.misbehave_now():
             closing = "none (closed after the dot)"
         elif self.mode == "tls-close-notify-then-talk" and self.tr.tls:
             closing = "none (close_notify, then plaintext)"
+        elif dot is not None and not SCRIPT_TOKEN.sub(b"", dot).startswith(b"2"):
+            closing = "scripted %s" % printable(SCRIPT_TOKEN.sub(b"", dot).split(b"\r\n")[0], 80)
+        if dot is not None:
+            self.save(raw, closing)
+            self.mail = None
+            self.rcpts = []
+            return self.perform("dot", dot)
         name = self.save(raw, closing)
         if closing is None:
             self.send(self.nul(b"250 2.0.0 Ok: queued as %s" % name.encode()) + b"\r\n")
@@ -588,7 +732,44 @@ class Session:
                 self.send(b"552 5.3.4 Message too big\r\n")
                 raise Closed("message too big")
             pos = max(0, len(self.buf) - 4)
-            self.fill()
+            try:
+                self.fill()
+            except Closed:
+                if self.mode in ("sink", "scripted"):
+                    self.save_aborted(self.buf[2:])
+                raise
+
+    def save_aborted(self, raw):
+        """Modes sink and scripted: DATA that never ended (the client went
+        away or we stopped) goes to DIR/aborted-NNN.raw and .env, with the
+        same byte counts as a message, so that a test can check what was
+        passed on before the abort."""
+        global msg_next
+        if not args.maildir:
+            log("message aborted %d bytes" % len(raw))
+            return
+        with msg_lock:
+            k = msg_next
+            msg_next += 1
+        base = os.path.join(args.maildir, "aborted-%03d" % k)
+        env = [
+            "conn: %d" % self.n,
+            "mode: %s" % self.mode,
+            "mail: %s" % self.mail,
+        ] + ["rcpt: %s" % r for r in self.rcpts] + [
+            "tls: %s" % ("yes" if self.tr.tls else "no"),
+            "raw_bytes: %d" % len(raw),
+            "bare_cr: %d" % len(re.findall(rb"\r(?!\n)", raw)),
+            "bare_cr_inside: %d" % len(re.findall(rb"\r(?!\n)", raw[:-1])),
+            "bare_lf: %d" % len(re.findall(rb"(?<!\r)\n", raw)),
+            "nul: %d" % raw.count(b"\x00"),
+            "final_reply: none (aborted)",
+        ]
+        for suffix, data in ((".raw", raw), (".env", ("\n".join(env) + "\n").encode())):
+            with open(base + suffix + ".tmp", "wb") as f:
+                f.write(data)
+            os.rename(base + suffix + ".tmp", base + suffix)
+        log("message aborted %s.raw %d bytes" % (base, len(raw)))
 
     def save(self, raw, closing):
         """Write DIR/NNN.raw, NNN.eml, NNN.env; return the queue name.
@@ -721,6 +902,9 @@ class Session:
         self.helo = None
         self.mail = None
         self.rcpts = []
+        hello = self.script_value("tls_hello")
+        if hello is not None:
+            return self.perform("tls_hello", hello)
         return True
 
 
@@ -773,7 +957,25 @@ def main():
                     help="reply misbehaviours (drip, huge-line, ...) only once TLS is up")
     ap.add_argument("--idle-timeout", type=float, default=600.0,
                     help="seconds to wait for a command (default 600)")
+    ap.add_argument("--reply", action="append", default=[], metavar="KEY=VALUE",
+                    help="mode scripted: the reply for KEY (greeting, ehlo, helo, starttls, "
+                         "tls_hello, mail, rcpt, data, body, dot, rset, noop, quit, vrfy, other; "
+                         "KEY#N, KEY_tls, KEY_plain), VALUE with Python escapes and @...@ tokens")
+    ap.add_argument("--weak-ciphers", default="NULL-SHA256:NULL-SHA:@SECLEVEL=0",
+                    help="mode weak-cipher: the only TLS 1.2 cipher suites offered "
+                         "(default NULL-SHA256:NULL-SHA:@SECLEVEL=0, needs an RSA certificate)")
     args = ap.parse_args()
+    args.replies = {}
+    for kv in args.reply:
+        k, sep, v = kv.partition("=")
+        if not sep or not k:
+            ap.error("--reply wants KEY=VALUE, got %r" % kv)
+        try:
+            args.replies[k] = v.encode("latin-1").decode("unicode_escape").encode("latin-1")
+        except (UnicodeError, ValueError) as e:
+            ap.error("--reply %s: bad escape: %s" % (k, e))
+    if args.replies and args.mode != "scripted":
+        ap.error("--reply needs --mode scripted")
 
     if args.log:
         log_fh = open(args.log, "a", buffering=1)
