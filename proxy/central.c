@@ -54,6 +54,7 @@ struct central {
 	int naddrs;
 	char *pending; /* a fetched document waiting for its signature */
 	size_t pending_len;
+	unsigned long long pending_serial;
 	char *pending_etag;
 	char *pending_lm;
 
@@ -256,16 +257,18 @@ central_meta_value(const char *meta, const char *key)
 	return NULL;
 }
 
-/* Take a document into force: the owner builds on it, then we keep it. */
+/*
+ * Take a document (whose serial the caller read) into force: the owner
+ * builds on it, then we keep it.
+ */
 static int
-central_take(struct central *c, char *text, size_t len, const char *how)
+central_take(struct central *c, char *text, size_t len,
+    unsigned long long serial, const char *how)
 {
-	unsigned long long serial;
 	char err[2048], sbuf[24];
 
 	/* apply() parses the document and says why when it cannot. */
-	if (c->apply(c->arg, text, len, c->url, err, sizeof(err)) == -1 ||
-	    central_serial(text, len, c->url, &serial) == -1) {
+	if (c->apply(c->arg, text, len, c->url, err, sizeof(err)) == -1) {
 		log_error(0, "central-policy-refused", "url", c->url, "how",
 		    how, "errors", err, NULL);
 		central_count("invalid");
@@ -304,6 +307,7 @@ central_copy_signed(const struct central *c, const char *text, size_t len)
 void
 central_start(struct central *c)
 {
+	unsigned long long serial;
 	char err[512], *text, *meta, *v;
 	size_t len, mlen;
 
@@ -318,7 +322,10 @@ central_start(struct central *c)
 		free(text);
 	} else if (text != NULL) {
 		meta = file_read(c->meta_path, 8192, &mlen, err, sizeof(err));
-		if (central_take(c, text, len, "last-good-copy") == -1)
+		/* One that does not parse is refused by apply(), with why. */
+		serial = 0;
+		central_serial(text, len, c->url, &serial);
+		if (central_take(c, text, len, serial, "last-good-copy") == -1)
 			free(text);
 		else if (meta != NULL) {
 			c->etag = central_meta_value(meta, "etag");
@@ -361,7 +368,7 @@ central_next(struct central *c)
 static void central_fetched(void *arg, const struct fetch_response *rs);
 static int central_type_ok(const char *ctype);
 static const char *central_document_arrived(struct central *c,
-    const struct fetch_response *rs, char *text, unsigned long long *serial);
+    const struct fetch_response *rs, char *text);
 
 /* One line per fetch: what came back, how big, how long. */
 static void
@@ -411,7 +418,8 @@ central_signature(struct central *c, const struct fetch_response *rs)
 	    c->pending_len, (const char *)rs->body, rs->body_len, &why) == 1) {
 		text = c->pending;
 		c->pending = NULL;
-		if (central_take(c, text, c->pending_len, "fetched") == 0) {
+		if (central_take(c, text, c->pending_len, c->pending_serial,
+		    "fetched") == 0) {
 			char err[512];
 
 			/* Kept beside the copy: a restart checks it again. */
@@ -444,7 +452,6 @@ static void
 central_fetched(void *arg, const struct fetch_response *rs)
 {
 	struct central *c = arg;
-	unsigned long long serial;
 	const char *outcome;
 	char *sigurl = NULL, *text, st[16];
 
@@ -479,7 +486,7 @@ central_fetched(void *arg, const struct fetch_response *rs)
 	} else {
 		memcpy(text, rs->body, rs->body_len);
 		text[rs->body_len] = '\0';
-		outcome = central_document_arrived(c, rs, text, &serial);
+		outcome = central_document_arrived(c, rs, text);
 		if (outcome == NULL) {
 			/* Signed: the document waits for its signature. */
 			if (asprintf(&sigurl, "%s.sig", c->url) == -1)
@@ -522,15 +529,17 @@ central_type_ok(const char *ctype)
  */
 static const char *
 central_document_arrived(struct central *c, const struct fetch_response *rs,
-    char *text, unsigned long long *serial)
+    char *text)
 {
+	unsigned long long serial = 0;
+
 	/* An older serial than the one in force is a rollback. */
-	if (central_serial(text, rs->body_len, c->url, serial) == 0 &&
-	    c->have_serial && *serial < c->serial) {
+	if (central_serial(text, rs->body_len, c->url, &serial) == 0 &&
+	    c->have_serial && serial < c->serial) {
 		char have[24], got[24];
 
 		snprintf(have, sizeof(have), "%llu", c->serial);
-		snprintf(got, sizeof(got), "%llu", *serial);
+		snprintf(got, sizeof(got), "%llu", serial);
 		log_error(0, "central-policy-refused", "url", c->url, "reason",
 		    "serial lower than the document in force (rollback)",
 		    "serial", got, "in_force", have, NULL);
@@ -539,7 +548,8 @@ central_document_arrived(struct central *c, const struct fetch_response *rs,
 		return "refused";
 	}
 	if (c->signing_key == NULL) {
-		if (central_take(c, text, rs->body_len, "fetched") == -1) {
+		if (central_take(c, text, rs->body_len, serial, "fetched") ==
+		    -1) {
 			free(text);
 			return "refused";
 		}
@@ -554,6 +564,7 @@ central_document_arrived(struct central *c, const struct fetch_response *rs,
 	}
 	c->pending = text;
 	c->pending_len = rs->body_len;
+	c->pending_serial = serial;
 	c->pending_etag = central_strdup(rs->etag);
 	c->pending_lm = central_strdup(rs->last_modified);
 	return NULL;

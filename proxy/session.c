@@ -1033,22 +1033,49 @@ session_up_open(struct session *s)
 static void
 session_filter_params(struct session *s, char *params, size_t len);
 
+/*
+ * What a MAIL/RCPT parameter needs of the upstream: the EHLO keyword, and
+ * whether without it the parameter is dropped (a default or a courtesy:
+ * SIZE, BODY=7BIT, DSN) or the mail must be refused (its meaning cannot be
+ * kept without altering the message: 8-bit, SMTPUTF8).
+ */
+static unsigned
+session_param_needs(const char *tok, int *refuse)
+{
+	*refuse = strcasecmp(tok, "BODY=8BITMIME") == 0 ||
+	    strcasecmp(tok, "SMTPUTF8") == 0;
+	if (strncasecmp(tok, "SIZE=", 5) == 0)
+		return SMTP_EXT_SIZE;
+	if (strncasecmp(tok, "BODY=", 5) == 0)
+		return SMTP_EXT_8BITMIME;
+	if (strcasecmp(tok, "SMTPUTF8") == 0)
+		return SMTP_EXT_SMTPUTF8;
+	if (strncasecmp(tok, "RET=", 4) == 0 ||
+	    strncasecmp(tok, "ENVID=", 6) == 0 ||
+	    strncasecmp(tok, "NOTIFY=", 7) == 0 ||
+	    strncasecmp(tok, "ORCPT=", 6) == 0)
+		return SMTP_EXT_DSN;
+	return 0;
+}
+
 /* A parameter whose meaning cannot be kept: refuse, never downgrade. */
 static const char *
 session_mail_unrelayable(const struct session *s)
 {
 	char tmp[SESSION_PARAMS_MAX], *tok, *save = NULL;
+	unsigned need;
+	int refuse;
 
 	snprintf(tmp, sizeof(tmp), "%s", s->mail_params);
 	for (tok = strtok_r(tmp, " ", &save); tok != NULL;
 	    tok = strtok_r(NULL, " ", &save)) {
-		if (strcasecmp(tok, "BODY=8BITMIME") == 0 &&
-		    !(s->up_ehlo.ext & SMTP_EXT_8BITMIME))
-			return "554 5.6.3 %s does not accept 8-bit messages "
-			       "(no 8BITMIME) and mxtls never alters a message";
-		if (strcasecmp(tok, "SMTPUTF8") == 0 &&
-		    !(s->up_ehlo.ext & SMTP_EXT_SMTPUTF8))
-			return "553 5.6.7 %s does not support SMTPUTF8";
+		need = session_param_needs(tok, &refuse);
+		if (!refuse || (s->up_ehlo.ext & need))
+			continue;
+		return need == SMTP_EXT_8BITMIME ?
+		    "554 5.6.3 %s does not accept 8-bit messages "
+		    "(no 8BITMIME) and mxtls never alters a message" :
+		    "553 5.6.7 %s does not support SMTPUTF8";
 	}
 	return NULL;
 }
@@ -1189,24 +1216,14 @@ session_filter_params(struct session *s, char *out, size_t outlen)
 {
 	char tmp[SESSION_PARAMS_MAX], *tok, *save = NULL;
 	size_t used = 0;
+	int refuse;
 
 	snprintf(tmp, sizeof(tmp), "%s", out);
 	out[0] = '\0';
 	for (tok = strtok_r(tmp, " ", &save); tok != NULL;
 	    tok = strtok_r(NULL, " ", &save)) {
-		unsigned need = 0;
+		unsigned need = session_param_needs(tok, &refuse);
 
-		if (strncasecmp(tok, "SIZE=", 5) == 0)
-			need = SMTP_EXT_SIZE;
-		else if (strncasecmp(tok, "BODY=", 5) == 0)
-			need = SMTP_EXT_8BITMIME;
-		else if (strcasecmp(tok, "SMTPUTF8") == 0)
-			need = SMTP_EXT_SMTPUTF8;
-		else if (strncasecmp(tok, "RET=", 4) == 0 ||
-		    strncasecmp(tok, "ENVID=", 6) == 0 ||
-		    strncasecmp(tok, "NOTIFY=", 7) == 0 ||
-		    strncasecmp(tok, "ORCPT=", 6) == 0)
-			need = SMTP_EXT_DSN;
 		if (need != 0 && !(s->up_ehlo.ext & need))
 			continue;
 		used += (size_t)snprintf(out + used, outlen - used, "%s%s",
