@@ -400,6 +400,7 @@ main_run(void)
 	state_free(d.px.state);
 	main_set_runtime(d.base);
 	runtime_release(d.base);
+	ev_loop_destroy(d.px.loop);
 	return 0;
 }
 

@@ -294,7 +294,7 @@ std a11b "A-11 server speaks TLS 1.1 only" '4\.7\.5.*(version|protocol)' 'outcom
 if [ "$A12" = yes ]; then
 	std a12 "A-12 server offers only NULL cipher suites" '4\.7\.5' 'outcome=deferred'
 fi
-note "A-12 renegotiation is not covered: Python's ssl module cannot make a server renegotiate"
+note "A-12 renegotiation: see test_attacks_tls.sh (a Net::SSLeay server that renegotiates)"
 
 # --- B. Buffering, response injection and synchronisation
 std b01 "B-01 plaintext injected after 220 in the same segment" '4\.7\.5.*injected' 'plaintext injected'
