@@ -285,23 +285,53 @@ central_take(struct central *c, char *text, size_t len,
 	return 0;
 }
 
-/* With signing_key, the copy on disk must carry a valid signature too. */
+/* Whether text has a valid signature for key in sig_path (no key: yes). */
 static int
-central_copy_signed(const struct central *c, const char *text, size_t len)
+central_signed(const char *key, const char *sig_path, const char *text,
+    size_t len)
 {
 	const char *why;
 	char err[256], *sig;
 	size_t slen;
 	int ok;
 
-	if (c->signing_key == NULL)
+	if (key == NULL)
 		return 1;
-	if ((sig = file_read(c->sig_path, CENTRAL_SIG_MAX, &slen, err,
+	if ((sig = file_read(sig_path, CENTRAL_SIG_MAX, &slen, err,
 	    sizeof(err))) == NULL)
 		return 0;
-	ok = sign_check(c->signing_key, text, len, sig, slen, &why) == 1;
+	ok = sign_check(key, text, len, sig, slen, &why) == 1;
 	free(sig);
 	return ok;
+}
+
+char *
+central_copy_read(const struct config *cfg, size_t *len, char *err,
+    size_t errlen)
+{
+	char *path = NULL, *sig_path = NULL, *text = NULL;
+	int e;
+
+	if (asprintf(&path, "%s/central-policy", cfg->state_dir) == -1 ||
+	    asprintf(&sig_path, "%s/central-policy.sig", cfg->state_dir) ==
+	    -1) {
+		snprintf(err, errlen, "out of memory");
+		e = ENOMEM;
+	} else if ((text = file_read(path, DOCUMENT_MAX, len, err, errlen)) ==
+	    NULL)
+		e = errno;
+	else if (!central_signed(cfg->signing_key, sig_path, text, *len)) {
+		snprintf(err, errlen, "%s has no valid signature for "
+		    "signing_key", path);
+		free(text);
+		text = NULL;
+		e = EBADMSG;
+	} else
+		e = 0;
+	free(path);
+	free(sig_path);
+	errno = e;
+	return text;
 }
 
 void
@@ -315,7 +345,8 @@ central_start(struct central *c)
 		return;
 	/* The last good copy: the policy in force before any fetch. */
 	if ((text = file_read(c->path, DOCUMENT_MAX, &len, err,
-	    sizeof(err))) != NULL && !central_copy_signed(c, text, len)) {
+	    sizeof(err))) != NULL && !central_signed(c->signing_key, c->sig_path,
+	    text, len)) {
 		log_error(0, "central-policy-refused", "how", "last-good-copy",
 		    "reason", "the copy in state_dir has no valid signature "
 		    "for signing_key", NULL);
@@ -532,17 +563,31 @@ central_document_arrived(struct central *c, const struct fetch_response *rs,
     char *text)
 {
 	unsigned long long serial = 0;
+	const char *why = NULL;
 
-	/* An older serial than the one in force is a rollback. */
+	/*
+	 * An older serial than the one in force is a rollback; the same
+	 * serial with other content is one too (a document captured with
+	 * its signature must not replace its successor of equal serial).
+	 */
 	if (central_serial(text, rs->body_len, c->url, &serial) == 0 &&
-	    c->have_serial && serial < c->serial) {
+	    c->have_serial) {
+		if (serial < c->serial)
+			why = "serial lower than the document in force "
+			    "(rollback)";
+		else if (serial == c->serial && c->text != NULL &&
+		    (rs->body_len != c->len ||
+		    memcmp(text, c->text, c->len) != 0))
+			why = "same serial as the document in force but other "
+			    "content (a changed document needs a higher serial)";
+	}
+	if (why != NULL) {
 		char have[24], got[24];
 
 		snprintf(have, sizeof(have), "%llu", c->serial);
 		snprintf(got, sizeof(got), "%llu", serial);
 		log_error(0, "central-policy-refused", "url", c->url, "reason",
-		    "serial lower than the document in force (rollback)",
-		    "serial", got, "in_force", have, NULL);
+		    why, "serial", got, "in_force", have, NULL);
 		central_count("invalid");
 		free(text);
 		return "refused";

@@ -38,5 +38,13 @@ const char *central_document(const struct central *c, size_t *len,
 
 /* A reloaded config may change url, refresh, keys: take them over. */
 int central_configure(struct central *c, const struct config *cfg);
+/*
+ * The last good copy of the central document in cfg's state_dir, checked
+ * against signing_key as at start-up (for `mxtls explain`).  NULL with
+ * errno ENOENT when there is none; with err set when it is unreadable or
+ * not validly signed.
+ */
+char *central_copy_read(const struct config *cfg, size_t *len, char *err,
+    size_t errlen);
 
 #endif

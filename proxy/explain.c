@@ -160,7 +160,7 @@ width(const char *s)
 }
 
 static void
-fill(struct rows *r, const struct config *cfg,
+fill(struct rows *r, const struct config *cfg, const struct policy_set *ps,
     const struct policy_decision *d)
 {
 	const struct policy_profile *p = d->profile;
@@ -178,7 +178,7 @@ fill(struct rows *r, const struct config *cfg,
 		free(s);
 	} else
 		row_set(r, ROW_MATCH, "[policy] default",
-		    where(buf, &cfg->policy.default_origin, "", "built-in"));
+		    where(buf, &ps->default_origin, "", "built-in"));
 
 	if (p->builtin && p->origin.line > 0) {
 		char at[ORIGIN_MAX];
@@ -284,7 +284,8 @@ explain_sts(const struct config *cfg, const struct policy_decision *d,
 }
 
 int
-explain_print(const struct config *cfg, const char *recipient, FILE *out)
+explain_print(const struct config *cfg, const struct policy_set *ps,
+    const char *recipient, FILE *out)
 {
 	struct policy_decision d;
 	struct rows r;
@@ -307,7 +308,7 @@ explain_print(const struct config *cfg, const char *recipient, FILE *out)
 		dlen--;
 	if (dlen == 0)
 		return invalid(recipient, "no domain");
-	if (policy_lookup(&cfg->policy, recipient, &d) != POLICY_OK) {
+	if (policy_lookup(ps, recipient, &d) != POLICY_OK) {
 		char why[256];
 
 		snprintf(why, sizeof(why), "invalid domain: %s (the proxy "
@@ -316,7 +317,7 @@ explain_print(const struct config *cfg, const char *recipient, FILE *out)
 	}
 
 	memset(&r, 0, sizeof(r));
-	fill(&r, cfg, &d);
+	fill(&r, cfg, ps, &d);
 	if (r.oom) {
 		rows_free(&r);
 		fprintf(stderr, "mxtls: explain: out of memory\n");

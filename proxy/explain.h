@@ -23,6 +23,7 @@
  * part before "@" or a domain after it, or with a domain that has no
  * A-label form (the proxy refuses such an address with 553 5.1.3).
  */
-int explain_print(const struct config *cfg, const char *recipient, FILE *out);
+int explain_print(const struct config *cfg, const struct policy_set *ps,
+    const char *recipient, FILE *out);
 
 #endif

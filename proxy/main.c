@@ -45,6 +45,43 @@ static struct {
 	int draining;
 } d;
 
+/*
+ * `mxtls explain`: the policy in force is the local config merged with the
+ * last good central document in state_dir, as the running proxy has it.
+ */
+static int
+main_explain(struct runtime *rt, const char *recipient)
+{
+	struct runtime *drt = NULL;
+	char err[512], *text;
+	size_t len;
+	int r;
+
+	if (rt->cfg.policy_url != NULL) {
+		if ((text = central_copy_read(&rt->cfg, &len, err,
+		    sizeof(err))) != NULL) {
+			drt = runtime_derive(rt, text, len, rt->cfg.policy_url,
+			    stderr);
+			free(text);
+			if (drt == NULL)
+				fprintf(stderr, "mxtls: explain: the central "
+				    "policy in %s/central-policy is refused; "
+				    "the local config alone applies\n",
+				    rt->cfg.state_dir);
+		} else if (errno == ENOENT)
+			fprintf(stderr, "mxtls: explain: no central policy "
+			    "fetched yet; the local config alone applies\n");
+		else
+			fprintf(stderr, "mxtls: explain: %s; the local config "
+			    "alone applies\n", err);
+	}
+	r = explain_print(&rt->cfg, drt != NULL ? drt->policy : rt->policy,
+	    recipient, stdout);
+	if (drt != NULL)
+		runtime_release(drt);
+	return r;
+}
+
 static void
 usage(void)
 {
@@ -448,7 +485,7 @@ main(int argc, char **argv)
 	if (check)
 		printf("%s: ok\n", d.file);
 	else if (strcmp(cmd, "explain") == 0) {
-		r = explain_print(&rt->cfg, argv[optind], stdout);
+		r = main_explain(rt, argv[optind]);
 		runtime_release(rt);
 		return r;
 	} else {

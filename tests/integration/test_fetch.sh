@@ -315,7 +315,7 @@ check "first fetch: ok 200" resp "$OUT" 1 ok 200
 check "first fetch: body byte for byte" cmp "$W/body.1" "$WWW/.well-known/mta-sts.txt"
 check "first fetch: Content-Type, ETag, Last-Modified handed back" all \
 	"has $OUT 1 ctype '^text/plain$'" "has $OUT 1 etag '^\".+\"$'" "has $OUT 1 lastmod 'GMT$'"
-check "request carries our User-Agent, no Accept-Encoding" \
+check "F-06 request carries our User-Agent, no Accept-Encoding" \
 	access_has "^$P_GOOD /.well-known/mta-sts.txt 200 ua=\"mxtls-fetch/1\" cookie=\"-\" ae=\"-\""
 ETAG=$(field "$OUT" 1 etag)
 LASTMOD=$(field "$OUT" 1 lastmod)
@@ -341,12 +341,12 @@ check "changed document: a new ETag" test "$(field "$OUT" 1 etag)" != "$ETAG"
 
 # shellcheck disable=SC2046
 fc $(good /redirect) text
-check "301 redirect: refused, not followed" all "resp $OUT 1 redirect-refused 301" \
+check "F-03 301 redirect: refused, not followed" all "resp $OUT 1 redirect-refused 301" \
 	"has $OUT 1 error 'evil.example.test.*not followed'"
-check "redirect target never contacted" sh -c "! grep -q evil $NG/error.log"
+check "F-03 redirect target never contacted" sh -c "! grep -q evil $NG/error.log"
 # shellcheck disable=SC2046
 fc $(good /redirect-http) text
-check "302 to http://: refused" resp "$OUT" 1 redirect-refused 302
+check "F-03 302 to http://: refused" resp "$OUT" 1 redirect-refused 302
 
 # shellcheck disable=SC2046
 fc $(good /nonexistent.txt) text
@@ -357,57 +357,57 @@ check "500: http-status" resp "$OUT" 1 http-status 500
 
 # shellcheck disable=SC2046
 fc $(good /exact.txt) max=65536 out="$W/body.3"
-check "body of exactly the cap: ok" all "resp $OUT 1 ok 200" "cmp $W/body.3 $WWW/exact.txt"
+check "F-06 body of exactly the cap: ok" all "resp $OUT 1 ok 200" "cmp $W/body.3 $WWW/exact.txt"
 # shellcheck disable=SC2046
 fc $(good /over.txt) max=65536
-check "body one byte over the cap: too-large" resp "$OUT" 1 too-large
+check "F-06 body one byte over the cap: too-large" resp "$OUT" 1 too-large
 # shellcheck disable=SC2046
 fc $(good /huge.txt) max=65536
-check "200 kB body with a 64 KiB cap: too-large" resp "$OUT" 1 too-large
+check "F-06 200 kB body with a 64 KiB cap: too-large" resp "$OUT" 1 too-large
 fc url="$STS:$P_SLOW/chunked" addr=127.0.0.1 ca="$CA/ca.pem" max=65536 text
-check "chunked body past the cap (no length known): too-large" resp "$OUT" 1 too-large
+check "F-06 chunked body past the cap (no length known): too-large" resp "$OUT" 1 too-large
 fc url="$STS:$P_SLOW/chunked-small" addr=127.0.0.1 ca="$CA/ca.pem" text out="$W/body.4"
-check "chunked body under the cap: ok" all "resp $OUT 1 ok 200" \
+check "F-06 chunked body under the cap: ok" all "resp $OUT 1 ok 200" \
 	"printf 'version: STSv1\n' | cmp - $W/body.4"
 
 # shellcheck disable=SC2046
 fc $(good /page.html) text
-check "text/html when text/plain is required: content-type" all \
+check "F-04 text/html when text/plain is required: content-type" all \
 	"resp $OUT 1 content-type 200" "has $OUT 1 error 'text/html'"
 # shellcheck disable=SC2046
 fc $(good /page.html)
 check "text/html when any type will do: ok" resp "$OUT" 1 ok 200
 # shellcheck disable=SC2046
 fc $(good /none.txt) text
-check "no Content-Type: content-type" resp "$OUT" 1 content-type
+check "F-04 no Content-Type: content-type" resp "$OUT" 1 content-type
 # shellcheck disable=SC2046
 fc $(good /empty.txt) text -- $(good /page.html) text max=1
 check "empty text/plain body: ok; type checked before the cap" all \
 	"resp $OUT 1 ok 200" "resp $OUT 2 content-type"
 # shellcheck disable=SC2046
 fc $(good /charset.txt) text -- $(good /upper.txt) text
-check "text/plain; charset=utf-8 and TEXT/PLAIN: ok" all "resp $OUT 1 ok 200" \
+check "F-04 text/plain; charset=utf-8 and TEXT/PLAIN: ok" all "resp $OUT 1 ok 200" \
 	"has $OUT 1 ctype 'charset=utf-8'" "resp $OUT 2 ok 200"
 
 t0=$(date +%s)
 fc url="$STS:$P_SLOW/drip" addr=127.0.0.1 ca="$CA/ca.pem" to=2000 text
 t1=$(date +%s)
-check "server dripping a byte every 0.5 s: timeout" resp "$OUT" 1 timeout
-check "... after about the total timeout (2 s)" test $((t1 - t0)) -le 5
+check "F-07 server dripping a byte every 0.5 s: timeout" resp "$OUT" 1 timeout
+check "F-07 ... after about the total timeout (2 s)" test $((t1 - t0)) -le 5
 fc url="$STS:$P_HOLE/" addr=127.0.0.1 ca="$CA/ca.pem" cto=1000 to=2000
-check "server that never answers the handshake: timeout" resp "$OUT" 1 timeout
+check "F-07 server that never answers the handshake: timeout" resp "$OUT" 1 timeout
 
 fc url="$STS:$P_WRONG/.well-known/mta-sts.txt" addr=127.0.0.1 ca="$CA/ca.pem"
-check "certificate for another name: tls-error" all "resp $OUT 1 tls-error" \
+check "F-08 certificate for another name: tls-error" all "resp $OUT 1 tls-error" \
 	"has $OUT 1 error 'match|name'"
 fc url="$STS:$P_EXPIRED/.well-known/mta-sts.txt" addr=127.0.0.1 ca="$CA/ca.pem"
-check "expired certificate: tls-error" all "resp $OUT 1 tls-error" "has $OUT 1 error 'expired'"
+check "F-08 expired certificate: tls-error" all "resp $OUT 1 tls-error" "has $OUT 1 error 'expired'"
 fc url="$STS:$P_UNTRUSTED/.well-known/mta-sts.txt" addr=127.0.0.1 ca="$CA/ca.pem"
-check "certificate from a CA not in the bundle: tls-error" resp "$OUT" 1 tls-error
+check "F-08 certificate from a CA not in the bundle: tls-error" resp "$OUT" 1 tls-error
 fc url="$STS:$P_UNTRUSTED/.well-known/mta-sts.txt" addr=127.0.0.1 ca="$CA/other.pem"
 check "... and ok with that CA's bundle" resp "$OUT" 1 ok 200
 fc url="$STS:$P_GOOD/.well-known/mta-sts.txt" addr=127.0.0.1
-check "no bundle: the system store, which lacks the test CA: tls-error" resp "$OUT" 1 tls-error
+check "F-08 no bundle: the system store, which lacks the test CA: tls-error" resp "$OUT" 1 tls-error
 fc url="$STS:$P_TLS11/.well-known/mta-sts.txt" addr=127.0.0.1 ca="$CA/ca.pem"
 check "server offering TLS 1.0/1.1 only: tls-error" resp "$OUT" 1 tls-error
 
@@ -425,7 +425,7 @@ check "an address literal host (IP SAN)" resp "$OUT" 1 ok 200
 # no Cookie header ever goes out (the cookie engine is never enabled).
 # shellcheck disable=SC2046
 fc $(good /cookie.txt) to=3000 -- $(good /cookie.txt) id=2 to=3000
-check "no cookies kept or sent" all "resp $OUT 1 ok 200" "resp $OUT 2 ok 200" \
+check "F-14 no cookies kept or sent" all "resp $OUT 1 ok 200" "resp $OUT 2 ok 200" \
 	"test \$(grep -c '^$P_GOOD /cookie.txt 200 ' $NG/access.log) -eq 2" \
 	"! grep -q 'cookie=\"session' $NG/access.log"
 N=$((N + 1))
@@ -434,12 +434,12 @@ OUT=$W/fc.$N
 https_proxy=http://127.0.0.1:$P_CLOSED HTTPS_PROXY=http://127.0.0.1:$P_CLOSED \
 	ALL_PROXY=http://127.0.0.1:$P_CLOSED all_proxy=http://127.0.0.1:$P_CLOSED \
 	"$W/fetch_client" -x "$FETCH" -t 60 $(good /.well-known/mta-sts.txt) text >"$OUT" 2>"$OUT.err"
-check "proxy variables in the environment are ignored" resp "$OUT" 1 ok 200
+check "F-13 proxy variables in the environment are ignored" resp "$OUT" 1 ok 200
 
 # shellcheck disable=SC2046
 fc url="https://u:pw@mta-sts.example.test:$P_GOOD/" addr=127.0.0.1 -- raw=junk -- raw=http -- \
 	$(good /.well-known/mta-sts.txt) text
-check "malformed requests: bad-request, and the fetcher goes on" all \
+check "F-14 malformed requests: bad-request, and the fetcher goes on" all \
 	"resp $OUT 1 bad-request" "has $OUT 1 error credentials" \
 	"resp $OUT 77 bad-request" "has $OUT 77 error 'unknown field'" \
 	"resp $OUT 78 bad-request" "resp $OUT 4 ok 200"

@@ -281,7 +281,7 @@ check "past 8 MiB queued: busy, from the loop; the rest stopped at free" all cle
 	"test \$(grep -cE '^cb [0-9]* result=(busy|internal)' $OUT) -eq 2000"
 
 probe bad "$GOOD" wait:1
-check "a request that cannot be encoded: NULL, logged" all clean \
+check "F-13 a request that cannot be encoded: NULL, logged" all clean \
 	"has $OUT '^get 1 refused$'" "has $OUT.err 'event=fetcher-request-refused .*not https'" \
 	"has $OUT '^cb 2 result=ok'"
 
@@ -297,7 +297,7 @@ RC=$?
 R=$W/fake/report.out
 # Signals 1-31 must be back to default; 32 and up are glibc's own or
 # real-time ones a parent may leave ignored (CI does) and libc cannot reset.
-check "the child gets PATH only, fds 0-3 (stdin /dev/null), default signals" all clean \
+check "F-13 the child gets PATH only, fds 0-3 (stdin /dev/null), default signals" all clean \
 	"count $R '^env ' 1" "has $R '^env PATH='" \
 	"count $R '^fd ' 4" "has $R '^fd 0 /dev/null$'" "has $R '^fd 3 socket$'" \
 	"has $R '^SigBlk:[[:space:]]+0+$'" "has $R '^SigIgn:[[:space:]]+[0-9a-f]{8}[08]0{7}$'"

@@ -209,9 +209,9 @@ check "cache on disk: state_dir/mta-sts/sts.test.sts, id 1, mode enforce" pol_al
 
 MARK=$(mxtls_mark)
 send nomx.test
-check "enforce, the only MX (mx.tls.test) not in the policy's mx: 451 4.7.5 No MX host ... matches" \
+check "F-11 enforce, the only MX (mx.tls.test) not in the policy's mx: 451 4.7.5 No MX host ... matches" \
 	pol_all "rcpt_is '451 4\\.7\\.5 '" "rcpt_has 'No MX host.*match'"
-check "... that MX not used (nothing delivered, mx-not-permitted logged)" pol_all \
+check "F-11 ... that MX not used (nothing delivered, mx-not-permitted logged)" pol_all \
 	"mx_none V $RCPT" "logged 'event=mx-not-permitted mx=mx.tls.test'"
 
 send wrongname.test
@@ -235,10 +235,10 @@ check "enforce, MX without STARTTLS: 451 4.7.5, not delivered in the clear" pol_
 
 MARK=$(mxtls_mark)
 send testing.test
-check "mode testing, MX without STARTTLS: delivered as the local policy says (in the clear)" \
+check "F-11 mode testing, MX without STARTTLS: delivered as the local policy says (in the clear)" \
 	pol_all "reply_is $OUT DOT '250 '" "pol_delivered_to P $RCPT" "received_over P $RCPT none"
 check "... rcpt logged with mta_sts=testing" logged_all 'event=rcpt ' 'mta_sts=testing'
-check "... the failure a testing policy would have caused is logged (would-have-failed)" \
+check "F-11 ... the failure a testing policy would have caused is logged (would-have-failed)" \
 	logged_all 'testing.test' '[Ww]ould'
 check "... and counted on /metrics" sh -c \
 	"curl -s http://127.0.0.1:$MXTLS_ADMIN_PORT/metrics | grep -iE 'would|testing'"

@@ -295,7 +295,7 @@ check "4 lookups at once: one TXT query, one fetch, 4 answers" all \
 	"ans $OUT 4 p.test 'source=fetched mode=enforce mx=mx1.p.test,mx2.p.test '" \
 	"txtq _mta-sts.p.test 1" "hits mta-sts.p.test 1"
 check "no TXT record: no policy" ans "$OUT" 1 n.test 'source=none mode=- mx=- error=- '
-check "mode none: no policy, but remembered" all \
+check "F-11 mode none: no policy, but remembered" all \
 	"ans $OUT 1 f.test 'source=fetched-mode-none mode=- '" \
 	"ans $OUT 2 f.test 'source=cache-mode-none mode=- '" "hits mta-sts.f.test 1"
 check "cancelled lookup: no callback" all "grep -qx 'x.test cancelled' $OUT" \
@@ -323,13 +323,13 @@ check "invalid policy (version STSv2): error, no policy" ans "$OUT" 1 b.test \
 	'source=fetch-failed mode=- mx=- error=sts-policy-invalid: '
 check "404 (with a valid body): sts-policy-fetch-error, no policy" ans "$OUT" 1 c.test \
 	'source=fetch-failed mode=- mx=- error=sts-policy-fetch-error: HTTP status 404 '
-check "text/html: sts-policy-fetch-error, no policy" ans "$OUT" 1 d.test \
+check "F-04 text/html: sts-policy-fetch-error, no policy" ans "$OUT" 1 d.test \
 	'source=fetch-failed mode=- .*error=sts-policy-fetch-error: Content-Type "text/html"'
-check "certificate for another name: sts-webpki-invalid" ans "$OUT" 1 g.test \
+check "F-08 certificate for another name: sts-webpki-invalid" ans "$OUT" 1 g.test \
 	'source=fetch-failed mode=- .*error=sts-webpki-invalid: '
 # Three lookups of c.test, the third 61 s later: two fetches, two TXT
 # queries in all, so the second lookup made neither.
-check "failed fetch: no new fetch or TXT query within 60 s, the error kept" all \
+check "F-07 failed fetch: no new fetch or TXT query within 60 s, the error kept" all \
 	"ans $OUT 2 c.test 'source=fetch-failed .*error=sts-policy-fetch-error: HTTP status 404'" \
 	"hits mta-sts.c.test 2" "txtq _mta-sts.c.test 2"
 check "61 s later: TXT checked and fetched again" all \
@@ -370,10 +370,10 @@ check "refresh later: TXT checked and the policy re-fetched, same id" all \
 
 WAIT=1 probe 7 e.test sleep:4 e.test
 check "probe 7: promises kept, clean exit" clean "$OUT"
-check "slow policy server, wait 1 s: answered after ~1 s, fetch pending" all \
+check "F-07 slow policy server, wait 1 s: answered after ~1 s, fetch pending" all \
 	"ans $OUT 1 e.test 'source=fetch-pending mode=- mx=- '" \
 	"ans $OUT 1 e.test 'ms=(7|8|9)[0-9]{2}\$|ms=1[0-9]{3}\$|ms=2[0-4][0-9]{2}\$'"
-check "... the fetch went on: a later lookup gets the policy" all \
+check "F-07 ... the fetch went on: a later lookup gets the policy" all \
 	"ans $OUT 2 e.test 'source=cache mode=enforce mx=mx.e.test '" \
 	"test \$(grep -c 'mta-sts.e.test /.well-known/mta-sts.txt' $W/slow.log) -eq 1"
 

@@ -167,7 +167,7 @@ explain(const struct config *cfg, const char *rcpt, char **out, char **err)
 	fflush(stderr);
 	saved = dup(2);
 	dup2(fileno(e), 2);
-	r = explain_print(cfg, rcpt, o);
+	r = explain_print(cfg, &cfg->policy, rcpt, o);
 	fflush(stderr);
 	dup2(saved, 2);
 	close(saved);
