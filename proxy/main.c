@@ -100,6 +100,8 @@ main_stop(struct ev_loop *loop, ev_signal *w, int revents)
 	}
 	log_info(0, "shutdown", "signal", n, NULL);
 	d.draining = 1;
+	d.px.draining = 1;
+	upcache_flush(&d.px.cache);
 	listener_close(&d.listener);
 	if (d.px.nsessions == 0) {
 		ev_break(loop, EVBREAK_ALL);
@@ -117,6 +119,8 @@ main_set_runtime(struct runtime *rt)
 	if (d.px.rt != d.base)
 		runtime_release(d.px.rt);
 	d.px.rt = rt;
+	/* Connections verified under the old policy are not reused. */
+	upcache_flush(&d.px.cache);
 }
 
 /* The central document on top of the local config (central.c calls). */
@@ -386,8 +390,10 @@ main_run(void)
 
 	log_info(0, "stop", NULL);
 	listener_close(&d.listener);
+	d.px.draining = 1;
 	session_close_all(&d.px, "421 4.3.2 Service shutting down");
 	ev_run(d.px.loop, EVRUN_NOWAIT);
+	upcache_flush(&d.px.cache);
 	if (d.admin != NULL)
 		admin_stop(d.admin);
 	central_free(d.central);
@@ -400,6 +406,7 @@ main_run(void)
 	state_free(d.px.state);
 	main_set_runtime(d.base);
 	runtime_release(d.base);
+	ev_loop_destroy(d.px.loop);
 	return 0;
 }
 
