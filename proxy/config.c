@@ -106,6 +106,9 @@ static const struct keydef keydefs[] = {
 	{ K_PROXY, "log_addresses", 0 },
 	{ K_PROXY, "mode", 0 },
 	{ K_PROXY, "upstream_mark", 0 },
+	{ K_PROXY, "connection_cache_time", 0 },
+	{ K_PROXY, "connection_cache_max", 0 },
+	{ K_PROXY, "connection_reuse_time", 0 },
 	{ K_DNS, "servers", 1 },
 	{ K_DNS, "timeout", 0 },
 	{ K_TLS, "ca_bundle", 0 },
@@ -710,6 +713,27 @@ apply_proxy(struct loader *ld, const char *key, const char *v, char *why,
 			    ">= 0 (at most %.0f)", v, SECONDS_MAX);
 			return -1;
 		}
+		return 0;
+	}
+	if (strcmp(key, "connection_cache_time") == 0 ||
+	    strcmp(key, "connection_reuse_time") == 0) {
+		double *dst = strcmp(key, "connection_cache_time") == 0 ?
+		    &cfg->cache_time : &cfg->reuse_time;
+
+		if (parse_seconds0(v, dst) < 0) {
+			snprintf(why, whylen, "\"%s\" is not a number of seconds "
+			    ">= 0 (at most %.0f)", v, SECONDS_MAX);
+			return -1;
+		}
+		return 0;
+	}
+	if (strcmp(key, "connection_cache_max") == 0) {
+		if (parse_long(v, 0, 100000, &n) < 0) {
+			snprintf(why, whylen, "\"%s\" is not a whole number from 0 "
+			    "(no cache) to 100000", v);
+			return -1;
+		}
+		cfg->cache_max = (int)n;
 		return 0;
 	}
 	if (strcmp(key, "user") == 0) {
@@ -1748,6 +1772,9 @@ set_defaults(struct loader *ld)
 	    &cfg->admin_listen_len);
 	cfg->admin_listen_str = xstrdup(ld, DEFAULT_ADMIN_LISTEN);
 	cfg->drain_timeout = 30;
+	cfg->cache_time = 5;
+	cfg->cache_max = 100;
+	cfg->reuse_time = 300;
 	cfg->policy_refresh = 3600;
 	cfg->policy_max_stale = 48 * 3600;
 	cfg->mta_sts = 1;

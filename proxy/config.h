@@ -77,6 +77,16 @@ struct config {
 	enum config_log_addresses log_addresses;
 	enum config_mode mode;
 	int upstream_mark; /* SO_MARK on upstream sockets; 0: none */
+	/*
+	 * The upstream connection cache (Postfix's, by another name): an
+	 * idle verified TLS connection waits cache_time seconds (5; 0: no
+	 * cache) for the next transaction to the same route; at most
+	 * cache_max (100) wait; none is reused once reuse_time (300) has
+	 * passed since it was opened.
+	 */
+	double cache_time;
+	int cache_max;
+	double reuse_time;
 
 	/* [dns] */
 	char *dns_servers; /* c-ares CSV "ADDR[:PORT],..." or NULL = system */

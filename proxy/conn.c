@@ -454,6 +454,27 @@ conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 void
+conn_move(struct conn *dst, struct conn *src, conn_cb *cb, void *arg)
+{
+	/* The watchers are registered by address: stop, copy, start anew. */
+	ev_io_stop(src->loop, &src->io);
+	ev_timer_stop(src->loop, &src->timer);
+	*dst = *src;
+	dst->cb = cb;
+	dst->arg = arg;
+	ev_io_init(&dst->io, conn_io_cb, dst->fd, 0);
+	dst->io.data = dst;
+	ev_timer_init(&dst->timer, conn_timer_cb, 0., 0.);
+	dst->timer.data = dst;
+	memset(&src->in, 0, sizeof(src->in));
+	memset(&src->out, 0, sizeof(src->out));
+	src->ssl = NULL;
+	src->fd = -1;
+	src->state = CONN_CLOSED;
+	conn_update(dst);
+}
+
+void
 conn_close(struct conn *c)
 {
 	if (c->state == CONN_CLOSED)

@@ -76,6 +76,12 @@ int conn_write(struct conn *c, const void *p, size_t n);
 void conn_set_reading(struct conn *c, int on);
 /* Deadline in seconds from now for the current phase; 0 stops it. */
 void conn_deadline(struct conn *c, double seconds);
+/*
+ * Hand an open connection to another owner: *dst takes the fd, TLS
+ * state and buffers of *src and reports to cb/arg, with no deadline set;
+ * *src is left closed and empty.
+ */
+void conn_move(struct conn *dst, struct conn *src, conn_cb *cb, void *arg);
 /* Stop watchers and close the fd now; buffers stay until conn_free. */
 void conn_close(struct conn *c);
 void conn_free(struct conn *c);

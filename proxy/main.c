@@ -137,6 +137,8 @@ main_stop(struct ev_loop *loop, ev_signal *w, int revents)
 	}
 	log_info(0, "shutdown", "signal", n, NULL);
 	d.draining = 1;
+	d.px.draining = 1;
+	upcache_flush(&d.px.cache);
 	listener_close(&d.listener);
 	if (d.px.nsessions == 0) {
 		ev_break(loop, EVBREAK_ALL);
@@ -154,6 +156,8 @@ main_set_runtime(struct runtime *rt)
 	if (d.px.rt != d.base)
 		runtime_release(d.px.rt);
 	d.px.rt = rt;
+	/* Connections verified under the old policy are not reused. */
+	upcache_flush(&d.px.cache);
 }
 
 /* The central document on top of the local config (central.c calls). */
@@ -423,8 +427,10 @@ main_run(void)
 
 	log_info(0, "stop", NULL);
 	listener_close(&d.listener);
+	d.px.draining = 1;
 	session_close_all(&d.px, "421 4.3.2 Service shutting down");
 	ev_run(d.px.loop, EVRUN_NOWAIT);
+	upcache_flush(&d.px.cache);
 	if (d.admin != NULL)
 		admin_stop(d.admin);
 	central_free(d.central);

@@ -75,6 +75,8 @@ struct family_def {
  *   policy_fetches_total       source, outcome
  *   policy_age_seconds         source
  *   config_reloads_total       outcome
+ *   upstream_cached            -
+ *   upstream_reuses_total      outcome: reused, stale
  *   build_info                 version
  */
 static const struct family_def defs[] = {
@@ -107,6 +109,11 @@ static const struct family_def defs[] = {
 	    "Age of the policy in use, by source.", NULL, 0 },
 	{ "mxtls_config_reloads_total", M_COUNTER,
 	    "Configuration reloads by outcome.", NULL, 0 },
+	{ "mxtls_upstream_cached", M_GAUGE,
+	    "Idle upstream TLS connections waiting for reuse.", NULL, 0 },
+	{ "mxtls_upstream_reuses_total", M_COUNTER,
+	    "Cached upstream connections taken for a transaction, by "
+	    "outcome (reused, or stale: the server had gone).", NULL, 0 },
 	{ "mxtls_build_info", M_GAUGE,
 	    "Always 1; the version of mxtls as a label.", NULL, 0 },
 };

@@ -13,6 +13,9 @@
 #include "runtime.h"
 #include "tls.h"
 
+/* Runtimes are numbered so nothing built for one is taken for another. */
+static unsigned long runtime_gen;
+
 static void
 runtime_free(struct runtime *rt)
 {
@@ -81,6 +84,7 @@ runtime_load(struct ev_loop *loop, const char *path, FILE *errors)
 		return NULL;
 	}
 	rt->refs = 1;
+	rt->gen = ++runtime_gen;
 	rt->cfgp = &rt->cfg;
 	rt->policy = &rt->cfg.policy;
 	if (config_load(path, &rt->cfg, &errs) == -1) {
@@ -154,6 +158,7 @@ runtime_derive(struct runtime *base, const char *text, size_t len,
 		return NULL;
 	}
 	rt->refs = 1;
+	rt->gen = ++runtime_gen;
 	rt->base = base;
 	base->refs++;
 	rt->cfgp = base->cfgp;

@@ -26,6 +26,7 @@ struct runtime {
 	SSL_CTX **ctx;		       /* one per profile of *policy */
 	struct dns *dns;	       /* the base's channel */
 	int refs;
+	unsigned long gen; /* unique per runtime made (never reused) */
 };
 
 /*

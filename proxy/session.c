@@ -17,6 +17,7 @@
 #include "state.h"
 #include "sts.h"
 #include "tls.h"
+#include "upcache.h"
 
 #define SESSION_BUFSIZE 16384
 #define SESSION_MAX_RCPT 1000
@@ -48,6 +49,7 @@ enum sess_state {
 	ST_DATA_DISCARD, /* reading the message to its end; it will be refused */
 	ST_UP_DATA_END,	 /* waiting for the reply to the final dot */
 	ST_UP_RSET,	 /* RSET relayed */
+	ST_UP_REUSE,	 /* RSET on a connection from the cache: alive? */
 	ST_STS_WAIT,	 /* the recipient domain's MTA-STS policy is looked up */
 	ST_CLOSING,	 /* last reply queued; close when written */
 };
@@ -71,6 +73,7 @@ static const char *const sess_state_names[] = {
 	[ST_DATA_DISCARD] = "data-discard",
 	[ST_UP_DATA_END] = "up-data-end",
 	[ST_UP_RSET] = "up-rset",
+	[ST_UP_REUSE] = "up-reuse",
 	[ST_STS_WAIT] = "sts-wait",
 	[ST_CLOSING] = "closing",
 };
@@ -123,6 +126,10 @@ struct session {
 	int up_open;	  /* up holds a live connection */
 	int up_txn;	  /* a MAIL transaction is open upstream */
 	char up_key[DNS_NAME_MAX + POLICY_NAME_MAX + 8]; /* route it serves */
+	char up_ckey[UPCACHE_KEY_LEN + 1]; /* ... as the cache knows it */
+	double up_opened; /* clock_mono() at connect */
+	int up_reused;	  /* taken from the connection cache */
+	int up_await;	  /* a command was sent and its reply is due */
 	/*
 	 * The reply being read; allocated while one is arriving, so an idle
 	 * session does not carry its 8 KiB (issue 7, W3).
@@ -193,6 +200,10 @@ static void session_process_input(struct session *s);
 static void session_up_next_hop(struct session *s);
 static void session_up_try_addr(struct session *s);
 static void session_up_failed(struct session *s, const char *reason);
+static void session_up_reuse_failed(struct session *s, const char *reason);
+static void session_up_cache_put(struct session *s);
+static void session_up_send(struct session *s, enum sess_state next,
+    double timeout, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static void session_rcpt_route(struct session *s,
     struct policy_decision *dec);
 static int session_reads_downstream(enum sess_state st);
@@ -219,6 +230,7 @@ session_close(struct session *s)
 		sts_cancel(s->sts_q);
 	s->sts_q = NULL;
 	conn_close(&s->down);
+	session_up_cache_put(s);
 	if (s->up_open)
 		conn_close(&s->up);
 	for (pp = &s->px->live; *pp != NULL; pp = &(*pp)->next)
@@ -275,6 +287,14 @@ session_relay_reply(struct session *s, const struct smtp_reply *r)
 		if (((unsigned char)text[i] < 0x20 && text[i] != '\r' &&
 		    text[i] != '\n') || text[i] == 0x7f)
 			text[i] = '?';
+	/*
+	 * 421 says the sender's own channel closes; from the upstream it
+	 * means that server's, and this session goes on: the MTA gets 451.
+	 */
+	for (i = 0; r->code == 421 && i + 3 <= r->textlen; i++)
+		if ((i == 0 || text[i - 1] == '\n') &&
+		    memcmp(text + i, "421", 3) == 0)
+			text[i + 1] = '5';
 	if (conn_write(&s->down, text, r->textlen) == -1) {
 		log_warn(s->id, "client-not-reading", NULL);
 		session_close(s);
@@ -353,7 +373,8 @@ session_log_delivery(struct session *s, const char *outcome,
 	    s->up_tls ? tls_result_name(s->facts.result) : NULL, "profile",
 	    s->dec.profile != NULL ? s->dec.profile->name : NULL,
 	    "policy_source", s->have_route ? source : NULL, "fallback",
-	    s->fallback ? "yes" : NULL, "nrcpt", nrcpt, "size", size, "reply",
+	    s->fallback ? "yes" : NULL, "reused", s->up_reused ? "yes" : NULL,
+	    "nrcpt", nrcpt, "size", size, "reply",
 	    reply, "reason",
 	    reason == NULL && s->fallback ? s->verdict_reason : reason, NULL);
 }
@@ -393,9 +414,100 @@ session_up_close(struct session *s)
 	free(s->rp);
 	s->rp = NULL;
 	s->up_txn = 0;
-	s->up_tls = 0;
 	s->fallback = 0;
 	s->up_key[0] = '\0';
+	s->up_ckey[0] = '\0';
+	s->up_reused = 0;
+}
+
+/*
+ * What a cached connection may carry: connections made under the same
+ * runtime (a changed policy never reuses one verified under the old),
+ * for the same route (next hop or domain, and profile), the same MTA-STS
+ * standing and permitted names, and in transparent mode the destination
+ * the MTA dialled.
+ */
+static void
+session_cache_key(const struct session *s, char *dst, size_t len)
+{
+	char k[(POLICY_MX_MAX + 2) * (DNS_NAME_MAX + 1) + 128];
+	size_t n;
+	int i;
+
+	n = (size_t)snprintf(k, sizeof(k), "%lu|%s|%d|%d|%s|%d", s->rt->gen,
+	    s->route_key, s->route_sts, s->route_sts_testing,
+	    s->transparent ? s->orig_str : "", s->transparent ? s->orig_port :
+	    0);
+	for (i = 0; i < s->dec.nmx && n < sizeof(k); i++)
+		n += (size_t)snprintf(k + n, sizeof(k) - n, "|%s",
+		    s->dec.mx[i]);
+	tls_sha256_hex(k, dst, len);
+}
+
+/*
+ * At the end of a session an upstream that is idle in a clean state (TLS
+ * up and verified as the profile demands, no transaction, no reply due,
+ * nothing unread) may serve the next session's transaction.
+ */
+static void
+session_up_cache_put(struct session *s)
+{
+	struct upcache_info info;
+
+	if (!s->up_open || !s->up_tls || s->fallback || s->up_txn ||
+	    s->up_await || s->up_ckey[0] == '\0' || s->rp != NULL ||
+	    s->px->draining || s->rt != s->px->rt ||
+	    s->up.state != CONN_TLS || buf_len(&s->up.in) > 0 ||
+	    buf_len(&s->up.out) > 0 ||
+	    clock_mono() - s->up_opened > s->cfg->reuse_time)
+		return;
+	memset(&info, 0, sizeof(info));
+	snprintf(info.host, sizeof(info.host), "%s", s->up_host);
+	snprintf(info.addr, sizeof(info.addr), "%s", s->up_addr);
+	info.port = s->up_port;
+	info.ehlo = s->up_ehlo;
+	info.helo = s->up_helo;
+	info.facts = s->facts;
+	info.verify = s->verify;
+	info.opened = s->up_opened;
+	upcache_put(&s->px->cache, s->up_ckey, &s->up, &info,
+	    s->cfg->cache_time, s->cfg->cache_max);
+	s->up_open = 0;
+}
+
+/*
+ * Take a cached connection for the route of the transaction, and ask it
+ * with RSET whether it is still there.  0 when there is none.
+ */
+static int
+session_up_cache_take(struct session *s)
+{
+	struct upcache_info info;
+	char key[UPCACHE_KEY_LEN + 1];
+
+	if (s->cfg->cache_max == 0 || s->cfg->cache_time <= 0)
+		return 0;
+	session_cache_key(s, key, sizeof(key));
+	if (!upcache_take(&s->px->cache, key, s->cfg->reuse_time, &s->up,
+	    session_up_event, s, &info))
+		return 0;
+	s->up_open = 1;
+	s->up_tls = 1;
+	s->up_reused = 1;
+	snprintf(s->up_key, sizeof(s->up_key), "%s", s->route_key);
+	snprintf(s->up_ckey, sizeof(s->up_ckey), "%s", key);
+	snprintf(s->up_host, sizeof(s->up_host), "%s", info.host);
+	snprintf(s->up_addr, sizeof(s->up_addr), "%s", info.addr);
+	s->up_port = info.port;
+	s->up_ehlo = info.ehlo;
+	s->up_helo = info.helo;
+	s->facts = info.facts;
+	s->facts.resumed = 0;
+	s->verify = info.verify;
+	s->up_opened = info.opened;
+	conn_set_reading(&s->up, 1);
+	session_up_send(s, ST_UP_REUSE, s->cfg->timeouts.command, "RSET");
+	return 1;
 }
 
 /*
@@ -421,10 +533,6 @@ session_txn_fail(struct session *s, const char *fmt, ...)
 
 static void
 session_up_send(struct session *s, enum sess_state next, double timeout,
-    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static void
-session_up_send(struct session *s, enum sess_state next, double timeout,
     const char *fmt, ...)
 {
 	char line[SMTP_CMD_LINE_MAX + 1];
@@ -440,6 +548,7 @@ session_up_send(struct session *s, enum sess_state next, double timeout,
 		log_debug(s->id, "up-send", "line", line, NULL);
 	conn_write(&s->up, line, (size_t)n + 2);
 	conn_deadline(&s->up, timeout);
+	s->up_await = 1;
 	session_enter(s, next);
 	/* A reply already here came before its command: pipelining abuse. */
 	if (buf_len(&s->up.in) > 0)
@@ -615,6 +724,10 @@ session_up_failed(struct session *s, const char *reason)
 	char where[320];
 	enum sess_state st = s->state;
 
+	if (st == ST_UP_REUSE) {
+		session_up_reuse_failed(s, reason);
+		return;
+	}
 	snprintf(s->last_error, sizeof(s->last_error), "%s", reason);
 	session_up_where(s, where, sizeof(where));
 	log_info(s->id, "upstream-error", "host", where, "state",
@@ -833,7 +946,10 @@ session_up_connect(struct session *s, const struct sockaddr_storage *ss,
 	s->verify = "-";
 	memset(&s->up_ehlo, 0, sizeof(s->up_ehlo));
 	snprintf(s->up_key, sizeof(s->up_key), "%s", s->route_key);
+	session_cache_key(s, s->up_ckey, sizeof(s->up_ckey));
+	s->up_reused = 0;
 	s->t_phase = clock_mono();
+	s->up_opened = s->t_phase;
 	session_enter(s, ST_UP_CONNECT);
 	if (conn_connect(&s->up, s->px->loop, (const struct sockaddr *)ss, len,
 	    SESSION_BUFSIZE, session_up_event, s) == -1) {
@@ -992,14 +1108,16 @@ session_tp_mx_result(void *arg, const struct dns_mx_result *res)
 	session_tp_next(s);
 }
 
-/* Open the upstream for the route of the current transaction. */
+/* Open a new upstream connection for the route of the transaction. */
 static void
-session_up_open(struct session *s)
+session_up_open_new(struct session *s)
 {
 	char host[DNS_NAME_MAX];
 	int port;
 
-	session_up_close(s);
+	/* up_tls and verify outlive a close for the delivery line only. */
+	s->up_tls = 0;
+	s->verify = "-";
 	s->last_error[0] = '\0';
 	s->verdict = FAILURE_CONTACT;
 	if (s->dec.nexthop != NULL) {
@@ -1025,6 +1143,31 @@ session_up_open(struct session *s)
 	}
 	s->dq = dns_lookup_mx(s->rt->dns, s->route_domain, session_mx_result,
 	    s);
+}
+
+/* The upstream for the route: an idle one from the cache, or a new one. */
+static void
+session_up_open(struct session *s)
+{
+	session_up_close(s);
+	if (!session_up_cache_take(s))
+		session_up_open_new(s);
+}
+
+/*
+ * A cached connection did not answer RSET with 250 (the server had
+ * closed it, or times out idle ones): not the server's TLS failing and
+ * not the MTA's business, so open a new connection as if there had been
+ * none in the cache.
+ */
+static void
+session_up_reuse_failed(struct session *s, const char *reason)
+{
+	metrics_inc("mxtls_upstream_reuses_total", "outcome=\"stale\"", 1);
+	log_info(s->id, "upstream-reuse-failed", "mx", session_up_name(s),
+	    "addr", s->up_addr, "reason", reason, NULL);
+	session_up_close(s);
+	session_up_open_new(s);
 }
 
 /* --- upstream: the protocol --------------------------------------------- */
@@ -1272,6 +1415,7 @@ session_on_up_reply(struct session *s, const struct smtp_reply *r)
 		log_debug(s->id, "up-reply", "state",
 		    sess_state_names[s->state], "reply", sum, NULL);
 	conn_deadline(&s->up, 0);
+	s->up_await = 0;
 	session_up_where(s, where, sizeof(where));
 
 	switch (s->state) {
@@ -1427,6 +1571,17 @@ session_on_up_reply(struct session *s, const struct smtp_reply *r)
 			session_txn_reset(s);
 			session_enter(s, ST_IDLE);
 		}
+		return;
+	case ST_UP_REUSE:
+		if (r->code != 250) {
+			session_up_reuse_failed(s, sum);
+			return;
+		}
+		metrics_inc("mxtls_upstream_reuses_total",
+		    "outcome=\"reused\"", 1);
+		log_info(s->id, "upstream-reused", "mx", session_up_name(s),
+		    "addr", s->up_addr, NULL);
+		session_send_mail(s);
 		return;
 	case ST_UP_RSET:
 		s->up_txn = 0;
@@ -2071,6 +2226,7 @@ session_enter(struct session *s, enum sess_state st)
 		    "to", sess_state_names[st], NULL);
 	s->state = st;
 	if (st == ST_CLOSING) {
+		session_up_cache_put(s);
 		session_up_close(s);
 		conn_set_reading(&s->down, 0);
 		conn_deadline(&s->down, 5);
@@ -2238,6 +2394,7 @@ proxy_sessions_init(struct proxy *px)
 	px->reaper.data = px;
 	ev_prepare_start(px->loop, &px->reaper);
 	ev_unref(px->loop); /* the reaper alone keeps nothing alive */
+	upcache_init(&px->cache, px->loop);
 }
 
 /*

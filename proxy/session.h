@@ -10,6 +10,7 @@
 #include "config.h"
 #include "conn.h"
 #include "runtime.h"
+#include "upcache.h"
 
 struct dns;
 struct session;
@@ -25,6 +26,8 @@ struct proxy {
 	struct session *live;  /* all open sessions */
 	struct session *dead;  /* closed, freed from the reaper */
 	ev_prepare reaper;
+	struct upcache cache; /* idle upstream connections */
+	int draining;	      /* shutting down: cache nothing more */
 	void (*on_session_end)(struct proxy *px); /* optional (drain) */
 };
 

@@ -65,7 +65,7 @@ void tls_handshake_error(SSL *ssl, int ret, char *dst, size_t len);
 
 /*
  * SHA-256 of s as hex (cut to len - 1), for logging envelope addresses
- * without writing them down (log_addresses = hash).
+ * without writing them down (log_addresses = hash) and for keys.
  */
 void tls_sha256_hex(const char *s, char *dst, size_t len);
 

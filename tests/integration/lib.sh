@@ -508,8 +508,8 @@ mx_wait_count() {
 
 # mxtls_start [key=value...] <<EOF (more config) EOF: write a config and
 # start mxtls on 127.0.0.1:$MXTLS_PORT.  Keys: default= (policy default,
-# opportunistic), min_version=, max_version= ([tls] section), config=FILE
-# (use FILE as it is).  The extra sections come from stdin (always give
+# opportunistic), min_version=, max_version= ([tls] section), proxy='k = v'
+# (a [proxy] line; repeatable), config=FILE (use FILE as it is).  The extra sections come from stdin (always give
 # one, </dev/null when there is nothing to add).  Sets MXTLS_PORT,
 # MXTLS_CONF, MXTLS_LOG, MXTLS_PID.  Each start gets a fresh state_dir.
 mxtls_start() {
@@ -517,12 +517,15 @@ mxtls_start() {
 	_min=1.2
 	_max=1.3
 	_conf=""
+	_px=""
 	for _kv in "$@"; do
 		case $_kv in
 		default=*) _def=${_kv#default=} ;;
 		min_version=*) _min=${_kv#min_version=} ;;
 		max_version=*) _max=${_kv#max_version=} ;;
 		config=*) _conf=${_kv#config=} ;;
+		proxy=*) _px="$_px
+${_kv#proxy=}" ;;
 		*) echo "mxtls_start: unknown option $_kv" >&2; return 1 ;;
 		esac
 	done
@@ -545,7 +548,7 @@ allow_clients = 127.0.0.0/8
 state_dir = state
 log_level = debug
 user = nobody
-admin_listen = 127.0.0.1:$MXTLS_ADMIN_PORT
+admin_listen = 127.0.0.1:$MXTLS_ADMIN_PORT$_px
 
 [dns]
 servers = 127.0.0.1:${DNS_PORT:-53}

@@ -20,7 +20,7 @@ dns_start || finish
 pf_mx good 127.0.0.31:25 hostname=mx.valid.test || finish
 pf_mx bad 127.0.0.32:25 cert=expired hostname=mx.verifynone.test || finish
 
-mxtls_start default=mandatory <<CONF || finish
+mxtls_start default=mandatory proxy='connection_cache_time = 0' <<CONF || finish
 [profile lax]
 tls = opportunistic
 verify = none

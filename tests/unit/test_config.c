@@ -337,6 +337,9 @@ test_defaults(void)
 	CHECK_INT(((const struct sockaddr_in *)&cfg.admin_listen)->
 	    sin_addr.s_addr, htonl(INADDR_LOOPBACK));
 	CHECK(cfg.drain_timeout == 30);
+	CHECK(cfg.cache_time == 5);
+	CHECK_INT(cfg.cache_max, 100);
+	CHECK(cfg.reuse_time == 300);
 	CHECK(cfg.user == NULL);
 	CHECK_INT(cfg.max_sessions_per_client, 100);
 	CHECK_INT(cfg.log_addresses, CONFIG_ADDR_FULL);
@@ -1177,6 +1180,31 @@ cleanup(void)
 		perror(tmp);
 }
 
+/* The upstream connection cache: [proxy] connection_* keys. */
+static void
+test_connection_cache(void)
+{
+	struct config cfg;
+
+	if (LOAD_OK("cc.ini", "[tls]\nca_bundle = ca.crt\n[proxy]\n"
+	    "connection_cache_time = 2.5\nconnection_cache_max = 0\n"
+	    "connection_reuse_time = 60\n", &cfg) == 0) {
+		CHECK(cfg.cache_time == 2.5);
+		CHECK_INT(cfg.cache_max, 0);
+		CHECK(cfg.reuse_time == 60);
+	}
+	config_free(&cfg);
+	LOAD_ERR("e.ini", "[proxy]\nconnection_cache_time = -1\n",
+	    "F:2: [proxy] connection_cache_time: \"-1\" is not a number of "
+	    "seconds >= 0 (at most 86400)");
+	LOAD_ERR("e.ini", "[proxy]\nconnection_reuse_time = forever\n",
+	    "F:2: [proxy] connection_reuse_time: \"forever\" is not a number "
+	    "of seconds >= 0 (at most 86400)");
+	LOAD_ERR("e.ini", "[proxy]\nconnection_cache_max = 100001\n",
+	    "F:2: [proxy] connection_cache_max: \"100001\" is not a whole "
+	    "number from 0 (no cache) to 100000");
+}
+
 int
 main(void)
 {
@@ -1200,6 +1228,7 @@ main(void)
 	RUN(test_multiline);
 	RUN(test_many_errors);
 	RUN(test_operations);
+	RUN(test_connection_cache);
 	cleanup();
 	return T_DONE();
 }

@@ -382,6 +382,8 @@ test_empty(void)
 		{ "mxtls_policy_fetches_total", "counter" },
 		{ "mxtls_policy_age_seconds", "gauge" },
 		{ "mxtls_config_reloads_total", "counter" },
+		{ "mxtls_upstream_cached", "gauge" },
+		{ "mxtls_upstream_reuses_total", "counter" },
 		{ "mxtls_build_info", "gauge" },
 	};
 	const char *t, *p;
