@@ -494,6 +494,8 @@ session_up_cache_take(struct session *s)
 	s->up_open = 1;
 	s->up_tls = 1;
 	s->up_reused = 1;
+	s->last_error[0] = '\0';
+	s->verdict = FAILURE_CONTACT;
 	snprintf(s->up_key, sizeof(s->up_key), "%s", s->route_key);
 	snprintf(s->up_ckey, sizeof(s->up_ckey), "%s", key);
 	snprintf(s->up_host, sizeof(s->up_host), "%s", info.host);
@@ -2020,8 +2022,8 @@ session_cmd_data(struct session *s)
 	if (s->nrcpt_ok == 0) {
 		/* Every recipient refused: that attempt gets its summary too. */
 		if (s->have_route && s->nrcpt_tried > 0)
-			session_log_delivery(s, s->nrcpt_tempfail > 0 ?
-			    "deferred" : "failed", NULL,
+			session_log_delivery(s, s->nrcpt_tempfail > 0 ||
+			    s->txn_fail[0] == '4' ? "deferred" : "failed", NULL,
 			    "every recipient was refused");
 		session_reply(s, "554 5.5.1 No valid recipients");
 		return;

@@ -19,6 +19,11 @@ Environment (defaults in brackets):
   BENCH_OUT [build/bench/bench.md]  where the Markdown table goes
   BENCH_HOLD             set: only start the sink and the contenders, print
                          their ports and wait (until Ctrl-C), to look at one
+  BENCH_MXTLS_PROXY      extra [proxy] lines for mxtls, ";"-separated, e.g.
+                         "connection_cache_time = 0" to measure without
+                         the connection cache
+  BENCH_MXTLS_WRAP       a command put before mxtls, e.g. "valgrind
+                         --tool=callgrind --callgrind-out-file=/tmp/cg.%p"
 """
 import json
 import os
@@ -58,6 +63,8 @@ W3_NS = [int(x) for x in os.environ.get("BENCH_W3_N", "100 1000 10000").split()]
 W3_ROUNDS = env_int("BENCH_W3_ROUNDS", 1)
 BUDGET = env_int("BENCH_BUDGET", 540)
 ONLY = os.environ.get("BENCH_ONLY", "floor mxtls stunnel postfix").split()
+MXTLS_PROXY = "".join("\n" + l.strip() for l in os.environ.get("BENCH_MXTLS_PROXY", "").split(";") if l.strip())
+MXTLS_WRAP = os.environ.get("BENCH_MXTLS_WRAP", "").split()
 OUT = os.environ.get("BENCH_OUT", os.path.join(B, "bench.md"))
 RUN_TIMEOUT = 180  # seconds for one workload run of one contender
 CLK = os.sysconf("SC_CLK_TCK")
@@ -475,7 +482,7 @@ max_sessions_per_client = 0
 state_dir = state
 log_level = warn
 user = nobody
-admin_listen = off
+admin_listen = off{extra}
 
 [tls]
 ca_bundle = {pki}/test-root-ca.pem
@@ -488,12 +495,12 @@ default = mandatory
 profile = mandatory
 nexthop = 127.0.0.1:{up}
 mx = {mx}
-""".format(port=self.port, maxs=min(max(W3_NS + [1000]) + 500, (NOFILE - 64) // 2), pki=PKI, up=upstream_port, mx=CERT_NAME))
+""".format(port=self.port, maxs=min(max(W3_NS + [1000]) + 500, (NOFILE - 64) // 2), pki=PKI, up=upstream_port, mx=CERT_NAME, extra=MXTLS_PROXY))
         self.log = os.path.join(self.d, "mxtls.log")
         chk = subprocess.run([MXTLS, "-t", "-c", self.conf], capture_output=True, text=True)
         if chk.returncode != 0:
             raise SystemExit("mxtls -t rejects the bench config:\n" + chk.stdout + chk.stderr)
-        self.proc = start("mxtls " + tag, [MXTLS, "-c", self.conf], stdout=subprocess.DEVNULL,
+        self.proc = start("mxtls " + tag, MXTLS_WRAP + [MXTLS, "-c", self.conf], stdout=subprocess.DEVNULL,
                           stderr=open(self.log, "w"))
         self.pid = self.proc.pid
         if not wait_port(self.port, proc=self.proc):
