@@ -148,6 +148,12 @@ for id in a12e a12d a12b a12t; do
 	check "$t: the renegotiation was refused, never completed" never_renegotiated "$id"
 	if [ "$id" = a12t ]; then
 		check "$t: (set-up) the server's 250 was behind its HelloRequest" at_saved_is "$id" 1
+	elif [ "$id" = a12b ]; then
+		# The whole body may already sit in the socket buffers when the
+		# HelloRequest is read; the server may then keep the message.
+		# The MTA's 4xx above is what matters: a retry may duplicate,
+		# never lose.
+		note "$t: the server kept $(at_count "$id" saved) message(s) (0 or 1, by timing)"
 	else
 		check "$t: nothing delivered" at_saved_is "$id" 0
 	fi

@@ -247,38 +247,52 @@ PY
 	grep -qx 'tls: yes' "${_e%.eml}.env" || { echo "not over TLS:"; cat "${_e%.eml}.env"; return 1; }
 }
 
+# case_id NAME: the ATTACKS.md case NAME proves and a blank, which check
+# names start with ("" for the README decisions cnonly and cnsan).
+case_id() {
+	case $1 in
+	weakrsa | sha1) echo "E-10 " ;;
+	ncok | ncbad) echo "E-09 " ;;
+	eku | notca) echo "E-08 " ;;
+	idn | idnbad) echo "E-12 " ;;
+	wild* | partial) echo "E-03 " ;;
+	esac
+}
+
 # deliver NAME: 250 to the final dot, saved byte for byte over TLS, verify=ok.
 deliver() {
+	_id=$(case_id "$1")
 	_dom=$(case_field "$1" 2)
 	_mx=$(case_field "$1" 3)
 	mkmsg "$M/$1" "cert matrix $1"
 	_x=$(mxtls_mark)
 	smtpc "$W/t.$1" mxtls "EHLO client.test" "MAIL FROM:<s@sender.test>" \
 		"RCPT TO:<u@$_dom>" "DATA=$M/$1" QUIT
-	check "$1: 250 to the final dot" reply_is "$W/t.$1" DOT 250
-	check_if "$LAST_OK" "$1: delivered byte-identical over TLS" saved_is "$1" "$M/$1"
-	check "$1: mxtls logged verify=ok for $_mx" mxtls_delivery_since "$_x" \
+	check "$_id$1: 250 to the final dot" reply_is "$W/t.$1" DOT 250
+	check_if "$LAST_OK" "$_id$1: delivered byte-identical over TLS" saved_is "$1" "$M/$1"
+	check "$_id$1: mxtls logged verify=ok for $_mx" mxtls_delivery_since "$_x" \
 		'verify=ok' "mx=$(printf '%s' "$_mx" | sed 's/\./\\./g')"
 }
 
 # refuse NAME REASON_ERE: RCPT 451 4.7.5 with the reason and the MX host,
 # nothing delivered, no MAIL at the MX, verify=fail logged.
 refuse() {
+	_id=$(case_id "$1")
 	_dom=$(case_field "$1" 2)
 	_mx=$(case_field "$1" 3)
 	mkmsg "$M/$1" "cert matrix $1"
 	_x=$(mxtls_mark)
 	smtpc "$W/t.$1" mxtls "EHLO client.test" "MAIL FROM:<s@sender.test>" \
 		"RCPT TO:<u@$_dom>" "DATA=$M/$1" QUIT
-	check "$1: RCPT 451 4.7.5" reply_is "$W/t.$1" "RCPT TO:<u@$_dom>" '451 4\.7\.5'
-	check "$1: the reply gives the reason (/$2/)" reply_has "$W/t.$1" "RCPT TO:<u@$_dom>" "$2"
-	check "$1: the reply names the MX host $_mx" reply_has "$W/t.$1" "RCPT TO:<u@$_dom>" \
+	check "$_id$1: RCPT 451 4.7.5" reply_is "$W/t.$1" "RCPT TO:<u@$_dom>" '451 4\.7\.5'
+	check "$_id$1: the reply gives the reason (/$2/)" reply_has "$W/t.$1" "RCPT TO:<u@$_dom>" "$2"
+	check "$_id$1: the reply names the MX host $_mx" reply_has "$W/t.$1" "RCPT TO:<u@$_dom>" \
 		"$(printf '%s' "$_mx" | sed 's/\./\\./g')"
-	check "$1: not 250 to the final dot" sh -c "! grep -q '^DOT => 250' '$W/t.$1'"
-	check "$1: nothing delivered, no MAIL reached the MX" sh -c \
+	check "$_id$1: not 250 to the final dot" sh -c "! grep -q '^DOT => 250' '$W/t.$1'"
+	check "$_id$1: nothing delivered, no MAIL reached the MX" sh -c \
 		"[ \$(find '$W/mx-$1/mail' -maxdepth 1 -name '*.eml' | wc -l) -eq 0 ] &&
 		 ! grep -qE '^command (MAIL|RCPT|DATA)' '$W/mx-$1/log' || { cat '$W/mx-$1/log'; false; }"
-	check "$1: mxtls logged verify=fail" mxtls_delivery_since "$_x" 'verify=fail' \
+	check "$_id$1: mxtls logged verify=fail" mxtls_delivery_since "$_x" 'verify=fail' \
 		"$(printf '%s' "$_dom" | sed 's/\./\\./g')"
 }
 

@@ -79,28 +79,31 @@ good() {
 	check "$1: mxtls logged verify=ok" mxtls_delivery_since "$_x" 'verify=ok' "mx=mx\\.$1\\.test" 'tls=TLSv1\.3'
 }
 
-# bad CASE MXNAME REASON_ERE: 451 4.7.5 naming the reason, nothing delivered.
+# bad ID CASE MXNAME REASON_ERE: 451 4.7.5 naming the reason, nothing
+# delivered; check names start with ID, the ATTACKS.md case.
 bad() {
+	_id=$1
+	shift
 	mkmsg "$M/$1" "certificate $1"
 	_x=$(mxtls_mark)
 	smtpc "$W/t.$1" mxtls "EHLO client.test" "MAIL FROM:<s@sender.test>" "RCPT TO:<u@$1.test>" "DATA=$M/$1" QUIT
-	check "$1: RCPT 451 4.7.5" reply_is "$W/t.$1" "RCPT TO:<u@$1.test>" '451 4\.7\.5'
-	check "$1: the reply gives the reason (/$3/)" reply_has "$W/t.$1" "RCPT TO:<u@$1.test>" "$3"
-	check "$1: the reply names the domain and the MX host" sh -c \
+	check "$_id $1: RCPT 451 4.7.5" reply_is "$W/t.$1" "RCPT TO:<u@$1.test>" '451 4\.7\.5'
+	check "$_id $1: the reply gives the reason (/$3/)" reply_has "$W/t.$1" "RCPT TO:<u@$1.test>" "$3"
+	check "$_id $1: the reply names the domain and the MX host" sh -c \
 		"grep -F 'RCPT TO:<u@$1.test> =>' '$W/t.$1' | grep -F '$1.test' | grep -qF '$2' || { cat '$W/t.$1'; false; }"
-	check "$1: nothing delivered" sh -c "sleep 0.2; [ \$(find '$(pf_dir "$1")/mail' -path '*/new/*' -type f | wc -l) -eq 0 ]"
-	check "$1: no message data reached the MX" no_grep_since "$(pf_log "$1")" 0 'smtpd.*: [0-9A-F]+: client='
-	check "$1: mxtls logged the delivery attempt with verify=fail" mxtls_delivery_since "$_x" 'verify=fail' "$1\\.test"
+	check "$_id $1: nothing delivered" sh -c "sleep 0.2; [ \$(find '$(pf_dir "$1")/mail' -path '*/new/*' -type f | wc -l) -eq 0 ]"
+	check "$_id $1: no message data reached the MX" no_grep_since "$(pf_log "$1")" 0 'smtpd.*: [0-9A-F]+: client='
+	check "$_id $1: mxtls logged the delivery attempt with verify=fail" mxtls_delivery_since "$_x" 'verify=fail' "$1\\.test"
 }
 
 good valid
 good rsa
-bad expired mx.expired.test 'expired'
-bad notyet mx.notyet.test 'not yet valid|not.yet|before'
-bad wrongname mx.wrongname.test 'mismatch|does not match|name'
-bad selfsigned mx.selfsigned.test 'self.signed|not.trusted|untrusted|issuer'
-bad unknownca mx.unknownca.test 'issuer|not.trusted|untrusted|unknown'
-bad nointer mx.nointer.test 'issuer|not.trusted|untrusted|unknown|chain'
+bad E-01 expired mx.expired.test 'expired'
+bad E-01 notyet mx.notyet.test 'not yet valid|not.yet|before'
+bad E-02 wrongname mx.wrongname.test 'mismatch|does not match|name'
+bad E-05 selfsigned mx.selfsigned.test 'self.signed|not.trusted|untrusted|issuer'
+bad E-05 unknownca mx.unknownca.test 'issuer|not.trusted|untrusted|unknown'
+bad E-06 nointer mx.nointer.test 'issuer|not.trusted|untrusted|unknown|chain'
 
 # --- verify = none: delivered over TLS, the failure is logged
 mkmsg "$M/vn" "verify none"
@@ -115,8 +118,8 @@ check "verify=none + expired: mxtls logged TLS and the certificate problem" \
 
 # --- opportunistic + a certificate failure: 451 4.7.5 at the first attempt
 smtpc "$W/t.oe" mxtls "EHLO client.test" "MAIL FROM:<s@sender.test>" "RCPT TO:<u@oppexpired.test>" "DATA=$M/vn" QUIT
-check "opportunistic + expired: RCPT 451 4.7.5 (first attempt)" reply_is "$W/t.oe" "RCPT TO:<u@oppexpired.test>" '451 4\.7\.5'
-check "opportunistic + expired: nothing delivered, in particular not in the clear" mx_none expired u@oppexpired.test
+check "E-01 opportunistic + expired: RCPT 451 4.7.5 (first attempt)" reply_is "$W/t.oe" "RCPT TO:<u@oppexpired.test>" '451 4\.7\.5'
+check "E-01 opportunistic + expired: nothing delivered, in particular not in the clear" mx_none expired u@oppexpired.test
 
 mxtls_stop
 finish

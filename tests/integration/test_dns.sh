@@ -177,19 +177,19 @@ mx $((100 - i)) mx$i.big.test"
 done
 expect mx-max-16-over-tcp "$want" "$NS" mx big.test
 
-expect mx-null "status NULLMX
+expect "D-14 mx-null" "status NULLMX
 error MX lookup for nullmx.test is a null MX: the domain accepts no mail" \
     "$NS" mx nullmx.test
 
-expect mx-null-wire-form "status NULLMX
+expect "D-14 mx-null-wire-form" "status NULLMX
 error MX lookup for nullmx-raw.test is a null MX: the domain accepts no mail" \
     "$NS" mx nullmx-raw.test
 
 # RFC 7505 forbids mixing; the "." has nothing to connect to, so it goes.
-expect mx-null-mixed "status OK
+expect "D-14 mx-null-mixed" "status OK
 mx 10 mx1.test" "$NS" mx mixed.test
 
-expect mx-nxdomain "status NXDOMAIN
+expect "D-14 mx-nxdomain" "status NXDOMAIN
 error MX lookup for nx.test does not exist" "$NS" mx nx.test
 
 expect mx-nodata "status NODATA
@@ -235,31 +235,31 @@ error address lookup for mx.test has no A or AAAA records" "$NS" addr mx.test
 expect servers-failover "status OK
 mx 10 mx1.test" "$DEAD,$NS" mx mixed.test
 
-expect_fast tempfail-unreachable 2000 "status TEMPFAIL
+expect_fast "D-14 tempfail-unreachable" 2000 "status TEMPFAIL
 error MX lookup for mx.test failed: no server gave a usable answer (unreachable, refused or SERVFAIL)" \
     -t 1 "$DEAD" mx mx.test
 
-expect_fast tempfail-unreachable-addr 2000 "status TEMPFAIL
+expect_fast "D-14 tempfail-unreachable-addr" 2000 "status TEMPFAIL
 error address lookup for host.test failed: no server gave a usable answer (unreachable, refused or SERVFAIL)" \
     -t 1 "$DEAD" addr host.test
 
 # A server that never answers: 0.3 s for the first try, twice that for
 # the second (c-ares doubles per round), so about 0.9 s in all.
-expect_fast timeout-mx 2500 "status TEMPFAIL
+expect_fast "D-14 timeout-mx" 2500 "status TEMPFAIL
 error MX lookup for example.com timed out" -t 0.3 blackhole mx example.com
 if [ "$ms" -lt 800 ]; then
-	fail "timeout-mx waited only $ms ms (want 2 tries: about 900)"
+	fail "D-14 timeout-mx waited only $ms ms (want 2 tries: about 900)"
 fi
 
-expect_fast timeout-addr 2500 "status TEMPFAIL
+expect_fast "D-14 timeout-addr" 2500 "status TEMPFAIL
 error address lookup for example.com timed out" -t 0.3 blackhole addr example.com
 
 # dnsmasq cannot be made to SERVFAIL or REFUSE; the probe answers itself.
-expect_fast tempfail-servfail 2000 "status TEMPFAIL
+expect_fast "D-14 tempfail-servfail" 2000 "status TEMPFAIL
 error MX lookup for example.com failed: no server gave a usable answer (unreachable, refused or SERVFAIL)" \
     -t 1 rcode:2 mx example.com
 
-expect_fast tempfail-refused 2000 "status TEMPFAIL
+expect_fast "D-14 tempfail-refused" 2000 "status TEMPFAIL
 error address lookup for example.com failed: no server gave a usable answer (unreachable, refused or SERVFAIL)" \
     -t 1 rcode:5 addr example.com
 

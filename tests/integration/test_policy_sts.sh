@@ -180,7 +180,7 @@ EOF
 rt_mxtls_start 0 || finish
 MARK=0
 send sts.test
-check "enforce, MX in the policy with a valid certificate: 250 to the final dot" reply_is "$OUT" DOT '250 '
+check "E-04 enforce, MX in the policy (*.example.test) with a valid certificate: 250 to the final dot" reply_is "$OUT" DOT '250 '
 check "... delivered by V over TLS" pol_all "pol_delivered_to V $RCPT E P N" \
 	"received_over V $RCPT TLSv1.3"
 check "... policy fetched once, logged with url, status, bytes, duration" \
@@ -215,11 +215,11 @@ check "F-11 ... that MX not used (nothing delivered, mx-not-permitted logged)" p
 	"mx_none V $RCPT" "logged 'event=mx-not-permitted mx=mx.tls.test'"
 
 send wrongname.test
-check "enforce, MX certificate for another name: 451 4.7.5" rcpt_is '451 4\.7\.5 '
+check "E-02 enforce, MX certificate for another name: 451 4.7.5" rcpt_is '451 4\.7\.5 '
 check "... not delivered" mx_none N "$RCPT"
 
 send exp.test
-check "enforce, the permitted MX has an expired certificate: 451 4.7.5" rcpt_is '451 4\.7\.5 '
+check "E-01 enforce, the permitted MX has an expired certificate: 451 4.7.5" rcpt_is '451 4\.7\.5 '
 check "... not delivered" mx_none E "$RCPT"
 EXP_RETRY=$(rt_epoch "$(rt_retry_after "$OUT" "RCPT TO:<$RCPT>")")
 check "... with a retry time within retry_delay (300 s)" \
@@ -345,7 +345,7 @@ EOF
 rt_mxtls_start 310 || finish
 MARK=0
 send strict.test
-check "local [profile mandatory] verify = none: MTA-STS enforce still verifies strictly (451 4.7.5, MX cert for another name)" \
+check "E-02 local [profile mandatory] verify = none: MTA-STS enforce still verifies strictly (451 4.7.5, MX cert for another name)" \
 	pol_all "rcpt_is '451 4\\.7\\.5 '" "mx_none N $RCPT"
 
 note "run time $(($(date +%s) - T_START)) s"

@@ -136,14 +136,14 @@ check "second domain: exactly one copy each" sh -c "sleep 0.3; [ \$(grep -l '^De
 
 # --- null MX and NXDOMAIN (each in a session of its own), then a good one
 smtpc "$W/t7" mxtls "EHLO client.test" "MAIL FROM:<s@sender.test>" "RCPT TO:<n@nullmx.test>" QUIT
-check "null MX: RCPT 556 5.1.10" reply_is "$W/t7" "RCPT TO:<n@nullmx.test>" '556 5\.1\.10'
+check "D-14 null MX: RCPT 556 5.1.10" reply_is "$W/t7" "RCPT TO:<n@nullmx.test>" '556 5\.1\.10'
 smtpc "$W/t7b" mxtls "EHLO client.test" "MAIL FROM:<s@sender.test>" "RCPT TO:<n@nosuch.test>" QUIT
-check "NXDOMAIN: RCPT 550 5.1.2" reply_is "$W/t7b" "RCPT TO:<n@nosuch.test>" '550 5\.1\.2'
+check "D-14 NXDOMAIN: RCPT 550 5.1.2" reply_is "$W/t7b" "RCPT TO:<n@nosuch.test>" '550 5\.1\.2'
 mkmsg "$M/7" "after refused recipients"
 smtpc "$W/t7c" mxtls "EHLO client.test" "MAIL FROM:<s@sender.test>" "RCPT TO:<n@nullmx.test>" \
 	"RCPT TO:<n@nosuch.test>" "RCPT TO:<n1@example.test>" "DATA=$M/7" QUIT
-check "refused recipients first: null MX still 556 5.1.10" reply_is "$W/t7c" "RCPT TO:<n@nullmx.test>" '556 5\.1\.10'
-check "refused recipients first: NXDOMAIN still 550 5.1.2 (a refused RCPT binds no next hop)" \
+check "D-14 refused recipients first: null MX still 556 5.1.10" reply_is "$W/t7c" "RCPT TO:<n@nullmx.test>" '556 5\.1\.10'
+check "D-14 refused recipients first: NXDOMAIN still 550 5.1.2 (a refused RCPT binds no next hop)" \
 	reply_is "$W/t7c" "RCPT TO:<n@nosuch.test>" '550 5\.1\.2'
 check "refused recipients first: a good recipient after them is accepted (250)" \
 	reply_is "$W/t7c" "RCPT TO:<n1@example.test>" 250

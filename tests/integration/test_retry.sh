@@ -181,7 +181,7 @@ EOF
 			rt_count_is "$kind" "$id" "$(cat "$W/count.$P.$id")" "$(delta "$w")"
 		case $w in
 		defer | wait)
-			check "$n: $w: RCPT 451 4.7.5" reply_is "$t" "$r" '451 4\.7\.5 '
+			check "D-15 $n: $w: RCPT 451 4.7.5" reply_is "$t" "$r" '451 4\.7\.5 '
 			check "$n: $w: the reply names the domain, $where, the reason and the retry time" sh -c '
 				grep -F "$1 =>" "$2" | grep -F "$3" | grep -F "$4" | grep -E -- "$5" | grep -qE "retry after [0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z" ||
 				{ echo "want domain $3, $4, /$5/, retry after TIME in:"; grep -F "$1 =>" "$2"; false; }' - "$r" "$t" "$id.test" "$where" "$re"
@@ -203,7 +203,7 @@ EOF
 			if [ "$P" = 0 ]; then
 				echo "$ra" >"$W/ra.$id"
 				now=$(($(date +%s) + RT_OFFSET))
-				check "$n: defer: retry time = the attempt's time + 300 s ($ra)" \
+				check "D-15 $n: defer: retry time = the attempt's time + 300 s ($ra)" \
 					rt_between "$(rt_epoch "$ra")" $((now + 300 - 60)) $((now + 300)) "retry after"
 			else
 				first=$(rt_epoch "$(cat "$W/ra.$id")")
@@ -212,7 +212,7 @@ EOF
 			fi
 			;;
 		wait)
-			check "$n: wait: mxtls skipped the host (event=tls-skip action=defer)" \
+			check "D-15 $n: wait: mxtls skipped the host (event=tls-skip action=defer)" \
 				rt_log_has 'event=tls-skip' "host=$mx\\[$addr\\]:25" 'record=failed-once' 'action=defer'
 			check "$n: wait: same t0 (the retry time of P0)" test "$ra" = "$(cat "$W/ra.$id")"
 			;;
@@ -257,7 +257,7 @@ EOF
 			fail-notls*) code='550 5\.7\.10 ' ;;
 			*) code='550 5\.7\.5 ' ;;
 			esac
-			check "$n: $w: RCPT ${code%% }" reply_is "$t" "$r" "$code"
+			check "D-15 $n: $w: RCPT ${code%% }" reply_is "$t" "$r" "$code"
 			check "$n: $w: the reply names the domain, $where and the reason" sh -c '
 				grep -F "$1 =>" "$2" | grep -F "$3" | grep -F "$4" | grep -qE -- "$5" ||
 				{ echo "want domain $3, $4, /$5/ in:"; grep -F "$1 =>" "$2"; false; }' - "$r" "$t" "$id.test" "$where" "$re"
