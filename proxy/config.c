@@ -99,6 +99,7 @@ static const struct keydef keydefs[] = {
 	{ K_PROXY, "data_block_timeout", 0 },
 	{ K_PROXY, "data_done_timeout", 0 },
 	{ K_PROXY, "client_timeout", 0 },
+	{ K_PROXY, "rcpt_timeout", 0 },
 	{ K_PROXY, "admin_listen", 0 },
 	{ K_PROXY, "drain_timeout", 0 },
 	{ K_PROXY, "user", 0 },
@@ -151,6 +152,7 @@ static const struct {
 	{ "data_block_timeout", offsetof(struct config_timeouts, data_block) },
 	{ "data_done_timeout", offsetof(struct config_timeouts, data_done) },
 	{ "client_timeout", offsetof(struct config_timeouts, client) },
+	{ "rcpt_timeout", offsetof(struct config_timeouts, rcpt) },
 };
 
 struct lerr {
@@ -1802,6 +1804,7 @@ set_defaults(struct loader *ld)
 	cfg->timeouts.data_block = 180;
 	cfg->timeouts.data_done = 600;
 	cfg->timeouts.client = 300;
+	cfg->timeouts.rcpt = 240;
 	cfg->dns_timeout = 5;
 	cfg->min_version = POLICY_TLS1_2;
 	cfg->max_version = POLICY_TLS1_3;

@@ -42,6 +42,12 @@ struct config_timeouts {
 	double data_block; /* each upstream write of message data: 180 */
 	double data_done;  /* upstream reply to the final dot: 600 */
 	double client;	   /* downstream: next command or data: 300 */
+	/*
+	 * The MTA's wait for the reply to its RCPT while mxtls finds an
+	 * upstream (DNS, every MX host and address, TLS, EHLO, MAIL, RCPT
+	 * together): 240, below Postfix's smtp_rcpt_timeout of 300.
+	 */
+	double rcpt;
 };
 
 struct config {

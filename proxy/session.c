@@ -131,6 +131,13 @@ struct session {
 	int up_reused;	  /* taken from the connection cache */
 	int up_await;	  /* a command was sent and its reply is due */
 	/*
+	 * The MTA waits for the reply to its RCPT from t_rcpt (clock_mono;
+	 * 0: it waits for nothing) for at most rcpt_timeout; up_capped: the
+	 * upstream deadline running now is that limit, not the phase's own.
+	 */
+	double t_rcpt;
+	int up_capped;
+	/*
 	 * The reply being read; allocated while one is arriving, so an idle
 	 * session does not carry its 8 KiB (issue 7, W3).
 	 */
@@ -201,6 +208,7 @@ static void session_up_next_hop(struct session *s);
 static void session_up_try_addr(struct session *s);
 static void session_up_failed(struct session *s, const char *reason);
 static void session_up_reuse_failed(struct session *s, const char *reason);
+static void session_up_out_of_time(struct session *s);
 static void session_up_cache_put(struct session *s);
 static void session_up_send(struct session *s, enum sess_state next,
     double timeout, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -251,6 +259,7 @@ session_close(struct session *s)
 static void __attribute__((format(printf, 2, 3)))
 session_reply(struct session *s, const char *fmt, ...)
 {
+	s->t_rcpt = 0;
 	char line[1024];
 	va_list ap;
 	int n;
@@ -279,6 +288,7 @@ session_relay_reply(struct session *s, const struct smtp_reply *r)
 	char text[SMTP_REPLY_TEXT_MAX];
 	size_t i;
 
+	s->t_rcpt = 0;
 	metrics_inc("mxtls_bytes_relayed_total", "direction=\"downstream\"",
 	    (double)r->textlen);
 	/* Control bytes from a peer never reach the MTA (or its bounces). */
@@ -533,6 +543,26 @@ session_txn_fail(struct session *s, const char *fmt, ...)
 
 /* --- upstream: sending and failing -------------------------------------- */
 
+/*
+ * The deadline of an upstream phase, cut to what is left of rcpt_timeout
+ * while the MTA waits for its RCPT, so that one MX host after another
+ * never outlasts the MTA's own patience (ATTACKS D-15).
+ */
+static double
+session_up_timeout(struct session *s, double phase)
+{
+	double left;
+
+	s->up_capped = 0;
+	if (s->t_rcpt == 0)
+		return phase;
+	left = s->t_rcpt + s->cfg->timeouts.rcpt - clock_mono();
+	if (left >= phase)
+		return phase;
+	s->up_capped = 1;
+	return left > 0.001 ? left : 0.001;
+}
+
 static void
 session_up_send(struct session *s, enum sess_state next, double timeout,
     const char *fmt, ...)
@@ -549,7 +579,7 @@ session_up_send(struct session *s, enum sess_state next, double timeout,
 	if (s->cfg->log_addresses == CONFIG_ADDR_FULL)
 		log_debug(s->id, "up-send", "line", line, NULL);
 	conn_write(&s->up, line, (size_t)n + 2);
-	conn_deadline(&s->up, timeout);
+	conn_deadline(&s->up, session_up_timeout(s, timeout));
 	s->up_await = 1;
 	session_enter(s, next);
 	/* A reply already here came before its command: pipelining abuse. */
@@ -801,6 +831,34 @@ session_up_failed(struct session *s, const char *reason)
 	}
 }
 
+/*
+ * rcpt_timeout is over: answer the MTA before it gives up on mxtls.  A
+ * verdict of the failure table from an earlier host is that answer; a
+ * fallback in the clear waits for the MTA's next attempt (the host's
+ * record leads straight to it).  No record is made against a host that
+ * was only cut short.
+ */
+static void
+session_up_out_of_time(struct session *s)
+{
+	char where[320], secs[16];
+
+	session_up_where(s, where, sizeof(where));
+	snprintf(secs, sizeof(secs), "%.0f", s->cfg->timeouts.rcpt);
+	log_info(s->id, "rcpt-timeout", "host", where, "state",
+	    sess_state_names[s->state], "rcpt_timeout", secs, NULL);
+	session_up_close(s);
+	if (s->verdict == FAILURE_DEFER || s->verdict == FAILURE_FAIL ||
+	    s->verdict == FAILURE_FAIL_NO_TLS) {
+		session_apply_verdict(s);
+		return;
+	}
+	session_log_delivery(s, "deferred", NULL, "rcpt_timeout reached");
+	session_txn_fail(s, "451 4.4.2 No next hop for %s answered within "
+	    "rcpt_timeout (%s s)%s%s", s->route_domain, secs,
+	    s->last_error[0] ? ": " : "", s->last_error);
+}
+
 /* --- upstream: next hops ------------------------------------------------- */
 
 static void
@@ -963,7 +1021,7 @@ session_up_connect(struct session *s, const struct sockaddr_storage *ss,
 	}
 	s->up_open = 1;
 	conn_set_reading(&s->up, 1);
-	conn_deadline(&s->up, s->cfg->timeouts.connect);
+	conn_deadline(&s->up, session_up_timeout(s, s->cfg->timeouts.connect));
 }
 
 /* The next address of the current hop, unless its record says skip it. */
@@ -978,6 +1036,11 @@ session_up_try_addr(struct session *s)
 	struct in6_addr a6;
 	struct in_addr a4;
 
+	if (s->t_rcpt != 0 &&
+	    clock_mono() - s->t_rcpt >= s->cfg->timeouts.rcpt) {
+		session_up_out_of_time(s);
+		return;
+	}
 	if (++s->addr_i >= s->naddrs) {
 		session_up_next_hop(s);
 		return;
@@ -1484,7 +1547,7 @@ session_on_up_reply(struct session *s, const struct smtp_reply *r)
 			    "cannot start TLS");
 			return;
 		}
-		conn_deadline(&s->up, s->cfg->timeouts.tls);
+		conn_deadline(&s->up, session_up_timeout(s, s->cfg->timeouts.tls));
 		s->t_phase = clock_mono();
 		session_enter(s, ST_UP_TLS);
 		return;
@@ -1675,7 +1738,8 @@ session_up_event(struct conn *c, enum conn_event ev, void *arg)
 	case CONN_EV_CONNECTED:
 		metrics_observe("mxtls_upstream_connect_seconds", "",
 		    clock_mono() - s->t_phase);
-		conn_deadline(&s->up, s->cfg->timeouts.greeting);
+		conn_deadline(&s->up,
+		    session_up_timeout(s, s->cfg->timeouts.greeting));
 		session_enter(s, ST_UP_GREETING);
 		break;
 	case CONN_EV_INPUT:
@@ -1699,6 +1763,10 @@ session_up_event(struct conn *c, enum conn_event ev, void *arg)
 		session_up_failed(s, reason);
 		break;
 	case CONN_EV_TIMEOUT:
+		if (s->up_capped) {
+			session_up_out_of_time(s);
+			break;
+		}
 		snprintf(reason, sizeof(reason), "timeout %s",
 		    session_waiting_for(s->state));
 		session_up_failed(s, reason);
@@ -1936,6 +2004,7 @@ session_cmd_rcpt(struct session *s, const struct smtp_command *cmd)
 	snprintf(s->rcpt, sizeof(s->rcpt), "%s", addr);
 	snprintf(s->rcpt_params, sizeof(s->rcpt_params), "%.*s", (int)plen,
 	    params);
+	s->t_rcpt = clock_mono();
 	if (session_sts_wanted(s, &dec) &&
 	    strcmp(s->sts_domain, dec.domain) != 0) {
 		s->sts_pending = dec;

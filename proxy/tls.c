@@ -283,6 +283,27 @@ tls_classify(long code)
 	}
 }
 
+/*
+ * A name from a certificate as text, bytes other than printable ASCII as
+ * \xHH: a NUL in "mx.example.com\0.evil.test" must not cut the name
+ * short in a reply or log.  Returns the length written (< len).
+ */
+static size_t
+tls_name_text(char *dst, size_t len, const ASN1_STRING *name)
+{
+	const unsigned char *s = ASN1_STRING_get0_data(name);
+	int i, slen = ASN1_STRING_length(name);
+	size_t used = 0;
+
+	for (i = 0; i < slen && used + 5 < len; i++)
+		used += (size_t)(s[i] > 0x20 && s[i] < 0x7f ?
+		    snprintf(dst + used, len - used, "%c", s[i]) :
+		    snprintf(dst + used, len - used, "\\x%02x", s[i]));
+	if (len > 0)
+		dst[used] = '\0';
+	return used;
+}
+
 /* "a, b, c" of the leaf's DNS names (or its CN when it has none). */
 static void
 tls_leaf_names(X509 *leaf, char *dst, size_t len)
@@ -294,30 +315,28 @@ tls_leaf_names(X509 *leaf, char *dst, size_t len)
 	dst[0] = '\0';
 	sans = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
 	n = sans != NULL ? (int)sk_GENERAL_NAME_num(sans) : 0;
-	for (i = 0; i < n && shown < 4; i++) {
+	for (i = 0; i < n && shown < 4 && used + 8 < len; i++) {
 		const GENERAL_NAME *gn = sk_GENERAL_NAME_value(sans, i);
-		const unsigned char *s;
-		int slen;
 
 		if (gn->type != GEN_DNS)
 			continue;
-		s = ASN1_STRING_get0_data(gn->d.dNSName);
-		slen = ASN1_STRING_length(gn->d.dNSName);
-		used += (size_t)snprintf(dst + used, len - used, "%s%.*s",
-		    shown ? ", " : "", slen, (const char *)s);
-		if (used >= len)
-			break;
+		if (shown)
+			used += (size_t)snprintf(dst + used, len - used, ", ");
+		used += tls_name_text(dst + used, len - used,
+		    gn->d.dNSName);
 		shown++;
 	}
 	if (sans != NULL)
 		GENERAL_NAMES_free(sans);
 	if (shown == 0) {
-		char cn[256];
+		X509_NAME *subj = X509_get_subject_name(leaf);
+		int at = X509_NAME_get_index_by_NID(subj, NID_commonName, -1);
 
-		if (X509_NAME_get_text_by_NID(X509_get_subject_name(leaf),
-		    NID_commonName, cn, sizeof(cn)) > 0)
-			snprintf(dst, len, "%s (CN)", cn);
-		else
+		if (at >= 0) {
+			used = tls_name_text(dst, len, X509_NAME_ENTRY_get_data(
+			    X509_NAME_get_entry(subj, at)));
+			snprintf(dst + used, len - used, " (CN)");
+		} else
 			snprintf(dst, len, "no names");
 	}
 }

@@ -760,7 +760,8 @@ class Session:
             "tls: %s" % ("yes" if self.tr.tls else "no"),
             "raw_bytes: %d" % len(raw),
             "bare_cr: %d" % len(re.findall(rb"\r(?!\n)", raw)),
-            "bare_cr_inside: %d" % len(re.findall(rb"\r(?!\n)", raw[:-1])),
+            # A CR at the very end may be half of a CRLF cut off by the abort.
+            "bare_cr_inside: %d" % (len(re.findall(rb"\r(?!\n)", raw)) - raw.endswith(b"\r")),
             "bare_lf: %d" % len(re.findall(rb"(?<!\r)\n", raw)),
             "nul: %d" % raw.count(b"\x00"),
             "final_reply: none (aborted)",

@@ -313,6 +313,7 @@ test_defaults(void)
 	CHECK(cfg.timeouts.data_block == 180);
 	CHECK(cfg.timeouts.data_done == 600);
 	CHECK(cfg.timeouts.client == 300);
+	CHECK(cfg.timeouts.rcpt == 240);
 	CHECK(cfg.dns_servers == NULL);
 	CHECK(cfg.dns_timeout == 5);
 	CHECK_STR(cfg.ca_bundle, bundle);
@@ -631,6 +632,9 @@ test_value_errors(void)
 	LOAD_ERR("e.ini", "[proxy]\ndata_done_timeout = -5\n",
 	    "F:2: [proxy] data_done_timeout: \"-5\" is not a number of seconds "
 	    "> 0 (at most 86400)");
+	LOAD_ERR("e.ini", "[proxy]\nrcpt_timeout = 0\n",
+	    "F:2: [proxy] rcpt_timeout: \"0\" is not a number of seconds > 0 "
+	    "(at most 86400)");
 	LOAD_ERR("e.ini", "[proxy]\nclient_timeout = 1e3\n",
 	    "F:2: [proxy] client_timeout: \"1e3\" is not a number of seconds > "
 	    "0 (at most 86400)");
