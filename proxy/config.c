@@ -91,6 +91,7 @@ static const struct keydef keydefs[] = {
 	{ K_PROXY, "log_level", 0 },
 	{ K_PROXY, "max_bad_commands", 0 },
 	{ K_PROXY, "max_message_size", 0 },
+	{ K_PROXY, "bare_line_endings", 0 },
 	{ K_PROXY, "connect_timeout", 0 },
 	{ K_PROXY, "greeting_timeout", 0 },
 	{ K_PROXY, "command_timeout", 0 },
@@ -778,6 +779,18 @@ apply_proxy(struct loader *ld, const char *key, const char *v, char *why,
 		else {
 			snprintf(why, whylen, "\"%s\": expected relay or "
 			    "transparent", v);
+			return -1;
+		}
+		return 0;
+	}
+	if (strcmp(key, "bare_line_endings") == 0) {
+		if (strcmp(v, "reject") == 0)
+			cfg->bare_line_endings = CONFIG_BARE_REJECT;
+		else if (strcmp(v, "normalise") == 0)
+			cfg->bare_line_endings = CONFIG_BARE_NORMALISE;
+		else {
+			snprintf(why, whylen, "\"%s\": expected reject or "
+			    "normalise", v);
 			return -1;
 		}
 		return 0;
@@ -1796,6 +1809,7 @@ set_defaults(struct loader *ld)
 	cfg->log_level = CONFIG_LOG_INFO;
 	cfg->max_bad_commands = 8;
 	cfg->max_message_size = 52428800;
+	cfg->bare_line_endings = CONFIG_BARE_REJECT;
 	cfg->timeouts.connect = 30;
 	cfg->timeouts.greeting = 300;
 	cfg->timeouts.command = 300;

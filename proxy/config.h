@@ -31,6 +31,8 @@ enum config_log_level { CONFIG_LOG_DEBUG, CONFIG_LOG_INFO, CONFIG_LOG_WARN,
 enum config_mode { CONFIG_MODE_RELAY, CONFIG_MODE_TRANSPARENT };
 enum config_log_addresses { CONFIG_ADDR_FULL, CONFIG_ADDR_DOMAIN,
 	CONFIG_ADDR_HASH };
+/* A message with a bare CR or LF: refused, or rewritten to CRLF lines. */
+enum config_bare { CONFIG_BARE_REJECT, CONFIG_BARE_NORMALISE };
 
 struct config_timeouts {
 	/* Seconds.  RFC 5321 4.5.3.2 minimums are the defaults. */
@@ -66,6 +68,7 @@ struct config {
 	enum config_log_level log_level;
 	int max_bad_commands; /* then disconnect: 8 */
 	long max_message_size; /* advertised SIZE and enforced: 50 MiB */
+	enum config_bare bare_line_endings; /* reject (DKIM stays intact) */
 	struct config_timeouts timeouts;
 	/* The admin endpoint: 127.0.0.1:9925; admin_listen_len 0: "off". */
 	struct sockaddr_storage admin_listen;

@@ -119,6 +119,7 @@ struct session {
 	struct policy_decision dec;
 	char txn_fail[512]; /* reply for the rest of the transaction, if set */
 	struct smtp_data_scan scan;
+	struct smtp_normalise norm; /* bare_line_endings = normalise */
 	char data_reply[512]; /* why the message in ST_DATA_DISCARD is refused */
 
 	/* the upstream */
@@ -408,6 +409,7 @@ session_txn_reset(struct session *s)
 	s->data_reply[0] = '\0';
 	memset(&s->dec, 0, sizeof(s->dec));
 	smtp_data_scan_init(&s->scan);
+	smtp_normalise_init(&s->norm);
 }
 
 static void
@@ -1607,6 +1609,7 @@ session_on_up_reply(struct session *s, const struct smtp_reply *r)
 		session_relay_reply(s, r);
 		if (!s->closed) {
 			smtp_data_scan_init(&s->scan);
+			smtp_normalise_init(&s->norm);
 			session_enter(s, ST_DATA);
 		}
 		return;
@@ -2204,17 +2207,69 @@ session_data_done(struct session *s)
 	session_enter(s, ST_UP_DATA_END);
 }
 
+/* Input bytes rewritten per step with bare_line_endings = normalise. */
+#define SESSION_NORMALISE_IN 4096
+
+/*
+ * bare_line_endings = normalise: the n message bytes at p go upstream
+ * rewritten.  The caller made room for SMTP_NORMALISE_OUT_MAX(n).  A
+ * message the scanner or the normaliser is about to refuse (a NUL, an
+ * over-long line) sends nothing more.  -1: the bytes could not be
+ * queued (out of memory).
+ */
+static int
+session_data_normalise(struct session *s, const char *p, size_t n)
+{
+	char out[SMTP_NORMALISE_OUT_MAX(SESSION_NORMALISE_IN)];
+	size_t len;
+
+	if (s->scan.nul || s->scan.long_line)
+		return 0;
+	/* All n fit by construction; anything less would lose bytes. */
+	if (smtp_normalise(&s->norm, p, n, out, sizeof(out), &len) != n)
+		return -1;
+	if (s->norm.long_line || len == 0)
+		return 0;
+	if (conn_write(&s->up, out, len) == -1)
+		return -1;
+	metrics_inc("mxtls_bytes_relayed_total", "direction=\"upstream\"",
+	    (double)len);
+	return 0;
+}
+
+/* Once per message, so operators see what was changed. */
+static void
+session_data_log_normalised(struct session *s)
+{
+	char lf[24], cr[24], dots[24];
+
+	if (s->norm.bare_lf == 0 && s->norm.bare_cr == 0)
+		return;
+	snprintf(lf, sizeof(lf), "%lu", s->norm.bare_lf);
+	snprintf(cr, sizeof(cr), "%lu", s->norm.bare_cr);
+	snprintf(dots, sizeof(dots), "%lu", s->norm.dots);
+	log_info(s->id, "normalised", "bare_lf", lf, "bare_cr", cr,
+	    "dots_added", dots, NULL);
+}
+
 /* Move message bytes from the MTA to the upstream, within its buffer. */
 static void
 session_data(struct session *s)
 {
 	struct buf *in = &s->down.in;
-	size_t room, n, safe;
-	int done = 0;
+	int normalise = s->cfg->bare_line_endings == CONFIG_BARE_NORMALISE;
+	size_t room, n, safe, size;
+	int done = 0, failed, bare, longl;
 
 	while (buf_len(in) > 0 && !done) {
 		if (s->state == ST_DATA) {
 			room = buf_room(&s->up.out);
+			/* Rewritten, n bytes may take 2n + 1: all must fit. */
+			if (normalise) {
+				room = room < 3 ? 0 : (room - 1) / 2;
+				if (room > SESSION_NORMALISE_IN)
+					room = SESSION_NORMALISE_IN;
+			}
 			if (room == 0)
 				return; /* resumed on the upstream's DRAINED */
 		} else
@@ -2222,23 +2277,36 @@ session_data(struct session *s)
 		n = smtp_data_scan(&s->scan, buf_head(in),
 		    room < buf_len(in) ? room : buf_len(in), &done, &safe);
 		if (s->state == ST_DATA) {
-			if (safe > 0) {
+			failed = 0;
+			if (normalise)
+				failed = session_data_normalise(s,
+				    buf_head(in), n);
+			else if (safe > 0) {
 				conn_write(&s->up, buf_head(in), safe);
 				metrics_inc("mxtls_bytes_relayed_total",
 				    "direction=\"upstream\"", (double)safe);
 			}
-			if (s->scan.bare_lf || s->scan.bare_cr ||
-			    s->scan.long_line || s->scan.nul) {
+			/* What the upstream gets: with normalise, rewritten. */
+			size = s->scan.total;
+			if (normalise)
+				size += s->norm.bare_lf + s->norm.dots;
+			bare = !normalise &&
+			    (s->scan.bare_lf || s->scan.bare_cr);
+			longl = s->scan.long_line || s->norm.long_line;
+			if (failed) {
 				snprintf(s->data_reply, sizeof(s->data_reply),
-				    "%s", s->scan.long_line ?
+				    "451 4.3.0 Out of memory");
+				session_enter(s, ST_DATA_DISCARD);
+			} else if (longl || s->scan.nul || bare) {
+				snprintf(s->data_reply, sizeof(s->data_reply),
+				    "%s", longl ?
 				    "550 5.6.0 Message has a line longer than "
 				    "998 characters" : s->scan.nul ?
 				    "550 5.6.0 Message contains a NUL byte" :
 				    "550 5.6.0 Message contains a bare CR or "
 				    "LF; lines must end in CRLF");
 				session_enter(s, ST_DATA_DISCARD);
-			} else if (s->scan.total >
-			    (size_t)s->cfg->max_message_size) {
+			} else if (size > (size_t)s->cfg->max_message_size) {
 				snprintf(s->data_reply, sizeof(s->data_reply),
 				    "552 5.3.4 Message size exceeds fixed "
 				    "maximum message size");
@@ -2252,8 +2320,11 @@ session_data(struct session *s)
 			s->down_progress = 1;
 		buf_consume(in, n);
 	}
-	if (done)
+	if (done) {
+		if (normalise && s->state == ST_DATA)
+			session_data_log_normalised(s);
 		session_data_done(s);
+	}
 }
 
 /* --- the state machine's core -------------------------------------------- */

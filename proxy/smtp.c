@@ -564,3 +564,112 @@ out:
 		*safe_len = safe < i ? safe : i;
 	return i;
 }
+
+/*
+ * Normaliser states.  BOL is after a real CRLF (or at the start of data),
+ * BARE after a bare LF that became CRLF: only there is a leading "."
+ * doubled.  DOT is a "." just passed on at BOL; CR and DOTCR hold a CR
+ * back (nothing written yet) until the next byte shows whether it is bare.
+ */
+enum {
+	SMTP_NM_BOL,
+	SMTP_NM_BARE,
+	SMTP_NM_TEXT,
+	SMTP_NM_DOT,
+	SMTP_NM_CR,
+	SMTP_NM_DOTCR,
+};
+
+void
+smtp_normalise_init(struct smtp_normalise *n)
+{
+	memset(n, 0, sizeof(*n));
+	n->state = SMTP_NM_BOL;
+}
+
+static void
+smtp_normalise_content(struct smtp_normalise *n, size_t k)
+{
+	n->linelen += k;
+	if (n->linelen > SMTP_DS_LINE_MAX)
+		n->long_line = 1;
+}
+
+/* One input byte: its output into e (at most 3 bytes), the state moved on. */
+static size_t
+smtp_normalise_byte(struct smtp_normalise *n, unsigned char c, char *e)
+{
+	size_t k = 0;
+
+	if (n->state == SMTP_NM_CR || n->state == SMTP_NM_DOTCR) {
+		if (c == '\n') {
+			/* Only this ends a line as the client sent it. */
+			n->state = SMTP_NM_BOL;
+			n->linelen = 0;
+			e[0] = '\r';
+			e[1] = '\n';
+			return 2;
+		}
+		/* The held CR was bare: a space, and c goes on in the line. */
+		n->bare_cr++;
+		e[k++] = ' ';
+		smtp_normalise_content(n, 1);
+		n->state = SMTP_NM_TEXT;
+	}
+	if (c == '\r') {
+		n->state = n->state == SMTP_NM_DOT ? SMTP_NM_DOTCR : SMTP_NM_CR;
+		return k;
+	}
+	if (c == '\n') {
+		n->bare_lf++;
+		/* ".\n" after CRLF would become the end marker: "..\r\n". */
+		if (n->state == SMTP_NM_DOT) {
+			n->dots++;
+			e[k++] = '.';
+		}
+		e[k++] = '\r';
+		e[k++] = '\n';
+		n->state = SMTP_NM_BARE;
+		n->linelen = 0;
+		return k;
+	}
+	if (c == '.' && n->state == SMTP_NM_BARE) {
+		/* A new line the client did not dot-stuff: stuff it. */
+		n->dots++;
+		e[k++] = '.';
+		smtp_normalise_content(n, 1);
+	}
+	e[k++] = (char)c;
+	smtp_normalise_content(n, 1);
+	n->state = c == '.' && n->state == SMTP_NM_BOL ? SMTP_NM_DOT :
+	    SMTP_NM_TEXT;
+	return k;
+}
+
+size_t
+smtp_normalise(struct smtp_normalise *n, const char *in, size_t len,
+    char *out, size_t cap, size_t *produced)
+{
+	struct smtp_normalise t;
+	size_t i, o = 0, k;
+	unsigned char c;
+	char e[3];
+
+	for (i = 0; i < len; i++) {
+		c = (unsigned char)in[i];
+		if (cap - o >= sizeof(e)) {
+			o += smtp_normalise_byte(n, c, out + o);
+			continue;
+		}
+		/* Near the end of out: commit the byte only if it fits. */
+		t = *n;
+		k = smtp_normalise_byte(&t, c, e);
+		if (k > cap - o)
+			break;
+		memcpy(out + o, e, k);
+		o += k;
+		*n = t;
+	}
+	*produced = o;
+	return i;
+}

@@ -1,6 +1,7 @@
 /*
  * Pure SMTP syntax (RFC 5321): command lines, reply parsing, EHLO
- * keywords, envelope paths and the DATA end-of-message scanner.
+ * keywords, envelope paths, the DATA end-of-message scanner and the
+ * bare CR/LF normaliser.
  * No I/O, no logging: functions take bytes and return results or an error
  * string, so all of it is unit-testable and fuzzable.
  */
@@ -154,5 +155,41 @@ void smtp_data_scan_init(struct smtp_data_scan *s);
  */
 size_t smtp_data_scan(struct smtp_data_scan *s, const char *p, size_t len,
     int *done, size_t *safe_len);
+
+/*
+ * DATA normaliser ([proxy] bare_line_endings = normalise): rewrites the
+ * bytes the scanner says belong to the message so that every line ends in
+ * CRLF.  A bare LF becomes CRLF, a bare CR a space.  A line that is a line
+ * only through that rewriting (it follows a bare LF) and starts with "."
+ * gets a second "." (dot-stuffing re-applied); so does a lone "." ended by
+ * a bare LF, which would otherwise become the end marker.  Lines after a
+ * real CRLF are passed as they are: the client dot-stuffed them.  So
+ * upstream the message ends exactly where the scanner says, at the
+ * client's own CRLF "." CRLF (SMTP smuggling, CVE-2023-51764).  A CR is
+ * held back until the next byte shows whether it is bare, so any split of
+ * the input gives the same output.  Fed the end marker, it passes it on.
+ */
+struct smtp_normalise {
+	int state;
+	size_t linelen;	       /* content bytes of the output line so far */
+	int long_line;	       /* an output line over SMTP_TEXT_LINE_MAX */
+	unsigned long bare_lf; /* LFs that became CRLF */
+	unsigned long bare_cr; /* CRs that became a space */
+	unsigned long dots;    /* dots added; output = input + bare_lf + dots */
+};
+
+/* Output for len input bytes, whatever came before: at most this much. */
+#define SMTP_NORMALISE_OUT_MAX(len) (2 * (len) + 1)
+
+void smtp_normalise_init(struct smtp_normalise *n);
+/*
+ * Rewrite in[0..len) into out[0..cap).  Returns how many input bytes were
+ * consumed and sets *produced to how many output bytes were written.  A
+ * byte is consumed only when all of its output (at most 3 bytes) fits, so
+ * with cap >= SMTP_NORMALISE_OUT_MAX(len) every byte is consumed, and
+ * with cap >= 3 at least one.
+ */
+size_t smtp_normalise(struct smtp_normalise *n, const char *in, size_t len,
+    char *out, size_t cap, size_t *produced);
 
 #endif

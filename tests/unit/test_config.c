@@ -344,6 +344,7 @@ test_defaults(void)
 	CHECK(cfg.user == NULL);
 	CHECK_INT(cfg.max_sessions_per_client, 100);
 	CHECK_INT(cfg.log_addresses, CONFIG_ADDR_FULL);
+	CHECK_INT(cfg.bare_line_endings, CONFIG_BARE_REJECT);
 	config_free(&cfg);
 	config_free(&cfg); /* harmless twice */
 }
@@ -1073,7 +1074,8 @@ test_operations(void)
 	    "drain_timeout = 2.5\n"
 	    "user = nobody\n"
 	    "max_sessions_per_client = 0\n"
-	    "log_addresses = hash\n", &cfg) == 0) {
+	    "log_addresses = hash\n"
+	    "bare_line_endings = normalise\n", &cfg) == 0) {
 		CHECK_STR(cfg.admin_listen_str, "[::1]:9926");
 		CHECK_INT(cfg.admin_listen.ss_family, AF_INET6);
 		CHECK_INT(cfg.admin_listen_len, sizeof(struct sockaddr_in6));
@@ -1086,6 +1088,7 @@ test_operations(void)
 		CHECK_INT(cfg.user_gid, gid);
 		CHECK_INT(cfg.max_sessions_per_client, 0);
 		CHECK_INT(cfg.log_addresses, CONFIG_ADDR_HASH);
+		CHECK_INT(cfg.bare_line_endings, CONFIG_BARE_NORMALISE);
 	}
 	config_free(&cfg);
 
@@ -1102,10 +1105,12 @@ test_operations(void)
 	config_free(&cfg);
 	if (LOAD_OK("ops.ini", "[tls]\nca_bundle = ca.crt\n[proxy]\n"
 	    "admin_listen = 0.0.0.0:9925\ndrain_timeout = 0.00\n"
-	    "log_addresses = full\n", &cfg) == 0) {
+	    "log_addresses = full\nbare_line_endings = reject\n",
+	    &cfg) == 0) {
 		CHECK_INT(cfg.admin_listen.ss_family, AF_INET);
 		CHECK(cfg.drain_timeout == 0);
 		CHECK_INT(cfg.log_addresses, CONFIG_ADDR_FULL);
+		CHECK_INT(cfg.bare_line_endings, CONFIG_BARE_REJECT);
 	}
 	config_free(&cfg);
 	/* The listener moved elsewhere: the admin port is free again. */
@@ -1164,6 +1169,16 @@ test_operations(void)
 	LOAD_ERR("e.ini", "[proxy]\nlog_addresses = Full\n",
 	    "F:2: [proxy] log_addresses: \"Full\": expected full, domain or "
 	    "hash");
+	LOAD_ERR("e.ini", "[proxy]\nbare_line_endings = normalize\n",
+	    "F:2: [proxy] bare_line_endings: \"normalize\": expected reject or "
+	    "normalise");
+	LOAD_ERR("e.ini", "[proxy]\nbare_line_endings = Reject\n",
+	    "F:2: [proxy] bare_line_endings: \"Reject\": expected reject or "
+	    "normalise");
+	LOAD_ERR("e.ini", "[proxy]\nbare_line_endings =\n",
+	    "F:2: [proxy] bare_line_endings: empty value");
+	LOAD_ERR("e.ini", "[tls]\nbare_line_endings = reject\n",
+	    "F:2: [tls] bare_line_endings: unknown key");
 	LOAD_ERR("e.ini", "[proxy]\nuser = nobody\nuser = nobody\n",
 	    "F:3: [proxy] user: duplicate key (first at line 2)");
 	LOAD_ERR("e.ini", "[tls]\nadmin_listen = off\n",

@@ -1,7 +1,8 @@
 /*
  * Unit tests for proxy/smtp.c: command lines, envelope paths, the reply
- * parser (including every chunk split), EHLO keywords and the DATA
- * end-of-message scanner (including the SMTP smuggling sequences).
+ * parser (including every chunk split), EHLO keywords, the DATA
+ * end-of-message scanner (including the SMTP smuggling sequences) and the
+ * bare CR/LF normaliser (exhaustively over short inputs and every split).
  */
 #include <stdlib.h>
 
@@ -1109,6 +1110,402 @@ test_data_long_lines(void)
 	CHECK_INT(r.long_line, 0);
 }
 
+/* ---- smtp_normalise ---- */
+
+struct norm_result {
+	char out[256];
+	size_t len;
+	unsigned long bare_lf, bare_cr, dots;
+	int long_line;
+};
+
+/*
+ * Normalise in[0..len) in chunks ending at cuts[] and then at len, with
+ * at most cap output bytes per call (0: SMTP_NORMALISE_OUT_MAX).  Every
+ * call must keep to that bound and, with cap >= 3, make progress.
+ */
+static void
+norm_cuts(const char *in, size_t len, const size_t *cuts, size_t ncuts,
+    size_t cap, struct norm_result *r)
+{
+	struct smtp_normalise n;
+	size_t k, e, used = 0, c, got, room;
+
+	smtp_normalise_init(&n);
+	memset(r, 0, sizeof(*r));
+	for (k = 0; k <= ncuts; k++) {
+		e = k < ncuts ? cuts[k] : len;
+		while (used < e) {
+			room = cap ? cap : SMTP_NORMALISE_OUT_MAX(e - used);
+			if (room > sizeof(r->out) - r->len)
+				room = sizeof(r->out) - r->len;
+			c = smtp_normalise(&n, in + used, e - used,
+			    r->out + r->len, room, &got);
+			CHECK(got <= room);
+			CHECK(got <= SMTP_NORMALISE_OUT_MAX(c));
+			if (c == 0) {
+				CHECK(cap != 0 && cap < 3);
+				break;
+			}
+			used += c;
+			r->len += got;
+		}
+		if (used < e)
+			break; /* a cap < 3 may stall: the caller sees it */
+	}
+	r->bare_lf = n.bare_lf;
+	r->bare_cr = n.bare_cr;
+	r->dots = n.dots;
+	r->long_line = n.long_line;
+}
+
+static int
+norm_equal(const struct norm_result *a, const struct norm_result *b)
+{
+	return a->len == b->len && memcmp(a->out, b->out, a->len) == 0 &&
+	    a->bare_lf == b->bare_lf && a->bare_cr == b->bare_cr &&
+	    a->dots == b->dots && a->long_line == b->long_line;
+}
+
+/* Every CR is followed by LF and every LF preceded by CR. */
+static int
+only_crlf(const char *p, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		if (p[i] == '\r' && (i + 1 == len || p[i + 1] != '\n'))
+			return 0;
+		if (p[i] == '\n' && (i == 0 || p[i - 1] != '\r'))
+			return 0;
+	}
+	return 1;
+}
+
+/* What a conforming receiver keeps of CRLF lines: one leading dot goes. */
+static size_t
+unstuff(const char *p, size_t len, char *out)
+{
+	size_t i = 0, o = 0;
+	int bol = 1;
+
+	for (i = 0; i < len; i++) {
+		if (!(bol && p[i] == '.'))
+			out[o++] = p[i];
+		bol = p[i] == '\n';
+	}
+	return o;
+}
+
+/*
+ * The content the input means, worked out line by line (not byte by byte
+ * as the normaliser does): lines end at any LF, a CR before that LF is
+ * part of the ending, other CRs are spaces.  A line after a CRLF (or at
+ * the start) was dot-stuffed by the client, so its leading dot goes,
+ * except for a lone "." ended by a bare LF: no stuffing makes that, and
+ * it is kept so a smuggling attempt stays visible.  A line after a bare
+ * LF was not stuffed.  in must end in LF.
+ */
+static size_t
+intended(const char *in, size_t len, char *out)
+{
+	size_t i = 0, j, end, k, o = 0;
+	int real = 1, crlf;
+
+	while (i < len) {
+		for (j = i; in[j] != '\n'; j++)
+			;
+		crlf = j > i && in[j - 1] == '\r';
+		end = crlf ? j - 1 : j;
+		k = i;
+		if (real && end > i && in[i] == '.' &&
+		    !(end - i == 1 && !crlf))
+			k++;
+		for (; k < end; k++)
+			out[o++] = in[k] == '\r' ? ' ' : in[k];
+		out[o++] = '\r';
+		out[o++] = '\n';
+		real = crlf;
+		i = j + 1;
+	}
+	return o;
+}
+
+static void
+test_normalise_examples(void)
+{
+	static const struct {
+		const char *in, *out;
+		unsigned long lf, cr, dots;
+	} t[] = {
+		{ "a\r\nb\r\n", "a\r\nb\r\n", 0, 0, 0 },
+		{ "a\nb\r\n", "a\r\nb\r\n", 1, 0, 0 },
+		{ "a\rb\r\n", "a b\r\n", 0, 1, 0 },
+		{ "a\n\n", "a\r\n\r\n", 2, 0, 0 },
+		{ "a\r\r\n", "a \r\n", 0, 1, 0 },
+		{ "a\r\r\rb", "a   b", 0, 3, 0 },
+		{ "a\n\r\n", "a\r\n\r\n", 1, 0, 0 },
+		/* Smuggling: none of these may become "\r\n.\r\n". */
+		{ "a\n.\nMAIL", "a\r\n..\r\nMAIL", 2, 0, 1 },
+		{ "a\n.\r\nMAIL", "a\r\n..\r\nMAIL", 1, 0, 1 },
+		{ "a\r\n.\nMAIL", "a\r\n..\r\nMAIL", 1, 0, 1 },
+		{ "a\r.\r\nMAIL", "a .\r\nMAIL", 0, 1, 0 },
+		{ "a\r.\rMAIL", "a . MAIL", 0, 2, 0 },
+		{ "a\r\n.\rMAIL", "a\r\n. MAIL", 0, 1, 0 },
+		{ "a\n.\rMAIL", "a\r\n.. MAIL", 1, 1, 1 },
+		{ "a\n..\n", "a\r\n...\r\n", 2, 0, 1 },
+		{ "a\r\n..\n", "a\r\n..\r\n", 1, 0, 0 },
+		{ "a\n.x\n", "a\r\n..x\r\n", 2, 0, 1 },
+		{ "\n.\n", "\r\n..\r\n", 2, 0, 1 },
+		{ ".\n", "..\r\n", 1, 0, 1 },
+		{ "\r.\r\n", " .\r\n", 0, 1, 0 },
+		{ ".\r.\r\n", ". .\r\n", 0, 1, 0 },
+		/* Dot-stuffed by the client and the end marker: as they are. */
+		{ "..\r\n.x\r\n.\r\n", "..\r\n.x\r\n.\r\n", 0, 0, 0 },
+		{ "a\r\n.\r\n", "a\r\n.\r\n", 0, 0, 0 },
+		/* Bytes that are no line ending pass. */
+		{ "a.b\t\x7f\xff", "a.b\t\x7f\xff", 0, 0, 0 },
+	};
+	struct norm_result r;
+	size_t i, n;
+
+	for (i = 0; i < NELEM(t); i++) {
+		n = strlen(t[i].in);
+		norm_cuts(t[i].in, n, NULL, 0, 0, &r);
+		if (r.len != strlen(t[i].out) ||
+		    memcmp(r.out, t[i].out, r.len) != 0)
+			fprintf(stderr, "  case %zu: got \"%.*s\"\n", i,
+			    (int)r.len, r.out);
+		CHECK_INT(r.len, strlen(t[i].out));
+		CHECK(memcmp(r.out, t[i].out, r.len) == 0);
+		CHECK_INT(r.bare_lf, t[i].lf);
+		CHECK_INT(r.bare_cr, t[i].cr);
+		CHECK_INT(r.dots, t[i].dots);
+		CHECK_INT(r.len, n + r.bare_lf + r.dots);
+	}
+}
+
+/* A CR held back at the end of one call is bare or not by the next byte. */
+static void
+test_normalise_cr_across_calls(void)
+{
+	struct smtp_normalise n;
+	char out[16];
+	size_t c, got;
+
+	smtp_normalise_init(&n);
+	c = smtp_normalise(&n, "ab\r", 3, out, sizeof(out), &got);
+	CHECK_INT(c, 3);
+	CHECK_INT(got, 2); /* the CR waits */
+	c = smtp_normalise(&n, "\n", 1, out, sizeof(out), &got);
+	CHECK_INT(c, 1);
+	CHECK_INT(got, 2);
+	CHECK(memcmp(out, "\r\n", 2) == 0);
+	CHECK_INT(n.bare_cr, 0);
+	c = smtp_normalise(&n, "x\r", 2, out, sizeof(out), &got);
+	CHECK_INT(got, 1);
+	c = smtp_normalise(&n, "y", 1, out, sizeof(out), &got);
+	CHECK_INT(got, 2);
+	CHECK(memcmp(out, " y", 2) == 0);
+	CHECK_INT(n.bare_cr, 1);
+	/* A "." at BOL then a bare LF in the next call: 3 bytes for 1. */
+	c = smtp_normalise(&n, "\r\n.", 3, out, sizeof(out), &got);
+	CHECK_INT(got, 3);
+	c = smtp_normalise(&n, "\n", 1, out, 2, &got);
+	CHECK_INT(c, 0); /* does not fit: nothing consumed or written */
+	CHECK_INT(got, 0);
+	c = smtp_normalise(&n, "\n", 1, out, 3, &got);
+	CHECK_INT(c, 1);
+	CHECK_INT(got, SMTP_NORMALISE_OUT_MAX(1));
+	CHECK(memcmp(out, ".\r\n", 3) == 0);
+	c = smtp_normalise(&n, "x", 1, out, 0, &got);
+	CHECK_INT(c, 0);
+	CHECK_INT(got, 0);
+}
+
+/*
+ * Every input of up to 8 bytes over CR, LF, "." and "a", followed by
+ * CRLF "." CRLF, unless it ends the message earlier: the output has only
+ * CRLF line endings, ends upstream exactly where the scanner ended the
+ * input, means what the input meant, is the same for every split and
+ * every output capacity down to 3, and is never more than 2n + 1.
+ */
+static void
+test_normalise_exhaustive(void)
+{
+	static const char sym[] = { '\r', '\n', '.', 'a' };
+	static const size_t caps[] = { 3, 4, 5 };
+	struct norm_result whole, r;
+	struct smtp_data_scan sc;
+	char in[16], want[64], got[64];
+	size_t len, i, k, cuts[16], wl, gl, n, tried = 0, skipped = 0;
+	unsigned long code, max, lf, cr;
+	int done, bad = 0;
+
+	for (len = 0; len <= 8 && bad < 5; len++) {
+		for (max = 1, i = 0; i < len; i++)
+			max *= NELEM(sym);
+		for (code = 0; code < max && bad < 5; code++) {
+			unsigned long c = code;
+
+			for (i = 0; i < len; i++, c /= NELEM(sym))
+				in[i] = sym[c % NELEM(sym)];
+			memcpy(in + len, "\r\n.\r\n", 5);
+			n = len + 5;
+
+			/* Inputs the client already ended are not messages. */
+			smtp_data_scan_init(&sc);
+			if (smtp_data_scan(&sc, in, n, &done, NULL) != n) {
+				skipped++;
+				continue;
+			}
+			tried++;
+			t_cur = 0;
+			norm_cuts(in, n, NULL, 0, 0, &whole);
+			CHECK(whole.len <= SMTP_NORMALISE_OUT_MAX(n));
+			CHECK_INT(whole.len, n + whole.bare_lf + whole.dots);
+			CHECK(only_crlf(whole.out, whole.len));
+			CHECK_INT(whole.long_line, 0);
+			for (lf = cr = 0, i = 0; i < n; i++) {
+				lf += in[i] == '\n' &&
+				    (i == 0 || in[i - 1] != '\r');
+				cr += in[i] == '\r' && in[i + 1] != '\n';
+			}
+			CHECK_INT(whole.bare_lf, lf);
+			CHECK_INT(whole.bare_cr, cr);
+
+			/* Upstream the message ends at its last byte only. */
+			smtp_data_scan_init(&sc);
+			CHECK_INT(smtp_data_scan(&sc, whole.out, whole.len,
+			    &done, NULL), whole.len);
+			CHECK_INT(done, 1);
+			CHECK_INT(sc.bare_lf + sc.bare_cr + sc.nul, 0);
+
+			wl = intended(in, len + 2, want);
+			CHECK(whole.len >= 3);
+			gl = unstuff(whole.out, whole.len - 3, got);
+			CHECK(gl == wl && memcmp(got, want, wl) == 0);
+
+			for (k = 0; k <= n; k++) {
+				norm_cuts(in, n, &k, 1, 0, &r);
+				CHECK(norm_equal(&r, &whole));
+			}
+			for (k = 0; k < n; k++)
+				cuts[k] = k + 1;
+			norm_cuts(in, n, cuts, n, 0, &r);
+			CHECK(norm_equal(&r, &whole));
+			for (k = 0; k < NELEM(caps); k++) {
+				norm_cuts(in, n, NULL, 0, caps[k], &r);
+				CHECK(norm_equal(&r, &whole));
+			}
+			if (t_cur) {
+				fprintf(stderr, "  input \"");
+				for (i = 0; i < len; i++)
+					fprintf(stderr, "%s", in[i] == '\r' ?
+					    "\\r" : in[i] == '\n' ? "\\n" :
+					    (char[]){ in[i], 0 });
+				fprintf(stderr, "\" gave \"%.*s\"\n",
+				    (int)whole.len, whole.out);
+				bad++;
+			}
+		}
+	}
+	t_cur = bad != 0;
+	/* Sanity: most inputs are messages, and some are not. */
+	CHECK(tried > 70000);
+	CHECK(skipped > 0);
+}
+
+/* The smuggled commands stay message text; the one end is the client's. */
+static void
+test_normalise_smuggled_commands(void)
+{
+	static const struct {
+		const char *in, *out;
+	} t[] = {
+		{ "\n.\n", "\r\n..\r\n" },
+		{ "\n.\r\n", "\r\n..\r\n" },
+		{ "\r.\r", " . " },
+		{ "\r\n.\n", "\r\n..\r\n" },
+		{ "\r.\r\n", " .\r\n" },
+		{ "\n..\n", "\r\n...\r\n" },
+		{ "\r\n.\r", "\r\n. " },
+		{ "\n.\r", "\r\n.. " },
+		{ "\r.\n", " .\r\n" },
+		{ "\n.", "\r\n.." },
+		{ "\n", "\r\n" },
+		{ "\r", " " },
+	};
+	static const char cmds[] = "MAIL FROM:<x@y>\r\nRCPT TO:<v@w>\r\n"
+	    "DATA\r\nsmuggled\r\n";
+	struct smtp_data_scan sc;
+	struct norm_result r;
+	char in[256], want[256];
+	size_t i, n, w;
+	int done;
+
+	for (i = 0; i < NELEM(t); i++) {
+		n = (size_t)snprintf(in, sizeof(in), "Subject: t\r\n\r\nbody%s%s"
+		    ".\r\nQUIT\r\n", t[i].in, cmds);
+		w = (size_t)snprintf(want, sizeof(want), "Subject: t\r\n\r\n"
+		    "body%s%s.\r\n", t[i].out, cmds);
+		/* The client's input ends once, before QUIT. */
+		smtp_data_scan_init(&sc);
+		n = smtp_data_scan(&sc, in, n, &done, NULL);
+		CHECK_INT(done, 1);
+		CHECK_INT(n, strlen(in) - 6);
+		norm_cuts(in, n, NULL, 0, 0, &r);
+		if (r.len != w || memcmp(r.out, want, w) != 0)
+			fprintf(stderr, "  case %zu: got \"%.*s\"\n", i,
+			    (int)r.len, r.out);
+		CHECK_INT(r.len, w);
+		CHECK(memcmp(r.out, want, w) == 0);
+		/* And so does the output: one message, the commands in it. */
+		smtp_data_scan_init(&sc);
+		CHECK_INT(smtp_data_scan(&sc, r.out, r.len, &done, NULL), r.len);
+		CHECK_INT(done, 1);
+		CHECK_INT(sc.bare_lf + sc.bare_cr, 0);
+	}
+}
+
+static void
+test_normalise_long_lines(void)
+{
+	static char s[1100], out[2300];
+	struct smtp_normalise n;
+	size_t got;
+
+	/* After CRLF the client's stuffing counts as sent: 998 is the most. */
+	memcpy(s, "x\r\n.", 4);
+	memset(s + 4, 'a', 997);
+	memcpy(s + 1001, "\r\n", 2);
+	smtp_normalise_init(&n);
+	CHECK_INT(smtp_normalise(&n, s, 1003, out, sizeof(out), &got), 1003);
+	CHECK_INT(got, 1003);
+	CHECK_INT(n.long_line, 0);
+	/* After a bare LF the added dot makes the same line 999. */
+	memcpy(s, "xx\n", 3);
+	smtp_normalise_init(&n);
+	CHECK_INT(smtp_normalise(&n, s, 1003, out, sizeof(out), &got), 1003);
+	CHECK_INT(got, 1005);
+	CHECK_INT(n.dots, 1);
+	CHECK_INT(n.long_line, 1);
+	/* A bare CR becomes a space, still one byte of the line. */
+	memcpy(s, "x\r\n", 3);
+	s[3] = 'a';
+	s[500] = '\r';
+	smtp_normalise_init(&n);
+	smtp_normalise(&n, s, 1003, out, sizeof(out), &got);
+	CHECK_INT(n.bare_cr, 1);
+	CHECK_INT(n.long_line, 0);
+	/* One more byte is one too many. */
+	memset(s + 1001, 'a', 1);
+	memcpy(s + 1002, "\r\n", 2);
+	smtp_normalise_init(&n);
+	smtp_normalise(&n, s, 1004, out, sizeof(out), &got);
+	CHECK_INT(n.long_line, 1);
+}
+
 int
 main(void)
 {
@@ -1144,5 +1541,10 @@ main(void)
 	RUN(test_data_smuggling_not_an_end);
 	RUN(test_data_bare_cr_across_chunks);
 	RUN(test_data_long_lines);
+	RUN(test_normalise_examples);
+	RUN(test_normalise_cr_across_calls);
+	RUN(test_normalise_exhaustive);
+	RUN(test_normalise_smuggled_commands);
+	RUN(test_normalise_long_lines);
 	return T_DONE();
 }
