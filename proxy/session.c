@@ -2281,11 +2281,12 @@ session_data(struct session *s)
 			if (normalise)
 				failed = session_data_normalise(s,
 				    buf_head(in), n);
-			else if (safe > 0) {
-				conn_write(&s->up, buf_head(in), safe);
+			else if (safe > 0 &&
+			    conn_write(&s->up, buf_head(in), safe) == -1)
+				failed = 1; /* out of memory: never a gap */
+			else if (safe > 0)
 				metrics_inc("mxtls_bytes_relayed_total",
 				    "direction=\"upstream\"", (double)safe);
-			}
 			/* What the upstream gets: with normalise, rewritten. */
 			size = s->scan.total;
 			if (normalise)
