@@ -78,6 +78,16 @@ static const char *const sess_state_names[] = {
 	[ST_CLOSING] = "closing",
 };
 
+/*
+ * Names a certificate may carry, from an MTA-STS policy or (transparent
+ * mode) the MX hosts that resolve to the original destination: 8 KiB a
+ * session needs only sometimes, so allocated then (issue 7, W3).
+ */
+struct session_names {
+	char name[POLICY_MX_MAX][DNS_NAME_MAX];
+	const char *p[POLICY_MX_MAX];
+};
+
 /* One candidate next hop: an MX host, the domain itself, or nexthop. */
 struct hop {
 	char name[DNS_NAME_MAX]; /* empty for a literal address */
@@ -118,6 +128,7 @@ struct session {
 	char route_key[DNS_NAME_MAX + POLICY_NAME_MAX + 8];
 	struct policy_decision dec;
 	char txn_fail[512]; /* reply for the rest of the transaction, if set */
+	int attempt_logged; /* the route's attempt has its summary line */
 	struct smtp_data_scan scan;
 	struct smtp_normalise norm; /* bare_line_endings = normalise */
 	char data_reply[512]; /* why the message in ST_DATA_DISCARD is refused */
@@ -188,8 +199,7 @@ struct session {
 	struct policy_decision sts_pending; /* the RCPT waiting for it */
 	char sts_domain[DNS_NAME_MAX];
 	enum mtasts_mode sts_mode;
-	char sts_mx[POLICY_MX_MAX][DNS_NAME_MAX];
-	const char *sts_mxp[POLICY_MX_MAX];
+	struct session_names *sts_mx; /* NULL until a policy names mx */
 	int sts_nmx;
 	int route_sts; /* the route's profile comes from MTA-STS enforce */
 	int route_sts_testing; /* MTA-STS testing: report what would fail */
@@ -198,7 +208,7 @@ struct session {
 	struct sockaddr_storage orig;
 	char orig_str[INET6_ADDRSTRLEN];
 	int orig_port;
-	char tp_names[POLICY_MX_MAX][DNS_NAME_MAX];
+	struct session_names *tp_names; /* NULL until one is found */
 	int ntp_names;
 	int tp_i;
 };
@@ -343,7 +353,7 @@ session_up_name(const struct session *s)
 	if (s->up_host[0] != '\0')
 		return s->up_host;
 	if (s->transparent && s->ntp_names > 0)
-		return s->tp_names[0];
+		return s->tp_names->name[0];
 	return NULL;
 }
 
@@ -372,6 +382,8 @@ session_log_delivery(struct session *s, const char *outcome,
 	else
 		snprintf(source, sizeof(source), "default");
 	snprintf(size, sizeof(size), "%zu", s->scan.total);
+	if (strcmp(outcome, "tls-failed") != 0)
+		s->attempt_logged = 1;
 	log_info(s->id, "delivery", "outcome", outcome, "rcpt_domain",
 	    s->route_domain, "mx", session_up_name(s), "addr",
 	    s->up_addr[0] ? s->up_addr : NULL, "port",
@@ -406,6 +418,7 @@ session_txn_reset(struct session *s)
 	s->route_domain[0] = '\0';
 	s->route_key[0] = '\0';
 	s->txn_fail[0] = '\0';
+	s->attempt_logged = 0;
 	s->data_reply[0] = '\0';
 	memset(&s->dec, 0, sizeof(s->dec));
 	smtp_data_scan_init(&s->scan);
@@ -537,6 +550,10 @@ session_txn_fail(struct session *s, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(s->txn_fail, sizeof(s->txn_fail), fmt, ap);
 	va_end(ap);
+	/* One summary line per attempt, also when it ends before a host. */
+	if (!s->attempt_logged)
+		session_log_delivery(s, s->txn_fail[0] == '4' ? "deferred" :
+		    "failed", s->txn_fail, NULL);
 	session_reply(s, "%s", s->txn_fail);
 	if (s->closed)
 		return;
@@ -1107,7 +1124,7 @@ static void
 session_tp_connect(struct session *s)
 {
 	log_info(s->id, "transparent", "orig", s->orig_str, "names",
-	    s->ntp_names > 0 ? s->tp_names[0] : "(none)", NULL);
+	    s->ntp_names > 0 ? s->tp_names->name[0] : "(none)", NULL);
 	snprintf(s->hops[0].name, sizeof(s->hops[0].name), "%s",
 	    s->orig_str);
 	s->hops[0].port = s->orig_port;
@@ -1133,9 +1150,14 @@ session_tp_addr_result(void *arg, const struct dns_addr_result *res)
 		ok = s->dec.nmx == 0;
 		for (j = 0; j < s->dec.nmx && !ok; j++)
 			ok = policy_mx_pattern_match(s->dec.mx[j], name);
-		/* Both buffers are DNS_NAME_MAX: the name always fits. */
-		if (ok && s->ntp_names < POLICY_MX_MAX)
-			memcpy(s->tp_names[s->ntp_names++], name,
+		/*
+		 * Both buffers are DNS_NAME_MAX: the name always fits.  Out
+		 * of memory, the name is not permitted: stricter, not laxer.
+		 */
+		if (ok && s->tp_names == NULL)
+			s->tp_names = calloc(1, sizeof(*s->tp_names));
+		if (ok && s->tp_names != NULL && s->ntp_names < POLICY_MX_MAX)
+			memcpy(s->tp_names->name[s->ntp_names++], name,
 			    strlen(name) + 1);
 		break;
 	}
@@ -1217,6 +1239,7 @@ static void
 session_up_open(struct session *s)
 {
 	session_up_close(s);
+	s->attempt_logged = 0;
 	if (!session_up_cache_take(s))
 		session_up_open_new(s);
 }
@@ -1378,7 +1401,7 @@ session_tls_ready(struct session *s)
 	else {
 		for (i = 0; s->transparent && i < s->ntp_names &&
 		    nnames < POLICY_MX_MAX; i++)
-			names[nnames++] = s->tp_names[i];
+			names[nnames++] = s->tp_names->name[i];
 		for (i = 0; i < s->dec.nmx && nnames < POLICY_MX_MAX; i++)
 			names[nnames++] = s->dec.mx[i];
 	}
@@ -1540,7 +1563,7 @@ session_on_up_reply(struct session *s, const struct smtp_reply *r)
 		if (buf_len(&s->up.in) > 0 ||
 		    conn_start_tls(&s->up, s->rt->ctx[s->dec.profile -
 		    s->rt->policy->profiles], s->up_host[0] ? s->up_host :
-		    s->transparent && s->ntp_names > 0 ? s->tp_names[0] :
+		    s->transparent && s->ntp_names > 0 ? s->tp_names->name[0] :
 		    NULL) == -1) {
 			session_tls_failure(s, FAILURE_HANDSHAKE,
 			    TLS_RESULT_VALIDATION_FAILURE,
@@ -1936,7 +1959,7 @@ session_sts_apply(struct session *s, struct policy_decision *d)
 	if (s->sts_mode != MTASTS_ENFORCE || i < 0)
 		return;
 	d->profile = &s->rt->policy->profiles[i];
-	d->mx = s->sts_mxp;
+	d->mx = s->sts_nmx > 0 ? s->sts_mx->p : NULL;
 	d->nmx = s->sts_nmx;
 }
 
@@ -1948,13 +1971,23 @@ session_sts_answer(void *arg, const struct sts_answer *a)
 	int i;
 
 	s->sts_q = NULL;
+	if (a->policy != NULL && a->policy->nmx > 0 && s->sts_mx == NULL &&
+	    (s->sts_mx = calloc(1, sizeof(*s->sts_mx))) == NULL) {
+		/* Without its mx list the policy cannot be applied. */
+		s->state = s->nrcpt_ok > 0 ? ST_RCPT : ST_MAIL;
+		session_reply(s, "451 4.3.0 Out of memory, try again later");
+		if (!s->closed)
+			session_enter(s, s->state);
+		return;
+	}
 	snprintf(s->sts_domain, sizeof(s->sts_domain), "%s", dec.domain);
 	s->sts_mode = a->policy != NULL ? a->policy->mode : MTASTS_NONE;
 	s->sts_nmx = 0;
 	for (i = 0; a->policy != NULL && i < a->policy->nmx &&
 	    i < POLICY_MX_MAX; i++) {
-		snprintf(s->sts_mx[i], DNS_NAME_MAX, "%s", a->policy->mx[i]);
-		s->sts_mxp[i] = s->sts_mx[i];
+		snprintf(s->sts_mx->name[i], DNS_NAME_MAX, "%s",
+		    a->policy->mx[i]);
+		s->sts_mx->p[i] = s->sts_mx->name[i];
 		s->sts_nmx++;
 	}
 	log_info(s->id, "mta-sts", "domain", dec.domain, "mode",
@@ -2093,9 +2126,10 @@ session_cmd_data(struct session *s)
 	}
 	if (s->nrcpt_ok == 0) {
 		/* Every recipient refused: that attempt gets its summary too. */
-		if (s->have_route && s->nrcpt_tried > 0)
-			session_log_delivery(s, s->nrcpt_tempfail > 0 ||
-			    s->txn_fail[0] == '4' ? "deferred" : "failed", NULL,
+		if (s->have_route && s->nrcpt_tried > 0 &&
+		    !s->attempt_logged)
+			session_log_delivery(s, s->nrcpt_tempfail > 0 ?
+			    "deferred" : "failed", NULL,
 			    "every recipient was refused");
 		session_reply(s, "554 5.5.1 No valid recipients");
 		return;
@@ -2526,6 +2560,8 @@ proxy_reap(struct ev_loop *loop, ev_prepare *w, int revents)
 			conn_free(&s->up);
 		runtime_release(s->rt);
 		free(s->rp);
+		free(s->sts_mx);
+		free(s->tp_names);
 		free(s);
 	}
 }

@@ -495,6 +495,24 @@ smtp_data_scan(struct smtp_data_scan *s, const char *p, size_t len,
 	} while (0)
 
 	for (i = 0; i < len; i++) {
+		/*
+		 * Inside a line most bytes are plain text: skip them in one
+		 * run up to the next CR, LF or NUL, or the line limit (past
+		 * it, the byte-wise path below marks the long line).
+		 */
+		if (s->state == SMTP_DS_TEXT && s->linelen < SMTP_DS_LINE_MAX) {
+			size_t k = 0, n = len - i;
+
+			if (n > SMTP_DS_LINE_MAX - s->linelen)
+				n = SMTP_DS_LINE_MAX - s->linelen;
+			while (k < n && p[i + k] != '\r' && p[i + k] != '\n' &&
+			    p[i + k] != '\0')
+				k++;
+			s->linelen += k;
+			i += k;
+			if (i == len)
+				break;
+		}
 		c = (unsigned char)p[i];
 
 		/* Pending states first; a bare CR falls through to TEXT. */

@@ -469,6 +469,10 @@ class Mxtls:
         shutil.rmtree(self.d, ignore_errors=True)
         os.makedirs(os.path.join(self.d, "state"))
         os.chmod(self.d, 0o755)
+        # Owned by the user mxtls runs as, so that BENCH_MXTLS_WRAP may
+        # start it as nobody already (a profiler writing its output).
+        nobody = pwd.getpwnam("nobody")
+        os.chown(os.path.join(self.d, "state"), nobody.pw_uid, nobody.pw_gid)
         self.port = free_port()
         self.conf = os.path.join(self.d, "mxtls.ini")
         with open(self.conf, "w") as f:

@@ -12,7 +12,8 @@
  *     that is followed by anything but LF, no line over
  *     SMTP_TEXT_LINE_MAX with its CRLF, and it is the longest such prefix
  *     (it stops at the first problem);
- *   - the flags bare_lf, bare_cr and long_line are what a reference scan
+ *   - the safe prefix has no NUL either;
+ *   - the flags bare_lf, bare_cr, long_line and nul are what a reference scan
  *     of the message bytes says;
  *   - feeding one byte at a time or in random chunks gives the same
  *     consumed count, end, total, flags and safe prefix as one call.
@@ -51,15 +52,15 @@ ref_end(const uint8_t *d, size_t n)
  * after it (safe stops there), a bare LF at the LF, an over-long line at
  * the byte that makes it too long; a leading "." counts as content; line
  * length restarts after any LF; a CR that is the last byte is still
- * pending, not yet bare.
+ * pending, not yet bare; a NUL is known at the NUL (it is never passed on).
  */
 static void
 ref_flags(const uint8_t *m, size_t n, int *bare_lf, int *bare_cr, int *lng,
-    size_t *problem)
+    int *nul, size_t *problem)
 {
 	size_t i, linelen = 0;
 
-	*bare_lf = *bare_cr = *lng = 0;
+	*bare_lf = *bare_cr = *lng = *nul = 0;
 	*problem = SIZE_MAX;
 	for (i = 0; i < n; i++) {
 		if (m[i] == '\r') {
@@ -88,6 +89,11 @@ ref_flags(const uint8_t *m, size_t n, int *bare_lf, int *bare_cr, int *lng,
 			linelen = 0;
 			continue;
 		}
+		if (m[i] == '\0') {
+			*nul = 1;
+			if (*problem == SIZE_MAX)
+				*problem = i;
+		}
 		if (++linelen > SMTP_TEXT_LINE_MAX - 2) {
 			*lng = 1;
 			if (*problem == SIZE_MAX)
@@ -102,6 +108,7 @@ check_safe_prefix(const uint8_t *d, size_t safe)
 	size_t i, linelen = 0;
 
 	for (i = 0; i < safe; i++) {
+		FUZZ_CHECK(d[i] != '\0', "NUL at %zu inside the safe prefix", i);
 		if (d[i] == '\n')
 			FUZZ_CHECK(i > 0 && d[i - 1] == '\r',
 			    "bare LF at %zu inside the safe prefix", i);
@@ -181,7 +188,7 @@ LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 {
 	static struct outcome w, s;
 	size_t end, problem, msg;
-	int blf, bcr, lng, mode;
+	int blf, bcr, lng, nul, mode;
 
 	whole(d, n, &w);
 
@@ -201,13 +208,14 @@ LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 
 	/* Flags and safe prefix, against the reference. */
 	msg = w.consumed - (w.done ? 3 : 0);
-	ref_flags(d, msg, &blf, &bcr, &lng, &problem);
+	ref_flags(d, msg, &blf, &bcr, &lng, &nul, &problem);
 	FUZZ_CHECK(w.s.bare_lf == blf, "bare_lf %d, reference %d",
 	    w.s.bare_lf, blf);
 	FUZZ_CHECK(w.s.bare_cr == bcr, "bare_cr %d, reference %d",
 	    w.s.bare_cr, bcr);
 	FUZZ_CHECK(w.s.long_line == lng, "long_line %d, reference %d",
 	    w.s.long_line, lng);
+	FUZZ_CHECK(w.s.nul == nul, "nul %d, reference %d", w.s.nul, nul);
 	FUZZ_CHECK(w.safe == (problem == SIZE_MAX ? w.consumed : problem),
 	    "safe %zu, reference %zu (consumed %zu)", w.safe, problem,
 	    w.consumed);
@@ -221,7 +229,7 @@ LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 		    s.consumed, s.done, w.consumed, w.done);
 		FUZZ_CHECK(s.s.total == w.s.total && s.s.bare_lf == w.s.bare_lf &&
 		    s.s.bare_cr == w.s.bare_cr &&
-		    s.s.long_line == w.s.long_line,
+		    s.s.long_line == w.s.long_line && s.s.nul == w.s.nul,
 		    "mode %d: totals or flags differ", mode);
 		FUZZ_CHECK(s.safe == w.safe, "mode %d: safe %zu, whole %zu",
 		    mode, s.safe, w.safe);

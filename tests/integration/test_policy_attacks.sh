@@ -698,8 +698,8 @@ check "F-10 ... _mta-sts.sub.f10.test looked up, the parent's _mta-sts.f10.test 
 	"test \$(grep -c 'query\\[TXT\\] _mta-sts\\.f10\\.test from' $W/dnsmasq.log) -eq $TXT_PARENT" \
 	"test \$(ng_hits '^mta-sts\\.f10\\.test ') -eq 0"
 send "[$NET.21]"
-check "F-10 recipient address literal r@[$NET.21]: no MTA-STS lookup for it; deferred (4xx), not delivered" \
-	pol_all "! grep -q 'query\\[TXT\\] _mta-sts\\.\\[' $W/dnsmasq.log" "never_5xx" "mx_none P '$RCPT'"
+check "F-10 recipient address literal r@[$NET.21]: no MTA-STS or MX lookup for it; refused 553 5.1.3 (no MX, no name to verify), not delivered" \
+	pol_all "! grep -q 'query\\[[A-Z]*\\] [^ ]*\\[' $W/dnsmasq.log" "grep -qF 'RCPT TO:<$RCPT> => 553 5.1.3' '$OUT'" "mx_none P '$RCPT'"
 note "address literal: RCPT => $(awk -v l="RCPT TO:<$RCPT> => " 'index($0, l) == 1 { print substr($0, length(l) + 1) }' "$OUT")"
 
 # ---------------------------------------------------------------- F-11
