@@ -827,6 +827,10 @@ def main():
     global W4_MSG
     os.makedirs(B, exist_ok=True)
     stop_leftovers()
+    # The logs of an earlier run's proxies would be reported as this run's.
+    for d in os.listdir(B):
+        if d.startswith("mxtls-"):
+            shutil.rmtree(os.path.join(B, d), ignore_errors=True)
     if not os.access(MXTLS, os.X_OK):
         raise SystemExit("%s missing: make all" % MXTLS)
     if subprocess.run(["sh", os.path.join(ROOT, "tests/integration/pki.sh"), PKI]).returncode != 0:
