@@ -16,6 +16,7 @@ Prints (one line each):
 Loopback only; every socket is closed at the end.
 """
 import os
+import resource
 import selectors
 import socket
 import sys
@@ -47,6 +48,11 @@ def main():
     if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
         print("flood.py: loopback only", file=sys.stderr)
         return 64
+    # One descriptor per connection: take what the hard limit allows.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = n + 64 if hard == resource.RLIM_INFINITY else min(n + 64, hard)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     socks = []
     refused = 0
     t_end = time.monotonic() + 30

@@ -23,10 +23,10 @@ for name in $names; do
 	    -artifact_prefix=build/fuzz/tmp/"$name"- "$dir" >"$log" 2>&1
 	rc=$?
 	if [ $rc -eq 0 ] && [ "$n" -gt 0 ]; then
-		echo "ok  fuzz_$name ($n inputs)"
+		echo "ok  I-05 fuzz_$name: no crash, no sanitizer report, invariants hold ($n inputs)"
 		passed=$((passed + 1))
 	else
-		echo "FAIL fuzz_$name (exit $rc, $n inputs; log $log)"
+		echo "FAIL I-05 fuzz_$name (exit $rc, $n inputs; log $log)"
 		# Which inputs: each file alone (a run stops at its first crash).
 		for f in "$dir"/*; do
 			[ -f "$f" ] || continue

@@ -298,13 +298,13 @@ check "I-01 slowloris inside DATA (a byte a second, no line end): closed with 42
 check "I-01 slowloris: the upstream never acknowledged the dripped message" sh -c \
 	"! grep -l 'slow@sink.test' '$(at_dir sink)'/[0-9]*.env 2>/dev/null | grep -q ."
 
-# --- I-03 connection flood: 500 idle connections, max_sessions 200
+# --- I-03 connection flood: 10,000 idle connections, max_sessions 200
 R0=$(rss_kib "$MXTLS_PID")
 F0=$(fds "$MXTLS_PID")
 smtpx "$W/i03h.out" mxtls "EHLO healthy.test" SLEEP=2 "$F" "RCPT TO:<during@healthy.test>" "DATA=$W/healthy.msg" QUIT &
 HEALTHY=$!
 sleep 0.5
-python3 "$AT_FLOOD" "127.0.0.1:$MXTLS_PORT" 500 --hold 6 --ready "$W/flood.ready" >"$W/flood.out" 2>&1 &
+python3 "$AT_FLOOD" "127.0.0.1:$MXTLS_PORT" 10000 --hold 6 --ready "$W/flood.ready" >"$W/flood.out" 2>&1 &
 FLOOD=$!
 t=$(($(date +%s) + 40))
 while [ ! -f "$W/flood.ready" ] && alive "$FLOOD" && [ "$(date +%s)" -lt $t ]; do sleep 0.1; done
@@ -313,8 +313,13 @@ F1=$(fds "$MXTLS_PID")
 wait "$FLOOD"
 wait "$HEALTHY"
 note "flood: $(tr '\n' ';' <"$W/flood.out")"
-check "I-03 500 idle connections, max_sessions 200: at most 200 greeted, the rest 421 4.3.2" sh -c \
-	"grep -q '^connected=500 ' '$W/flood.out' && awk '/^greeting/ { for (i = 2; i <= NF; i++) { split(\$i, a, \"=\"); g[a[1]] = a[2] } } END { exit !(g[\"220\"] <= 200 && g[\"421\"] >= 299 && g[\"none\"] == 0 && g[\"other\"] == 0) }' '$W/flood.out' && grep -q '^first-421: 421 4\\.3\\.2' '$W/flood.out' || { cat '$W/flood.out'; false; }"
+# Opening 10,000 takes longer than client_timeout: sessions greeted early
+# time out and free their places, so more than 200 may be greeted in all,
+# never more than 200 at once.
+check "I-03 10,000 idle connections, max_sessions 200: each got 220 or 421 4.3.2, most the 421" sh -c \
+	"grep -q '^connected=10000 ' '$W/flood.out' && awk '/^greeting/ { for (i = 2; i <= NF; i++) { split(\$i, a, \"=\"); g[a[1]] = a[2] } } END { exit !(g[\"220\"] + g[\"421\"] == 10000 && g[\"421\"] >= 5000 && g[\"none\"] == 0 && g[\"other\"] == 0) }' '$W/flood.out' && grep -q '^first-421: 421 4\\.3\\.2' '$W/flood.out' || { cat '$W/flood.out'; false; }"
+check "I-03 never more than max_sessions at once (mxtls held $F1 descriptors with the flood open, $F0 before)" \
+	test "$F1" -le "$((F0 + 200 + 5))"
 check "I-03 the idle sessions are closed by client_timeout (421 4.4.2)" sh -c \
 	"grep -qE '^hold 6 s: closed_by_server=[0-9]+ timeout_421=(1[5-9][0-9]|200) ' '$W/flood.out' || { cat '$W/flood.out'; false; }"
 check "I-03 memory bounded during the flood (RSS $R0 -> $R1 KiB, < +150 MiB; fds $F0 -> $F1)" test "$((R1 - R0))" -lt 153600
