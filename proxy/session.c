@@ -1361,8 +1361,15 @@ session_after_ehlo(struct session *s)
 		    "server does not offer STARTTLS");
 		return;
 	}
+	/*
+	 * mta_sts=none on a first contact is what a network attacker who
+	 * drops the TXT record and strips STARTTLS leaves behind (RFC 8461
+	 * section 10): a line operators can count (ATTACKS F-16).
+	 */
 	log_info(s->id, "plaintext", "reason", "starttls-not-supported",
-	    "mx", s->up_host, "addr", s->up_addr, NULL);
+	    "mx", s->up_host, "addr", s->up_addr, "mta_sts",
+	    strcmp(s->sts_domain, s->route_domain) == 0 ?
+	    mtasts_mode_name(s->sts_mode) : "not-looked-up", NULL);
 	session_sts_testing_report(s, "server does not offer STARTTLS");
 	session_send_mail(s);
 }

@@ -40,6 +40,7 @@
 #include <netinet/in.h>
 
 #include "clock.h"
+#include "conn.h"
 #include "dns.h"
 #include "fetcher.h"
 #include "file.h"
@@ -1086,6 +1087,8 @@ sts_addr_cb(void *arg, const struct dns_addr_result *res)
 	struct sts *s = d->s;
 	struct fetch_request rq;
 	char url[FETCHPROTO_URL_MAX], err[STS_ERROR_MAX];
+	char addrs[FETCHPROTO_ADDRS_MAX * (INET6_ADDRSTRLEN + 1)];
+	size_t used = 0;
 	int i;
 
 	d->addr_q = NULL;
@@ -1119,7 +1122,19 @@ sts_addr_cb(void *arg, const struct dns_addr_result *res)
 		} else
 			continue;
 		rq.naddrs++;
+		used += (size_t)snprintf(addrs + used, sizeof(addrs) - used,
+		    "%s", used > 0 ? "," : "");
+		conn_sockaddr_str((const struct sockaddr *)ss, addrs + used,
+		    sizeof(addrs) - used);
+		used += strlen(addrs + used);
 	}
+	addrs[used] = '\0';
+	/*
+	 * Where the policy host is, as mxtls resolved it: a name pointing at
+	 * a private or loopback address shows here (ATTACKS F-14).
+	 */
+	log_info(0, "mta-sts", "domain", d->name, "result", "fetching", "id",
+	    d->fetch_id, "addrs", used > 0 ? addrs : "(none)", NULL);
 	rq.ca_bundle = s->ca_bundle;
 	rq.max_bytes = STS_FETCH_MAX_BYTES;
 	rq.connect_timeout_ms = STS_FETCH_CONNECT_MS;
