@@ -37,10 +37,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 
 #include "clock.h"
-#include "conn.h"
 #include "dns.h"
 #include "fetcher.h"
 #include "file.h"
@@ -1124,9 +1124,9 @@ sts_addr_cb(void *arg, const struct dns_addr_result *res)
 		rq.naddrs++;
 		used += (size_t)snprintf(addrs + used, sizeof(addrs) - used,
 		    "%s", used > 0 ? "," : "");
-		conn_sockaddr_str((const struct sockaddr *)ss, addrs + used,
-		    sizeof(addrs) - used);
-		used += strlen(addrs + used);
+		if (inet_ntop(fa->len == 4 ? AF_INET : AF_INET6, fa->a,
+		    addrs + used, (socklen_t)(sizeof(addrs) - used)) != NULL)
+			used += strlen(addrs + used);
 	}
 	addrs[used] = '\0';
 	/*

@@ -17,7 +17,7 @@ FLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer
 # NAME: the C files besides tests/fuzz/fuzz_NAME.c, then the libraries.
 srcs() {
 	case $1 in
-	smtp_reply | smtp_command | smtp_data)
+	smtp_reply | smtp_command | smtp_data | smtp_normalise)
 		echo "proxy/smtp.c" ;;
 	config)
 		echo "proxy/config.c policy/policy.c policy/failure.c -linih -lidn2" ;;
@@ -42,9 +42,9 @@ srcs() {
 	esac
 }
 
-ALL="smtp_reply smtp_command smtp_data config document mtasts_txt
- mtasts_policy fetchproto_request fetchproto_response state sts_record
- policy_domain"
+ALL="smtp_reply smtp_command smtp_data smtp_normalise config document
+ mtasts_txt mtasts_policy fetchproto_request fetchproto_response state
+ sts_record policy_domain"
 
 command -v "$CLANG" >/dev/null || {
 	echo "build.sh: $CLANG not found (apt-get install clang)" >&2

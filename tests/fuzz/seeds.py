@@ -130,6 +130,22 @@ for k, v in D.items():
 put("smtp_data", "long-line", "X" * 1200 + "\r\n.\r\n")
 put("smtp_data", "line-998", "Y" * 998 + "\r\n" + "Z" * 999 + "\r\n.\r\n")
 
+# ---- smtp_normalise: message bytes rewritten (bare_line_endings) ----
+for k, v in D.items():
+    put("smtp_normalise", k, v)
+for k, v in {
+    "lone-dot-lf": "a\r\n.\nMAIL FROM:<x@y>\r\n.\r\n",
+    "bare-lf-dot-line": "a\n.x\n..\n.\r\n.\r\n",
+    "dot-cr-dot": ".\r.\r\n\r.\r\n.\r\n",
+    "cr-runs": "a\r\r\r\nb\r\r\n\n\r\n.\r\n",
+    "held-cr": "x\r\n.\r",
+    "dot-held-cr": "x\n.\r",
+    "two-messages": "a\r\n.\r\n.\r\nb\n.\n\r\n.\r\n",
+}.items():
+    put("smtp_normalise", k, v)
+put("smtp_normalise", "line-998-stuffed",
+    "x\r\n." + "a" * 997 + "\r\nxx\n." + "a" * 997 + "\r\n.\r\n")
+
 # ---- config ---------------------------------------------------------
 put("config", "example", """; mxtls example configuration
 [proxy]
