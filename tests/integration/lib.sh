@@ -171,6 +171,32 @@ alive() {
 	[ "$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" != Z ]
 }
 
+# nginx_conf_head NAME FORMAT [TYPES]: the start of an nginx.conf for a
+# test server kept in $NG (pid, error log, temp paths), up to the server
+# blocks: "http {" with access_log $NG/access.log in log format NAME =
+# FORMAT (nginx variables as they are: '$host $status'), TYPES (default
+# "text/plain txt;") and TLS 1.2 and 1.3.  The caller adds the server
+# blocks and the closing "}".
+nginx_conf_head() {
+	cat <<EOF
+worker_processes 1;
+pid $NG/nginx.pid;
+error_log $NG/error.log info;
+events { worker_connections 128; }
+http {
+	log_format $1 '$2';
+	access_log $NG/access.log $1;
+	client_body_temp_path $NG/tmp/body;
+	proxy_temp_path $NG/tmp/proxy;
+	fastcgi_temp_path $NG/tmp/fastcgi;
+	uwsgi_temp_path $NG/tmp/uwsgi;
+	scgi_temp_path $NG/tmp/scgi;
+	types { ${3:-text/plain txt;} }
+	default_type application/octet-stream;
+	ssl_protocols TLSv1.2 TLSv1.3;
+EOF
+}
+
 # free_port: a TCP port on 127.0.0.1 nobody listens on right now.
 free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'

@@ -59,23 +59,7 @@ pol_nginx_start() {
 	NG=$W/nginx
 	mkdir -p "$NG/tmp"
 	{
-		cat <<EOF
-worker_processes 1;
-pid $NG/nginx.pid;
-error_log $NG/error.log info;
-events { worker_connections 128; }
-http {
-	log_format pol '\$host \$request_uri \$status inm=\$http_if_none_match bytes=\$body_bytes_sent';
-	access_log $NG/access.log pol;
-	client_body_temp_path $NG/tmp/body;
-	proxy_temp_path $NG/tmp/proxy;
-	fastcgi_temp_path $NG/tmp/fastcgi;
-	uwsgi_temp_path $NG/tmp/uwsgi;
-	scgi_temp_path $NG/tmp/scgi;
-	types { text/plain txt; }
-	default_type application/octet-stream;
-	ssl_protocols TLSv1.2 TLSv1.3;
-EOF
+		nginx_conf_head pol '$host $request_uri $status inm=$http_if_none_match bytes=$body_bytes_sent'
 		cat
 		echo "}"
 	} >"$NG/nginx.conf"

@@ -145,22 +145,8 @@ tls_server() { # PORT CERT [extra directives]
 EOF
 }
 {
+	nginx_conf_head fetch '$server_port $request_uri $status ua="$http_user_agent" cookie="$http_cookie" ae="$http_accept_encoding" inm="$http_if_none_match"' 'text/plain txt; text/html html;'
 	cat <<EOF
-worker_processes 1;
-pid $NG/nginx.pid;
-error_log $NG/error.log info;
-events { worker_connections 128; }
-http {
-	log_format fetch '\$server_port \$request_uri \$status ua="\$http_user_agent" cookie="\$http_cookie" ae="\$http_accept_encoding" inm="\$http_if_none_match"';
-	access_log $NG/access.log fetch;
-	client_body_temp_path $NG/tmp/body;
-	proxy_temp_path $NG/tmp/proxy;
-	fastcgi_temp_path $NG/tmp/fastcgi;
-	uwsgi_temp_path $NG/tmp/uwsgi;
-	scgi_temp_path $NG/tmp/scgi;
-	types { text/plain txt; text/html html; }
-	default_type application/octet-stream;
-	ssl_protocols TLSv1.2 TLSv1.3;
 	server {
 		listen 127.0.0.1:$P_GOOD ssl;
 		listen [::1]:$P_GOOD ssl;

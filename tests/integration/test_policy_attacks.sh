@@ -125,23 +125,7 @@ srv() { # LISTEN CERT ROOT [directives]
 EOF
 }
 {
-	cat <<EOF
-worker_processes 1;
-pid $NG/nginx.pid;
-error_log $NG/error.log info;
-events { worker_connections 128; }
-http {
-	log_format att '\$host \$request_uri \$status addr=\$server_addr cookie="\$http_cookie" auth="\$http_authorization" pauth="\$http_proxy_authorization" user="\$remote_user"';
-	access_log $NG/access.log att;
-	client_body_temp_path $NG/tmp/body;
-	proxy_temp_path $NG/tmp/proxy;
-	fastcgi_temp_path $NG/tmp/fastcgi;
-	uwsgi_temp_path $NG/tmp/uwsgi;
-	scgi_temp_path $NG/tmp/scgi;
-	types { text/plain txt; }
-	default_type application/octet-stream;
-	ssl_protocols TLSv1.2 TLSv1.3;
-EOF
+	nginx_conf_head att '$host $request_uri $status addr=$server_addr cookie="$http_cookie" auth="$http_authorization" pauth="$http_proxy_authorization" user="$remote_user"'
 	srv "$GOOD:$CPORT" "$W/certs/good" "$WWW/central"
 	srv "$GOOD:443" "$W/certs/good" "$WWW/good/\$host"
 	srv "$BADNAME:443" "$PKI/wrongname" "$WWW/bad/\$host"

@@ -124,23 +124,7 @@ vhost() { # X CERT [directives]: the server for mta-sts.X.test
 EOF
 }
 {
-	cat <<EOF
-worker_processes 1;
-pid $NG/nginx.pid;
-error_log $NG/error.log info;
-events { worker_connections 128; }
-http {
-	log_format sts '\$host \$request_uri \$status';
-	access_log $NG/access.log sts;
-	client_body_temp_path $NG/tmp/body;
-	proxy_temp_path $NG/tmp/proxy;
-	fastcgi_temp_path $NG/tmp/fastcgi;
-	uwsgi_temp_path $NG/tmp/uwsgi;
-	scgi_temp_path $NG/tmp/scgi;
-	types { text/plain txt; }
-	default_type application/octet-stream;
-	ssl_protocols TLSv1.2 TLSv1.3;
-EOF
+	nginx_conf_head sts '$host $request_uri $status'
 	for x in a b f p t z; do vhost $x "$CERTS/sts.chain.pem"; done
 	# 404, with a valid policy as the body (F-02: the body is ignored).
 	vhost c "$CERTS/sts.chain.pem" 'location = /.well-known/mta-sts.txt { return 404 "version: STSv1\nmode: enforce\nmx: mx.c.test\nmax_age: 86400\n"; }'
