@@ -143,8 +143,14 @@ for k, v in {
     "two-messages": "a\r\n.\r\n.\r\nb\n.\n\r\n.\r\n",
 }.items():
     put("smtp_normalise", k, v)
-put("smtp_normalise", "line-998-stuffed",
-    "x\r\n." + "a" * 997 + "\r\nxx\n." + "a" * 997 + "\r\n.\r\n")
+put("smtp_normalise", "line-998-stuffed", "x\r\n." + "a" * 997 + "\r\n.\r\n")
+put("smtp_normalise", "line-999-dot-added", "xx\n." + "a" * 997 + "\r\n.\r\n")
+put("smtp_normalise", "long-no-end", "x\r\n." + "a" * 1000 + "\r")
+put("smtp_normalise", "long-by-bare-cr",
+    "x\r\n." + "a" * 996 + "\r\rb\r\n.\r\n")
+for k, v in {"cr": "\r", "lf-lf": "\n\n", "lf-nul": "\n\x00",
+             "ctl": "\x1f\t"}.items():
+    put("smtp_normalise", k, v)
 
 # ---- config ---------------------------------------------------------
 put("config", "example", """; mxtls example configuration
