@@ -999,17 +999,8 @@ policy_lookup(const struct policy_set *set, const char *recipient,
 	dlen = len - (size_t)(dom - recipient);
 	llen = at != NULL ? (size_t)(at - recipient) : 0;
 
-	/*
-	 * The domain in A-label form, lower-cased, into out->domain.  An
-	 * address literal has no MX to look up and no name a certificate
-	 * could be checked against.
-	 */
-	if (dlen > 0 && dom[0] == '[') {
-		out->status = POLICY_BAD_DOMAIN;
-		out->why = "an address literal (mxtls delivers to the MX "
-		    "of a domain name)";
-		out->domain[0] = '\0';
-	} else if (has_non_ascii(dom, dlen) || dlen > DOMAIN_MAX) {
+	/* The domain in A-label form, lower-cased, into out->domain. */
+	if (has_non_ascii(dom, dlen) || dlen > DOMAIN_MAX) {
 		if (policy_domain_to_ascii(dom, dlen, out->domain,
 		    &out->why) < 0) {
 			out->status = POLICY_BAD_DOMAIN;

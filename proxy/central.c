@@ -566,6 +566,24 @@ central_document_arrived(struct central *c, const struct fetch_response *rs,
 	const char *why = NULL;
 
 	/*
+	 * The document in force, byte for byte (a server without ETag or
+	 * Last-Modified): fresh again, but not rebuilt, so the connection
+	 * cache and TLS sessions built on it stay.
+	 */
+	if (c->text != NULL && rs->body_len == c->len &&
+	    memcmp(text, c->text, c->len) == 0) {
+		free(text);
+		free(c->etag);
+		free(c->last_modified);
+		c->etag = central_strdup(rs->etag);
+		c->last_modified = central_strdup(rs->last_modified);
+		c->fetched_at = clock_now();
+		central_save(c);
+		central_count("not-modified");
+		return "not-modified";
+	}
+
+	/*
 	 * An older serial than the one in force is a rollback; the same
 	 * serial with other content is one too (a document captured with
 	 * its signature must not replace its successor of equal serial).

@@ -24,6 +24,7 @@
 #define SESSION_HOSTS_MAX 8	/* MX hosts tried per delivery (Postfix: 5) */
 #define SESSION_ADDRS_MAX 4	/* addresses tried per MX host */
 #define SESSION_PARAMS_MAX 512
+#define SESSION_REUSE_TIMEOUT 10 /* seconds for a cached connection's RSET */
 
 /*
  * Downstream-driven states read commands (or message data) from the MTA;
@@ -125,7 +126,7 @@ struct session {
 	int nrcpt_tempfail; /* refused with 4xx: the MTA will try again */
 	int have_route;
 	char route_domain[DNS_NAME_MAX];
-	char route_key[DNS_NAME_MAX + POLICY_NAME_MAX + 8];
+	char route_key[DNS_NAME_MAX + POLICY_NAME_MAX + 16];
 	struct policy_decision dec;
 	char txn_fail[512]; /* reply for the rest of the transaction, if set */
 	int attempt_logged; /* the route's attempt has its summary line */
@@ -137,7 +138,7 @@ struct session {
 	struct conn up;
 	int up_open;	  /* up holds a live connection */
 	int up_txn;	  /* a MAIL transaction is open upstream */
-	char up_key[DNS_NAME_MAX + POLICY_NAME_MAX + 8]; /* route it serves */
+	char up_key[DNS_NAME_MAX + POLICY_NAME_MAX + 16]; /* route it serves */
 	char up_ckey[UPCACHE_KEY_LEN + 1]; /* ... as the cache knows it */
 	double up_opened; /* clock_mono() at connect */
 	int up_reused;	  /* taken from the connection cache */
@@ -419,6 +420,7 @@ session_txn_reset(struct session *s)
 	s->route_key[0] = '\0';
 	s->txn_fail[0] = '\0';
 	s->attempt_logged = 0;
+	s->verdict = FAILURE_CONTACT;
 	s->data_reply[0] = '\0';
 	memset(&s->dec, 0, sizeof(s->dec));
 	smtp_data_scan_init(&s->scan);
@@ -533,7 +535,10 @@ session_up_cache_take(struct session *s)
 	s->verify = info.verify;
 	s->up_opened = info.opened;
 	conn_set_reading(&s->up, 1);
-	session_up_send(s, ST_UP_REUSE, s->cfg->timeouts.command, "RSET");
+	/* A live cached connection answers at once; a silent one is gone. */
+	session_up_send(s, ST_UP_REUSE, s->cfg->timeouts.command <
+	    SESSION_REUSE_TIMEOUT ? s->cfg->timeouts.command :
+	    SESSION_REUSE_TIMEOUT, "RSET");
 	return 1;
 }
 
@@ -687,7 +692,10 @@ session_tls_failure(struct session *s, enum failure_event ev,
 	    metrics_labels(where, sizeof(where), "result",
 	    tls_result_name(result), NULL), 1);
 	session_up_where(s, where, sizeof(where));
-	session_log_delivery(s, a == FAILURE_DEFER ? "deferred" :
+	/* With hosts left to try, this host's failure is no outcome yet. */
+	session_log_delivery(s, s->addr_i + 1 < s->naddrs ||
+	    s->hop_i + 1 < s->nhops ? "tls-failed" :
+	    a == FAILURE_DEFER ? "deferred" :
 	    a == FAILURE_FAIL || a == FAILURE_FAIL_NO_TLS ? "failed" :
 	    "tls-failed", NULL, reason);
 	log_warn(s->id, "tls-failure", "host", where, "result",
@@ -862,17 +870,30 @@ session_up_out_of_time(struct session *s)
 {
 	char where[320], secs[16];
 
+	/*
+	 * Only while hosts were still being tried does an earlier host's
+	 * verdict explain the failure; and with hosts left untried it is
+	 * never final: a later one might have worked.
+	 */
+	int trying = !(s->up_open && s->up_tls) && s->state <= ST_UP_TLS &&
+	    s->verdict != FAILURE_CONTACT &&
+	    s->verdict != FAILURE_FALLBACK_CLEAR;
+
 	session_up_where(s, where, sizeof(where));
 	snprintf(secs, sizeof(secs), "%.0f", s->cfg->timeouts.rcpt);
 	log_info(s->id, "rcpt-timeout", "host", where, "state",
 	    sess_state_names[s->state], "rcpt_timeout", secs, NULL);
 	session_up_close(s);
-	if (s->verdict == FAILURE_DEFER || s->verdict == FAILURE_FAIL ||
-	    s->verdict == FAILURE_FAIL_NO_TLS) {
+	if (trying && s->verdict == FAILURE_DEFER) {
 		session_apply_verdict(s);
 		return;
 	}
-	session_log_delivery(s, "deferred", NULL, "rcpt_timeout reached");
+	if (trying) {
+		session_txn_fail(s, "451 4.7.5 TLS to %s for domain %s failed: "
+		    "%s; no other next hop answered within rcpt_timeout (%s s)",
+		    s->verdict_host, s->route_domain, s->verdict_reason, secs);
+		return;
+	}
 	session_txn_fail(s, "451 4.4.2 No next hop for %s answered within "
 	    "rcpt_timeout (%s s)%s%s", s->route_domain, secs,
 	    s->last_error[0] ? ": " : "", s->last_error);
@@ -1598,8 +1619,10 @@ session_on_up_reply(struct session *s, const struct smtp_reply *r)
 			    r->code / 100 == 5 ? "failed" : "deferred", sum,
 			    NULL);
 			if (r->code / 100 == 4 || r->code / 100 == 5) {
+				/* 421 closes the server's channel, not ours. */
 				snprintf(s->txn_fail, sizeof(s->txn_fail),
-				    "%s", sum);
+				    "%s%s", r->code == 421 ? "451" : "",
+				    r->code == 421 ? sum + 3 : sum);
 				session_relay_reply(s, r);
 				if (!s->closed)
 					session_enter(s, s->nrcpt_ok > 0 ?
@@ -1796,7 +1819,7 @@ session_up_event(struct conn *c, enum conn_event ev, void *arg)
 		session_up_failed(s, reason);
 		break;
 	case CONN_EV_TIMEOUT:
-		if (s->up_capped) {
+		if (s->up_capped && s->state != ST_UP_REUSE) {
 			session_up_out_of_time(s);
 			break;
 		}
@@ -2044,6 +2067,16 @@ session_cmd_rcpt(struct session *s, const struct smtp_command *cmd)
 		session_reply(s, "553 5.1.3 Bad recipient domain: %s", dec.why);
 		return;
 	}
+	/*
+	 * An address literal has no MX to look up and no name to verify a
+	 * certificate against: only a nexthop or the original destination
+	 * (transparent mode) can route it.
+	 */
+	if (dec.domain[0] == '[' && dec.nexthop == NULL && !s->transparent) {
+		session_reply(s, "553 5.1.3 %s: an address literal has no MX "
+		    "(mxtls delivers by domain name or nexthop)", addr);
+		return;
+	}
 	snprintf(s->rcpt, sizeof(s->rcpt), "%s", addr);
 	snprintf(s->rcpt_params, sizeof(s->rcpt_params), "%.*s", (int)plen,
 	    params);
@@ -2072,8 +2105,8 @@ session_rcpt_route(struct session *s, struct policy_decision *dec)
 	if (session_sts_wanted(s, dec) &&
 	    strcmp(s->sts_domain, dec->domain) == 0)
 		session_sts_apply(s, dec);
-	snprintf(key, sizeof(key), "%s|%s", dec->nexthop ? dec->nexthop :
-	    domain, dec->profile->name);
+	snprintf(key, sizeof(key), "%s:%s|%s", dec->nexthop ? "nexthop" :
+	    "domain", dec->nexthop ? dec->nexthop : domain, dec->profile->name);
 	for (p = key; *p; p++)
 		*p = (char)tolower((unsigned char)*p);
 	if (s->have_route && strcmp(key, s->route_key) != 0 &&

@@ -10,6 +10,8 @@
 #                                             closes
 #   e       127.0.2.13:25  mx.e.test          expired cert         e.test
 #                                                                  (verify none)
+#   q       127.0.2.14:25  mx3.example.test   scripted: RSET       q.test
+#                                             never answered
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_attacks.sh"
 it_setup
@@ -17,16 +19,19 @@ it_setup
 dns_a mx1.example.test 127.0.2.11
 dns_a mx2.example.test 127.0.2.12
 dns_a mx.e.test 127.0.2.13
+dns_a mx3.example.test 127.0.2.14
 dns_mx a.test mx1.example.test
 dns_mx b.test mx1.example.test
 dns_mx c.test mx2.example.test
+dns_mx q.test mx3.example.test
 dns_mx e.test mx.e.test
 dns_start || finish
 
 at_spawn a 127.0.2.11:25 normal --hostname mx1.example.test
 at_spawn c 127.0.2.12:25 scripted --hostname mx2.example.test --reply rset=@close@
 at_spawn e 127.0.2.13:25 normal cert=expired --hostname mx.e.test
-for h in a c e; do at_ready $h || finish; done
+at_spawn q 127.0.2.14:25 scripted --hostname mx3.example.test --reply rset=@silent@
+for h in a c e q; do at_ready $h || finish; done
 
 start() { # extra [proxy] lines
 	at_mxtls_start proxy="$1" <<EOF || finish
@@ -134,6 +139,23 @@ send r11@a.test
 send r12@a.test
 check "connection_cache_max = 0: delivered" reply_is "$W/t.12" DOT 250
 check "connection_cache_max = 0: one connection per session" is "$(at_count a connects)" $((C0 + 2))
+mxtls_stop
+
+# A cached connection whose server no longer answers: the RSET that checks
+# it has a short deadline of its own (here command_timeout, 2 s), then a
+# new connection; the MTA's RCPT is not held for rcpt_timeout.
+start 'connection_cache_time = 30
+command_timeout = 2'
+X=$(mxtls_mark)
+send r13@q.test
+T0=$(date +%s)
+send r14@q.test
+T1=$(date +%s)
+check "a cached connection that went silent: delivered on a new connection" reply_is "$W/t.14" DOT 250
+check "... after the RSET deadline, within 2 s + 3 s ($((T1 - T0)) s)" test $((T1 - T0)) -le 5
+check "... logged upstream-reuse-failed (a timeout), no rcpt-timeout" sh -c \
+	"grep -q 'event=upstream-reuse-failed.*time' '$MXTLS_LOG' && ! grep -q 'event=rcpt-timeout' '$MXTLS_LOG'"
+check "... 2 messages, 2 connections at the server" is "$(at_count q saved) $(at_count q connects)" "2 2"
 mxtls_stop
 
 # Many sessions at once: all delivered, far fewer connections than messages.

@@ -416,6 +416,12 @@ check "F-15 setup: signed serial 3 taken" \
 serve cur5 cur5.sig
 check "F-15 setup: signed serial 5 (mand.test mandatory) taken" \
 	logged "event=central-policy url=$URL how=fetched serial=5( |$)" 8
+MARK=$(mxtls_mark)
+serve cur5 cur5.sig
+check "F-15 serial 5 published again (a new ETag, 200, the same bytes): seen as unchanged" \
+	logged "event=central-policy-fetch url=$URL what=document .*status=200 .*outcome=not-modified" 8
+check "... and not applied again (connection cache and TLS sessions kept)" \
+	not_logged "event=central-policy url=$URL how=fetched"
 
 mx_mark
 send d0.mand.test
