@@ -271,11 +271,11 @@ session_close(struct session *s)
 static void __attribute__((format(printf, 2, 3)))
 session_reply(struct session *s, const char *fmt, ...)
 {
-	s->t_rcpt = 0;
 	char line[1024];
 	va_list ap;
 	int n;
 
+	s->t_rcpt = 0;
 	va_start(ap, fmt);
 	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
 	va_end(ap);
@@ -859,8 +859,9 @@ session_up_failed(struct session *s, const char *reason)
 }
 
 /*
- * rcpt_timeout is over: answer the MTA before it gives up on mxtls.  A
- * verdict of the failure table from an earlier host is that answer; a
+ * rcpt_timeout is over: answer the MTA before it gives up on mxtls, always
+ * with 4xx (hosts left untried might have worked).  While hosts were
+ * still being tried, an earlier host's TLS verdict is the reason given; a
  * fallback in the clear waits for the MTA's next attempt (the host's
  * record leads straight to it).  No record is made against a host that
  * was only cut short.
@@ -869,12 +870,6 @@ static void
 session_up_out_of_time(struct session *s)
 {
 	char where[320], secs[16];
-
-	/*
-	 * Only while hosts were still being tried does an earlier host's
-	 * verdict explain the failure; and with hosts left untried it is
-	 * never final: a later one might have worked.
-	 */
 	int trying = !(s->up_open && s->up_tls) && s->state <= ST_UP_TLS &&
 	    s->verdict != FAILURE_CONTACT &&
 	    s->verdict != FAILURE_FALLBACK_CLEAR;
