@@ -1254,6 +1254,8 @@ session_up_open_new(struct session *s)
 static void
 session_up_open(struct session *s)
 {
+	/* The previous route's idle connection may serve another session. */
+	session_up_cache_put(s);
 	session_up_close(s);
 	s->attempt_logged = 0;
 	if (!session_up_cache_take(s))

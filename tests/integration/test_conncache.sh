@@ -158,6 +158,19 @@ check "... logged upstream-reuse-failed (a timeout), no rcpt-timeout" sh -c \
 check "... 2 messages, 2 connections at the server" is "$(at_count q saved) $(at_count q connects)" "2 2"
 mxtls_stop
 
+# A session that moves on to another route leaves its idle connection in
+# the cache for the next session to the first route.
+start 'connection_cache_time = 30'
+mkmsg "$M/two" "two transactions"
+smtpc "$W/t.two" mxtls "EHLO client.test" "MAIL FROM:<s@sender.test>" "RCPT TO:<r15@a.test>" \
+	"DATA=$M/two" "MAIL FROM:<s@sender.test>" "RCPT TO:<r16@b.test>" "DATA=$M/two" QUIT
+check "two transactions to two routes in one session: both delivered" sh -c \
+	"[ \$(grep -c '^DOT => 250' '$W/t.two') = 2 ] || cat '$W/t.two'"
+X=$(mxtls_mark)
+send r17@a.test
+check "... the first route's connection, left when the session moved on, serves the next session" reused "$X" 'rcpt_domain=a.test'
+mxtls_stop
+
 # Many sessions at once: all delivered, far fewer connections than messages.
 start 'connection_cache_time = 30'
 C0=$(at_count a connects)
