@@ -554,6 +554,18 @@ central_type_ok(const char *ctype)
 	    0);
 }
 
+/* The server's validators of the document in force, fresh as of now. */
+static void
+central_fresh(struct central *c, const struct fetch_response *rs)
+{
+	free(c->etag);
+	free(c->last_modified);
+	c->etag = central_strdup(rs->etag);
+	c->last_modified = central_strdup(rs->last_modified);
+	c->fetched_at = clock_now();
+	central_save(c);
+}
+
 /*
  * A fetched document: refused as a rollback, taken (without signing_key),
  * or parked for its signature (NULL).  Returns the outcome for the log.
@@ -573,29 +585,23 @@ central_document_arrived(struct central *c, const struct fetch_response *rs,
 	if (c->text != NULL && rs->body_len == c->len &&
 	    memcmp(text, c->text, c->len) == 0) {
 		free(text);
-		free(c->etag);
-		free(c->last_modified);
-		c->etag = central_strdup(rs->etag);
-		c->last_modified = central_strdup(rs->last_modified);
-		c->fetched_at = clock_now();
-		central_save(c);
+		central_fresh(c, rs);
 		central_count("not-modified");
 		return "not-modified";
 	}
 
 	/*
 	 * An older serial than the one in force is a rollback; the same
-	 * serial with other content is one too (a document captured with
-	 * its signature must not replace its successor of equal serial).
+	 * serial with other content (identical content returned above) is
+	 * one too: a document captured with its signature must not replace
+	 * its successor of equal serial.
 	 */
 	if (central_serial(text, rs->body_len, c->url, &serial) == 0 &&
 	    c->have_serial) {
 		if (serial < c->serial)
 			why = "serial lower than the document in force "
 			    "(rollback)";
-		else if (serial == c->serial && c->text != NULL &&
-		    (rs->body_len != c->len ||
-		    memcmp(text, c->text, c->len) != 0))
+		else if (serial == c->serial)
 			why = "same serial as the document in force but other "
 			    "content (a changed document needs a higher serial)";
 	}
@@ -616,12 +622,7 @@ central_document_arrived(struct central *c, const struct fetch_response *rs,
 			free(text);
 			return "refused";
 		}
-		free(c->etag);
-		free(c->last_modified);
-		c->etag = central_strdup(rs->etag);
-		c->last_modified = central_strdup(rs->last_modified);
-		c->fetched_at = clock_now();
-		central_save(c);
+		central_fresh(c, rs);
 		central_count("ok");
 		return "updated";
 	}
