@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "document.h"
+#include "seen.h"
 
 #define SERIAL_MAX 9223372036854775807ULL
 #define WHY_MAX 512
@@ -38,16 +39,6 @@ struct derr {
 	int line;
 	int seq; /* to keep errors of one line in order */
 	char *msg;
-};
-
-struct seen {
-	char *name;
-	int line;
-};
-
-struct seenlist {
-	struct seen *v;
-	int n, cap;
 };
 
 struct parser {
@@ -138,51 +129,6 @@ xstrdup(struct parser *ps, const char *s)
 	if (p == NULL)
 		ps->oom = 1;
 	return p;
-}
-
-static struct seen *
-seen_find(const struct seenlist *l, const char *name)
-{
-	int i;
-
-	for (i = 0; i < l->n; i++)
-		if (strcmp(l->v[i].name, name) == 0)
-			return &l->v[i];
-	return NULL;
-}
-
-static void
-seen_add(struct parser *ps, struct seenlist *l, const char *name, int line)
-{
-	char *p;
-
-	if (l->n == l->cap) {
-		int cap = l->cap ? l->cap * 2 : 16;
-		struct seen *v = realloc(l->v, (size_t)cap * sizeof(*v));
-
-		if (v == NULL) {
-			ps->oom = 1;
-			return;
-		}
-		l->v = v;
-		l->cap = cap;
-	}
-	if ((p = xstrdup(ps, name)) == NULL)
-		return;
-	l->v[l->n].name = p;
-	l->v[l->n].line = line;
-	l->n++;
-}
-
-static void
-seen_clear(struct seenlist *l)
-{
-	int i;
-
-	for (i = 0; i < l->n; i++)
-		free(l->v[i].name);
-	free(l->v);
-	memset(l, 0, sizeof(*l));
 }
 
 /* isspace() of the C locale, which inih uses. */
@@ -457,7 +403,8 @@ begin_section(struct parser *ps, char *name)
 		    name, k == K_MATCH ? "pattern" : "section", prev->line);
 		return;
 	}
-	seen_add(ps, &ps->sects, key, ps->lineno);
+	if (seen_add(&ps->sects, key, ps->lineno) == -1)
+		ps->oom = 1;
 	ps->kind = k;
 }
 
@@ -489,7 +436,8 @@ pair(struct parser *ps, const char *name, const char *value)
 		    ps->sect, name, prev->line);
 		return;
 	}
-	seen_add(ps, &ps->keys, name, ps->lineno);
+	if (seen_add(&ps->keys, name, ps->lineno) == -1)
+		ps->oom = 1;
 	if (ps->kind == K_DOCUMENT)
 		ps->serial_seen = 1;
 	ps->pkey = xstrdup(ps, name);

@@ -48,6 +48,7 @@
 #include <ini.h>
 
 #include "config.h"
+#include "seen.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:10025"
 #define DEFAULT_ADMIN_LISTEN "127.0.0.1:9925"
@@ -159,16 +160,6 @@ static const struct {
 struct lerr {
 	int line;
 	char *msg;
-};
-
-struct seen {
-	char *name;
-	int line;
-};
-
-struct seenlist {
-	struct seen *v;
-	int n, cap;
 };
 
 /* What config.c remembers about a profile or match for its messages. */
@@ -283,51 +274,6 @@ xstrdup(struct loader *ld, const char *s)
 	if (p == NULL)
 		ld->oom = 1;
 	return p;
-}
-
-static struct seen *
-seen_find(const struct seenlist *l, const char *name)
-{
-	int i;
-
-	for (i = 0; i < l->n; i++)
-		if (strcmp(l->v[i].name, name) == 0)
-			return &l->v[i];
-	return NULL;
-}
-
-static void
-seen_add(struct loader *ld, struct seenlist *l, const char *name, int line)
-{
-	char *p;
-
-	if (l->n == l->cap) {
-		int cap = l->cap ? l->cap * 2 : 16;
-		struct seen *v = realloc(l->v, (size_t)cap * sizeof(*v));
-
-		if (v == NULL) {
-			ld->oom = 1;
-			return;
-		}
-		l->v = v;
-		l->cap = cap;
-	}
-	if ((p = xstrdup(ld, name)) == NULL)
-		return;
-	l->v[l->n].name = p;
-	l->v[l->n].line = line;
-	l->n++;
-}
-
-static void
-seen_clear(struct seenlist *l)
-{
-	int i;
-
-	for (i = 0; i < l->n; i++)
-		free(l->v[i].name);
-	free(l->v);
-	memset(l, 0, sizeof(*l));
 }
 
 /* ---- value parsers: 0 or -1 with why ---- */
@@ -1366,7 +1312,8 @@ begin_section(struct loader *ld, char *name)
 		ld->kind = K_SKIP;
 		return;
 	}
-	seen_add(ld, &ld->sects, key, ld->lineno);
+	if (seen_add(&ld->sects, key, ld->lineno) == -1)
+		ld->oom = 1;
 }
 
 /* inih's find_chars_or_comment(), with its default inline comments. */
@@ -1565,7 +1512,8 @@ handler(void *user, const char *section, const char *name, const char *value)
 		    ld->sect, name, prev->line);
 		return 1;
 	}
-	seen_add(ld, &ld->keys, name, ld->lineno);
+	if (seen_add(&ld->keys, name, ld->lineno) == -1)
+		ld->oom = 1;
 	ld->pkey = xstrdup(ld, name);
 	ld->pval = xstrdup(ld, value);
 	if (ld->pkey == NULL || ld->pval == NULL) {
