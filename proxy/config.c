@@ -387,6 +387,29 @@ parse_sockaddr(const char *s, int default_port, struct sockaddr_storage *ss,
 	return 0;
 }
 
+/*
+ * One of n words: its index into *out, or -1 with why saying
+ * "\"V\": expected A, B or C".
+ */
+static int
+parse_choice(const char *v, const char *const *words, int n, int *out,
+    char *why, size_t whylen)
+{
+	size_t used;
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(v, words[i]) == 0) {
+			*out = i;
+			return 0;
+		}
+	used = (size_t)snprintf(why, whylen, "\"%s\": expected", v);
+	for (i = 0; i < n && used < whylen; i++)
+		used += (size_t)snprintf(why + used, whylen - used, "%s%s",
+		    i == 0 ? " " : i == n - 1 ? " or " : ", ", words[i]);
+	return -1;
+}
+
 static int
 parse_long(const char *s, long min, long max, long *out)
 {
@@ -632,6 +655,7 @@ apply_proxy(struct loader *ld, const char *key, const char *v, char *why,
 {
 	struct config *cfg = ld->cfg;
 	size_t i;
+	int choice;
 	long n;
 
 	if (strcmp(key, "listen") == 0) {
@@ -717,28 +741,21 @@ apply_proxy(struct loader *ld, const char *key, const char *v, char *why,
 		cfg->max_sessions_per_client = (int)n;
 		return 0;
 	}
+	/* Word lists in the order of their enums. */
 	if (strcmp(key, "mode") == 0) {
-		if (strcmp(v, "relay") == 0)
-			cfg->mode = CONFIG_MODE_RELAY;
-		else if (strcmp(v, "transparent") == 0)
-			cfg->mode = CONFIG_MODE_TRANSPARENT;
-		else {
-			snprintf(why, whylen, "\"%s\": expected relay or "
-			    "transparent", v);
+		static const char *const modes[] = { "relay", "transparent" };
+
+		if (parse_choice(v, modes, 2, &choice, why, whylen) < 0)
 			return -1;
-		}
+		cfg->mode = (enum config_mode)choice;
 		return 0;
 	}
 	if (strcmp(key, "bare_line_endings") == 0) {
-		if (strcmp(v, "reject") == 0)
-			cfg->bare_line_endings = CONFIG_BARE_REJECT;
-		else if (strcmp(v, "normalise") == 0)
-			cfg->bare_line_endings = CONFIG_BARE_NORMALISE;
-		else {
-			snprintf(why, whylen, "\"%s\": expected reject or "
-			    "normalise", v);
+		static const char *const ways[] = { "reject", "normalise" };
+
+		if (parse_choice(v, ways, 2, &choice, why, whylen) < 0)
 			return -1;
-		}
+		cfg->bare_line_endings = (enum config_bare)choice;
 		return 0;
 	}
 	if (strcmp(key, "upstream_mark") == 0) {
@@ -754,14 +771,10 @@ apply_proxy(struct loader *ld, const char *key, const char *v, char *why,
 	if (strcmp(key, "log_addresses") == 0) {
 		static const char *const modes[] = { "full", "domain", "hash" };
 
-		for (i = 0; i < 3; i++)
-			if (strcmp(v, modes[i]) == 0) {
-				cfg->log_addresses = (enum config_log_addresses)i;
-				return 0;
-			}
-		snprintf(why, whylen, "\"%s\": expected full, domain or hash",
-		    v);
-		return -1;
+		if (parse_choice(v, modes, 3, &choice, why, whylen) < 0)
+			return -1;
+		cfg->log_addresses = (enum config_log_addresses)choice;
+		return 0;
 	}
 	if (strcmp(key, "hostname") == 0) {
 		if (!policy_valid_hostname(v, strlen(v))) {
@@ -822,28 +835,21 @@ apply_proxy(struct loader *ld, const char *key, const char *v, char *why,
 		return 0;
 	}
 	if (strcmp(key, "log_format") == 0) {
-		if (strcmp(v, "logfmt") == 0)
-			cfg->log_format = CONFIG_LOG_LOGFMT;
-		else if (strcmp(v, "json") == 0)
-			cfg->log_format = CONFIG_LOG_JSON;
-		else {
-			snprintf(why, whylen, "\"%s\": expected logfmt or json", v);
+		static const char *const formats[] = { "logfmt", "json" };
+
+		if (parse_choice(v, formats, 2, &choice, why, whylen) < 0)
 			return -1;
-		}
+		cfg->log_format = (enum config_log_format)choice;
 		return 0;
 	}
 	if (strcmp(key, "log_level") == 0) {
 		static const char *const levels[] = { "debug", "info", "warn",
 			"error" };
 
-		for (i = 0; i < 4; i++)
-			if (strcmp(v, levels[i]) == 0) {
-				cfg->log_level = (enum config_log_level)i;
-				return 0;
-			}
-		snprintf(why, whylen, "\"%s\": expected debug, info, warn or "
-		    "error", v);
-		return -1;
+		if (parse_choice(v, levels, 4, &choice, why, whylen) < 0)
+			return -1;
+		cfg->log_level = (enum config_log_level)choice;
+		return 0;
 	}
 	if (strcmp(key, "max_message_size") == 0) {
 		if (parse_size(v, &cfg->max_message_size) < 0) {

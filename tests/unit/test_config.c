@@ -615,6 +615,8 @@ test_value_errors(void)
 	    "1 to 1000");
 	LOAD_ERR("e.ini", "[proxy]\nlog_format = xml\n",
 	    "F:2: [proxy] log_format: \"xml\": expected logfmt or json");
+	LOAD_ERR("e.ini", "[proxy]\nmode = bridge\n",
+	    "F:2: [proxy] mode: \"bridge\": expected relay or transparent");
 	LOAD_ERR("e.ini", "[proxy]\nlog_level = trace\n",
 	    "F:2: [proxy] log_level: \"trace\": expected debug, info, warn or "
 	    "error");
