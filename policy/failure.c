@@ -51,6 +51,10 @@ int
 failure_expired(const struct retry_record *r, time_t now,
     const struct failure_timing *t)
 {
+	if (r->state != RETRY_NONE && (r->first_failure > now +
+	    FAILURE_CLOCK_SKEW || (r->state == RETRY_BROKEN &&
+	    r->broken_until > now + t->fallback_ttl + FAILURE_CLOCK_SKEW)))
+		return 1;
 	switch (r->state) {
 	case RETRY_NONE:
 		return 1;

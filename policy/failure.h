@@ -70,7 +70,17 @@ enum failure_action failure_after(const struct policy_profile *p,
     enum failure_event ev, const char *error, struct retry_record *r,
     time_t now, const struct failure_timing *t);
 
-/* True when a record no longer matters at `now` and can be dropped. */
+/*
+ * How far in the future a record's times may lie and still count.  A record
+ * made while the clock ran ahead (and corrected since) would otherwise keep
+ * a host uncontacted, or a domain bounced, until that future time.
+ */
+#define FAILURE_CLOCK_SKEW 60
+
+/*
+ * True when a record no longer matters at `now` and can be dropped: it has
+ * run its course, or it is dated after now + FAILURE_CLOCK_SKEW.
+ */
 int failure_expired(const struct retry_record *r, time_t now,
     const struct failure_timing *t);
 

@@ -387,6 +387,10 @@ main_run(void)
 	}
 	if (warn[0] != '\0')
 		log_warn(0, "state-file-ignored", "reason", warn, NULL);
+	/* At once, not in a minute: a record dated in the future must go. */
+	if (state_expire(d.px.state, clock_now(), &cfg->timing, err,
+	    sizeof(err)) == -1)
+		log_error(0, "state-write-failed", "error", err, NULL);
 	if (listener_open(&d.listener, cfg, err, sizeof(err)) == -1) {
 		fprintf(stderr, "mxtls: %s\n", err);
 		return 1;

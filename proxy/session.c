@@ -643,6 +643,64 @@ session_sts_testing_report(struct session *s, const char *reason)
 	    "result=\"sts-testing\"", 1);
 }
 
+/*
+ * The names the certificate of the host just chosen must match.  A literal
+ * address (nexthop, or the original destination in transparent mode) has
+ * no name of its own: the MX names that resolve to it and the policy's mx
+ * stand in.
+ */
+static int
+session_wanted_names(const struct session *s,
+    const char *names[POLICY_MX_MAX + 1])
+{
+	int nnames = 0, i;
+
+	if (s->up_host[0] != '\0') {
+		names[nnames++] = s->up_host;
+		return nnames;
+	}
+	for (i = 0; s->transparent && i < s->ntp_names &&
+	    nnames < POLICY_MX_MAX; i++)
+		names[nnames++] = s->tp_names->name[i];
+	for (i = 0; i < s->dec.nmx && nnames < POLICY_MX_MAX; i++)
+		names[nnames++] = s->dec.mx[i];
+	return nnames;
+}
+
+/*
+ * The retry record of the host just chosen.  Its key is every fact the
+ * verdict depends on (state.h): host name, address and port; the profile
+ * by name and by its TLS parameters as in effect (tls and verify mode, CA
+ * bundle, versions, ciphers); and the names the certificate must match,
+ * so that a name mismatch is held against the name wanted, not against
+ * the address.  policy[STATE_POLICY_MAX + 1] receives the fingerprint.
+ */
+static void
+session_verdict_key(const struct session *s, struct state_key *k,
+    char *policy)
+{
+	const struct policy_profile *p = s->dec.profile;
+	const char *names[POLICY_MX_MAX + 1];
+	const char *ciphers = config_profile_ciphers(s->cfg, p);
+	char f[8192];
+	size_t n;
+	int nnames, i;
+
+	n = (size_t)snprintf(f, sizeof(f), "%s|%d|%d|%s|%d|%d|%s|", p->name,
+	    (int)p->tls, (int)p->verify, config_profile_ca_bundle(s->cfg, p),
+	    config_profile_min_version(s->cfg, p),
+	    config_profile_max_version(s->cfg, p), ciphers ? ciphers : "");
+	nnames = session_wanted_names(s, names);
+	for (i = 0; i < nnames && n < sizeof(f); i++)
+		n += (size_t)snprintf(f + n, sizeof(f) - n, "%s,", names[i]);
+	tls_sha256_hex(f, policy, STATE_POLICY_MAX + 1);
+	k->host = s->up_host;
+	k->addr = s->up_addr;
+	k->port = s->up_port;
+	k->profile = p->name;
+	k->policy = policy;
+}
+
 /* Keep the first host's verdict: it is the most preferred MX. */
 static void
 session_note_verdict(struct session *s, enum failure_action a,
@@ -673,16 +731,17 @@ session_tls_failure(struct session *s, enum failure_event ev,
 	const struct failure_timing *t = &s->cfg->timing;
 	enum failure_action a;
 	time_t now = clock_now();
-	char where[320], err[256];
+	struct state_key k;
+	char where[320], err[256], policy[STATE_POLICY_MAX + 1];
 
-	old = state_get(s->px->state, s->up_host, s->up_addr);
+	session_verdict_key(s, &k, policy);
+	old = state_get(s->px->state, &k);
 	if (old != NULL)
 		rec = *old;
 	else
 		memset(&rec, 0, sizeof(rec));
 	a = failure_after(s->dec.profile, ev, reason, &rec, now, t);
-	if (state_put(s->px->state, s->up_host, s->up_addr, &rec, err,
-	    sizeof(err)) == -1)
+	if (state_put(s->px->state, &k, &rec, err, sizeof(err)) == -1)
 		log_error(s->id, "state-write-failed", "error", err, NULL);
 	metrics_set("mxtls_retry_records", "state=\"failed-once\"",
 	    state_count(s->px->state, RETRY_FAILED_ONCE));
@@ -1070,6 +1129,8 @@ session_up_try_addr(struct session *s)
 	socklen_t len;
 	struct in6_addr a6;
 	struct in_addr a4;
+	struct state_key k;
+	char policy[STATE_POLICY_MAX + 1];
 
 	if (s->t_rcpt != 0 &&
 	    clock_mono() - s->t_rcpt >= s->cfg->timeouts.rcpt) {
@@ -1099,7 +1160,8 @@ session_up_try_addr(struct session *s)
 	    sizeof(s->up_addr));
 	s->up_port = h->port;
 
-	rec = state_get(s->px->state, s->up_host, s->up_addr);
+	session_verdict_key(s, &k, policy);
+	rec = state_get(s->px->state, &k);
 	a = failure_before(s->dec.profile, rec, clock_now(),
 	    &s->cfg->timing);
 	if (a != FAILURE_CONTACT) {
@@ -1397,14 +1459,15 @@ static void
 session_tls_ok(struct session *s)
 {
 	struct retry_record rec;
-	char err[256];
+	struct state_key k;
+	char err[256], policy[STATE_POLICY_MAX + 1];
 
-	if (state_get(s->px->state, s->up_host, s->up_addr) == NULL)
+	session_verdict_key(s, &k, policy);
+	if (state_get(s->px->state, &k) == NULL)
 		return;
 	memset(&rec, 0, sizeof(rec));
 	rec.state = RETRY_NONE;
-	if (state_put(s->px->state, s->up_host, s->up_addr, &rec, err,
-	    sizeof(err)) == -1)
+	if (state_put(s->px->state, &k, &rec, err, sizeof(err)) == -1)
 		log_error(s->id, "state-write-failed", "error", err, NULL);
 	log_info(s->id, "tls-recovered", "mx", s->up_host, "addr", s->up_addr,
 	    NULL);
@@ -1414,22 +1477,8 @@ static void
 session_tls_ready(struct session *s)
 {
 	const char *names[POLICY_MX_MAX + 1];
-	int nnames = 0, i;
+	int nnames = session_wanted_names(s, names);
 
-	/*
-	 * Verify the host we contacted.  A literal address (nexthop, or the
-	 * original destination in transparent mode) has no name of its own:
-	 * the MX names that resolve to it and the policy's mx stand in.
-	 */
-	if (s->up_host[0] != '\0')
-		names[nnames++] = s->up_host;
-	else {
-		for (i = 0; s->transparent && i < s->ntp_names &&
-		    nnames < POLICY_MX_MAX; i++)
-			names[nnames++] = s->tp_names->name[i];
-		for (i = 0; i < s->dec.nmx && nnames < POLICY_MX_MAX; i++)
-			names[nnames++] = s->dec.mx[i];
-	}
 	tls_facts_collect(s->up.ssl, names, nnames, &s->facts);
 	{
 		char l[160];

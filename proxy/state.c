@@ -1,5 +1,6 @@
 /*
- * Retry records: a chained hash table keyed by (host, address), persisted
+ * Retry records: a chained hash table keyed by (host, address, port,
+ * policy fingerprint; state.h says why), persisted
  * as a whole by atomic replace after every change.
  *
  * The writes are synchronous, on the event loop.  SPEC.md section 8 asks
@@ -26,8 +27,8 @@
 #include "state.h"
 
 #define STATE_MAGIC "mxtls-retry-state"
-#define STATE_VERSION "1"
-#define STATE_LINE_MAX 2048 /* the longest valid line: 1135 bytes */
+#define STATE_VERSION "2"
+#define STATE_LINE_MAX 2048 /* the longest valid line: 1240 bytes */
 #define STATE_TIME_MAX ((time_t)253402300799) /* 9999-12-31T23:59:59Z */
 #define STATE_BUCKETS_MIN 64
 
@@ -35,7 +36,19 @@ struct entry {
 	struct entry *next; /* hash chain */
 	char host[STATE_HOST_MAX + 1];
 	char addr[STATE_ADDR_MAX + 1];
+	int port;
+	char profile[POLICY_NAME_MAX];
+	char policy[STATE_POLICY_MAX + 1];
 	struct retry_record rec;
+};
+
+/* A key in the form the table holds it: lower-cased, checked. */
+struct nkey {
+	char host[STATE_HOST_MAX + 1];
+	char addr[STATE_ADDR_MAX + 1];
+	int port;
+	char profile[POLICY_NAME_MAX];
+	char policy[STATE_POLICY_MAX + 1];
 };
 
 struct state {
@@ -74,6 +87,43 @@ state_key(char *dst, const char *src, size_t max, int empty_ok)
 	return 0;
 }
 
+/* A policy fingerprint: lower-case hex, or "*" for a version 1 record. */
+static int
+state_policy_ok(const char *s)
+{
+	size_t i;
+
+	if (strcmp(s, STATE_POLICY_ANY) == 0)
+		return 1;
+	for (i = 0; s[i] != '\0'; i++)
+		if (i >= STATE_POLICY_MAX || !isxdigit((unsigned char)s[i]) ||
+		    isupper((unsigned char)s[i]))
+			return 0;
+	return i > 0;
+}
+
+/* Check and normalise a key: NULL, or what is wrong with it. */
+static const char *
+state_nkey(struct nkey *n, const char *host, const char *addr, int port,
+    const char *profile, const char *policy)
+{
+	if (state_key(n->host, host, STATE_HOST_MAX, 1) == -1 ||
+	    strcmp(n->host, "-") == 0)
+		return "bad host name";
+	if (state_key(n->addr, addr, STATE_ADDR_MAX, 0) == -1)
+		return "bad address";
+	if (port < 1 || port > 65535)
+		return "bad port";
+	n->port = port;
+	if (profile == NULL || !state_name_ok(profile, POLICY_NAME_MAX - 1))
+		return "bad profile name";
+	snprintf(n->profile, sizeof(n->profile), "%s", profile);
+	if (policy == NULL || !state_policy_ok(policy))
+		return "bad policy fingerprint";
+	snprintf(n->policy, sizeof(n->policy), "%s", policy);
+	return NULL;
+}
+
 /* What the file can hold; shared by state_put() and the loader. */
 static int
 state_record_ok(const struct retry_record *r)
@@ -97,32 +147,43 @@ state_record_same(const struct retry_record *a, const struct retry_record *b)
 	    strcmp(a->error, b->error) == 0;
 }
 
-/* FNV-1a over host, a NUL, addr. */
-static size_t
-state_hash(const char *host, const char *addr)
+static uint64_t
+state_fnv(uint64_t h, const char *s)
 {
-	uint64_t h = 14695981039346656037ULL;
 	const unsigned char *p;
 
-	for (p = (const unsigned char *)host; *p != '\0'; p++)
+	for (p = (const unsigned char *)s; *p != '\0'; p++)
 		h = (h ^ *p) * 1099511628211ULL;
-	h *= 1099511628211ULL;
-	for (p = (const unsigned char *)addr; *p != '\0'; p++)
-		h = (h ^ *p) * 1099511628211ULL;
+	return h * 1099511628211ULL; /* for the NUL between parts */
+}
+
+/* FNV-1a over host, addr, port and policy (the profile's name is in the
+ * policy fingerprint). */
+static size_t
+state_hash(const char *host, const char *addr, int port, const char *policy)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	h = state_fnv(h, host);
+	h = state_fnv(h, addr);
+	h = (h ^ (uint64_t)port) * 1099511628211ULL;
+	h = state_fnv(h, policy);
 	return (size_t)(h ^ (h >> 32));
 }
 
 /* The link pointing at the entry for a (normalised) key, or at the NULL
  * ending its chain. */
 static struct entry **
-state_find(struct state *st, const char *host, const char *addr)
+state_find(struct state *st, const struct nkey *k)
 {
 	struct entry **pp;
 
-	pp = &st->buckets[state_hash(host, addr) & (st->nbuckets - 1)];
+	pp = &st->buckets[state_hash(k->host, k->addr, k->port, k->policy) &
+	    (st->nbuckets - 1)];
 	for (; *pp != NULL; pp = &(*pp)->next)
-		if (strcmp((*pp)->host, host) == 0 &&
-		    strcmp((*pp)->addr, addr) == 0)
+		if ((*pp)->port == k->port && strcmp((*pp)->host, k->host) ==
+		    0 && strcmp((*pp)->addr, k->addr) == 0 &&
+		    strcmp((*pp)->policy, k->policy) == 0)
 			break;
 	return pp;
 }
@@ -140,7 +201,8 @@ state_grow(struct state *st)
 		return;
 	for (i = 0; i < st->nbuckets; i++)
 		for (e = st->buckets[i]; e != NULL; e = next) {
-			size_t b = state_hash(e->host, e->addr) & (n - 1);
+			size_t b = state_hash(e->host, e->addr, e->port,
+			    e->policy) & (n - 1);
 
 			next = e->next;
 			e->next = nb[b];
@@ -181,7 +243,7 @@ state_evict(struct state *st)
 /* Insert a key that is not there yet, evicting the oldest record when
  * full.  Links into the table are stale afterwards.  -1: no memory. */
 static int
-state_insert(struct state *st, const char *host, const char *addr,
+state_insert(struct state *st, const struct nkey *k,
     const struct retry_record *r)
 {
 	struct entry *e;
@@ -189,13 +251,17 @@ state_insert(struct state *st, const char *host, const char *addr,
 
 	if ((e = calloc(1, sizeof(*e))) == NULL)
 		return -1;
-	snprintf(e->host, sizeof(e->host), "%s", host);
-	snprintf(e->addr, sizeof(e->addr), "%s", addr);
+	snprintf(e->host, sizeof(e->host), "%s", k->host);
+	snprintf(e->addr, sizeof(e->addr), "%s", k->addr);
+	e->port = k->port;
+	snprintf(e->profile, sizeof(e->profile), "%s", k->profile);
+	snprintf(e->policy, sizeof(e->policy), "%s", k->policy);
 	e->rec = *r;
 	if (st->n >= STATE_MAX_RECORDS)
 		state_evict(st);
 	state_grow(st);
-	b = state_hash(host, addr) & (st->nbuckets - 1);
+	b = state_hash(k->host, k->addr, k->port, k->policy) &
+	    (st->nbuckets - 1);
 	e->next = st->buckets[b];
 	st->buckets[b] = e;
 	st->count[r->state]++;
@@ -298,16 +364,36 @@ state_get_time(const char *s, time_t *out)
 	return 0;
 }
 
-/* Parse one record line (modified in place).  NULL or why not. */
-static const char *
-state_parse(char *line, char *host, char *addr, struct retry_record *r)
+/* A port field: 1-65535, digits only. */
+static int
+state_get_port(const char *s, int *out)
 {
-	char *f[7], *p = line;
-	int i, v;
+	int v = 0;
 
-	for (i = 0; i < 7; i++) {
+	if (*s == '\0')
+		return -1;
+	for (; *s != '\0'; s++) {
+		if (*s < '0' || *s > '9' || (v = v * 10 + (*s - '0')) > 65535)
+			return -1;
+	}
+	*out = v;
+	return v > 0 ? 0 : -1;
+}
+
+/*
+ * Parse one record line (modified in place) of a file of `version` (1 or
+ * 2).  NULL or why not.
+ */
+static const char *
+state_parse(char *line, int version, struct nkey *k, struct retry_record *r)
+{
+	char *f[10], *p = line;
+	const char *why;
+	int i, v, n = version == 1 ? 7 : 10, port = 25;
+
+	for (i = 0; i < n; i++) {
 		f[i] = p;
-		if (i < 6) {
+		if (i < n - 1) {
 			if ((p = strchr(p, ' ')) == NULL)
 				return "too few fields";
 			*p++ = '\0';
@@ -316,12 +402,18 @@ state_parse(char *line, char *host, char *addr, struct retry_record *r)
 		if (*f[i] == '\0')
 			return "empty field";
 	}
-	if (strcmp(f[0], "-") == 0)
-		host[0] = '\0';
-	else if (state_key(host, f[0], STATE_HOST_MAX, 0) == -1)
-		return "bad host name";
-	if (state_key(addr, f[1], STATE_ADDR_MAX, 0) == -1)
-		return "bad address";
+	if (version == 1) {
+		why = state_nkey(k, strcmp(f[0], "-") == 0 ? "" : f[0], f[1],
+		    25, "-", STATE_POLICY_ANY);
+	} else {
+		if (state_get_port(f[2], &port) == -1)
+			return "bad port";
+		why = state_nkey(k, strcmp(f[0], "-") == 0 ? "" : f[0], f[1],
+		    port, f[3], f[4]);
+		memmove(f + 2, f + 5, 5 * sizeof(*f));
+	}
+	if (why != NULL)
+		return why;
 	memset(r, 0, sizeof(*r));
 	if (strcmp(f[2], retry_state_name(RETRY_FAILED_ONCE)) == 0)
 		r->state = RETRY_FAILED_ONCE;
@@ -380,21 +472,21 @@ static const char state_nomem[] = "out of memory";
 
 /* One record line into the store: NULL, or why not (state_nomem). */
 static const char *
-state_load_line(struct state *st, char *line)
+state_load_line(struct state *st, char *line, int version)
 {
-	char host[STATE_HOST_MAX + 1], addr[STATE_ADDR_MAX + 1];
+	struct nkey k;
 	struct retry_record r;
 	const char *why;
 
-	if ((why = state_parse(line, host, addr, &r)) != NULL)
+	if ((why = state_parse(line, version, &k, &r)) != NULL)
 		return why;
 	if (!state_record_ok(&r))
 		return "bad record";
-	if (*state_find(st, host, addr) != NULL)
+	if (*state_find(st, &k) != NULL)
 		return "duplicate record";
 	if (st->n >= STATE_MAX_RECORDS)
 		return "too many records";
-	if (state_insert(st, host, addr, &r) == -1)
+	if (state_insert(st, &k, &r) == -1)
 		return state_nomem;
 	return NULL;
 }
@@ -406,20 +498,24 @@ state_load(struct state *st, FILE *f, char *warning, size_t warnlen)
 {
 	const char *why = NULL;
 	char *line;
-	int lineno = 1, rc, saved;
+	int lineno = 1, rc, saved, version = 0;
 
 	if ((line = malloc(STATE_LINE_MAX)) == NULL)
 		return -1;
 	rc = state_read_line(f, line, STATE_LINE_MAX, &why);
 	if (rc == 0)
 		why = "empty file";
-	else if (rc == 1 && strcmp(line, STATE_MAGIC " " STATE_VERSION) != 0)
+	else if (rc == 1 && strcmp(line, STATE_MAGIC " " STATE_VERSION) == 0)
+		version = 2;
+	else if (rc == 1 && strcmp(line, STATE_MAGIC " 1") == 0)
+		version = 1;
+	else if (rc == 1)
 		why = strncmp(line, STATE_MAGIC " ", strlen(STATE_MAGIC) + 1) ==
 		    0 ? "unsupported version" : "not a retry-state file";
 	while (rc == 1 && why == NULL) {
 		lineno++;
 		if ((rc = state_read_line(f, line, STATE_LINE_MAX, &why)) == 1)
-			why = state_load_line(st, line);
+			why = state_load_line(st, line, version);
 	}
 	saved = errno;
 	free(line);
@@ -462,8 +558,9 @@ state_write(struct state *st, char *err, size_t errlen)
 	fputs(STATE_MAGIC " " STATE_VERSION "\n", f);
 	for (i = 0; i < st->nbuckets; i++)
 		for (e = st->buckets[i]; e != NULL; e = e->next) {
-			fprintf(f, "%s %s %s %lld %lld %s ",
+			fprintf(f, "%s %s %d %s %s %s %lld %lld %s ",
 			    e->host[0] != '\0' ? e->host : "-", e->addr,
+			    e->port, e->profile, e->policy,
 			    retry_state_name(e->rec.state),
 			    (long long)e->rec.first_failure,
 			    (long long)e->rec.broken_until,
@@ -534,55 +631,73 @@ state_free(struct state *st)
 	free(st);
 }
 
-const struct retry_record *
-state_get(struct state *st, const char *host, const char *addr)
+/* The version 1 record of k's host, address and port. */
+static struct entry **
+state_find_any(struct state *st, const struct nkey *k)
 {
-	char h[STATE_HOST_MAX + 1], a[STATE_ADDR_MAX + 1];
+	struct nkey any = *k;
+
+	snprintf(any.policy, sizeof(any.policy), "%s", STATE_POLICY_ANY);
+	return state_find(st, &any);
+}
+
+const struct retry_record *
+state_get(struct state *st, const struct state_key *k)
+{
+	struct nkey n;
 	struct entry *e;
 
-	if (state_key(h, host, STATE_HOST_MAX, 1) == -1 ||
-	    state_key(a, addr, STATE_ADDR_MAX, 0) == -1)
+	if (state_nkey(&n, k->host, k->addr, k->port, k->profile,
+	    k->policy) != NULL)
 		return NULL;
-	e = *state_find(st, h, a);
+	if ((e = *state_find(st, &n)) == NULL)
+		e = *state_find_any(st, &n);
 	return e != NULL ? &e->rec : NULL;
 }
 
 int
-state_put(struct state *st, const char *host, const char *addr,
+state_put(struct state *st, const struct state_key *k,
     const struct retry_record *r, char *err, size_t errlen)
 {
-	char h[STATE_HOST_MAX + 1], a[STATE_ADDR_MAX + 1];
+	struct nkey n;
 	struct entry **pp;
+	const char *why;
+	int changed = 0;
 
-	if (state_key(h, host, STATE_HOST_MAX, 1) == -1 ||
-	    strcmp(h, "-") == 0) {
-		snprintf(err, errlen, "retry record: bad host name");
+	if ((why = state_nkey(&n, k->host, k->addr, k->port, k->profile,
+	    k->policy)) != NULL) {
+		snprintf(err, errlen, "retry record: %s", why);
 		return -1;
 	}
-	if (state_key(a, addr, STATE_ADDR_MAX, 0) == -1) {
-		snprintf(err, errlen, "retry record: bad address");
-		return -1;
-	}
-	pp = state_find(st, h, a);
-	if (r->state == RETRY_NONE) {
-		if (*pp == NULL)
-			return 0;
+	/* A verdict under a known policy replaces one whose policy was not. */
+	if (strcmp(n.policy, STATE_POLICY_ANY) != 0 &&
+	    *(pp = state_find_any(st, &n)) != NULL) {
 		state_unlink(st, pp);
-		return state_write(st, err, errlen);
+		changed = 1;
+	}
+	pp = state_find(st, &n);
+	if (r->state == RETRY_NONE) {
+		if (*pp != NULL) {
+			state_unlink(st, pp);
+			changed = 1;
+		}
+		return changed ? state_write(st, err, errlen) : 0;
 	}
 	if (!state_record_ok(r)) {
-		snprintf(err, errlen, "retry record for %s %s: invalid", h, a);
+		snprintf(err, errlen, "retry record for %s %s port %d: invalid",
+		    n.host, n.addr, n.port);
 		return -1;
 	}
 	if (*pp != NULL) {
-		if (state_record_same(&(*pp)->rec, r))
+		if (state_record_same(&(*pp)->rec, r) && !changed)
 			return 0;
 		st->count[(*pp)->rec.state]--;
 		st->count[r->state]++;
 		(*pp)->rec = *r;
-	} else if (state_insert(st, h, a, r) == -1) {
-		snprintf(err, errlen, "retry record for %s %s: out of memory",
-		    h, a);
+	} else if (state_insert(st, &n, r) == -1) {
+		snprintf(err, errlen,
+		    "retry record for %s %s port %d: out of memory", n.host,
+		    n.addr, n.port);
 		return -1;
 	}
 	return state_write(st, err, errlen);
@@ -613,7 +728,13 @@ state_cmp(const void *a, const void *b)
 	const struct entry *y = *(const struct entry *const *)b;
 	int c = strcmp(x->host, y->host);
 
-	return c != 0 ? c : strcmp(x->addr, y->addr);
+	if (c == 0)
+		c = strcmp(x->addr, y->addr);
+	if (c == 0)
+		c = x->port - y->port;
+	if (c == 0)
+		c = strcmp(x->profile, y->profile);
+	return c != 0 ? c : strcmp(x->policy, y->policy);
 }
 
 static void
@@ -650,8 +771,9 @@ state_print_one(FILE *out, const struct entry *e, time_t now,
 {
 	const struct retry_record *r = &e->rec;
 
-	fprintf(out, "%s %s %s", e->host[0] != '\0' ? e->host : "-", e->addr,
-	    retry_state_name(r->state));
+	fprintf(out, "%s %s %s port=%d profile=%s policy=%.8s",
+	    e->host[0] != '\0' ? e->host : "-", e->addr,
+	    retry_state_name(r->state), e->port, e->profile, e->policy);
 	state_print_time(out, "since", r->first_failure);
 	if (r->state == RETRY_BROKEN)
 		state_print_time(out, "until", r->broken_until);

@@ -1,20 +1,40 @@
 /*
- * The retry records of SPEC.md section 4, one per upstream host (name and
- * address), kept in memory and persisted in state_dir by atomic replace so
- * that a restart does not forget them.  No logging, no exit: errors and
- * warnings come back as strings for the caller to log.
+ * The retry records of the failure table (README.md), kept in
+ * memory and persisted in state_dir by atomic replace so that a restart
+ * does not forget them.  No logging, no exit: errors and warnings come
+ * back as strings for the caller to log.
+ *
+ * A record is a verdict about TLS, and it is keyed by every fact that
+ * produced it (struct state_key): the host name contacted, its address
+ * and port, and a fingerprint of the profile (its name, tls mode, verify
+ * mode, CA bundle, versions, ciphers) and of the names the certificate
+ * had to match.  Leaving any of them out lets a verdict reached under one
+ * policy decide for another: a name mismatch for mx.evil.test would defer
+ * mail for mx.good.test at the same address, a failure under a strict
+ * profile would push a lax one into the clear, one port's broken server
+ * would stop the healthy one on another port.
  *
  * The file, dir/retry-state, is text:
  *
- *	mxtls-retry-state 1
- *	HOST ADDR STATE FIRST_FAILURE BROKEN_UNTIL EVENT ERROR
+ *	mxtls-retry-state 2
+ *	HOST ADDR PORT PROFILE POLICY STATE FIRST_FAILURE BROKEN_UNTIL EVENT
+ *	    ERROR
  *
- * one record a line, fields separated by one space.  HOST is "-" for a
- * literal next hop (no name); STATE is failed-once or broken; the times are
+ * one record a line (one line, wrapped here), fields separated by one
+ * space.  HOST is "-" for a literal next hop (no name); PROFILE is the
+ * profile's name; POLICY the fingerprint (hex); STATE is failed-once or
+ * broken; the times are
  * seconds since the epoch (BROKEN_UNTIL 0 when not broken); EVENT is
  * no-starttls, certificate or handshake; ERROR is percent-encoded (space,
  * '%', control bytes and non-ASCII as %XX; the empty string as "-").  Host
  * names and addresses are kept in lower case.
+ *
+ * A version 1 file (HOST ADDR STATE ... without port and policy, written
+ * before the key held them) is read as port 25 with PROFILE "-" and
+ * POLICY "*": such a record applies to every policy of its host, address
+ * and port until it expires (at most retry_delay + fallback_ttl) or a
+ * record of the same host, address and port replaces it, because the
+ * policy that produced it is unknown.
  *
  * At most STATE_MAX_RECORDS records: storing one more evicts the record
  * with the oldest first_failure.  A file with more lines than that is
@@ -34,7 +54,19 @@
 #define STATE_ADDR_MAX 63  /* an IPv6 address with a zone index */
 #define STATE_FILE "retry-state"
 
+#define STATE_POLICY_MAX 64 /* a SHA-256 in hex */
+#define STATE_POLICY_ANY "*" /* a version 1 record: any policy */
+
 struct state; /* opaque */
+
+/* What a record is about; see above for why each part is there. */
+struct state_key {
+	const char *host;    /* the name contacted; "" a literal next hop */
+	const char *addr;    /* its address, as text */
+	int port;
+	const char *profile; /* the profile's name, for people to read */
+	const char *policy;  /* fingerprint of profile and wanted names */
+};
 
 /*
  * Load dir/retry-state (a missing file is an empty store).  A corrupt or
@@ -48,12 +80,13 @@ struct state *state_open(const char *dir, char *warning, size_t warnlen);
 void state_free(struct state *st);
 
 /*
- * The record for host (name, may be "" for a literal next hop) + address,
- * or NULL.  Names compare case-insensitively.  The pointer is valid until
- * the next state_put(), state_expire() or state_free().
+ * The record for k (a version 1 record of the same host, address and port
+ * when there is none for k's policy), or NULL.  Names compare
+ * case-insensitively.  The pointer is valid until the next state_put(),
+ * state_expire() or state_free().
  */
-const struct retry_record *state_get(struct state *st, const char *host,
-    const char *addr);
+const struct retry_record *state_get(struct state *st,
+    const struct state_key *k);
 
 /*
  * Store (or, for RETRY_NONE, delete) and persist at once by atomic replace:
@@ -63,7 +96,7 @@ const struct retry_record *state_get(struct state *st, const char *host,
  * write error the in-memory store is updated anyway; an invalid host name,
  * address or record (which the file could not hold) is not stored.
  */
-int state_put(struct state *st, const char *host, const char *addr,
+int state_put(struct state *st, const struct state_key *k,
     const struct retry_record *r, char *err, size_t errlen);
 
 /* Drop expired records (failure_expired); persist if anything changed. */
@@ -75,12 +108,15 @@ int state_expire(struct state *st, time_t now, const struct failure_timing *t,
  * times in UTC ISO 8601, " expired" at the end of a record that no
  * longer counts at `now`:
  *
- *	mx1.example.com 192.0.2.1 failed-once since=2026-11-23T10:00:00Z
+ *	mx1.example.com 192.0.2.1 failed-once port=25 profile=mandatory
+ *	    policy=3f2a9c1e since=2026-11-23T10:00:00Z
  *	    retry_after=2026-11-23T10:05:00Z event=handshake error="..."
- *	mx2.example.com 192.0.2.2 broken since=2026-11-23T10:00:00Z
+ *	mx2.example.com 192.0.2.2 broken port=587 profile=opportunistic
+ *	    policy=77b01d2c since=2026-11-23T10:00:00Z
  *	    until=2026-11-23T11:05:00Z event=certificate error="..."
  *
- * (each on one line).  A literal next hop's host prints as "-"; the error
+ * (each on one line; policy= the first 8 hex digits of the fingerprint,
+ * "*" for a version 1 record).  A literal next hop's host prints as "-"; the error
  * is quoted with \" \\ and \xNN escapes.
  */
 void state_print(struct state *st, FILE *out, time_t now,

@@ -102,15 +102,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 
 	/* Written back and read again: the same store. */
+	static const struct state_key sentinel = { "sentinel.fuzz.invalid",
+		"192.0.2.255", 25, "fuzz", "0123abcd" };
+
 	memset(&r, 0, sizeof(r));
 	r.state = RETRY_FAILED_ONCE;
 	r.first_failure = 1;
 	r.event = FAILURE_HANDSHAKE;
 	strcpy(r.error, "fuzz sentinel");
-	FUZZ_CHECK(state_put(st, "sentinel.fuzz.invalid", "192.0.2.255", &r,
+	FUZZ_CHECK(state_put(st, &sentinel, &r,
 	    err, sizeof(err)) == 0, "state_put: %s", err);
 	r.state = RETRY_NONE;
-	FUZZ_CHECK(state_put(st, "sentinel.fuzz.invalid", "192.0.2.255", &r,
+	FUZZ_CHECK(state_put(st, &sentinel, &r,
 	    err, sizeof(err)) == 0, "state_put delete: %s", err);
 	FUZZ_CHECK(state_total(st) == total, "sentinel left behind");
 	st2 = state_open(dir, warning, sizeof(warning));

@@ -580,6 +580,37 @@ test_expired(void)
 	CHECK_INT(failure_expired(&broken, BU + 86400, &dflt), 1);
 }
 
+/*
+ * A record dated after now (beyond FAILURE_CLOCK_SKEW) was made while the
+ * clock ran ahead: it counts as none, so a fixed server is contacted and a
+ * mandatory domain is not bounced until a date in the future.
+ */
+static void
+test_future_dated(void)
+{
+	static const struct row rows[] = {
+		B("failed-once a year ahead: contact", MS,
+		    ONCE(T0 + 31536000, HS, E_HS), T0, FAILURE_CONTACT),
+		B("broken a year ahead: contact, not 550", MS,
+		    BROKEN(T0 + 31536000, T0 + 31536000 + TTL, CERT, E_CERT),
+		    T0, FAILURE_CONTACT),
+		B("broken, until too far ahead: contact, not 550", MS,
+		    BROKEN(T0, T0 + 31536000, CERT, E_CERT), T0,
+		    FAILURE_CONTACT),
+		B("failed-once within the skew: 451", MS,
+		    ONCE(T0 + FAILURE_CLOCK_SKEW, HS, E_HS), T0,
+		    FAILURE_DEFER),
+		A("failed-once a year ahead + failure: a first failure", MS,
+		    ONCE(T0 + 31536000, HS, "future"), T0, HS, E_HS,
+		    FAILURE_DEFER, ONCE(T0, HS, E_HS)),
+	};
+	struct retry_record future = ONCE(T0 + FAILURE_CLOCK_SKEW + 1, HS,
+	    E_HS);
+
+	run_rows(rows, NROWS(rows), &dflt);
+	CHECK_INT(failure_expired(&future, T0, &dflt), 1);
+}
+
 /* The reason is kept, cut to the record's size; NULL is "". */
 static void
 test_error_text(void)
@@ -703,6 +734,7 @@ int
 main(void)
 {
 	RUN(test_no_starttls);
+	RUN(test_future_dated);
 	RUN(test_first_failure);
 	RUN(test_inside_retry_delay);
 	RUN(test_retry_tls_works);

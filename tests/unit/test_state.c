@@ -18,6 +18,10 @@
 
 static const struct failure_timing dflt = { 300, 3600 };
 
+/* A key on port 25 under one profile and policy fingerprint. */
+#define KEY_POLICY "0123456789abcdef"
+#define K(h, a) (&(struct state_key){ (h), (a), 25, "strict", KEY_POLICY })
+
 static char *
 tmpdir(void)
 {
@@ -165,7 +169,7 @@ check_rec(const char *what, const struct retry_record *got,
 #define PUT_OK(st, h, a, r)                                                \
 	do {                                                               \
 		char e_[256] = "";                                         \
-		int rc_ = state_put(st, h, a, r, e_, sizeof(e_));          \
+		int rc_ = state_put(st, K(h, a), r, e_, sizeof(e_));          \
 		if (rc_ != 0)                                              \
 			fprintf(stderr, "%s:%d: put %s %s: %s\n", __FILE__, \
 			    __LINE__, h, a, e_);                           \
@@ -197,7 +201,7 @@ test_missing_file(void)
 
 	st = open_ok(dir);
 	CHECK_INT(state_total(st), 0);
-	CHECK(state_get(st, "mx.example.com", "192.0.2.1") == NULL);
+	CHECK(state_get(st, K("mx.example.com", "192.0.2.1")) == NULL);
 	CHECK(!exists(dir, STATE_FILE));
 	state_free(st);
 
@@ -207,12 +211,12 @@ test_missing_file(void)
 	st = state_open(gone, warn, sizeof(warn));
 	CHECK(st != NULL);
 	CHECK_STR(warn, "");
-	CHECK_INT(state_put(st, "mx.example.com", "192.0.2.1", &r, err,
+	CHECK_INT(state_put(st, K("mx.example.com", "192.0.2.1"), &r, err,
 	    sizeof(err)), -1);
 	CHECK(strstr(err, "not-there/retry-state.tmp") != NULL);
 	CHECK(strstr(err, "No such file or directory") != NULL);
 	check_rec("kept after a failed write",
-	    state_get(st, "mx.example.com", "192.0.2.1"), &r);
+	    state_get(st, K("mx.example.com", "192.0.2.1")), &r);
 	state_free(st);
 
 	/* No directory at all: memory only. */
@@ -220,7 +224,7 @@ test_missing_file(void)
 	CHECK(st != NULL);
 	CHECK_STR(warn, "");
 	PUT_OK(st, "mx.example.com", "192.0.2.1", &r);
-	check_rec("memory only", state_get(st, "mx.example.com", "192.0.2.1"),
+	check_rec("memory only", state_get(st, K("mx.example.com", "192.0.2.1")),
 	    &r);
 	state_free(st);
 	state_free(NULL);
@@ -278,13 +282,14 @@ test_round_trip(void)
 
 	CHECK(!exists(dir, STATE_FILE ".tmp"));
 	file = read_state_file(dir);
-	CHECK(file != NULL && strncmp(file, "mxtls-retry-state 1\n", 20) == 0);
+	CHECK(file != NULL && strncmp(file, "mxtls-retry-state 2\n", 20) == 0);
 	/* Case folded, the literal host as "-", every byte of a reason
 	 * printable ASCII without spaces. */
-	CHECK(file != NULL && strstr(file, "\nmx.example.net fe80::1%eth0 "
-	    "failed-once 253402300799 0 handshake year%209999\n") != NULL);
-	CHECK(file != NULL && strstr(file, "\n- 2001:db8::1 broken 0 0 "
-	    "certificate %01%02") != NULL);
+	CHECK(file != NULL && strstr(file, "\nmx.example.net fe80::1%eth0 25 "
+	    "strict " KEY_POLICY " failed-once 253402300799 0 handshake "
+	    "year%209999\n") != NULL);
+	CHECK(file != NULL && strstr(file, "\n- 2001:db8::1 25 strict "
+	    KEY_POLICY " broken 0 0 certificate %01%02") != NULL);
 	CHECK(file != NULL && strstr(file, " 100%25%20sure\n") != NULL);
 	CHECK(file != NULL && strstr(file, " %2D\n") != NULL);
 	for (i = 0; file != NULL && file[i] != '\0'; i++)
@@ -303,15 +308,15 @@ test_round_trip(void)
 
 		snprintf(host, sizeof(host), "mx%zu.example.com", i);
 		snprintf(what, sizeof(what), "error #%zu", i);
-		check_rec(what, state_get(st, host, "192.0.2.1"), &want[i]);
+		check_rec(what, state_get(st, K(host, "192.0.2.1")), &want[i]);
 	}
-	check_rec("all bytes, literal host", state_get(st, "", "2001:db8::1"),
+	check_rec("all bytes, literal host", state_get(st, K("", "2001:db8::1")),
 	    &want[n]);
-	check_rec("case folded", state_get(st, "mx.example.net",
-	    "fe80::1%ETH0"), &want[n + 1]);
-	CHECK(state_get(st, "mx.example.net", "192.0.2.1") == NULL);
-	CHECK(state_get(st, "mx0.example.com", "192.0.2.2") == NULL);
-	CHECK(state_get(st, "", "192.0.2.1") == NULL);
+	check_rec("case folded", state_get(st, K("mx.example.net",
+	    "fe80::1%ETH0")), &want[n + 1]);
+	CHECK(state_get(st, K("mx.example.net", "192.0.2.1")) == NULL);
+	CHECK(state_get(st, K("mx0.example.com", "192.0.2.2")) == NULL);
+	CHECK(state_get(st, K("", "192.0.2.1")) == NULL);
 	state_free(st);
 	rmtree(dir);
 	free(dir);
@@ -351,7 +356,7 @@ test_update_delete_counts(void)
 	/* An update replaces the file. */
 	PUT_OK(st, "mx.example.com", "192.0.2.1", &broken);
 	CHECK(inode(dir) != ino);
-	check_rec("updated", state_get(st, "mx.example.com", "192.0.2.1"),
+	check_rec("updated", state_get(st, K("mx.example.com", "192.0.2.1")),
 	    &broken);
 	CHECK_INT(state_count(st, RETRY_FAILED_ONCE), 1);
 	CHECK_INT(state_count(st, RETRY_BROKEN), 2);
@@ -360,8 +365,8 @@ test_update_delete_counts(void)
 	none.first_failure = T0;
 	snprintf(none.error, sizeof(none.error), "stale");
 	PUT_OK(st, "mx.example.com", "192.0.2.1", &none);
-	CHECK(state_get(st, "mx.example.com", "192.0.2.1") == NULL);
-	CHECK(state_get(st, "mx.example.com", "192.0.2.2") != NULL);
+	CHECK(state_get(st, K("mx.example.com", "192.0.2.1")) == NULL);
+	CHECK(state_get(st, K("mx.example.com", "192.0.2.2")) != NULL);
 	CHECK_INT(state_count(st, RETRY_BROKEN), 1);
 	CHECK_INT(state_total(st), 2);
 	PUT_OK(st, "mx.example.com", "192.0.2.2", &none);
@@ -372,7 +377,7 @@ test_update_delete_counts(void)
 	state_free(st);
 
 	file = read_state_file(dir);
-	CHECK_STR(file, "mxtls-retry-state 1\n");
+	CHECK_STR(file, "mxtls-retry-state 2\n");
 	free(file);
 	st = open_ok(dir);
 	CHECK_INT(state_total(st), 0);
@@ -405,12 +410,12 @@ test_longest_line(void)
 	CHECK(file != NULL);
 	if (file != NULL) {
 		printf("     longest line: %zu bytes\n",
-		    strlen(file) - strlen("mxtls-retry-state 1\n") - 1);
-		CHECK_INT(strlen(file), 20 + 1135 + 1);
+		    strlen(file) - strlen("mxtls-retry-state 2\n") - 1);
+		CHECK_INT(strlen(file), 20 + 1135 + 27 + 1);
 	}
 	free(file);
 	st = open_ok(dir);
-	check_rec("longest", state_get(st, host, addr), &r);
+	check_rec("longest", state_get(st, K(host, addr)), &r);
 	state_free(st);
 	rmtree(dir);
 	free(dir);
@@ -449,13 +454,13 @@ test_many(void)
 
 		snprintf(host, sizeof(host), "mx%d.example.com", i % 700);
 		snprintf(addr, sizeof(addr), "198.51.%d.%d", i / 250, i % 250);
-		g = state_get(st, host, addr);
+		g = state_get(st, K(host, addr));
 		if (g == NULL || g->first_failure != T0 + i ||
 		    strcmp(g->error, host) != 0)
 			bad++;
 	}
 	CHECK_INT(bad, 0);
-	check_rec("one more", state_get(st, "mx.example.com", "192.0.2.1"),
+	check_rec("one more", state_get(st, K("mx.example.com", "192.0.2.1")),
 	    &r);
 	state_free(st);
 	rmtree(dir);
@@ -483,21 +488,21 @@ test_eviction(void)
 		PUT_OK(st, "", addr, &r);
 	}
 	CHECK_INT(state_total(st), STATE_MAX_RECORDS);
-	CHECK(state_get(st, "", "10.0.1.244") != NULL); /* number 500 */
+	CHECK(state_get(st, K("", "10.0.1.244")) != NULL); /* number 500 */
 	r = rec(RETRY_BROKEN, T0 + 999999, T0 + 999999, FAILURE_HANDSHAKE,
 	    "new");
 	PUT_OK(st, "new.example.com", "192.0.2.1", &r);
 	CHECK_INT(state_total(st), STATE_MAX_RECORDS);
-	CHECK(state_get(st, "", "10.0.1.244") == NULL);
-	CHECK(state_get(st, "", "10.0.0.0") != NULL);
-	CHECK(state_get(st, "new.example.com", "192.0.2.1") != NULL);
+	CHECK(state_get(st, K("", "10.0.1.244")) == NULL);
+	CHECK(state_get(st, K("", "10.0.0.0")) != NULL);
+	CHECK(state_get(st, K("new.example.com", "192.0.2.1")) != NULL);
 	CHECK_INT(state_count(st, RETRY_BROKEN), 1);
 	CHECK_INT(state_count(st, RETRY_FAILED_ONCE), STATE_MAX_RECORDS - 1);
 	/* Updating an existing record at the limit evicts nothing. */
 	r.broken_until++;
 	PUT_OK(st, "", "10.0.0.0", &r);
 	CHECK_INT(state_total(st), STATE_MAX_RECORDS);
-	CHECK(state_get(st, "", "10.0.0.1") != NULL);
+	CHECK(state_get(st, K("", "10.0.0.1")) != NULL);
 	state_free(st);
 }
 
@@ -528,46 +533,46 @@ test_invalid_put(void)
 
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		err[0] = '\0';
-		if (state_put(st, keys[i].host, keys[i].addr, &r, err,
+		if (state_put(st, K(keys[i].host, keys[i].addr), &r, err,
 		    sizeof(err)) != -1 || strstr(err, keys[i].why) == NULL) {
 			fprintf(stderr, "key #%zu: err \"%s\", want %s\n", i,
 			    err, keys[i].why);
 			t_cur = 1;
 		}
-		CHECK(state_get(st, keys[i].host, keys[i].addr) == NULL);
+		CHECK(state_get(st, K(keys[i].host, keys[i].addr)) == NULL);
 	}
 	memset(longhost, 'a', sizeof(longhost));
 	longhost[STATE_HOST_MAX] = '\0'; /* 255: fine */
 	PUT_OK(st, longhost, "192.0.2.1", &r);
-	CHECK(state_get(st, longhost, "192.0.2.1") != NULL);
+	CHECK(state_get(st, K(longhost, "192.0.2.1")) != NULL);
 	longhost[STATE_HOST_MAX] = 'a';
 	longhost[STATE_HOST_MAX + 1] = '\0'; /* 256: too long */
-	CHECK_INT(state_put(st, longhost, "192.0.2.1", &r, err, sizeof(err)),
+	CHECK_INT(state_put(st, K(longhost, "192.0.2.1"), &r, err, sizeof(err)),
 	    -1);
-	CHECK(state_get(st, longhost, "192.0.2.1") == NULL);
+	CHECK(state_get(st, K(longhost, "192.0.2.1")) == NULL);
 
 	bad = r;
 	bad.state = (enum retry_state)7;
-	CHECK_INT(state_put(st, "mx.example.com", "192.0.2.1", &bad, err,
+	CHECK_INT(state_put(st, K("mx.example.com", "192.0.2.1"), &bad, err,
 	    sizeof(err)), -1);
 	CHECK(strstr(err, "invalid") != NULL);
 	bad = r;
 	bad.event = FAILURE_TLS_OK;
-	CHECK_INT(state_put(st, "mx.example.com", "192.0.2.1", &bad, err,
+	CHECK_INT(state_put(st, K("mx.example.com", "192.0.2.1"), &bad, err,
 	    sizeof(err)), -1);
 	bad = r;
 	bad.first_failure = -1;
-	CHECK_INT(state_put(st, "mx.example.com", "192.0.2.1", &bad, err,
+	CHECK_INT(state_put(st, K("mx.example.com", "192.0.2.1"), &bad, err,
 	    sizeof(err)), -1);
 	bad = r;
 	bad.broken_until = (time_t)253402300800;
-	CHECK_INT(state_put(st, "mx.example.com", "192.0.2.1", &bad, err,
+	CHECK_INT(state_put(st, K("mx.example.com", "192.0.2.1"), &bad, err,
 	    sizeof(err)), -1);
 	bad = r;
 	memset(bad.error, 'x', sizeof(bad.error)); /* not terminated */
-	CHECK_INT(state_put(st, "mx.example.com", "192.0.2.1", &bad, err,
+	CHECK_INT(state_put(st, K("mx.example.com", "192.0.2.1"), &bad, err,
 	    sizeof(err)), -1);
-	CHECK(state_get(st, "mx.example.com", "192.0.2.1") == NULL);
+	CHECK(state_get(st, K("mx.example.com", "192.0.2.1")) == NULL);
 	CHECK_INT(state_total(st), 1);
 	state_free(st);
 
@@ -597,7 +602,7 @@ static const struct corrupt corrupt_cases[] = {
 	    "line 1: NUL byte" },
 	{ "text garbage", "hello world\nfoo\n", 0,
 	    "line 1: not a retry-state file" },
-	{ "bad version", "mxtls-retry-state 2\n" GOOD1, 0,
+	{ "bad version", "mxtls-retry-state 3\n" GOOD1, 0,
 	    "line 1: unsupported version" },
 	{ "version with junk", "mxtls-retry-state 1 \n" GOOD1, 0,
 	    "line 1: unsupported version" },
@@ -750,12 +755,12 @@ test_corrupt(void)
 		if (state_total(st) != 0 ||
 		    state_count(st, RETRY_FAILED_ONCE) != 0 ||
 		    state_count(st, RETRY_BROKEN) != 0 ||
-		    state_get(st, "mx.example.com", "192.0.2.1") != NULL) {
+		    state_get(st, K("mx.example.com", "192.0.2.1")) != NULL) {
 			fprintf(stderr, "%s: store not empty\n", c->name);
 			t_cur = 1;
 		}
 		/* The next change replaces the bad file with a good one. */
-		if (state_put(st, "mx.example.com", "192.0.2.9", &r, err,
+		if (state_put(st, K("mx.example.com", "192.0.2.9"), &r, err,
 		    sizeof(err)) != 0) {
 			fprintf(stderr, "%s: put: %s\n", c->name, err);
 			t_cur = 1;
@@ -789,10 +794,10 @@ test_valid_files(void)
 	st = open_ok(dir);
 	CHECK_INT(state_total(st), 2);
 	want = rec(RETRY_BROKEN, 5, 7, FAILURE_NO_STARTTLS, "a/b c");
-	check_rec("hand-written", state_get(st, "mx.example.com", "192.0.2.1"),
+	check_rec("hand-written", state_get(st, K("mx.example.com", "192.0.2.1")),
 	    &want);
 	want = rec(RETRY_FAILED_ONCE, 9, 0, FAILURE_CERTIFICATE, "");
-	check_rec("literal host", state_get(st, "", "192.0.2.2"), &want);
+	check_rec("literal host", state_get(st, K("", "192.0.2.2")), &want);
 	state_free(st);
 	rmtree(dir);
 	free(dir);
@@ -818,11 +823,11 @@ test_unreadable(void)
 	CHECK_INT(state_total(st), 0);
 	/* The rename onto a directory fails: -1, the record is kept in
 	 * memory, no tmp file is left behind. */
-	CHECK_INT(state_put(st, "mx.example.com", "192.0.2.1", &r, err,
+	CHECK_INT(state_put(st, K("mx.example.com", "192.0.2.1"), &r, err,
 	    sizeof(err)), -1);
 	printf("     rename onto a directory: %s\n", err);
 	CHECK(strstr(err, "rename to") != NULL);
-	CHECK(state_get(st, "mx.example.com", "192.0.2.1") != NULL);
+	CHECK(state_get(st, K("mx.example.com", "192.0.2.1")) != NULL);
 	CHECK(!exists(dir, STATE_FILE ".tmp"));
 	state_free(st);
 	rmdir(p);
@@ -863,7 +868,7 @@ test_tmp_file(void)
 	path_of(target, sizeof(target), dir, "target");
 	CHECK_INT(symlink(target, p), 0);
 	r.first_failure++;
-	CHECK_INT(state_put(st, "mx.example.com", "192.0.2.2", &r, err,
+	CHECK_INT(state_put(st, K("mx.example.com", "192.0.2.2"), &r, err,
 	    sizeof(err)), 0);
 	CHECK(access(target, F_OK) == -1);
 	CHECK(!exists(dir, STATE_FILE ".tmp"));
@@ -898,9 +903,9 @@ test_expire(void)
 	/* broken_until reached; a failed-once at t0 + 300 + 3600 too. */
 	CHECK_INT(state_expire(st, T0 + 3900, &dflt, err, sizeof(err)), 0);
 	CHECK_INT(state_total(st), 1);
-	CHECK(state_get(st, "a.example", "192.0.2.1") == NULL);
-	CHECK(state_get(st, "b.example", "192.0.2.1") == NULL);
-	CHECK(state_get(st, "c.example", "192.0.2.1") != NULL);
+	CHECK(state_get(st, K("a.example", "192.0.2.1")) == NULL);
+	CHECK(state_get(st, K("b.example", "192.0.2.1")) == NULL);
+	CHECK(state_get(st, K("c.example", "192.0.2.1")) != NULL);
 	CHECK_INT(state_count(st, RETRY_FAILED_ONCE), 0);
 	CHECK_INT(state_count(st, RETRY_BROKEN), 1);
 	CHECK(inode(dir) != ino);
@@ -948,26 +953,107 @@ test_print(void)
 	PUT_OK(st, "mx1.example.com", "192.0.2.1", &once);
 	PUT_OK(st, "", "2001:db8::25", &lit);
 	out = open_memstream(&buf, &len);
-	state_print(st, out, T0 + 10, &dflt);
+	state_print(st, out, T0 + 300, &dflt);
 	fclose(out);
 	for (p = strtok(buf, "\n"); p != NULL; p = strtok(NULL, "\n"))
 		printf("     %s\n", p);
 	free(buf);
 	buf = NULL;
 	out = open_memstream(&buf, &len);
-	state_print(st, out, T0 + 10, &dflt);
+	state_print(st, out, T0 + 300, &dflt);
 	fclose(out);
 	CHECK_STR(buf,
-	    "- 2001:db8::25 broken since=2026-11-22T10:00:00Z "
+	    "- 2001:db8::25 broken port=25 profile=strict policy=01234567 "
+	    "since=2026-11-22T10:00:00Z "
 	    "until=2026-11-23T09:00:00Z event=no-starttls error=\"\" expired\n"
-	    "mx1.example.com 192.0.2.1 failed-once since=2026-11-23T10:00:00Z "
+	    "mx1.example.com 192.0.2.1 failed-once port=25 profile=strict "
+	    "policy=01234567 since=2026-11-23T10:00:00Z "
 	    "retry_after=2026-11-23T10:05:00Z event=handshake "
 	    "error=\"tlsv1 alert \\\"protocol\\\" version\"\n"
-	    "mx2.example.com 192.0.2.2 broken since=2026-11-23T10:00:00Z "
+	    "mx2.example.com 192.0.2.2 broken port=25 profile=strict "
+	    "policy=01234567 since=2026-11-23T10:00:00Z "
 	    "until=2026-11-23T11:05:00Z event=certificate "
 	    "error=\"bad\\\\cert\\x0a\\x01\\xc3\\xa9\"\n");
 	free(buf);
 	state_free(st);
+}
+
+/*
+ * Every part of the key keeps records apart: the port (two next hops on
+ * one address), the policy fingerprint (two profiles, or two names wanted,
+ * at one host) and the host name (transparent mode: "" and a name).
+ */
+static void
+test_key_parts(void)
+{
+	struct retry_record r = rec(RETRY_FAILED_ONCE, T0, 0,
+	    FAILURE_HANDSHAKE, "x");
+	struct state_key k587 = { "mx.example.com", "192.0.2.1", 587,
+		"strict", KEY_POLICY };
+	struct state_key kother = { "mx.example.com", "192.0.2.1", 25, "lax",
+		"fedcba9876543210" };
+	struct state *st = state_open(NULL, NULL, 0);
+	char err[256];
+
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	PUT_OK(st, "mx.example.com", "192.0.2.1", &r);
+	CHECK(state_get(st, K("mx.example.com", "192.0.2.1")) != NULL);
+	CHECK(state_get(st, &k587) == NULL);
+	CHECK(state_get(st, &kother) == NULL);
+	CHECK(state_get(st, K("", "192.0.2.1")) == NULL);
+	CHECK(state_get(st, K("mx.other.example", "192.0.2.1")) == NULL);
+	CHECK_INT(state_put(st, &k587, &r, err, sizeof(err)), 0);
+	CHECK_INT(state_total(st), 2);
+	k587.port = 0;
+	CHECK_INT(state_put(st, &k587, &r, err, sizeof(err)), -1);
+	CHECK_STR(err, "retry record: bad port");
+	kother.policy = "NOT HEX";
+	CHECK_INT(state_put(st, &kother, &r, err, sizeof(err)), -1);
+	CHECK_STR(err, "retry record: bad policy fingerprint");
+	state_free(st);
+}
+
+/*
+ * A version 1 file (no port, no policy) is read as port 25 under any
+ * policy; the first verdict of a known policy for that host, address and
+ * port replaces it; the file is written back as version 2.
+ */
+static void
+test_version1(void)
+{
+	static const char v1[] = "mxtls-retry-state 1\n"
+	    "mx.example.com 192.0.2.1 failed-once 1795428000 0 handshake "
+	    "old\n";
+	struct state_key k587 = { "mx.example.com", "192.0.2.1", 587,
+		"strict", KEY_POLICY };
+	struct retry_record want = rec(RETRY_FAILED_ONCE, T0, 0,
+	    FAILURE_HANDSHAKE, "old");
+	struct retry_record r = rec(RETRY_FAILED_ONCE, T0 + 5, 0,
+	    FAILURE_CERTIFICATE, "new");
+	char *dir = tmpdir(), *file;
+	struct state *st;
+
+	write_file(dir, v1, sizeof(v1) - 1);
+	st = open_ok(dir);
+	check_rec("v1 under any policy", state_get(st,
+	    K("mx.example.com", "192.0.2.1")), &want);
+	check_rec("v1 under another policy", state_get(st, &(struct state_key){
+	    "mx.example.com", "192.0.2.1", 25, "lax", "abcdef" }), &want);
+	CHECK(state_get(st, &k587) == NULL);
+	PUT_OK(st, "mx.example.com", "192.0.2.1", &r);
+	CHECK_INT(state_total(st), 1);
+	CHECK(state_get(st, &(struct state_key){ "mx.example.com",
+	    "192.0.2.1", 25, "lax", "abcdef" }) == NULL);
+	state_free(st);
+	file = read_state_file(dir);
+	CHECK_STR(file, "mxtls-retry-state 2\n"
+	    "mx.example.com 192.0.2.1 25 strict " KEY_POLICY " failed-once "
+	    "1795428005 0 certificate new\n");
+	free(file);
+	rmtree(dir);
+	free(dir);
 }
 
 int
@@ -986,5 +1072,7 @@ main(void)
 	RUN(test_tmp_file);
 	RUN(test_expire);
 	RUN(test_print);
+	RUN(test_key_parts);
+	RUN(test_version1);
 	return T_DONE();
 }
