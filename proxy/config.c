@@ -114,6 +114,7 @@ static const struct keydef keydefs[] = {
 	{ K_PROXY, "connection_reuse_time", 0 },
 	{ K_DNS, "servers", 1 },
 	{ K_DNS, "timeout", 0 },
+	{ K_DNS, "allow_private_mx", 1 },
 	{ K_TLS, "ca_bundle", 0 },
 	{ K_TLS, "min_version", 0 },
 	{ K_TLS, "max_version", 0 },
@@ -880,6 +881,41 @@ apply_dns(struct loader *ld, const char *key, const char *v, char *why,
 {
 	struct config *cfg = ld->cfg;
 
+	if (strcmp(key, "allow_private_mx") == 0) {
+		struct config_cidr tmp[CONFIG_CIDR_MAX];
+		const char *s = v, *item;
+		size_t len;
+		int nt = 0;
+
+		if (strcmp(v, "no") == 0) {
+			cfg->nallow_private_mx = 0;
+			return 0;
+		}
+		if (strcmp(v, "yes") == 0) {
+			memset(cfg->allow_private_mx, 0,
+			    2 * sizeof(cfg->allow_private_mx[0]));
+			cfg->allow_private_mx[0].family = AF_INET;
+			cfg->allow_private_mx[1].family = AF_INET6;
+			cfg->nallow_private_mx = 2;
+			return 0;
+		}
+		while ((item = list_next(&s, &len)) != NULL) {
+			if (nt == CONFIG_CIDR_MAX) {
+				snprintf(why, whylen, "too many networks (max %d)",
+				    CONFIG_CIDR_MAX);
+				return -1;
+			}
+			if (parse_cidr(item, len, &tmp[nt], why, whylen) < 0) {
+				snprintf(why + strlen(why), whylen - strlen(why),
+				    " (or \"yes\", \"no\")");
+				return -1;
+			}
+			nt++;
+		}
+		memcpy(cfg->allow_private_mx, tmp, (size_t)nt * sizeof(tmp[0]));
+		cfg->nallow_private_mx = nt;
+		return 0;
+	}
 	if (strcmp(key, "servers") == 0) {
 		const char *s = v, *item;
 		char *csv = NULL, *next, tmp[300], host[256];
@@ -1935,8 +1971,11 @@ cidr_contains(const struct config_cidr *c, const unsigned char *addr)
 	    0;
 }
 
-int
-config_client_allowed(const struct config *cfg, const struct sockaddr *sa)
+/* 1 when sa is inside one of the n networks (an IPv4-mapped IPv6 address
+ * counts as IPv4: a v4 peer on a v6 socket). */
+static int
+cidr_list_has(const struct config_cidr *list, int n,
+    const struct sockaddr *sa)
 {
 	const unsigned char *a4 = NULL, *a6 = NULL;
 	int i;
@@ -1952,11 +1991,11 @@ config_client_allowed(const struct config *cfg, const struct sockaddr *sa)
 
 		a6 = in6->s6_addr;
 		if (IN6_IS_ADDR_V4MAPPED(in6))
-			a4 = in6->s6_addr + 12; /* a v4 client on a v6 socket */
+			a4 = in6->s6_addr + 12;
 	} else
 		return 0;
-	for (i = 0; i < cfg->nallow_clients; i++) {
-		const struct config_cidr *c = &cfg->allow_clients[i];
+	for (i = 0; i < n; i++) {
+		const struct config_cidr *c = &list[i];
 
 		if (c->family == AF_INET && a4 != NULL && cidr_contains(c, a4))
 			return 1;
@@ -1964,4 +2003,44 @@ config_client_allowed(const struct config *cfg, const struct sockaddr *sa)
 			return 1;
 	}
 	return 0;
+}
+
+int
+config_client_allowed(const struct config *cfg, const struct sockaddr *sa)
+{
+	return cidr_list_has(cfg->allow_clients, cfg->nallow_clients, sa);
+}
+
+const char *
+config_addr_private(const struct sockaddr *sa)
+{
+	/* Each: family, prefix, address, what it is. */
+	static const struct {
+		struct config_cidr net;
+		const char *what;
+	} nets[] = {
+		{ { AF_INET, { 127 }, 8 }, "loopback" },
+		{ { AF_INET, { 10 }, 8 }, "private" },
+		{ { AF_INET, { 172, 16 }, 12 }, "private" },
+		{ { AF_INET, { 192, 168 }, 16 }, "private" },
+		{ { AF_INET, { 169, 254 }, 16 }, "link-local" },
+		{ { AF_INET, { 0 }, 8 }, "unspecified" },
+		{ { AF_INET6, { [15] = 1 }, 128 }, "loopback" },
+		{ { AF_INET6, { 0xfc }, 7 }, "private" },
+		{ { AF_INET6, { 0xfe, 0x80 }, 10 }, "link-local" },
+		{ { AF_INET6, { 0 }, 128 }, "unspecified" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(nets) / sizeof(nets[0]); i++)
+		if (cidr_list_has(&nets[i].net, 1, sa))
+			return nets[i].what;
+	return NULL;
+}
+
+int
+config_mx_addr_allowed(const struct config *cfg, const struct sockaddr *sa)
+{
+	return config_addr_private(sa) == NULL ||
+	    cidr_list_has(cfg->allow_private_mx, cfg->nallow_private_mx, sa);
 }

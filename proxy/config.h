@@ -100,6 +100,14 @@ struct config {
 	/* [dns] */
 	char *dns_servers; /* c-ares CSV "ADDR[:PORT],..." or NULL = system */
 	double dns_timeout; /* seconds per query try: 5 */
+	/*
+	 * Networks an MX host may resolve into although they are loopback,
+	 * private, link-local or unspecified (config_addr_private); none by
+	 * default: a hostile domain must not aim mxtls at the local MTA or
+	 * internal relays.  "yes" is 0.0.0.0/0 and ::/0.
+	 */
+	struct config_cidr allow_private_mx[CONFIG_CIDR_MAX];
+	int nallow_private_mx;
 
 	/* [tls]: the defaults every profile inherits */
 	char *ca_bundle;
@@ -159,6 +167,17 @@ const char *config_profile_ciphers(const struct config *cfg,
     const struct policy_profile *p);
 const char *config_profile_ca_bundle(const struct config *cfg,
     const struct policy_profile *p);
+
+/*
+ * What kind of address sa is when it is not a public one: "loopback",
+ * "private", "link-local" or "unspecified"; NULL otherwise (IPv4-mapped
+ * IPv6 addresses are judged as IPv4).  Pure.
+ */
+const char *config_addr_private(const struct sockaddr *sa);
+
+/* 1 when an MX host may be contacted at sa (public, or allow_private_mx). */
+int config_mx_addr_allowed(const struct config *cfg,
+    const struct sockaddr *sa);
 
 /* 1 when the address is inside one of allow_clients. */
 int config_client_allowed(const struct config *cfg, const struct sockaddr *sa);

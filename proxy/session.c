@@ -21,6 +21,7 @@
 
 #define SESSION_BUFSIZE 16384
 #define SESSION_MAX_RCPT 1000
+#define SESSION_ROUTE_KEY_LEN 64 /* hex SHA-256 */
 #define SESSION_HOSTS_MAX 8	/* MX hosts tried per delivery (Postfix: 5) */
 #define SESSION_ADDRS_MAX 4	/* addresses tried per MX host */
 #define SESSION_PARAMS_MAX 512
@@ -80,19 +81,52 @@ static const char *const sess_state_names[] = {
 };
 
 /*
- * Names a certificate may carry, from an MTA-STS policy or (transparent
- * mode) the MX hosts that resolve to the original destination: 8 KiB a
- * session needs only sometimes, so allocated then (issue 7, W3).
+ * Names a certificate may carry, from an MTA-STS policy (all its patterns:
+ * a host matching the last one is as permitted as one matching the first)
+ * or (transparent mode) the MX hosts that resolve to the original
+ * destination.  A session needs them only sometimes, so they are
+ * allocated then, in one piece of the size needed.
  */
 struct session_names {
-	char name[POLICY_MX_MAX][DNS_NAME_MAX];
-	const char *p[POLICY_MX_MAX];
+	int cap;
+	const char **p;		    /* p[i] is name[i] */
+	char (*name)[DNS_NAME_MAX];
 };
+
+/* The most names a certificate is checked against: the host's own, the
+ * transparent destination's MX names, the policy's mx patterns. */
+#define SESSION_NAMES_MAX (1 + POLICY_MX_MAX + MTASTS_MX_MAX)
+
+/* Room for cap names in one allocation; NULL when out of memory. */
+static struct session_names *
+session_names_new(int cap)
+{
+	struct session_names *n;
+	int i;
+
+	n = calloc(1, sizeof(*n) + (size_t)cap * (sizeof(*n->p) +
+	    DNS_NAME_MAX));
+	if (n == NULL)
+		return NULL;
+	n->cap = cap;
+	n->p = (const char **)(n + 1);
+	n->name = (char (*)[DNS_NAME_MAX])(n->p + cap);
+	for (i = 0; i < cap; i++)
+		n->p[i] = n->name[i];
+	return n;
+}
 
 /* One candidate next hop: an MX host, the domain itself, or nexthop. */
 struct hop {
 	char name[DNS_NAME_MAX]; /* empty for a literal address */
 	int port;
+	/*
+	 * Named by the recipient domain's DNS (an MX, or the implicit MX):
+	 * its addresses must be public unless allow_private_mx says
+	 * otherwise.  A nexthop or the transparent destination is the
+	 * operator's choice.
+	 */
+	int from_dns;
 };
 
 struct session {
@@ -126,7 +160,7 @@ struct session {
 	int nrcpt_tempfail; /* refused with 4xx: the MTA will try again */
 	int have_route;
 	char route_domain[DNS_NAME_MAX];
-	char route_key[DNS_NAME_MAX + POLICY_NAME_MAX + 16];
+	char route_key[SESSION_ROUTE_KEY_LEN + 1]; /* session_route_id */
 	struct policy_decision dec;
 	char txn_fail[512]; /* reply for the rest of the transaction, if set */
 	int attempt_logged; /* the route's attempt has its summary line */
@@ -138,7 +172,7 @@ struct session {
 	struct conn up;
 	int up_open;	  /* up holds a live connection */
 	int up_txn;	  /* a MAIL transaction is open upstream */
-	char up_key[DNS_NAME_MAX + POLICY_NAME_MAX + 16]; /* route it serves */
+	char up_key[SESSION_ROUTE_KEY_LEN + 1]; /* route it serves */
 	char up_ckey[UPCACHE_KEY_LEN + 1]; /* ... as the cache knows it */
 	double up_opened; /* clock_mono() at connect */
 	int up_reused;	  /* taken from the connection cache */
@@ -448,26 +482,79 @@ session_up_close(struct session *s)
 }
 
 /*
- * What a cached connection may carry: connections made under the same
- * runtime (a changed policy never reuses one verified under the old),
- * for the same route (next hop or domain, and profile), the same MTA-STS
- * standing and permitted names, and in transparent mode the destination
- * the MTA dialled.
+ * SHA-256 (hex, dst[len]) of head followed by each name and a comma: the
+ * fingerprint of a key whose list of names may be long.  -1 when out of
+ * memory (dst is then "", which no stored key equals).
+ */
+static int
+session_key_hash(const char *head, const char *const *names, int n,
+    char *dst, size_t len)
+{
+	char *buf = NULL;
+	size_t blen = 0;
+	FILE *f;
+	int i;
+
+	dst[0] = '\0';
+	if ((f = open_memstream(&buf, &blen)) == NULL)
+		return -1;
+	fputs(head, f);
+	for (i = 0; i < n; i++) {
+		fputs(names[i], f);
+		fputc(',', f);
+	}
+	if (fclose(f) == EOF) {
+		free(buf);
+		return -1;
+	}
+	tls_sha256_hex(buf, dst, len);
+	free(buf);
+	return 0;
+}
+
+/*
+ * The identity of a route, one for every use: recipients join the
+ * transaction of the same route, an idle upstream of the session serves
+ * the same route again, and the connection cache hands a connection only
+ * to the same route.  It holds every fact the upstream's verification
+ * depended on: next hop or domain (lower-cased: DNS names), the profile
+ * by its exact name (names are case-sensitive), the permitted mx names,
+ * the MTA-STS standing and, in transparent mode, the destination the MTA
+ * dialled.  dst[SESSION_ROUTE_KEY_LEN + 1]; -1 out of memory.
+ */
+static int
+session_route_id(const struct session *s, const struct policy_decision *d,
+    int sts_enforce, int sts_testing, char *dst)
+{
+	char *head, *p;
+	int r;
+
+	if (asprintf(&head, "%s:%s|%s|%d|%d|%s|%d|", d->nexthop ? "nexthop" :
+	    "domain", d->nexthop ? d->nexthop : d->domain, d->profile->name,
+	    sts_enforce, sts_testing, s->transparent ? s->orig_str : "",
+	    s->transparent ? s->orig_port : 0) == -1) {
+		dst[0] = '\0';
+		return -1;
+	}
+	for (p = head; *p != '|'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	r = session_key_hash(head, d->mx, d->nmx, dst,
+	    SESSION_ROUTE_KEY_LEN + 1);
+	free(head);
+	return r;
+}
+
+/*
+ * What a cached connection may carry: one made under the same runtime (a
+ * changed policy never reuses one verified under the old) for the same
+ * route (session_route_id).
  */
 static void
 session_cache_key(const struct session *s, char *dst, size_t len)
 {
-	char k[(POLICY_MX_MAX + 2) * (DNS_NAME_MAX + 1) + 128];
-	size_t n;
-	int i;
+	char k[SESSION_ROUTE_KEY_LEN + 32];
 
-	n = (size_t)snprintf(k, sizeof(k), "%lu|%s|%d|%d|%s|%d", s->rt->gen,
-	    s->route_key, s->route_sts, s->route_sts_testing,
-	    s->transparent ? s->orig_str : "", s->transparent ? s->orig_port :
-	    0);
-	for (i = 0; i < s->dec.nmx && n < sizeof(k); i++)
-		n += (size_t)snprintf(k + n, sizeof(k) - n, "|%s",
-		    s->dec.mx[i]);
+	snprintf(k, sizeof(k), "%lu|%s", s->rt->gen, s->route_key);
 	tls_sha256_hex(k, dst, len);
 }
 
@@ -651,7 +738,7 @@ session_sts_testing_report(struct session *s, const char *reason)
  */
 static int
 session_wanted_names(const struct session *s,
-    const char *names[POLICY_MX_MAX + 1])
+    const char *names[SESSION_NAMES_MAX])
 {
 	int nnames = 0, i;
 
@@ -660,9 +747,9 @@ session_wanted_names(const struct session *s,
 		return nnames;
 	}
 	for (i = 0; s->transparent && i < s->ntp_names &&
-	    nnames < POLICY_MX_MAX; i++)
+	    nnames < SESSION_NAMES_MAX; i++)
 		names[nnames++] = s->tp_names->name[i];
-	for (i = 0; i < s->dec.nmx && nnames < POLICY_MX_MAX; i++)
+	for (i = 0; i < s->dec.nmx && nnames < SESSION_NAMES_MAX; i++)
 		names[nnames++] = s->dec.mx[i];
 	return nnames;
 }
@@ -680,20 +767,21 @@ session_verdict_key(const struct session *s, struct state_key *k,
     char *policy)
 {
 	const struct policy_profile *p = s->dec.profile;
-	const char *names[POLICY_MX_MAX + 1];
+	const char *names[SESSION_NAMES_MAX];
 	const char *ciphers = config_profile_ciphers(s->cfg, p);
-	char f[8192];
-	size_t n;
-	int nnames, i;
+	char *head;
 
-	n = (size_t)snprintf(f, sizeof(f), "%s|%d|%d|%s|%d|%d|%s|", p->name,
-	    (int)p->tls, (int)p->verify, config_profile_ca_bundle(s->cfg, p),
+	if (asprintf(&head, "%s|%d|%d|%s|%d|%d|%s|", p->name, (int)p->tls,
+	    (int)p->verify, config_profile_ca_bundle(s->cfg, p),
 	    config_profile_min_version(s->cfg, p),
-	    config_profile_max_version(s->cfg, p), ciphers ? ciphers : "");
-	nnames = session_wanted_names(s, names);
-	for (i = 0; i < nnames && n < sizeof(f); i++)
-		n += (size_t)snprintf(f + n, sizeof(f) - n, "%s,", names[i]);
-	tls_sha256_hex(f, policy, STATE_POLICY_MAX + 1);
+	    config_profile_max_version(s->cfg, p), ciphers ? ciphers : "") ==
+	    -1)
+		policy[0] = '\0';
+	else {
+		session_key_hash(head, names, session_wanted_names(s, names),
+		    policy, STATE_POLICY_MAX + 1);
+		free(head);
+	}
 	k->host = s->up_host;
 	k->addr = s->up_addr;
 	k->port = s->up_port;
@@ -955,6 +1043,21 @@ session_up_out_of_time(struct session *s)
 
 /* --- upstream: next hops ------------------------------------------------- */
 
+/* An MX host (or the implicit MX) the policy's mx names permit. */
+static int
+session_mx_permitted(struct session *s, const char *host)
+{
+	int j;
+
+	if (s->dec.nmx == 0 || s->dec.profile->tls == POLICY_TLS_OFF)
+		return 1;
+	for (j = 0; j < s->dec.nmx; j++)
+		if (policy_mx_pattern_match(s->dec.mx[j], host))
+			return 1;
+	log_info(s->id, "mx-not-permitted", "mx", host, NULL);
+	return 0;
+}
+
 static void
 session_mx_result(void *arg, const struct dns_mx_result *res)
 {
@@ -983,41 +1086,40 @@ session_mx_result(void *arg, const struct dns_mx_result *res)
 		    dom, res->error ? res->error : "temporary failure");
 		return;
 	case DNS_NODATA:
-		/* RFC 5321 5.1: no MX means the domain itself (implicit MX). */
-		snprintf(s->hops[0].name, sizeof(s->hops[0].name), "%s", dom);
-		s->hops[0].port = 25;
-		s->nhops = 1;
+		/*
+		 * RFC 5321 5.1: no MX means the domain itself (implicit MX).
+		 * The mx pins hold for it as for any MX host (RFC 8461 4.1):
+		 * a forged NODATA must not lead to the domain's web server.
+		 */
+		s->nhops = 0;
+		if (session_mx_permitted(s, dom)) {
+			snprintf(s->hops[0].name, sizeof(s->hops[0].name),
+			    "%s", dom);
+			s->hops[0].port = 25;
+			s->hops[0].from_dns = 1;
+			s->nhops = 1;
+		}
 		break;
 	case DNS_OK:
 		s->nhops = 0;
 		for (i = 0; i < res->nmx && s->nhops < SESSION_HOSTS_MAX; i++) {
-			if (s->dec.nmx > 0 &&
-			    s->dec.profile->tls != POLICY_TLS_OFF) {
-				int j, ok = 0;
-
-				for (j = 0; j < s->dec.nmx && !ok; j++)
-					ok = policy_mx_pattern_match(
-					    s->dec.mx[j], res->mx[i].host);
-				if (!ok) {
-					log_info(s->id, "mx-not-permitted",
-					    "mx", res->mx[i].host, NULL);
-					continue;
-				}
-			}
+			if (!session_mx_permitted(s, res->mx[i].host))
+				continue;
 			snprintf(s->hops[s->nhops].name, DNS_NAME_MAX, "%s",
 			    res->mx[i].host);
 			s->hops[s->nhops].port = 25;
+			s->hops[s->nhops].from_dns = 1;
 			s->nhops++;
 		}
-		if (s->nhops == 0) {
-			session_log_delivery(s, "deferred", NULL,
-			    "no MX host matches the policy's mx names");
-			session_txn_fail(s,
-			    "451 4.7.5 No MX host of %s matches the mx names "
-			    "of profile %s", dom, s->dec.profile->name);
-			return;
-		}
 		break;
+	}
+	if (s->nhops == 0) {
+		session_log_delivery(s, "deferred", NULL,
+		    "no MX host matches the policy's mx names");
+		session_txn_fail(s,
+		    "451 4.7.5 No MX host of %s matches the mx names of "
+		    "profile %s", dom, s->dec.profile->name);
+		return;
 	}
 	s->hop_i = -1;
 	session_up_next_hop(s);
@@ -1159,6 +1261,18 @@ session_up_try_addr(struct session *s)
 	conn_sockaddr_str((struct sockaddr *)ss, s->up_addr,
 	    sizeof(s->up_addr));
 	s->up_port = h->port;
+	if (h->from_dns &&
+	    !config_mx_addr_allowed(s->cfg, (struct sockaddr *)ss)) {
+		/* A hostile domain must not aim us at the local MTA. */
+		snprintf(s->last_error, sizeof(s->last_error),
+		    "MX host %s resolves to %s, a %s address (not contacted; "
+		    "[dns] allow_private_mx)", h->name, s->up_addr,
+		    config_addr_private((struct sockaddr *)ss));
+		log_warn(s->id, "mx-private", "mx", h->name, "addr",
+		    s->up_addr, "reason", s->last_error, NULL);
+		session_up_try_addr(s);
+		return;
+	}
 
 	session_verdict_key(s, &k, policy);
 	rec = state_get(s->px->state, &k);
@@ -1206,6 +1320,7 @@ session_tp_connect(struct session *s)
 	snprintf(s->hops[0].name, sizeof(s->hops[0].name), "%s",
 	    s->orig_str);
 	s->hops[0].port = s->orig_port;
+	s->hops[0].from_dns = 0;
 	s->nhops = 1;
 	s->hop_i = -1;
 	session_up_next_hop(s);
@@ -1233,8 +1348,9 @@ session_tp_addr_result(void *arg, const struct dns_addr_result *res)
 		 * of memory, the name is not permitted: stricter, not laxer.
 		 */
 		if (ok && s->tp_names == NULL)
-			s->tp_names = calloc(1, sizeof(*s->tp_names));
-		if (ok && s->tp_names != NULL && s->ntp_names < POLICY_MX_MAX)
+			s->tp_names = session_names_new(SESSION_HOSTS_MAX);
+		if (ok && s->tp_names != NULL &&
+		    s->ntp_names < s->tp_names->cap)
 			memcpy(s->tp_names->name[s->ntp_names++], name,
 			    strlen(name) + 1);
 		break;
@@ -1296,6 +1412,7 @@ session_up_open_new(struct session *s)
 		}
 		snprintf(s->hops[0].name, sizeof(s->hops[0].name), "%s", host);
 		s->hops[0].port = port;
+		s->hops[0].from_dns = 0;
 		s->nhops = 1;
 		s->hop_i = -1;
 		session_up_next_hop(s);
@@ -1476,7 +1593,7 @@ session_tls_ok(struct session *s)
 static void
 session_tls_ready(struct session *s)
 {
-	const char *names[POLICY_MX_MAX + 1];
+	const char *names[SESSION_NAMES_MAX];
 	int nnames = session_wanted_names(s, names);
 
 	tls_facts_collect(s->up.ssl, names, nnames, &s->facts);
@@ -2047,8 +2164,12 @@ session_sts_answer(void *arg, const struct sts_answer *a)
 	int i;
 
 	s->sts_q = NULL;
-	if (a->policy != NULL && a->policy->nmx > 0 && s->sts_mx == NULL &&
-	    (s->sts_mx = calloc(1, sizeof(*s->sts_mx))) == NULL) {
+	if (a->policy != NULL && a->policy->nmx > 0 && (s->sts_mx == NULL ||
+	    s->sts_mx->cap < a->policy->nmx)) {
+		free(s->sts_mx);
+		s->sts_mx = session_names_new(a->policy->nmx);
+	}
+	if (a->policy != NULL && a->policy->nmx > 0 && s->sts_mx == NULL) {
 		/* Without its mx list the policy cannot be applied. */
 		s->state = s->nrcpt_ok > 0 ? ST_RCPT : ST_MAIL;
 		session_reply(s, "451 4.3.0 Out of memory, try again later");
@@ -2059,11 +2180,9 @@ session_sts_answer(void *arg, const struct sts_answer *a)
 	snprintf(s->sts_domain, sizeof(s->sts_domain), "%s", dec.domain);
 	s->sts_mode = a->policy != NULL ? a->policy->mode : MTASTS_NONE;
 	s->sts_nmx = 0;
-	for (i = 0; a->policy != NULL && i < a->policy->nmx &&
-	    i < POLICY_MX_MAX; i++) {
+	for (i = 0; a->policy != NULL && i < a->policy->nmx; i++) {
 		snprintf(s->sts_mx->name[i], DNS_NAME_MAX, "%s",
 		    a->policy->mx[i]);
-		s->sts_mx->p[i] = s->sts_mx->name[i];
 		s->sts_nmx++;
 	}
 	log_info(s->id, "mta-sts", "domain", dec.domain, "mode",
@@ -2146,15 +2265,15 @@ session_rcpt_route(struct session *s, struct policy_decision *dec)
 {
 	char key[sizeof(s->route_key)], la[SMTP_PATH_MAX + 1];
 	const char *domain = dec->domain;
-	char *p;
+	int sts = session_sts_wanted(s, dec);
 
-	if (session_sts_wanted(s, dec) &&
-	    strcmp(s->sts_domain, dec->domain) == 0)
+	if (sts && strcmp(s->sts_domain, dec->domain) == 0)
 		session_sts_apply(s, dec);
-	snprintf(key, sizeof(key), "%s:%s|%s", dec->nexthop ? "nexthop" :
-	    "domain", dec->nexthop ? dec->nexthop : domain, dec->profile->name);
-	for (p = key; *p; p++)
-		*p = (char)tolower((unsigned char)*p);
+	if (session_route_id(s, dec, sts && s->sts_mode == MTASTS_ENFORCE,
+	    sts && s->sts_mode == MTASTS_TESTING, key) == -1) {
+		session_reply(s, "451 4.3.0 Out of memory, try again later");
+		return;
+	}
 	if (s->have_route && strcmp(key, s->route_key) != 0 &&
 	    s->nrcpt_ok == 0) {
 		/* Nothing accepted yet: the route is free to change. */

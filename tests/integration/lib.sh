@@ -535,7 +535,8 @@ mx_wait_count() {
 # mxtls_start [key=value...] <<EOF (more config) EOF: write a config and
 # start mxtls on 127.0.0.1:$MXTLS_PORT.  Keys: default= (policy default,
 # opportunistic), min_version=, max_version= ([tls] section), proxy='k = v'
-# (a [proxy] line; repeatable), config=FILE (use FILE as it is).  The extra sections come from stdin (always give
+# (a [proxy] line; repeatable), private_mx= ([dns] allow_private_mx, default
+# yes: the test MXs are on loopback), config=FILE (use FILE as it is).  The extra sections come from stdin (always give
 # one, </dev/null when there is nothing to add).  Sets MXTLS_PORT,
 # MXTLS_CONF, MXTLS_LOG, MXTLS_PID.  Each start gets a fresh state_dir.
 mxtls_start() {
@@ -544,9 +545,11 @@ mxtls_start() {
 	_max=1.3
 	_conf=""
 	_px=""
+	_pmx=yes
 	for _kv in "$@"; do
 		case $_kv in
 		default=*) _def=${_kv#default=} ;;
+		private_mx=*) _pmx=${_kv#private_mx=} ;;
 		min_version=*) _min=${_kv#min_version=} ;;
 		max_version=*) _max=${_kv#max_version=} ;;
 		config=*) _conf=${_kv#config=} ;;
@@ -578,6 +581,7 @@ admin_listen = 127.0.0.1:$MXTLS_ADMIN_PORT$_px
 
 [dns]
 servers = 127.0.0.1:${DNS_PORT:-53}
+allow_private_mx = $_pmx
 
 [tls]
 ca_bundle = $PKI/test-root-ca.pem

@@ -42,7 +42,7 @@ T_START=$(date +%s)
 NG_ADDR=127.0.0.161
 WWW=$W/www
 CA=$PKI/test-root-ca.pem
-STS_DOMAINS="sts nomx exp wrongname plain testing localwin offsts strict"
+STS_DOMAINS="sts nomx exp wrongname plain testing localwin offsts strict many"
 
 # ---------------------------------------------------------------- policies
 
@@ -63,6 +63,10 @@ policy testing.test 'version: STSv1\nmode: testing\nmx: mx.plain.test\nmax_age: 
 enforce localwin.test mx1.example.test
 enforce offsts.test mx1.example.test
 enforce strict.test mx.strict.test
+# 20 mx patterns; the MX matches only the last.
+many=""
+for i in $(seq 1 19); do many="${many}mx: mx$i.other.test\r\n"; done
+policy many.test "version: STSv1\r\nmode: enforce\r\n${many}mx: mx1.example.test\r\nmax_age: 86400\r\n"
 
 # ---------------------------------------------------------------- servers
 
@@ -100,6 +104,7 @@ dns() {
 		echo "mx-host=localwin.test,mx.tls.test,10"
 		echo "mx-host=offsts.test,mx.tls.test,10"
 		echo "mx-host=strict.test,mx.strict.test,10"
+		echo "mx-host=many.test,mx1.example.test,10"
 		echo "host-record=mx1.example.test,127.0.0.162"
 		echo "host-record=mx.tls.test,127.0.0.162"
 		echo "host-record=mx2.example.test,127.0.0.163"
@@ -206,6 +211,10 @@ check "... from the cache: the policy fetched only once" hits_are sts.test 1
 check "cache on disk: state_dir/mta-sts/sts.test.sts, id 1, mode enforce" pol_all \
 	"grep -qx 'id 1' $RT_STATE_DIR/mta-sts/sts.test.sts" \
 	"grep -qx 'mode enforce' $RT_STATE_DIR/mta-sts/sts.test.sts"
+
+send many.test
+check "R17-09 enforce with 20 mx patterns, the MX matches the 20th: delivered by V" \
+	pol_all "reply_is $OUT DOT '250 '" "pol_delivered_to V $RCPT"
 
 MARK=$(mxtls_mark)
 send nomx.test

@@ -1226,6 +1226,79 @@ test_connection_cache(void)
 	    "number from 0 (no cache) to 100000");
 }
 
+/* An address given as text: what config_addr_private / allow_private_mx
+ * say of it.  kind: the class name or "public". */
+static const char *
+addr_kind(const struct config *cfg, const char *addr, int *allowed_mx)
+{
+	struct sockaddr_in sin = { 0 };
+	struct sockaddr_in6 sin6 = { 0 };
+	struct sockaddr *sa;
+	const char *k;
+
+	if (inet_pton(AF_INET, addr, &sin.sin_addr) == 1) {
+		sin.sin_family = AF_INET;
+		sa = (struct sockaddr *)&sin;
+	} else if (inet_pton(AF_INET6, addr, &sin6.sin6_addr) == 1) {
+		sin6.sin6_family = AF_INET6;
+		sa = (struct sockaddr *)&sin6;
+	} else
+		return "bad test address";
+	*allowed_mx = config_mx_addr_allowed(cfg, sa);
+	k = config_addr_private(sa);
+	return k != NULL ? k : "public";
+}
+
+/* MX hosts on loopback, private, link-local or unspecified addresses are
+ * refused unless [dns] allow_private_mx lists them. */
+static void
+test_private_mx(void)
+{
+	static const struct {
+		const char *addr, *kind;
+	} t[] = {
+		{ "127.0.0.1", "loopback" }, { "127.255.0.9", "loopback" },
+		{ "10.1.2.3", "private" }, { "172.16.0.1", "private" },
+		{ "172.31.255.255", "private" }, { "172.32.0.1", "public" },
+		{ "192.168.1.1", "private" }, { "169.254.1.1", "link-local" },
+		{ "0.0.0.0", "unspecified" }, { "192.0.2.1", "public" },
+		{ "::1", "loopback" }, { "fd00::1", "private" },
+		{ "fe80::1", "link-local" }, { "::", "unspecified" },
+		{ "::ffff:127.0.0.1", "loopback" }, { "2001:db8::1", "public" },
+	};
+	struct config cfg;
+	size_t i;
+	int ok;
+
+	if (LOAD_OK("pm.ini", "[tls]\nca_bundle = ca.crt\n", &cfg) == 0)
+		for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+			CHECK_STR(addr_kind(&cfg, t[i].addr, &ok), t[i].kind);
+			CHECK_INT(ok, strcmp(t[i].kind, "public") == 0);
+		}
+	config_free(&cfg);
+	if (LOAD_OK("pm.ini", "[tls]\nca_bundle = ca.crt\n[dns]\n"
+	    "allow_private_mx = 127.0.0.0/8, fd00::/8\n", &cfg) == 0) {
+		addr_kind(&cfg, "127.0.0.9", &ok);
+		CHECK_INT(ok, 1);
+		addr_kind(&cfg, "fd00::5", &ok);
+		CHECK_INT(ok, 1);
+		addr_kind(&cfg, "10.0.0.1", &ok);
+		CHECK_INT(ok, 0);
+	}
+	config_free(&cfg);
+	if (LOAD_OK("pm.ini", "[tls]\nca_bundle = ca.crt\n[dns]\n"
+	    "allow_private_mx = yes\n", &cfg) == 0) {
+		addr_kind(&cfg, "10.0.0.1", &ok);
+		CHECK_INT(ok, 1);
+		addr_kind(&cfg, "::1", &ok);
+		CHECK_INT(ok, 1);
+	}
+	config_free(&cfg);
+	LOAD_ERR("e.ini", "[dns]\nallow_private_mx = maybe\n",
+	    "F:2: [dns] allow_private_mx: invalid network \"maybe\": expected "
+	    "ADDRESS or ADDRESS/PREFIX (or \"yes\", \"no\")");
+}
+
 int
 main(void)
 {
@@ -1250,6 +1323,7 @@ main(void)
 	RUN(test_many_errors);
 	RUN(test_operations);
 	RUN(test_connection_cache);
+	RUN(test_private_mx);
 	cleanup();
 	return T_DONE();
 }
