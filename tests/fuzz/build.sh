@@ -33,8 +33,9 @@ srcs() {
 		    -lidn2" ;;
 	sts_record)
 		echo "proxy/sts.c proxy/clock.c proxy/dns.c proxy/fetcher.c
-		    proxy/file.c proxy/log.c proxy/metrics.c policy/mtasts.c
-		    policy/policy.c policy/fetchproto.c -lev -lcares -lidn2" ;;
+		    proxy/file.c proxy/journal.c proxy/log.c proxy/metrics.c
+		    policy/mtasts.c policy/policy.c policy/fetchproto.c -lev
+		    -lcares -lidn2" ;;
 	policy_domain)
 		echo "policy/policy.c -lidn2" ;;
 	journal)

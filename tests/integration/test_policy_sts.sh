@@ -216,9 +216,8 @@ send sts.test
 check "second message to sts.test: delivered by V" pol_all "reply_is $OUT DOT '250 '" \
 	"pol_delivered_to V $RCPT"
 check "... from the cache: the policy fetched only once" hits_are sts.test 1
-check "cache on disk: state_dir/mta-sts/sts.test.sts, id 1, mode enforce" pol_all \
-	"grep -qx 'id 1' $RT_STATE_DIR/mta-sts/sts.test.sts" \
-	"grep -qx 'mode enforce' $RT_STATE_DIR/mta-sts/sts.test.sts"
+check "cache on disk: sts.test in state_dir/mta-sts/journal, id 1, mode enforce" \
+	pol_sts_has sts.test 'id 1' 'mode enforce'
 
 MARK=$(mxtls_mark)
 send nomx.test
@@ -332,9 +331,8 @@ check "restart: nomx.test's policy from the disk cache, same id: not fetched aga
 send sts.test
 check "id changed in DNS (1 -> 2): policy fetched again, delivered by V" pol_all \
 	"reply_is $OUT DOT '250 '" "pol_delivered_to V $RCPT" "hits_are sts.test 2"
-check "... the cache holds id 2 and the new max_age" pol_all \
-	"grep -qx 'id 2' $RT_STATE_DIR/mta-sts/sts.test.sts" \
-	"grep -qx 'max_age 604800' $RT_STATE_DIR/mta-sts/sts.test.sts"
+check "... the cache holds id 2 and the new max_age" \
+	pol_sts_has sts.test 'id 2' 'max_age 604800'
 
 # Issue 4, part 3: "`mxtls explain` shows the MTA-STS facts" (here: the
 # cached enforce policy of sts.test, id 2, in state_dir).
