@@ -238,21 +238,21 @@ pol_sts_cached() {
 # pol_sts_has DOMAIN LINE...: DOMAIN's cached record has every LINE (the
 # journal is written by a thread of its own: waits up to 3 s).
 pol_sts_has() {
-	_d=$1
+	_ph_d=$1
 	shift
-	_t=$(($(date +%s) + 3))
+	_ph_t=$(($(date +%s) + 3))
 	while :; do
-		_rec=$(pol_sts_cached "$_d")
-		_ok=yes
-		for _l in "$@"; do
-			printf '%s\n' "$_rec" | grep -qxF -- "$_l" || { _ok=no; break; }
+		_ph_rec=$(pol_sts_cached "$_ph_d")
+		_ph_ok=yes
+		for _ph_l in "$@"; do
+			printf '%s\n' "$_ph_rec" | grep -qxF -- "$_ph_l" || { _ph_ok=no; break; }
 		done
-		[ $_ok = yes ] && return 0
-		[ "$(date +%s)" -ge $_t ] && break
+		[ $_ph_ok = yes ] && return 0
+		[ "$(date +%s)" -ge $_ph_t ] && break
 		sleep 0.1
 	done
-	echo "the cached MTA-STS record of $_d lacks one of: $*; it is:"
-	printf '%s\n' "$_rec" | sed 's/^/  | /'
+	echo "the cached MTA-STS record of $_ph_d lacks one of: $*; it is:"
+	printf '%s\n' "$_ph_rec" | sed 's/^/  | /'
 	return 1
 }
 
