@@ -130,6 +130,7 @@ static const struct keydef keydefs[] = {
 	{ K_POLICY, "mta_sts", 0 },
 	{ K_POLICY, "mta_sts_wait", 0 },
 	{ K_POLICY, "mta_sts_ca_bundle", 0 },
+	{ K_POLICY, "mta_sts_cache_bytes", 0 },
 	{ K_POLICY, "fetch_program", 0 },
 	{ K_PROFILE, "tls", 0 },
 	{ K_PROFILE, "verify", 0 },
@@ -1057,6 +1058,16 @@ apply_policy(struct loader *ld, const char *key, const char *v, int line,
 	if (strcmp(key, "mta_sts_ca_bundle") == 0)
 		return set_bundle(ld, &ld->cfg->mta_sts_ca_bundle, v, why,
 		    whylen);
+	/* At least a few of the largest policies (64 KiB each) fit. */
+	if (strcmp(key, "mta_sts_cache_bytes") == 0) {
+		if (parse_size(v, &ld->cfg->mta_sts_cache_bytes) < 0 ||
+		    ld->cfg->mta_sts_cache_bytes < 1L << 20) {
+			snprintf(why, whylen, "\"%s\" is not a size of at least "
+			    "1m (a number, optionally with k, m or g)", v);
+			return -1;
+		}
+		return 0;
+	}
 	if (strcmp(key, "fetch_program") == 0) {
 		char *path = resolve_path(ld, v);
 
@@ -1784,6 +1795,7 @@ set_defaults(struct loader *ld)
 	cfg->policy_max_stale = 48 * 3600;
 	cfg->mta_sts = 1;
 	cfg->mta_sts_wait = 10;
+	cfg->mta_sts_cache_bytes = 16L << 20;
 	cfg->max_sessions_per_client = 100;
 	cfg->log_addresses = CONFIG_ADDR_FULL;
 	c[0].family = AF_INET;

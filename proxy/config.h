@@ -130,6 +130,7 @@ struct config {
 	int mta_sts;		  /* honour recipients' MTA-STS: on */
 	double mta_sts_wait;	  /* first message to a domain waits: 10 s */
 	char *mta_sts_ca_bundle;  /* CAs for mta-sts.DOMAIN; NULL: system */
+	long mta_sts_cache_bytes; /* the cache, memory and disk: 16 MiB */
 	char *fetch_program;	  /* mxtls-fetch; NULL: beside mxtls */
 
 	/* [policy] retry_delay and fallback_ttl (whole seconds, > 0) */

@@ -32,7 +32,6 @@
 #include <strings.h>
 
 #include "explain.h"
-#include "file.h"
 #include "sts.h"
 
 #define LABEL_WIDTH 13 /* "min_version" and two spaces */
@@ -244,9 +243,8 @@ explain_sts(const struct config *cfg, const struct policy_decision *d,
     FILE *out)
 {
 	struct sts_record rec;
-	char path[4096], err[256], when[32], *text;
+	char dir[4096], err[256], when[32];
 	struct tm tm;
-	size_t len;
 	int i;
 
 	if (!cfg->mta_sts) {
@@ -260,17 +258,12 @@ explain_sts(const struct config *cfg, const struct policy_decision *d,
 		    "not consulted: an explicit match names this domain");
 		return;
 	}
-	snprintf(path, sizeof(path), "%s/mta-sts/%s%s", cfg->state_dir,
-	    d->domain, STS_CACHE_SUFFIX);
-	if ((text = file_read(path, STS_CACHE_FILE_MAX, &len, err,
-	    sizeof(err))) == NULL || sts_record_parse(text, len, &rec, err,
-	    sizeof(err)) == -1) {
+	snprintf(dir, sizeof(dir), "%s/mta-sts", cfg->state_dir);
+	if (sts_cache_read(dir, d->domain, &rec, err, sizeof(err)) != 1) {
 		fprintf(out, "%-*s%s\n", LABEL_WIDTH, "mta-sts",
 		    "no policy cached (looked up at the first message)");
-		free(text);
 		return;
 	}
-	free(text);
 	gmtime_r(&rec.expires, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	fprintf(out, "%-*s%s (id %s, cached until %s)%s\n", LABEL_WIDTH,

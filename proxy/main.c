@@ -342,8 +342,9 @@ main_start_fetching(const struct config *cfg)
 
 		snprintf(dir, sizeof(dir), "%s/mta-sts", cfg->state_dir);
 		if ((d.px.sts = sts_new(d.px.loop, d.policy_dns, d.fetcher, dir,
-		    cfg->mta_sts_ca_bundle, cfg->mta_sts_wait, err,
-		    sizeof(err))) == NULL) {
+		    cfg->mta_sts_ca_bundle, cfg->mta_sts_wait,
+		    (size_t)cfg->mta_sts_cache_bytes, err, sizeof(err))) ==
+		    NULL) {
 			fprintf(stderr, "mxtls: mta-sts: %s\n", err);
 			return -1;
 		}

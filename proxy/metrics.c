@@ -77,6 +77,8 @@ struct family_def {
  *   config_reloads_total       outcome
  *   upstream_cached            -
  *   upstream_reuses_total      outcome: reused, stale
+ *   mta_sts_evictions_total    mode: no-policy, none, testing, enforce
+ *   mta_sts_cache_bytes        -
  *   build_info                 version
  */
 static const struct family_def defs[] = {
@@ -114,6 +116,13 @@ static const struct family_def defs[] = {
 	{ "mxtls_upstream_reuses_total", M_COUNTER,
 	    "Cached upstream connections taken for a transaction, by "
 	    "outcome (reused, or stale: the server had gone).", NULL, 0 },
+	{ "mxtls_mta_sts_evictions_total", M_COUNTER,
+	    "MTA-STS cache entries forgotten to stay within its bounds, by "
+	    "the mode of the policy (no-policy: only the TXT state).", NULL,
+	    0 },
+	{ "mxtls_mta_sts_cache_bytes", M_GAUGE,
+	    "What the MTA-STS cache holds, in bytes of memory (its journal "
+	    "on disk holds less).", NULL, 0 },
 	{ "mxtls_build_info", M_GAUGE,
 	    "Always 1; the version of mxtls as a label.", NULL, 0 },
 };

@@ -1596,7 +1596,12 @@ session_tls_ready(struct session *s)
 	const char *names[SESSION_NAMES_MAX];
 	int nnames = session_wanted_names(s, names);
 
-	tls_facts_collect(s->up.ssl, names, nnames, &s->facts);
+	/* RFC 8461 section 4.2: under MTA-STS only a DNS-ID counts. */
+	tls_facts_collect(s->up.ssl, names, nnames, s->route_sts ? 0 :
+	    TLS_NAME_CN_FALLBACK, &s->facts);
+	if (s->facts.result == TLS_RESULT_OK && s->facts.name_by_cn)
+		session_sts_testing_report(s, "no DNS name in the "
+		    "certificate's subjectAltName (RFC 8461 section 4.2)");
 	{
 		char l[160];
 

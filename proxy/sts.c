@@ -44,6 +44,7 @@
 #include "dns.h"
 #include "fetcher.h"
 #include "file.h"
+#include "journal.h"
 #include "log.h"
 #include "metrics.h"
 #include "sts.h"
@@ -387,6 +388,34 @@ sts_record_free(struct sts_record *r)
 	memset(&r->policy, 0, sizeof(r->policy));
 }
 
+/* 0: no policy; then mode none, testing, enforce. */
+static int
+sts_evict_rank(const struct sts_evict_facts *f)
+{
+	if (!f->cached)
+		return 0;
+	switch (f->mode) {
+	case MTASTS_NONE:
+		return 1;
+	case MTASTS_TESTING:
+		return 2;
+	case MTASTS_ENFORCE:
+		break;
+	}
+	return 3;
+}
+
+int
+sts_evict_first(const struct sts_evict_facts *a,
+    const struct sts_evict_facts *b)
+{
+	int ra = sts_evict_rank(a), rb = sts_evict_rank(b);
+
+	if (ra != rb)
+		return ra < rb;
+	return a->last_used < b->last_used;
+}
+
 time_t
 sts_valid_until(time_t fetched_at, time_t expires)
 {
@@ -628,6 +657,9 @@ struct sts_dom {
 	int nwaiters;
 	int running; /* sts_run() on the stack */
 	int kicked;
+	/* What it is charged against max_bytes (sts_account()). */
+	size_t rec_len; /* the record text of the cached policy */
+	size_t cost;
 };
 
 struct sts {
@@ -637,9 +669,12 @@ struct sts {
 	char *dir;
 	char *ca_bundle;
 	double wait;
+	struct journal *journal;
 	struct sts_dom **buckets;
 	int n;	     /* domains */
 	int ncached; /* of which with a cached policy */
+	size_t bytes, max_bytes; /* sts_cost() of all domains, its bound */
+	struct sts_loading *loading; /* during sts_load() */
 	ev_timer kick;
 	struct sts_dom *kick_first, *kick_last;
 	struct sts_qlist fixed; /* lookups answered without a domain */
@@ -649,6 +684,29 @@ struct sts {
 
 static void sts_run(struct sts_dom *d);
 static void sts_destroy(struct sts *s);
+
+size_t
+sts_cost(size_t errors_len, int cached, size_t rec_len, int nmx)
+{
+	size_t c = sizeof(struct sts_dom) + errors_len;
+
+	if (cached)
+		c += rec_len + (size_t)nmx * sizeof(char *);
+	return c;
+}
+
+/* Charge d's cost anew after a change (policy, error texts). */
+static void
+sts_account(struct sts_dom *d)
+{
+	size_t c = sts_cost((d->error ? strlen(d->error) + 1 : 0) +
+	    (d->txt_error ? strlen(d->txt_error) + 1 : 0), d->cached,
+	    d->rec_len, d->rec.policy.nmx);
+
+	d->s->bytes = d->s->bytes - d->cost + c;
+	d->cost = c;
+	metrics_set("mxtls_mta_sts_cache_bytes", "", (double)d->s->bytes);
+}
 
 /*
  * Error texts are kept on the heap, only while there is one: a domain
@@ -726,28 +784,22 @@ sts_ql_del(struct sts_query *q)
 	q->prev = q->next = NULL;
 }
 
-static void
-sts_path(const struct sts *s, const char *name, char *buf, size_t len)
-{
-	snprintf(buf, len, "%s/%s" STS_CACHE_SUFFIX, s->dir, name);
-}
-
 /* Drop the cached policy of d, in memory and on disk. */
 static void
 sts_uncache(struct sts_dom *d)
 {
-	char path[PATH_MAX];
+	char err[512];
 
 	if (!d->cached)
 		return;
 	sts_record_free(&d->rec);
 	d->cached = 0;
+	d->rec_len = 0;
 	d->s->ncached--;
-	sts_path(d->s, d->name, path, sizeof(path));
-	if (unlink(path) == -1 && errno != ENOENT)
+	sts_account(d);
+	if (journal_del(d->s->journal, d->name, err, sizeof(err)) < 0)
 		log_warn(0, "mta-sts", "domain", d->name, "result",
-		    "cache-remove-failed", "file", path, "error",
-		    strerror(errno), NULL);
+		    "cache-remove-failed", "error", err, NULL);
 }
 
 static void
@@ -790,37 +842,44 @@ sts_unhash(struct sts_dom *d)
 			break;
 		}
 	d->s->n--;
+	d->s->bytes -= d->cost;
+	metrics_set("mxtls_mta_sts_cache_bytes", "", (double)d->s->bytes);
 }
 
 /*
- * Make room for one more domain: forget the idle domain without a cached
- * policy that was used longest ago, else the idle one whose policy was
- * fetched longest ago (the one least likely to matter).  -1 when every
- * domain is busy.
+ * Forget the idle domain, other than keep, that matters least
+ * (sts_evict_first()), in memory and on disk.  -1 when every one is busy.
  */
 static int
-sts_evict(struct sts *s)
+sts_evict(struct sts *s, const struct sts_dom *keep)
 {
-	struct sts_dom *d, *bare = NULL, *old = NULL;
+	struct sts_dom *d, *victim = NULL;
+	struct sts_evict_facts fd, fv;
+	const char *mode;
+	char labels[48];
 	size_t i;
 
+	memset(&fv, 0, sizeof(fv));
 	for (i = 0; i < STS_BUCKETS; i++)
 		for (d = s->buckets[i]; d != NULL; d = d->hnext) {
-			if (!sts_idle(d))
+			if (d == keep || !sts_idle(d))
 				continue;
-			if (!d->cached) {
-				if (bare == NULL ||
-				    d->last_used < bare->last_used)
-					bare = d;
-			} else if (old == NULL ||
-			    d->rec.fetched_at < old->rec.fetched_at)
-				old = d;
+			fd.cached = d->cached;
+			fd.mode = d->rec.policy.mode;
+			fd.last_used = d->last_used;
+			if (victim == NULL || sts_evict_first(&fd, &fv)) {
+				victim = d;
+				fv = fd;
+			}
 		}
-	if ((d = bare != NULL ? bare : old) == NULL)
+	if ((d = victim) == NULL)
 		return -1;
+	mode = d->cached ? mtasts_mode_name(d->rec.policy.mode) : "no-policy";
+	snprintf(labels, sizeof(labels), "mode=\"%s\"", mode);
+	metrics_inc("mxtls_mta_sts_evictions_total", labels, 1);
 	if (d->cached)
 		log_info(0, "mta-sts", "domain", d->name, "result", "evicted",
-		    "id", d->rec.id, NULL);
+		    "id", d->rec.id, "mode", mode, NULL);
 	sts_uncache(d);
 	sts_unhash(d);
 	sts_dom_free(d);
@@ -836,10 +895,12 @@ sts_dom_get(struct sts *s, const char *name, int *full)
 	*full = 0;
 	if ((d = sts_find(s, name)) != NULL)
 		return d;
-	if (s->n >= STS_MAX_DOMAINS && sts_evict(s) < 0) {
-		*full = 1;
-		return NULL;
-	}
+	while (s->n >= STS_MAX_DOMAINS ||
+	    s->bytes + sizeof(*d) > s->max_bytes)
+		if (sts_evict(s, NULL) < 0) {
+			*full = 1;
+			return NULL;
+		}
 	if ((d = calloc(1, sizeof(*d))) == NULL)
 		return NULL;
 	d->s = s;
@@ -848,6 +909,7 @@ sts_dom_get(struct sts *s, const char *name, int *full)
 	d->hnext = s->buckets[b];
 	s->buckets[b] = d;
 	s->n++;
+	sts_account(d);
 	return d;
 }
 
@@ -984,6 +1046,7 @@ sts_fetch_failed(struct sts_dom *d, enum sts_outcome o, const char *error,
 	snprintf(ms, sizeof(ms), "%.0f", (clock_mono() - d->fetch_t0) * 1e3);
 	snprintf(status, sizeof(status), "%u", rs != NULL ? rs->status : 0);
 	snprintf(bytes, sizeof(bytes), "%zu", rs != NULL ? rs->body_len : 0);
+	sts_account(d);
 	kept = d->cached && clock_now() < sts_valid_until(d->rec.fetched_at,
 	    d->rec.expires);
 	log_warn(0, "mta-sts", "domain", d->name, "result", "refused",
@@ -998,7 +1061,8 @@ static void
 sts_store(struct sts_dom *d, struct mtasts_policy *p,
     const struct fetch_response *rs)
 {
-	char path[PATH_MAX], err[256], *text;
+	struct sts *s = d->s;
+	char err[512], *text;
 	char status[16], bytes[24], ms[24], age[24], nmx[16];
 	char url[FETCHPROTO_URL_MAX];
 	size_t len;
@@ -1035,12 +1099,17 @@ sts_store(struct sts_dom *d, struct mtasts_policy *p,
 	    NULL);
 	sts_count(STS_OUTCOME_OK);
 
-	sts_path(d->s, d->name, path, sizeof(path));
+	/* Queued for the journal's thread: the loop never waits for disk. */
 	if (sts_record_format(&d->rec, &text, &len, err, sizeof(err)) < 0 ||
-	    file_replace(path, text, len, err, sizeof(err)) < 0)
+	    journal_put(s->journal, d->name, text, len, err, sizeof(err)) < 0)
 		log_warn(0, "mta-sts", "domain", d->name, "result",
-		    "cache-write-failed", "file", path, "error", err, NULL);
+		    "cache-write-failed", "error", err, NULL);
 	free(text);
+	d->rec_len = len;
+	sts_account(d);
+	/* Room for it: d itself is kept, its lookups are waiting. */
+	while (s->bytes > s->max_bytes && sts_evict(s, d) == 0)
+		;
 }
 
 static void
@@ -1241,6 +1310,7 @@ sts_txt_cb(void *arg, const struct dns_txt_result *res)
 	d->txt_q = NULL;
 	sts_enter(s);
 	sts_txt_record(d, res);
+	sts_account(d);
 	sts_run(d);
 	sts_leave(s);
 }
@@ -1282,6 +1352,7 @@ sts_run(struct sts_dom *d)
 			    name, sts_txt_cb, d)) != NULL)
 				break;
 			sts_txt_record(d, NULL);
+			sts_account(d);
 			continue;
 		}
 		if (dec.step == STS_STEP_FETCH) {
@@ -1472,14 +1543,29 @@ sts_refresh(struct sts *s, const char *domain)
 /* Loading the disk cache                                              */
 /* ------------------------------------------------------------------ */
 
-static int
-sts_cmp_newest(const void *a, const void *b)
-{
-	const struct sts_record *x = *(const struct sts_record *const *)a;
-	const struct sts_record *y = *(const struct sts_record *const *)b;
+/* A cached policy found at start. */
+struct sts_found {
+	struct sts_record rec;
+	size_t len;	/* of its record text */
+	char *file;	/* a cache file of mxtls before the journal, or NULL */
+	char *text;	/* that file's text, for the journal */
+};
 
-	return x->fetched_at < y->fetched_at ? 1 :
-	    x->fetched_at > y->fetched_at ? -1 : strcmp(x->domain, y->domain);
+struct sts_loading {
+	struct sts *s;
+	struct sts_found **v;
+	size_t n, cap;
+	int expired, removed;
+	time_t now;
+};
+
+static void
+sts_found_free(struct sts_found *f)
+{
+	sts_record_free(&f->rec);
+	free(f->file);
+	free(f->text);
+	free(f);
 }
 
 static void
@@ -1492,30 +1578,91 @@ sts_remove_file(const char *path, const char *result, const char *why)
 		    path, "error", strerror(errno), NULL);
 }
 
+/*
+ * Judge a record of the journal (file NULL) or of a cache file: 1, kept
+ * in ld; -1, corrupt or expired (a file then removed); 0, out of memory
+ * (left alone, not lost).
+ */
 static int
-sts_load(struct sts *s, char *err, size_t errlen)
+sts_found(struct sts_loading *ld, const char *domain, const char *text,
+    size_t len, const char *file)
 {
-	struct sts_record **recs = NULL, **nr, *r;
-	size_t nrecs = 0, cap = 0, i, nl, sl = strlen(STS_CACHE_SUFFIX);
-	char path[PATH_MAX], why[512], name[STS_DOMAIN_MAX + 1];
-	char nloaded[16], nexpired[16], nremoved[16];
-	int expired = 0, removed = 0, full;
-	struct dirent *de;
-	time_t now = clock_now();
-	char *text;
-	size_t len;
-	DIR *dir;
+	struct sts_found *f, **nv;
+	char why[512];
 
-	if ((dir = opendir(s->dir)) == NULL) {
-		snprintf(err, errlen, "%s: %s", s->dir, strerror(errno));
+	if ((f = calloc(1, sizeof(*f))) == NULL)
+		return 0;
+	if (!sts_domain_ok(domain))
+		snprintf(why, sizeof(why), "not a domain name");
+	else if (sts_record_parse(text, len, &f->rec, why, sizeof(why)) ==
+	    0 && strcmp(f->rec.domain, domain) != 0) {
+		snprintf(why, sizeof(why), "holds the policy of %s",
+		    f->rec.domain);
+		sts_record_free(&f->rec);
+		f->rec.domain[0] = '\0';
+	}
+	if (f->rec.domain[0] == '\0') {
+		if (file != NULL)
+			sts_remove_file(file, "cache-file-removed", why);
+		else
+			log_warn(0, "mta-sts", "domain", domain, "result",
+			    "cache-record-removed", "error", why, NULL);
+		ld->removed++;
+		free(f);
 		return -1;
 	}
+	if (ld->now >= sts_valid_until(f->rec.fetched_at, f->rec.expires)) {
+		ld->expired++;
+		sts_found_free(f);
+		if (file != NULL && unlink(file) == -1 && errno != ENOENT)
+			log_warn(0, "mta-sts", "result", "cache-remove-failed",
+			    "file", file, "error", strerror(errno), NULL);
+		return -1;
+	}
+	f->len = len;
+	if (ld->n == ld->cap) {
+		ld->cap = ld->cap ? ld->cap * 2 : 64;
+		if ((nv = realloc(ld->v, ld->cap * sizeof(*nv))) == NULL) {
+			ld->cap = ld->n;
+			sts_found_free(f);
+			return 0;
+		}
+		ld->v = nv;
+	}
+	ld->v[ld->n++] = f;
+	return 1;
+}
+
+static int
+sts_load_record(void *arg, const char *key, const char *text, size_t len)
+{
+	struct sts *s = arg;
+
+	return sts_found(s->loading, key, text, len, NULL) < 0 ? -1 : 0;
+}
+
+/*
+ * Cache files of mxtls before the journal (one per domain, DOMAIN.sts):
+ * read into ld once, removed once the journal has them (sts_load()).
+ * Corrupt and expired ones, and temporary files of writes that never
+ * completed, are removed at once.
+ */
+static void
+sts_load_files(struct sts_loading *ld)
+{
+	size_t nl, sl = strlen(STS_CACHE_SUFFIX), len;
+	struct sts_found *f;
+	char path[PATH_MAX], why[512], name[STS_DOMAIN_MAX + 1], *text;
+	struct dirent *de;
+	DIR *dir;
+
+	if ((dir = opendir(ld->s->dir)) == NULL)
+		return;
 	while ((de = readdir(dir)) != NULL) {
 		nl = strlen(de->d_name);
 		if (de->d_name[0] == '.')
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", s->dir, de->d_name);
-		/* A write that never completed. */
+		snprintf(path, sizeof(path), "%s/%s", ld->s->dir, de->d_name);
 		if (nl > sl + 4 &&
 		    strcmp(de->d_name + nl - 4, ".tmp") == 0 &&
 		    strncmp(de->d_name + nl - 4 - sl, STS_CACHE_SUFFIX, sl) ==
@@ -1526,103 +1673,164 @@ sts_load(struct sts *s, char *err, size_t errlen)
 		if (nl <= sl || strcmp(de->d_name + nl - sl,
 		    STS_CACHE_SUFFIX) != 0)
 			continue; /* not ours */
-		if (nl - sl > STS_DOMAIN_MAX) {
-			sts_remove_file(path, "cache-file-removed",
-			    "not a domain name");
-			removed++;
-			continue;
-		}
-		memcpy(name, de->d_name, nl - sl);
-		name[nl - sl] = '\0';
-		if (!sts_domain_ok(name)) {
-			sts_remove_file(path, "cache-file-removed",
-			    "not a domain name");
-			removed++;
-			continue;
-		}
+		snprintf(name, sizeof(name), "%.*s", (int)(nl - sl),
+		    de->d_name);
 		if ((text = file_read(path, STS_CACHE_FILE_MAX, &len, why,
 		    sizeof(why))) == NULL) {
 			sts_remove_file(path, "cache-file-removed", why);
-			removed++;
+			ld->removed++;
 			continue;
 		}
-		if ((r = malloc(sizeof(*r))) == NULL) {
+		if (nl - sl > STS_DOMAIN_MAX)
+			name[0] = '\0'; /* cut short: not the domain */
+		if (sts_found(ld, name, text, len, path) <= 0) {
 			free(text);
-			break;
-		}
-		if (sts_record_parse(text, len, r, why, sizeof(why)) == 0 &&
-		    strcmp(r->domain, name) != 0) {
-			snprintf(why, sizeof(why), "holds the policy of %s",
-			    r->domain);
-			sts_record_free(r);
-			r->domain[0] = '\0';
-		}
-		free(text);
-		if (r->domain[0] == '\0') {
-			free(r);
-			sts_remove_file(path, "cache-file-removed", why);
-			removed++;
 			continue;
 		}
-		if (now >= sts_valid_until(r->fetched_at, r->expires)) {
-			sts_record_free(r);
-			free(r);
-			if (unlink(path) == -1 && errno != ENOENT)
-				log_warn(0, "mta-sts", "result",
-				    "cache-remove-failed", "file", path,
-				    "error", strerror(errno), NULL);
-			expired++;
-			continue;
+		f = ld->v[ld->n - 1];
+		f->text = text;
+		if ((f->file = strdup(path)) == NULL) {
+			sts_found_free(f);
+			ld->n--;
 		}
-		if (nrecs == cap) {
-			cap = cap ? cap * 2 : 64;
-			if ((nr = realloc(recs, cap * sizeof(*nr))) == NULL) {
-				sts_record_free(r);
-				free(r);
-				break;
-			}
-			recs = nr;
-		}
-		recs[nrecs++] = r;
 	}
 	closedir(dir);
-	/* The newest STS_MAX_DOMAINS stay. */
-	if (nrecs > 0)
-		qsort(recs, nrecs, sizeof(*recs), sts_cmp_newest);
-	for (i = 0; i < nrecs; i++) {
-		struct sts_dom *d = NULL;
+}
 
-		r = recs[i];
-		if (i < STS_MAX_DOMAINS &&
-		    (d = sts_dom_get(s, r->domain, &full)) != NULL &&
-		    !d->cached) {
-			d->rec = *r;
-			d->cached = 1;
-			d->last_used = r->fetched_at;
-			s->ncached++;
-		} else {
-			sts_path(s, r->domain, path, sizeof(path));
-			if (d == NULL)
-				sts_remove_file(path, "cache-file-removed",
-				    "more domains than the cache holds");
-			sts_record_free(r);
-		}
-		free(r);
-	}
-	free(recs);
-	snprintf(nloaded, sizeof(nloaded), "%d", s->ncached);
-	snprintf(nexpired, sizeof(nexpired), "%d", expired);
-	snprintf(nremoved, sizeof(nremoved), "%d", removed);
-	log_info(0, "mta-sts", "result", "cache-loaded", "dir", s->dir,
-	    "policies", nloaded, "expired", nexpired, "removed", nremoved,
+/* The order in which found policies are kept: the reverse of eviction. */
+static int
+sts_cmp_keep(const void *a, const void *b)
+{
+	const struct sts_found *x = *(const struct sts_found *const *)a;
+	const struct sts_found *y = *(const struct sts_found *const *)b;
+	struct sts_evict_facts fx = { 1, x->rec.policy.mode,
+		x->rec.fetched_at };
+	struct sts_evict_facts fy = { 1, y->rec.policy.mode,
+		y->rec.fetched_at };
+
+	if (sts_evict_first(&fy, &fx))
+		return -1;
+	if (sts_evict_first(&fx, &fy))
+		return 1;
+	return strcmp(x->rec.domain, y->rec.domain);
+}
+
+static void
+sts_journal_error(void *arg, const char *error)
+{
+	(void)arg;
+	log_warn(0, "mta-sts", "result", "cache-write-failed", "error", error,
 	    NULL);
+}
+
+static int
+sts_load(struct sts *s, char *err, size_t errlen)
+{
+	struct sts_loading ld;
+	struct journal_loaded info;
+	struct sts_found *f;
+	struct sts_dom *d;
+	char path[PATH_MAX], why[512], n[4][16], torn[24];
+	size_t i, cost, queue;
+	int full, imported = 0, evicted = 0;
+
+	memset(&ld, 0, sizeof(ld));
+	ld.s = s;
+	ld.now = clock_now();
+	s->loading = &ld;
+	snprintf(path, sizeof(path), "%s/" STS_JOURNAL, s->dir);
+	/* What may wait for a slow disk: a quarter of the cache. */
+	queue = s->max_bytes / 4 > 4 * STS_CACHE_FILE_MAX ? s->max_bytes / 4 :
+	    4 * STS_CACHE_FILE_MAX;
+	if ((s->journal = journal_open(s->loop, path, STS_JOURNAL_NAME, queue,
+	    sts_load_record, sts_journal_error, s, &info, err, errlen)) ==
+	    NULL) {
+		for (i = 0; i < ld.n; i++)
+			sts_found_free(ld.v[i]);
+		free(ld.v);
+		return -1;
+	}
+	s->loading = NULL;
+	if (info.torn > 0) {
+		snprintf(torn, sizeof(torn), "%zu", info.torn);
+		log_warn(0, "mta-sts", "result", "cache-journal-torn", "file",
+		    path, "ignored_bytes", torn, "error", info.why, NULL);
+	}
+	sts_load_files(&ld);
+	/* Within the bounds, the policies that matter most stay. */
+	if (ld.n > 0)
+		qsort(ld.v, ld.n, sizeof(*ld.v), sts_cmp_keep);
+	for (i = 0; i < ld.n; i++) {
+		f = ld.v[i];
+		cost = sts_cost(0, 1, f->len, f->rec.policy.nmx);
+		if (sts_find(s, f->rec.domain) != NULL) {
+			/* A file of a domain the journal has: its older copy. */
+			if (f->file != NULL)
+				unlink(f->file);
+			continue;
+		}
+		if (s->n >= STS_MAX_DOMAINS || s->bytes + cost > s->max_bytes ||
+		    (d = sts_dom_get(s, f->rec.domain, &full)) == NULL) {
+			evicted++;
+			log_info(0, "mta-sts", "domain", f->rec.domain,
+			    "result", "evicted", "id", f->rec.id, "mode",
+			    mtasts_mode_name(f->rec.policy.mode), "reason",
+			    "more than the cache holds", NULL);
+			snprintf(why, sizeof(why), "mode=\"%s\"",
+			    mtasts_mode_name(f->rec.policy.mode));
+			metrics_inc("mxtls_mta_sts_evictions_total", why, 1);
+			if (f->file != NULL)
+				unlink(f->file);
+			else if (journal_del(s->journal, f->rec.domain, why,
+			    sizeof(why)) < 0)
+				log_warn(0, "mta-sts", "domain", f->rec.domain,
+				    "result", "cache-remove-failed", "error",
+				    why, NULL);
+			continue;
+		}
+		d->rec = f->rec;
+		memset(&f->rec.policy, 0, sizeof(f->rec.policy));
+		d->cached = 1;
+		d->rec_len = f->len;
+		d->last_used = d->rec.fetched_at;
+		s->ncached++;
+		sts_account(d);
+		if (f->file != NULL) {
+			if (journal_put(s->journal, d->name, f->text, f->len, why,
+			    sizeof(why)) < 0) {
+				log_warn(0, "mta-sts", "domain", d->name,
+				    "result", "cache-write-failed", "error",
+				    why, NULL);
+				free(f->file); /* kept for the next start */
+				f->file = NULL;
+			}
+			imported++;
+		}
+	}
+	/* The files go once the journal has them on disk. */
+	if (imported > 0)
+		journal_flush(s->journal);
+	for (i = 0; i < ld.n; i++) {
+		if (imported > 0 && ld.v[i]->file != NULL)
+			unlink(ld.v[i]->file);
+		sts_found_free(ld.v[i]);
+	}
+	free(ld.v);
+	snprintf(n[0], sizeof(n[0]), "%d", s->ncached);
+	snprintf(n[1], sizeof(n[1]), "%d", ld.expired);
+	snprintf(n[2], sizeof(n[2]), "%d", ld.removed);
+	snprintf(n[3], sizeof(n[3]), "%d", evicted);
+	snprintf(torn, sizeof(torn), "%zu", s->bytes);
+	log_info(0, "mta-sts", "result", "cache-loaded", "dir", s->dir,
+	    "policies", n[0], "expired", n[1], "removed", n[2], "evicted",
+	    n[3], "bytes", torn, NULL);
 	return 0;
 }
 
 struct sts *
 sts_new(struct ev_loop *loop, struct dns *dns, struct fetcher *fetcher,
-    const char *cache_dir, const char *ca_bundle, double wait, char *err,
-    size_t errlen)
+    const char *cache_dir, const char *ca_bundle, double wait,
+    size_t max_bytes, char *err, size_t errlen)
 {
 	struct sts *s;
 	struct stat st;
@@ -1659,6 +1867,7 @@ sts_new(struct ev_loop *loop, struct dns *dns, struct fetcher *fetcher,
 	s->dns = dns;
 	s->fetcher = fetcher;
 	s->wait = wait;
+	s->max_bytes = max_bytes;
 	ev_timer_init(&s->kick, sts_kick_cb, 0., 0.);
 	s->kick.data = s;
 	if (sts_load(s, err, errlen) < 0) {
@@ -1674,6 +1883,30 @@ nomem:
 		free(s);
 	}
 	return NULL;
+}
+
+void
+sts_flush(struct sts *s)
+{
+	journal_flush(s->journal);
+}
+
+int
+sts_cache_read(const char *cache_dir, const char *domain,
+    struct sts_record *out, char *err, size_t errlen)
+{
+	char path[PATH_MAX], *text;
+	size_t len;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(path, sizeof(path), "%s/" STS_JOURNAL, cache_dir);
+	if ((r = journal_get(path, STS_JOURNAL_NAME, domain, &text, &len, err,
+	    errlen)) <= 0)
+		return r;
+	r = sts_record_parse(text, len, out, err, errlen) < 0 ? -1 : 1;
+	free(text);
+	return r;
 }
 
 /* Stop everything: no callback of ours or of the user runs after this. */
@@ -1700,6 +1933,9 @@ sts_stop_all(struct sts *s)
 		}
 	while ((q = s->fixed.first) != NULL)
 		sts_query_free(q);
+	/* What is queued is written first; the lock goes with it. */
+	journal_close(s->journal);
+	s->journal = NULL;
 }
 
 static void

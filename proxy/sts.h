@@ -34,11 +34,16 @@
  * Times (expiry, rate limits) come from clock_now(), the test clock;
  * only the waits are libev timers.
  *
- * The disk cache: one file per domain, CACHE_DIR/DOMAIN.sts, written by
- * atomic replace (file_replace(): DOMAIN.sts.tmp, fsync, rename), read at
- * sts_new(); corrupt or expired files are removed then.  The format
- * (sts_record_format()), one "key value" a line, LF line ends, in this
- * order:
+ * The disk cache: one journal, CACHE_DIR/journal (proxy/journal.h), whose
+ * key is the domain and whose value is the record text below; written by
+ * the journal's own thread, never on the event loop: an fsync there
+ * would stall every session for as long as the disk takes, and a burst
+ * of fetches (a queue flushed after an outage) would add those up.  Read
+ * at sts_new(); corrupt or expired records are dropped then, and a torn
+ * end (a crash while writing) is ignored, older records kept.  Cache
+ * files of mxtls before the journal (DOMAIN.sts) are read into it once
+ * and removed.  The record (sts_record_format()), one "key value" a
+ * line, LF line ends, in this order:
  *
  *	mxtls-mta-sts-cache 1
  *	domain example.com
@@ -52,13 +57,21 @@
  *
  * times in seconds since the epoch, expires = fetched-at + max_age, mx
  * lines (zero or more; at least one unless mode is none) as the policy
- * parser normalised them.  At most STS_MAX_DOMAINS domains are known at
- * once (in memory and so on disk): a new one evicts an idle domain
- * without a cached policy, else the one whose policy is oldest.
+ * parser normalised them.
+ *
+ * Bounds: at most STS_MAX_DOMAINS domains and max_bytes bytes
+ * (sts_cost(): a domain's memory, which covers its record on disk; the
+ * journal stays below twice what it holds).  Room for a new domain or a
+ * new policy is made by forgetting idle domains in the order of
+ * sts_evict_first(): those without a policy, then policies of mode
+ * none, testing and last enforce, each the least recently used first.
+ * A domain with work in flight or lookups waiting is never forgotten.
  *
  * Logs: event "mta-sts" (domain, result, ...); every fetch logs url,
  * status, bytes, duration and outcome.  Metrics:
- * mxtls_policy_fetches_total{source="mta-sts",outcome=ok|failed|invalid}.
+ * mxtls_policy_fetches_total{source="mta-sts",outcome=ok|failed|invalid},
+ * mxtls_mta_sts_evictions_total{mode=no-policy|none|testing|enforce},
+ * mxtls_mta_sts_cache_bytes.
  */
 #ifndef MXTLS_STS_H
 #define MXTLS_STS_H
@@ -74,6 +87,7 @@ struct dns;
 struct fetcher;
 struct sts;
 struct sts_query;
+struct sts_record;
 
 /* What the session gets: the policy to apply (NULL: none known), and why. */
 struct sts_answer {
@@ -103,15 +117,16 @@ typedef void sts_cb(void *arg, const struct sts_answer *a);
 
 /*
  * cache_dir (state_dir/mta-sts) is created 0700 when missing (its parent
- * must exist) and its *.sts files are loaded.  ca_bundle: the CAs for
+ * must exist) and its journal is loaded.  ca_bundle: the CAs for
  * mta-sts.DOMAIN servers, NULL for the system store (a relative path is
- * made absolute).  wait: [policy] mta_sts_wait, seconds.  dns or fetcher
- * NULL: TXT lookups fail (DNS_TEMPFAIL) or fetches fail; the cache still
- * answers (tests).  NULL with err on failure.
+ * made absolute).  wait: [policy] mta_sts_wait, seconds.  max_bytes:
+ * [policy] mta_sts_cache_bytes.  dns or fetcher NULL: TXT lookups fail
+ * (DNS_TEMPFAIL) or fetches fail; the cache still answers (tests).  NULL
+ * with err on failure.
  */
 struct sts *sts_new(struct ev_loop *loop, struct dns *dns,
     struct fetcher *fetcher, const char *cache_dir, const char *ca_bundle,
-    double wait, char *err, size_t errlen);
+    double wait, size_t max_bytes, char *err, size_t errlen);
 
 /*
  * No callback runs after this; queries in flight are dropped, DNS
@@ -146,6 +161,17 @@ void sts_cancel(struct sts_query *q);
  */
 void sts_refresh(struct sts *s, const char *domain);
 
+/* Wait until the journal has everything written so far (tests). */
+void sts_flush(struct sts *s);
+
+/*
+ * The cached record of domain in the journal of cache_dir, as another
+ * process (mxtls explain) sees it: 1 and *out (sts_record_free()), 0
+ * when there is none, -1 with err.
+ */
+int sts_cache_read(const char *cache_dir, const char *domain,
+    struct sts_record *out, char *err, size_t errlen);
+
 /* ---------------------------------------------------------------------
  * The pure parts, exposed for the unit tests (tests/unit/test_sts.c).
  */
@@ -164,7 +190,9 @@ void sts_refresh(struct sts *s, const char *domain);
 #define STS_DOMAIN_MAX 244    /* "_mta-sts." + domain fits in 253 */
 #define STS_ERROR_MAX 512
 #define STS_CACHE_FILE_MAX (128 * 1024)
-#define STS_CACHE_SUFFIX ".sts"
+#define STS_CACHE_SUFFIX ".sts" /* the files before the journal */
+#define STS_JOURNAL "journal"
+#define STS_JOURNAL_NAME "mta-sts"
 #define STS_CACHE_MAGIC "mxtls-mta-sts-cache 1"
 #define STS_TIME_MAX ((time_t)253402300799) /* 9999-12-31T23:59:59Z */
 /* The fetch (RFC 8461 section 3.3 suggests a minute at most). */
@@ -207,6 +235,34 @@ int sts_record_parse(const char *text, size_t len, struct sts_record *out,
     char *err, size_t errlen);
 
 void sts_record_free(struct sts_record *r);
+
+/* What eviction weighs of an idle domain. */
+struct sts_evict_facts {
+	int cached;	       /* a policy is cached */
+	enum mtasts_mode mode; /* its mode */
+	time_t last_used;      /* the last lookup (loaded: its fetch) */
+};
+
+/*
+ * Is a to be forgotten before b?  A domain without a cached policy
+ * first, then policies of mode none, testing, enforce: an enforce policy
+ * forgotten is the protection RFC 8461 section 10 gives up (the next
+ * lookup believes whatever DNS and the policy host say then), a testing
+ * or none policy only costs a fetch.  Within each, the one used longest
+ * ago.
+ */
+int sts_evict_first(const struct sts_evict_facts *a,
+    const struct sts_evict_facts *b);
+
+/*
+ * What a domain costs against max_bytes: its struct, its error texts and
+ * (with a cached policy of nmx patterns whose record text is rec_len
+ * bytes) that text and a pointer per pattern.  That covers the memory
+ * the policy takes (each pattern's copy is shorter than its "mx " line)
+ * and its record in the journal (whose header is shorter than the
+ * struct).
+ */
+size_t sts_cost(size_t errors_len, int cached, size_t rec_len, int nmx);
 
 /* The last TXT check of a domain. */
 enum sts_txt_state {

@@ -341,6 +341,22 @@ tls_leaf_names(X509 *leaf, char *dst, size_t len)
 	}
 }
 
+/* Does the leaf carry a DNS subjectAltName (a DNS-ID, RFC 6125)? */
+static int
+tls_leaf_has_dns_san(X509 *leaf)
+{
+	GENERAL_NAMES *sans;
+	int i, n, found = 0;
+
+	sans = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
+	n = sans != NULL ? (int)sk_GENERAL_NAME_num(sans) : 0;
+	for (i = 0; i < n && !found; i++)
+		found = sk_GENERAL_NAME_value(sans, i)->type == GEN_DNS;
+	if (sans != NULL)
+		GENERAL_NAMES_free(sans);
+	return found;
+}
+
 /*
  * A policy pattern "*.example.com" names a set of hosts; the leaf matches
  * when one of its DNS names lies in that set (or is the same wildcard).
@@ -378,14 +394,15 @@ tls_leaf_matches_pattern(X509 *leaf, const char *pattern)
 
 void
 tls_facts_collect(SSL *ssl, const char *const *names, int nnames,
-    struct tls_facts *f)
+    unsigned flags, struct tls_facts *f)
 {
 	const SSL_CIPHER *cipher = SSL_get_current_cipher(ssl);
 	struct tls_conn *tc = SSL_get_ex_data(ssl, tls_ex_index);
 	uintptr_t rec = tc != NULL ? tc->chain_err : 0;
 	X509 *leaf;
 	char have[256];
-	int i;
+	unsigned check;
+	int i, dns_san;
 
 	memset(f, 0, sizeof(*f));
 	snprintf(f->version, sizeof(f->version), "%s", SSL_get_version(ssl));
@@ -413,24 +430,37 @@ tls_facts_collect(SSL *ssl, const char *const *names, int nnames,
 	} else
 		f->chain_ok = 1;
 
+	dns_san = tls_leaf_has_dns_san(leaf);
+	check = dns_san || (flags & TLS_NAME_CN_FALLBACK) ? 0 :
+	    X509_CHECK_FLAG_NEVER_CHECK_SUBJECT;
 	for (i = 0; i < nnames && !f->name_ok; i++) {
 		const char *n = names[i];
 
 		if (n[0] == '*' && n[1] == '.')
 			f->name_ok = tls_leaf_matches_pattern(leaf, n);
 		else
-			f->name_ok = X509_check_host(leaf, n, strlen(n), 0,
+			f->name_ok = X509_check_host(leaf, n, strlen(n), check,
 			    NULL) == 1;
 		if (f->name_ok)
 			snprintf(f->matched, sizeof(f->matched), "%s", n);
 	}
+	f->name_by_cn = f->name_ok && !dns_san;
 	if (!f->name_ok && f->result == TLS_RESULT_OK) {
 		f->result = TLS_RESULT_CERTIFICATE_HOST_MISMATCH;
 		tls_leaf_names(leaf, have, sizeof(have));
-		snprintf(f->reason, sizeof(f->reason),
-		    "hostname mismatch: wanted %s%s, certificate is for %s",
-		    nnames > 0 ? names[0] : "(no permitted name)",
-		    nnames > 1 ? " or another permitted name" : "", have);
+		if (check != 0)
+			snprintf(f->reason, sizeof(f->reason),
+			    "no DNS name in the certificate's subjectAltName "
+			    "(its CN is not accepted instead): wanted %s, "
+			    "certificate is for %s", nnames > 0 ? names[0] :
+			    "(no permitted name)", have);
+		else
+			snprintf(f->reason, sizeof(f->reason),
+			    "hostname mismatch: wanted %s%s, certificate is "
+			    "for %s", nnames > 0 ? names[0] :
+			    "(no permitted name)",
+			    nnames > 1 ? " or another permitted name" : "",
+			    have);
 	}
 	X509_free(leaf);
 	/* Verified: this handshake's sessions may be resumed later. */

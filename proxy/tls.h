@@ -27,6 +27,7 @@ struct tls_facts {
 	char cipher[64];
 	int chain_ok;	 /* chain to the bundle, dates valid */
 	int name_ok;	 /* the leaf matched a permitted name */
+	int name_by_cn;	 /* ... through its CN: it has no DNS subjectAltName */
 	char matched[256];
 	enum tls_result result; /* first reason verification failed */
 	char reason[320];	/* human text: "certificate has expired" */
@@ -51,14 +52,21 @@ void tls_ctx_free(SSL_CTX *ctx);
 int tls_prepare(SSL *ssl, const char *key);
 
 /*
+ * tls_facts_collect() flag: a leaf without any DNS subjectAltName may
+ * match by its subject CN (RFC 6125 6.4.4; what Postfix does).  The
+ * caller decides: MTA-STS (RFC 8461 section 4.2) wants a DNS-ID.
+ */
+#define TLS_NAME_CN_FALLBACK 0x1
+
+/*
  * After a finished handshake: fill facts.  `names` are the names the leaf
  * may match: the MX host, or the policy's mx names for a literal next hop
- * ("*.example.com" patterns match one extra leftmost label).  A leaf
- * without any DNS subjectAltName is checked against its CN (RFC 6125
- * 6.4.4; what Postfix does), never when it has one.
+ * ("*.example.com" patterns match one extra leftmost label, and only
+ * subjectAltNames).  The CN is never checked when the leaf has a DNS
+ * subjectAltName, and without one only under TLS_NAME_CN_FALLBACK.
  */
 void tls_facts_collect(SSL *ssl, const char *const *names, int nnames,
-    struct tls_facts *facts);
+    unsigned flags, struct tls_facts *facts);
 
 /* A human reason for a failed handshake (alert name, library error). */
 void tls_handshake_error(SSL *ssl, int ret, char *dst, size_t len);

@@ -33,10 +33,13 @@ srcs() {
 		    -lidn2" ;;
 	sts_record)
 		echo "proxy/sts.c proxy/clock.c proxy/dns.c proxy/fetcher.c
-		    proxy/file.c proxy/log.c proxy/metrics.c policy/mtasts.c
-		    policy/policy.c policy/fetchproto.c -lev -lcares -lidn2" ;;
+		    proxy/file.c proxy/journal.c proxy/log.c proxy/metrics.c
+		    policy/mtasts.c policy/policy.c policy/fetchproto.c -lev
+		    -lcares -lidn2" ;;
 	policy_domain)
 		echo "policy/policy.c -lidn2" ;;
+	journal)
+		echo "proxy/journal.c -lev" ;;
 	*)
 		echo "build.sh: unknown harness $1" >&2
 		return 1 ;;
@@ -45,7 +48,7 @@ srcs() {
 
 ALL="smtp_reply smtp_command smtp_data smtp_normalise config document
  mtasts_txt mtasts_policy fetchproto_request fetchproto_response state
- sts_record policy_domain"
+ sts_record policy_domain journal"
 
 command -v "$CLANG" >/dev/null || {
 	echo "build.sh: $CLANG not found (apt-get install clang)" >&2

@@ -419,6 +419,26 @@ put("sts_record", "idn-mx", "mxtls-mta-sts-cache 1\ndomain xn--bcher-kva.example
     "id 1\nfetched-at 1\nexpires 31557601\nmode enforce\nmax_age 31557600\n"
     "mx mx.xn--bcher-kva.example\nmx MX.Example.COM.\n")
 
+# ---- journal: state journals (proxy/journal.c) ----------------------
+def jrec(op, key, value):
+    fnv = 14695981039346656037
+    head = ("%s %s %d" % (op, key, len(value))).encode()
+    for b in head + value.encode():
+        fnv = ((fnv ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return "%s %016x\n%s\n" % (head.decode(), fnv, value)
+
+
+J = "mxtls-journal 1 mta-sts\n"
+STS = ("mxtls-mta-sts-cache 1\ndomain example.com\nid 1\n"
+       "fetched-at 1700000000\nexpires 1700086400\nmode enforce\n"
+       "max_age 86400\nmx mail.example.com\n")
+put("journal", "empty", J)
+put("journal", "put-del", J + jrec("P", "example.com", STS)
+    + jrec("D", "example.com", "") + jrec("P", "a.example", "x"))
+put("journal", "torn", J + jrec("P", "example.com", STS)
+    + jrec("P", "b.example", STS)[:40])
+put("journal", "zeros", J + jrec("P", "a.example", "v") + "\0" * 64)
+
 # ---- policy_domain: recipient domains -------------------------------
 for k, v in {
     "ascii": "Example.COM", "idn": "bücher.example",

@@ -221,6 +221,41 @@ pol_delivered_to() {
 	return 0
 }
 
+# pol_sts_cached DOMAIN: the record of DOMAIN's cached MTA-STS policy
+# ("key value" lines) as the journal $RT_STATE_DIR/mta-sts/journal has it
+# last; nothing when it was deleted or never cached.
+pol_sts_cached() {
+	awk -v k="$1" '
+		($1 == "P" || $1 == "D") && NF == 4 && length($4) == 16 {
+			cur = $2 == k
+			if (cur) { rec = ""; live = $1 == "P" }
+			next
+		}
+		cur && live { rec = rec $0 "\n" }
+		END { if (live) printf "%s", rec }' "$RT_STATE_DIR/mta-sts/journal" 2>/dev/null
+}
+
+# pol_sts_has DOMAIN LINE...: DOMAIN's cached record has every LINE (the
+# journal is written by a thread of its own: waits up to 3 s).
+pol_sts_has() {
+	_ph_d=$1
+	shift
+	_ph_t=$(($(date +%s) + 3))
+	while :; do
+		_ph_rec=$(pol_sts_cached "$_ph_d")
+		_ph_ok=yes
+		for _ph_l in "$@"; do
+			printf '%s\n' "$_ph_rec" | grep -qxF -- "$_ph_l" || { _ph_ok=no; break; }
+		done
+		[ $_ph_ok = yes ] && return 0
+		[ "$(date +%s)" -ge $_ph_t ] && break
+		sleep 0.1
+	done
+	echo "the cached MTA-STS record of $_ph_d lacks one of: $*; it is:"
+	printf '%s\n' "$_ph_rec" | sed 's/^/  | /'
+	return 1
+}
+
 # pol_all CMD...: every CMD (a string, eval'ed) succeeds; stops at the first
 # that fails (its output is the check's explanation).
 pol_all() { for _c in "$@"; do eval "$_c" || return 1; done; }

@@ -18,6 +18,7 @@
 #   selfsigned   a self-signed certificate for the right names
 #   unknownca    issued by other-root (not trusted)
 #   nointer      issued by the intermediate, chain file WITHOUT the intermediate
+#   cnonly       valid, no subjectAltName at all: only its CN, mx.cnonly.test
 #
 # Idempotent: a second run with the same recipe leaves OUTDIR alone.
 set -eu
@@ -74,6 +75,12 @@ extendedKeyUsage = serverAuth
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 subjectAltName = DNS:wrong.example.net
+[cnonly]
+basicConstraints = critical, CA:false
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
 [selfsigned]
 basicConstraints = critical, CA:false
 keyUsage = critical, digitalSignature, keyEncipherment, keyCertSign
@@ -135,7 +142,7 @@ eckey inter.key
 csr inter.key inter.csr "mxtls Test Intermediate CA"
 sign inter.csr inter.pem root.pem root.key inter "$now" "$later"
 
-# leaf NAME KEYTYPE ISSUER(inter|other|self) EXT START END CHAIN(yes|no)
+# leaf NAME KEYTYPE ISSUER(inter|other|self) EXT START END CHAIN(yes|no) [CN]
 leaf() {
 	if [ "$2" = rsa ]; then
 		openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$1.key" 2>/dev/null
@@ -148,7 +155,7 @@ leaf() {
 			-subj "/O=mxtls tests/CN=mx.example.test" -extensions "$4" -config ext.cnf
 		;;
 	inter)
-		csr "$1.key" "$1.csr" mx.example.test
+		csr "$1.key" "$1.csr" "${8:-mx.example.test}"
 		sign "$1.csr" "$1.pem" inter.pem inter.key "$4" "$5" "$6"
 		;;
 	other)
@@ -171,6 +178,7 @@ leaf wrongname ec inter wrongname "$now" "$later" yes
 leaf selfsigned ec self selfsigned - - no
 leaf unknownca ec other leaf "$now" "$later" no
 leaf nointer ec inter leaf "$now" "$later" no
+leaf cnonly ec inter cnonly "$now" "$later" yes mx.cnonly.test
 
 cp root.pem test-root-ca.pem
 rm -f ./*.csr

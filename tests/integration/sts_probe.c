@@ -16,8 +16,11 @@
  *   sleep:S          run the loop S seconds (work in flight goes on)
  *   refresh:DOMAIN   sts_refresh(DOMAIN)
  *   cancel:DOMAIN    look up and cancel at once; run the loop a little
+ *   disk:DOMAIN      wait for the journal, print DOMAIN's record on disk
  * Output (stdout), one line per answer, in the order they come:
  *   DOMAIN source=SOURCE mode=MODE|- mx=P1,P2|- error=TEXT|- ms=N
+ * and per disk: step
+ *   DOMAIN disk id=ID mode=MODE max_age=N mx=P1,P2|-   or   DOMAIN disk none
  * and at the end "fetches ok=N failed=N invalid=N" (the metrics) and
  * "FAIL WHY" for every broken promise of sts.h (a callback inside
  * sts_lookup, a second callback, a callback after cancel, no answer in
@@ -152,6 +155,31 @@ usage(void)
 	exit(64);
 }
 
+static void
+disk(struct sts *s, const char *dir, const char *domain)
+{
+	struct sts_record r;
+	char err[512];
+	int i;
+
+	sts_flush(s);
+	switch (sts_cache_read(dir, domain, &r, err, sizeof(err))) {
+	case 0:
+		printf("%s disk none\n", domain);
+		return;
+	case -1:
+		printf("FAIL %s disk: %s\n", domain, err);
+		failed = 1;
+		return;
+	}
+	printf("%s disk id=%s mode=%s max_age=%ld mx=", domain, r.id,
+	    mtasts_mode_name(r.policy.mode), r.policy.max_age);
+	for (i = 0; i < r.policy.nmx; i++)
+		printf("%s%s", i ? "," : "", r.policy.mx[i]);
+	printf("%s\n", r.policy.nmx ? "" : "-");
+	sts_record_free(&r);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -201,8 +229,8 @@ main(int argc, char **argv)
 		dns_free(dns);
 		return 2;
 	}
-	if ((s = sts_new(loop, dns, f, dir, ca, wait, err, sizeof(err))) ==
-	    NULL) {
+	if ((s = sts_new(loop, dns, f, dir, ca, wait, 16 << 20, err,
+	    sizeof(err))) == NULL) {
 		fprintf(stderr, "sts_new: %s\n", err);
 		fetcher_free(f);
 		ev_run(loop, EVRUN_NOWAIT);
@@ -219,6 +247,8 @@ main(int argc, char **argv)
 			run_for(atof(a + 6), 0);
 		} else if (strncmp(a, "refresh:", 8) == 0) {
 			sts_refresh(s, a + 8);
+		} else if (strncmp(a, "disk:", 5) == 0) {
+			disk(s, dir, a + 5);
 		} else if (strncmp(a, "cancel:", 7) == 0) {
 			struct pending p;
 

@@ -442,7 +442,7 @@ for d in $C_DOMS w1; do
 done
 warm_ok() {
 	for _d in $C_DOMS w1; do
-		grep -qx 'mode enforce' "$RT_STATE_DIR/mta-sts/$_d.sts.test.sts" 2>/dev/null || {
+		pol_sts_has "$_d.sts.test" 'mode enforce' >/dev/null || {
 			echo "$_d.sts.test: no cached enforce policy; the session:"
 			sed 's/^/  | /' "$W/warm.$_d"
 			return 1
@@ -626,12 +626,12 @@ for c in "c3 wrong name, serving mode none|webpki|certificate|name" \
 	check "F-15 $tag ... $d: the refused fetch logged with its reason, kept=cached-policy" \
 		fetch_refused "$d.sts.test" "$why"
 done
-check "F-15 (c, d) the cache still holds id 1, mode enforce, for every cN" sh -c "
-	for d in $C_DOMS; do
-		grep -qx 'mode enforce' $RT_STATE_DIR/mta-sts/\$d.sts.test.sts &&
-			grep -qx 'id 1' $RT_STATE_DIR/mta-sts/\$d.sts.test.sts ||
-			{ echo \"\$d:\"; cat $RT_STATE_DIR/mta-sts/\$d.sts.test.sts; exit 1; }
-	done"
+cached_id1() {
+	for _d in $C_DOMS; do
+		pol_sts_has "$_d.sts.test" 'mode enforce' 'id 1' || return 1
+	done
+}
+check "F-15 (c, d) the cache still holds id 1, mode enforce, for every cN" cached_id1
 
 # ---------------------------------------------------------------- F-15: same serial
 

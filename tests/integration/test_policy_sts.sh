@@ -12,6 +12,8 @@
 #	  127.0.0.166  mx.plain.test                    (the same Postfix)
 #	N 127.0.0.165  mx.wrongname.test                certificate for another name
 #	  127.0.0.167  mx.strict.test                   (the same Postfix)
+#	C 127.0.0.168  mx.cnonly.test                   certificate without
+#	                                                subjectAltName, CN right
 #
 #	domain          policy (mx)                MX
 #	sts.test        enforce *.example.test     mx1.example.test (V)
@@ -25,6 +27,9 @@
 #	strict.test     enforce mx.strict.test     mx.strict.test (N); tried with a
 #	                local [profile mandatory] verify = none
 #	localexp.test   (none; local [match] mandatory)  mx2.example.test (E)
+#	cnlocal.test    (none; local [match] mandatory)  mx.cnonly.test (C)
+#	cntesting.test  testing mx.cnonly.test     mx.cnonly.test (C)
+#	cnsts.test      enforce mx.cnonly.test     mx.cnonly.test (C)
 #
 # The clock is moved past retry_delay by restarting mxtls with
 # MXTLS_CLOCK_OFFSET (lib_retry.sh); the state_dir (retry records, the
@@ -42,7 +47,7 @@ T_START=$(date +%s)
 NG_ADDR=127.0.0.161
 WWW=$W/www
 CA=$PKI/test-root-ca.pem
-STS_DOMAINS="sts nomx exp wrongname plain testing localwin offsts strict many"
+STS_DOMAINS="sts nomx exp wrongname plain testing localwin offsts strict many cntesting cnsts"
 
 # ---------------------------------------------------------------- policies
 
@@ -67,6 +72,8 @@ enforce strict.test mx.strict.test
 many=""
 for i in $(seq 1 19); do many="${many}mx: mx$i.other.test\r\n"; done
 policy many.test "version: STSv1\r\nmode: enforce\r\n${many}mx: mx1.example.test\r\nmax_age: 86400\r\n"
+policy cntesting.test 'version: STSv1\nmode: testing\nmx: mx.cnonly.test\nmax_age: 86400\n'
+enforce cnsts.test mx.cnonly.test
 
 # ---------------------------------------------------------------- servers
 
@@ -105,6 +112,7 @@ dns() {
 		echo "mx-host=offsts.test,mx.tls.test,10"
 		echo "mx-host=strict.test,mx.strict.test,10"
 		echo "mx-host=many.test,mx1.example.test,10"
+		for d in cnlocal cntesting cnsts; do echo "mx-host=$d.test,mx.cnonly.test,10"; done
 		echo "host-record=mx1.example.test,127.0.0.162"
 		echo "host-record=mx.tls.test,127.0.0.162"
 		echo "host-record=mx2.example.test,127.0.0.163"
@@ -112,6 +120,7 @@ dns() {
 		echo "host-record=mx.wrongname.test,127.0.0.165"
 		echo "host-record=mx.plain.test,127.0.0.166"
 		echo "host-record=mx.strict.test,127.0.0.167"
+		echo "host-record=mx.cnonly.test,127.0.0.168"
 	} >"$W/dns.in"
 	# Not at the end of a pipeline: pol_dns_up sets DNS_PORT here.
 	pol_dns_up <"$W/dns.in"
@@ -122,6 +131,7 @@ pf_mx V 127.0.0.162:25 hostname=mx1.example.test || { fail "Postfix V starts"; f
 pf_mx E 127.0.0.163:25 hostname=mx2.example.test cert=expired || { fail "Postfix E starts"; finish; }
 pf_mx P 127.0.0.164:25,127.0.0.166:25 hostname=mx3.example.test tls=no || { fail "Postfix P starts"; finish; }
 pf_mx N 127.0.0.165:25,127.0.0.167:25 hostname=mx.wrongname.test cert=wrongname || { fail "Postfix N starts"; finish; }
+pf_mx C 127.0.0.168:25 hostname=mx.cnonly.test cert=cnonly || { fail "Postfix C starts"; finish; }
 
 # ---------------------------------------------------------------- helpers
 
@@ -178,6 +188,9 @@ profile = mandatory
 
 [match localwin.test]
 profile = opportunistic
+
+[match cnlocal.test]
+profile = mandatory
 EOF
 
 # ---------------------------------------------------------------- clock +0
@@ -208,9 +221,8 @@ send sts.test
 check "second message to sts.test: delivered by V" pol_all "reply_is $OUT DOT '250 '" \
 	"pol_delivered_to V $RCPT"
 check "... from the cache: the policy fetched only once" hits_are sts.test 1
-check "cache on disk: state_dir/mta-sts/sts.test.sts, id 1, mode enforce" pol_all \
-	"grep -qx 'id 1' $RT_STATE_DIR/mta-sts/sts.test.sts" \
-	"grep -qx 'mode enforce' $RT_STATE_DIR/mta-sts/sts.test.sts"
+check "cache on disk: sts.test in state_dir/mta-sts/journal, id 1, mode enforce" \
+	pol_sts_has sts.test 'id 1' 'mode enforce'
 
 send many.test
 check "R17-09 enforce with 20 mx patterns, the MX matches the 20th: delivered by V" \
@@ -251,6 +263,32 @@ check "F-11 ... the failure a testing policy would have caused is logged (would-
 	logged_all 'testing.test' '[Ww]ould'
 check "... and counted on /metrics" sh -c \
 	"curl -s http://127.0.0.1:$MXTLS_ADMIN_PORT/metrics | grep -iE 'would|testing'"
+
+# RFC 8461 section 4.2: under MTA-STS the MX certificate must name the
+# host in a subjectAltName DNS-ID; the CN fallback of RFC 6125 6.4.4 is
+# for ordinary profiles only.  The MTA-STS-only cases come last: their
+# failure leaves a retry record for the host.
+MARK=$(mxtls_mark)
+send cnlocal.test
+check "A-CN local mandatory (strict) profile, MX certificate with only a CN: delivered over TLS (CN fallback)" \
+	pol_all "reply_is $OUT DOT '250 '" "pol_delivered_to C $RCPT" "received_over C $RCPT TLSv1.3"
+check "A-CN ... logged verify=ok" mxtls_delivery_since "$MARK" 'rcpt_domain=cnlocal.test' 'verify=ok'
+
+MARK=$(mxtls_mark)
+send cntesting.test
+check "A-CN MTA-STS testing, MX certificate with only a CN: delivered as the lower policy says (over TLS)" \
+	pol_all "reply_is $OUT DOT '250 '" "pol_delivered_to C $RCPT" "received_over C $RCPT TLSv1.3"
+check "A-CN ... and reported: enforce would have refused it, the missing subjectAltName named" \
+	logged_all 'event=mta-sts-testing-failure ' 'domain=cntesting.test' 'subjectAltName'
+
+MARK=$(mxtls_mark)
+send cnsts.test
+check "A-CN MTA-STS enforce, MX certificate with only a CN (matching): 451 4.7.5, nothing delivered" \
+	pol_all "rcpt_is '451 4\\.7\\.5 '" "mx_none C $RCPT"
+check "A-CN ... the reply names the missing subjectAltName and the CN" \
+	pol_all "rcpt_has 'subjectAltName'" "rcpt_has 'mx\\.cnonly\\.test \\(CN\\)'"
+check "A-CN ... logged as certificate-host-mismatch" \
+	logged_all 'event=tls-failure ' 'host=mx.cnonly.test' 'result=certificate-host-mismatch'
 
 MARK=$(mxtls_mark)
 send localwin.test
@@ -302,9 +340,8 @@ check "restart: nomx.test's policy from the disk cache, same id: not fetched aga
 send sts.test
 check "id changed in DNS (1 -> 2): policy fetched again, delivered by V" pol_all \
 	"reply_is $OUT DOT '250 '" "pol_delivered_to V $RCPT" "hits_are sts.test 2"
-check "... the cache holds id 2 and the new max_age" pol_all \
-	"grep -qx 'id 2' $RT_STATE_DIR/mta-sts/sts.test.sts" \
-	"grep -qx 'max_age 604800' $RT_STATE_DIR/mta-sts/sts.test.sts"
+check "... the cache holds id 2 and the new max_age" \
+	pol_sts_has sts.test 'id 2' 'max_age 604800'
 
 # Issue 4, part 3: "`mxtls explain` shows the MTA-STS facts" (here: the
 # cached enforce policy of sts.test, id 2, in state_dir).

@@ -10,7 +10,8 @@
 # tests/integration/sts_probe.c runs sts.c with dns.c, fetcher.c and the
 # real mxtls-fetch, and prints one line per answer:
 #   DOMAIN source=... mode=... mx=... error=... ms=...
-# Each probe run is a fresh process: a restart reads the cache from disk.
+# Each probe run is a fresh process: a restart reads the cache from disk
+# (the journal state_dir/mta-sts/journal; "disk:DOMAIN" prints a record).
 # Fetches are counted in nginx's access log; TXT queries in dnsmasq's log.
 #
 # Needs: dnsmasq, nginx, openssl, python3, cc, libev, c-ares, libcurl.
@@ -34,7 +35,7 @@ CFLAGS_T="-std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-format-truncation -g
 PROBE=$W/sts_probe
 # shellcheck disable=SC2086
 cc $CFLAGS_T $SAN_FLAGS -o "$PROBE" tests/integration/sts_probe.c proxy/sts.c \
-	proxy/dns.c proxy/fetcher.c proxy/file.c proxy/log.c proxy/metrics.c \
+	proxy/dns.c proxy/fetcher.c proxy/file.c proxy/journal.c proxy/log.c proxy/metrics.c \
 	proxy/clock.c policy/mtasts.c policy/policy.c policy/fetchproto.c \
 	-lev -lcares -lidn2 -lm >"$W/build.out" 2>&1 ||
 	{ fail "build sts_probe" "$(cat "$W/build.out")"; finish; }
@@ -266,7 +267,7 @@ all() { for _c in "$@"; do eval "$_c" || return 1; done; }
 dns_up 1
 
 probe 1 a.test a.test +61 a.test par:p.test,p.test,p.test,p.test n.test \
-	f.test f.test cancel:x.test
+	f.test f.test cancel:x.test disk:a.test
 check "probe 1: promises kept, clean exit" clean "$OUT"
 check "enforce policy fetched" ans "$OUT" 1 a.test \
 	'source=fetched mode=enforce mx=mx.a.test error=- '
@@ -288,11 +289,12 @@ check "metrics: 3 fetches ok" grep -qx 'fetches ok=3 failed=0 invalid=0' "$OUT"
 check "fetch logged with url, status, bytes, duration" grep -qE \
 	'event=mta-sts .*domain=a.test .*result=fetched .*url=https://mta-sts.a.test/.well-known/mta-sts.txt .*status=200 bytes=[0-9]+ duration_ms=[0-9]+' \
 	"$OUT.err"
-check "cache file: 0600 in a 0700 directory, documented format" all \
-	"test \"\$(stat -c %a $CACHE)\" = 700" "test \"\$(stat -c %a $CACHE/a.test.sts)\" = 600" \
-	"head -n 1 $CACHE/a.test.sts | grep -qx 'mxtls-mta-sts-cache 1'" \
-	"grep -qx 'id 1' $CACHE/a.test.sts" "grep -qx 'mode enforce' $CACHE/a.test.sts" \
-	"grep -qx 'mx mx.a.test' $CACHE/a.test.sts" "grep -qx 'max_age 86400' $CACHE/a.test.sts"
+check "cache journal: 0600 in a 0700 directory, documented format" all \
+	"test \"\$(stat -c %a $CACHE)\" = 700" "test \"\$(stat -c %a $CACHE/journal)\" = 600" \
+	"head -n 1 $CACHE/journal | grep -qx 'mxtls-journal 1 mta-sts'" \
+	"grep -qE '^P a.test [0-9]+ [0-9a-f]{16}\$' $CACHE/journal" \
+	"grep -qx 'mxtls-mta-sts-cache 1' $CACHE/journal" \
+	"grep -qx 'a.test disk id=1 mode=enforce max_age=86400 mx=mx.a.test' $OUT"
 
 probe 2 a.test p.test
 check "restart: cache read from disk, same id, no refetch" all "clean $OUT" \
@@ -301,7 +303,8 @@ check "restart: cache read from disk, same id, no refetch" all "clean $OUT" \
 	"hits mta-sts.a.test 1" "hits mta-sts.p.test 1" \
 	"grep -q 'result=cache-loaded .*policies=3' $OUT.err"
 
-probe 3 b.test c.test d.test g.test c.test i.test +61 c.test
+probe 3 b.test c.test d.test g.test c.test i.test +61 c.test disk:b.test disk:c.test \
+	disk:g.test
 check "probe 3: promises kept, clean exit" clean "$OUT"
 check "invalid policy (version STSv2): error, no policy" ans "$OUT" 1 b.test \
 	'source=fetch-failed mode=- mx=- error=sts-policy-invalid: '
@@ -322,8 +325,8 @@ check "61 s later: TXT checked and fetched again" all \
 check "two v=STSv1 TXT records: no policy, sts-policy-invalid, no fetch" all \
 	"ans $OUT 1 i.test 'source=txt-invalid mode=- mx=- error=sts-policy-invalid: _mta-sts.i.test TXT: '" \
 	"! grep -q '^mta-sts.i.test ' $NG/access.log"
-check "no cache file for a failed domain" all "test ! -e $CACHE/b.test.sts" \
-	"test ! -e $CACHE/c.test.sts" "test ! -e $CACHE/g.test.sts"
+check "no cached record for a failed domain" all "grep -qx 'b.test disk none' $OUT" \
+	"grep -qx 'c.test disk none' $OUT" "grep -qx 'g.test disk none' $OUT"
 check "metrics: failed and invalid counted" grep -qx 'fetches ok=0 failed=4 invalid=1' "$OUT"
 check "refusals logged with the reason" grep -qE \
 	'level=warn .*event=mta-sts .*domain=b.test .*result=refused .*outcome=invalid .*error="sts-policy-invalid: ' \
@@ -333,10 +336,10 @@ check "refusals logged with the reason" grep -qE \
 policy a 'version: STSv1\nmode: testing\nmx: *.a.test\nmax_age: 86400\n'
 chmod -R a+rX "$WWW"
 dns_up 2
-probe 4 a.test
+probe 4 a.test disk:a.test
 check "changed id: refetched, the new policy applies" all "clean $OUT" \
 	"ans $OUT 1 a.test 'source=fetched mode=testing mx=\\*.a.test '" \
-	"hits mta-sts.a.test 2" "grep -qx 'id 2' $CACHE/a.test.sts"
+	"hits mta-sts.a.test 2" "grep -q '^a.test disk id=2 mode=testing ' $OUT"
 
 dns_up -
 probe 5 a.test
@@ -375,17 +378,26 @@ check "max_age 0: used for the waiting lookup and a minute, no fetch loop" all \
 # F-09 (d): a new id, and the policy server fails: the cached policy stays.
 rm -f "$WWW/a/.well-known/mta-sts.txt"
 dns_up 3
-probe 10 a.test
+probe 10 a.test disk:a.test
 check "new id, fetch fails (404): the valid cached policy still applies" all "clean $OUT" \
 	"ans $OUT 1 a.test 'source=fetch-failed-cache-valid mode=testing mx=\\*.a.test error=sts-policy-fetch-error: HTTP status 404 '" \
-	"hits mta-sts.a.test 4" "grep -qx 'id 2' $CACHE/a.test.sts"
+	"hits mta-sts.a.test 4" "grep -q '^a.test disk id=2 ' $OUT"
 
+# Cache files of mxtls before the journal: corrupt ones and stale
+# temporary files are removed at start.  And a crash in the middle of an
+# append (a torn last record: a newer a.test cut short) loses that record
+# only.
 printf 'garbage\n' >"$CACHE/junk.test.sts"
 printf 'x' >"$CACHE/a.test.sts.tmp"
-probe 11 a.test
-check "corrupt cache file and stale temporary file removed at start" all "clean $OUT" \
+J_SIZE=$(stat -c %s "$CACHE/journal")
+printf 'P a.test 230 0123456789abcdef\nmxtls-mta-sts-cache 1\ndomain a.te' >>"$CACHE/journal"
+probe 11 a.test disk:a.test
+check "corrupt (old-style) cache file and stale temporary file removed at start" all "clean $OUT" \
 	"test ! -e $CACHE/junk.test.sts" "test ! -e $CACHE/a.test.sts.tmp" \
 	"grep -q 'result=cache-file-removed file=$CACHE/junk.test.sts' $OUT.err" \
 	"ans $OUT 1 a.test 'mode=testing '"
+check "C torn last record of the journal: ignored and logged, the older records kept, the journal cut" all \
+	"grep -q 'result=cache-journal-torn .*ignored_bytes=63 ' $OUT.err" \
+	"grep -q '^a.test disk id=2 mode=testing ' $OUT" "test \$(stat -c %s $CACHE/journal) -le $J_SIZE"
 
 finish

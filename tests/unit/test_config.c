@@ -1299,6 +1299,27 @@ test_private_mx(void)
 	    "ADDRESS or ADDRESS/PREFIX (or \"yes\", \"no\")");
 }
 
+/* [policy] mta_sts_cache_bytes: 16 MiB unless set, at least 1 MiB. */
+static void
+test_mta_sts_cache_bytes(void)
+{
+	struct config cfg;
+
+	if (LOAD_OK("m.ini", "[tls]\nca_bundle = ca.crt\n", &cfg) == 0)
+		CHECK_INT(cfg.mta_sts_cache_bytes, 16L << 20);
+	config_free(&cfg);
+	if (LOAD_OK("m.ini", "[tls]\nca_bundle = ca.crt\n[policy]\n"
+	    "mta_sts_cache_bytes = 64m\n", &cfg) == 0)
+		CHECK_INT(cfg.mta_sts_cache_bytes, 64L << 20);
+	config_free(&cfg);
+	LOAD_ERR("e.ini", "[policy]\nmta_sts_cache_bytes = 512k\n",
+	    "F:2: [policy] mta_sts_cache_bytes: \"512k\" is not a size of at "
+	    "least 1m (a number, optionally with k, m or g)");
+	LOAD_ERR("e.ini", "[policy]\nmta_sts_cache_bytes = lots\n",
+	    "F:2: [policy] mta_sts_cache_bytes: \"lots\" is not a size of at "
+	    "least 1m (a number, optionally with k, m or g)");
+}
+
 int
 main(void)
 {
@@ -1324,6 +1345,7 @@ main(void)
 	RUN(test_operations);
 	RUN(test_connection_cache);
 	RUN(test_private_mx);
+	RUN(test_mta_sts_cache_bytes);
 	cleanup();
 	return T_DONE();
 }
