@@ -81,7 +81,7 @@
 
 struct entry {
 	struct entry *next; /* hash chain */
-	size_t heap_i;	    /* where in st->heap */
+	size_t id;	    /* st->pos[id]: where in st->heap */
 	char host[STATE_HOST_MAX + 1];
 	char addr[STATE_ADDR_MAX + 1];
 	int port;
@@ -149,8 +149,12 @@ struct writer {
 	char wbuf[STATE_WBUF];
 };
 
-/* The heap holds the key it is ordered by: a sift touches the array, not
- * every entry on the way. */
+/*
+ * The heap holds the key it is ordered by, and where each entry is lies in
+ * st->pos: a sift reads and writes these arrays, not the entries on the
+ * way (scattered over the memory; after a fork, such as the fetcher's,
+ * the first write to each page costs a fault).
+ */
 struct slot {
 	time_t first_failure;
 	struct entry *e;
@@ -165,7 +169,9 @@ struct state {
 	int n;
 	int count[RETRY_BROKEN + 1];
 	struct slot *heap; /* by first failure, the oldest first */
-	size_t heapcap;
+	size_t *pos;	   /* entry id -> index in heap */
+	size_t *free_ids;  /* ids of deleted entries, to use again */
+	size_t heapcap, nfree, next_id;
 	struct writer *w; /* NULL: nothing is written */
 	int lost;	  /* changes were not queued: hand the table over */
 	int lost_told;
@@ -340,7 +346,7 @@ static void
 state_heap_set(struct state *st, size_t i, struct slot sl)
 {
 	st->heap[i] = sl;
-	sl.e->heap_i = i;
+	st->pos[sl.e->id] = i;
 }
 
 /* Move the entry at i to where its first_failure belongs (after it
@@ -591,9 +597,10 @@ static void
 state_unlink(struct state *st, struct entry **pp)
 {
 	struct entry *e = *pp;
-	size_t i = e->heap_i;
+	size_t i = st->pos[e->id];
 
 	*pp = e->next;
+	st->free_ids[st->nfree++] = e->id;
 	st->count[e->rec.state]--;
 	st->n--;
 	if (i < (size_t)st->n) {
@@ -632,13 +639,13 @@ state_store(struct state *st, const struct nkey *k,
 {
 	struct entry **pp = state_find_key(st, k), *e;
 	struct slot *heap;
-	size_t b, cap;
+	size_t b, cap, *ids;
 
 	if ((e = *pp) != NULL) {
 		st->count[e->rec.state]--;
 		st->count[r->state]++;
 		e->rec = *r;
-		state_heap_fix(st, e->heap_i);
+		state_heap_fix(st, st->pos[e->id]);
 		state_log(st, JOP_PUT, e);
 		return 0;
 	}
@@ -647,6 +654,12 @@ state_store(struct state *st, const struct nkey *k,
 		if ((heap = realloc(st->heap, cap * sizeof(*heap))) == NULL)
 			return -1;
 		st->heap = heap;
+		if ((ids = realloc(st->pos, cap * sizeof(*ids))) == NULL)
+			return -1;
+		st->pos = ids;
+		if ((ids = realloc(st->free_ids, cap * sizeof(*ids))) == NULL)
+			return -1;
+		st->free_ids = ids;
 		st->heapcap = cap;
 	}
 	if ((e = calloc(1, sizeof(*e))) == NULL)
@@ -657,6 +670,7 @@ state_store(struct state *st, const struct nkey *k,
 	snprintf(e->profile, sizeof(e->profile), "%s", k->profile);
 	snprintf(e->policy, sizeof(e->policy), "%s", k->policy);
 	e->rec = *r;
+	e->id = st->nfree > 0 ? st->free_ids[--st->nfree] : st->next_id++;
 	if (evict && st->n >= STATE_MAX_RECORDS)
 		state_evict(st);
 	state_grow(st);
@@ -668,7 +682,7 @@ state_store(struct state *st, const struct nkey *k,
 	state_heap_set(st, (size_t)st->n, (struct slot){ r->first_failure,
 	    e });
 	st->n++;
-	state_heap_fix(st, e->heap_i);
+	state_heap_fix(st, st->pos[e->id]);
 	state_log(st, JOP_PUT, e);
 	return 0;
 }
@@ -686,6 +700,8 @@ state_clear(struct state *st)
 			free(e);
 		}
 	st->n = 0;
+	st->nfree = 0;
+	st->next_id = 0;
 	memset(st->count, 0, sizeof(st->count));
 }
 
@@ -1494,6 +1510,8 @@ state_new(const char *dir)
 	st->heapcap = STATE_BUCKETS_MIN;
 	if ((st->buckets = calloc(st->nbuckets, sizeof(*st->buckets))) ==
 	    NULL || (st->heap = calloc(st->heapcap, sizeof(*st->heap))) ==
+	    NULL || (st->pos = calloc(st->heapcap, sizeof(*st->pos))) == NULL ||
+	    (st->free_ids = calloc(st->heapcap, sizeof(*st->free_ids))) ==
 	    NULL)
 		goto nomem;
 	if (dir == NULL)
@@ -1696,6 +1714,8 @@ state_free(struct state *st)
 		state_clear(st);
 	free(st->buckets);
 	free(st->heap);
+	free(st->pos);
+	free(st->free_ids);
 	free(st->dir);
 	free(st->path);
 	free(st->jpath);
