@@ -383,7 +383,7 @@ main_run(void)
 	}
 	if ((d.px.state = state_open(cfg->state_dir, warn, sizeof(warn))) ==
 	    NULL) {
-		fprintf(stderr, "mxtls: out of memory\n");
+		fprintf(stderr, "mxtls: %s\n", warn);
 		return 1;
 	}
 	if (warn[0] != '\0')
@@ -445,6 +445,8 @@ main_run(void)
 		fetcher_free(d.fetcher);
 	if (d.policy_dns != NULL)
 		dns_free(d.policy_dns);
+	if (state_sync(d.px.state, err, sizeof(err)) == -1)
+		log_error(0, "state-write-failed", "error", err, NULL);
 	state_free(d.px.state);
 	main_set_runtime(d.base);
 	runtime_release(d.base);
@@ -500,7 +502,8 @@ main(int argc, char **argv)
 		runtime_release(rt);
 		return r;
 	} else {
-		if ((st = state_open(rt->cfg.state_dir, warn, sizeof(warn))) ==
+		/* Read only: the running mxtls alone writes state_dir. */
+		if ((st = state_read(rt->cfg.state_dir, warn, sizeof(warn))) ==
 		    NULL) {
 			runtime_release(rt);
 			return 1;

@@ -1,8 +1,9 @@
 /*
- * The retry records of the failure table (README.md), kept in
- * memory and persisted in state_dir by atomic replace so that a restart
- * does not forget them.  No logging, no exit: errors and warnings come
- * back as strings for the caller to log.
+ * The retry records of the failure table (README.md), kept in memory and
+ * persisted in state_dir so that a restart does not forget them, without
+ * the event loop ever waiting for the disk: a thread of the store's own
+ * writes them (state.c says how).  No logging, no exit: errors and
+ * warnings come back as strings for the caller to log.
  *
  * A record is a verdict about TLS, and it is keyed by every fact that
  * produced it (struct state_key): the host name contacted, its address
@@ -14,7 +15,10 @@
  * profile would push a lax one into the clear, one port's broken server
  * would stop the healthy one on another port.
  *
- * The file, dir/retry-state, is text:
+ * Two files hold the records: a snapshot, dir/retry-state, replaced
+ * atomically now and then, and a journal of the changes since,
+ * dir/retry-state.journal, appended to.  The records are the snapshot
+ * with the journal applied to it in order.  Both are text.  The snapshot:
  *
  *	mxtls-retry-state 2
  *	HOST ADDR PORT PROFILE POLICY STATE FIRST_FAILURE BROKEN_UNTIL EVENT
@@ -29,15 +33,27 @@
  * '%', control bytes and non-ASCII as %XX; the empty string as "-").  Host
  * names and addresses are kept in lower case.
  *
- * A version 1 file (HOST ADDR STATE ... without port and policy, written
- * before the key held them) is read as port 25 with PROFILE "-" and
- * POLICY "*": such a record applies to every policy of its host, address
- * and port until it expires (at most retry_delay + fallback_ttl) or a
- * record of the same host, address and port replaces it, because the
+ * The journal, one change a line:
+ *
+ *	mxtls-retry-journal 1
+ *	put HOST ADDR PORT PROFILE POLICY STATE FIRST_FAILURE ... ERROR
+ *	del HOST ADDR PORT PROFILE POLICY
+ *
+ * "put" is followed by a record line of the snapshot and stores it (new or
+ * replacing the record of the same key), "del" deletes the record of the
+ * key if there is one.  Each line says all there is to say about its
+ * record, so applying a journal twice, or over a snapshot that already
+ * holds it, changes nothing.
+ *
+ * A version 1 snapshot (HOST ADDR STATE ... without port and policy,
+ * written before the key held them) is read as port 25 with PROFILE "-"
+ * and POLICY "*": such a record applies to every policy of its host,
+ * address and port until it expires (at most retry_delay + fallback_ttl)
+ * or a record of the same host, address and port replaces it, because the
  * policy that produced it is unknown.
  *
  * At most STATE_MAX_RECORDS records: storing one more evicts the record
- * with the oldest first_failure.  A file with more lines than that is
+ * with the oldest first_failure.  A snapshot with more lines than that is
  * treated as corrupt.
  */
 #ifndef MXTLS_STATE_H
@@ -53,6 +69,7 @@
 #define STATE_HOST_MAX 255 /* a DNS name in text form */
 #define STATE_ADDR_MAX 63  /* an IPv6 address with a zone index */
 #define STATE_FILE "retry-state"
+#define STATE_JOURNAL "retry-state.journal"
 
 #define STATE_POLICY_MAX 64 /* a SHA-256 in hex */
 #define STATE_POLICY_ANY "*" /* a version 1 record: any policy */
@@ -69,14 +86,34 @@ struct state_key {
 };
 
 /*
- * Load dir/retry-state (a missing file is an empty store).  A corrupt or
- * unreadable file is never fatal: *warning gets a message naming the file
- * and line ("/var/lib/mxtls/retry-state line 3: bad state") and the store
- * starts empty; the file is replaced at the next change.  Otherwise
- * warning is "".  dir NULL: a store in memory only, never written.
- * NULL only when out of memory.
+ * Load the records of dir and start the writer.  Missing files are an
+ * empty store.  Damaged files are never fatal; *warning then names the
+ * file and line ("/var/lib/mxtls/retry-state line 3: bad state"), several
+ * problems separated by "; ", otherwise it is "".  A snapshot that cannot
+ * be read as a whole is left out (the store starts from the journal
+ * alone); a journal line that cannot be read (the last one cut short by a
+ * crash, or one damaged in the middle) is skipped and the others count.
+ * Damaged files, a journal with lines and a version 1 snapshot are
+ * rewritten at once by the writer (compaction).  dir NULL: a store in
+ * memory only.  NULL only when out of memory or no thread can be started
+ * (*warning says which).
  */
 struct state *state_open(const char *dir, char *warning, size_t warnlen);
+
+/*
+ * The records of dir, read as state_open() does, in a store that never
+ * writes (for `mxtls state` beside a running mxtls, which alone writes).
+ */
+struct state *state_read(const char *dir, char *warning, size_t warnlen);
+
+/*
+ * Wait until the writer has every change made so far on the disk (for
+ * tests, and at shutdown: never on the loop).  0, or -1 with err set: the
+ * disk copy is behind (the error that keeps it so).
+ */
+int state_sync(struct state *st, char *err, size_t errlen);
+
+/* Stop the writer after it wrote what is queued, and free the store. */
 void state_free(struct state *st);
 
 /*
@@ -89,17 +126,19 @@ const struct retry_record *state_get(struct state *st,
     const struct state_key *k);
 
 /*
- * Store (or, for RETRY_NONE, delete) and persist at once by atomic replace:
- * write dir/retry-state.tmp, fsync, rename, fsync the directory.  Nothing
- * is written when nothing changed (deleting a record that does not exist,
- * storing the same record again).  Returns 0, or -1 with err set: after a
- * write error the in-memory store is updated anyway; an invalid host name,
- * address or record (which the file could not hold) is not stored.
+ * Store (or, for RETRY_NONE, delete) a record; the change is handed to the
+ * writer, never written here.  Nothing is handed on when nothing changed
+ * (deleting a record that does not exist, storing the same record again).
+ * Returns 0, or -1 with err set: an invalid host name, address or record
+ * (which the files could not hold) is not stored; otherwise the store is
+ * updated anyway, and err says why the disk is behind: a write error of
+ * the writer since the last report, or a queue full of changes the writer
+ * has not taken yet (a disk that hangs; state.c says what follows).
  */
 int state_put(struct state *st, const struct state_key *k,
     const struct retry_record *r, char *err, size_t errlen);
 
-/* Drop expired records (failure_expired); persist if anything changed. */
+/* Drop expired records (failure_expired); -1 and err as state_put(). */
 int state_expire(struct state *st, time_t now, const struct failure_timing *t,
     char *err, size_t errlen);
 
@@ -125,5 +164,12 @@ void state_print(struct state *st, FILE *out, time_t now,
 /* Records in state s (0 for RETRY_NONE); state_total(): all of them. */
 int state_count(struct state *st, enum retry_state s);
 int state_total(struct state *st);
+
+/*
+ * For tests: a writer on hold takes nothing from its queue until released
+ * (a disk that hangs), and the queue's limit in bytes (0: the default).
+ */
+void state_hold_writer(struct state *st, int hold);
+void state_set_queue_limit(struct state *st, size_t bytes);
 
 #endif

@@ -13,6 +13,12 @@ Environment (defaults in brackets):
   BENCH_W4_MSGS [200]    W4 messages per contender and round (one at a time)
   BENCH_W3_N [100 1000 10000]  W3 session counts
   BENCH_W3_ROUNDS [1]    rounds of W3
+  BENCH_W5_RECORDS [0 10000 100000]  W5: retry records in state_dir at start
+  BENCH_W5_FAILURES [300]  W5: deliveries that each record a TLS failure
+  BENCH_W5_ROUNDS [3]    rounds of W5 (a fresh mxtls each)
+  BENCH_WORKLOADS [W1 W2 W3 W4 W5]  the workloads to run
+  BENCH_MXTLS [build/mxtls]  the mxtls to measure (another build: an
+                         earlier commit, for before/after figures)
   BENCH_BUDGET [540]     seconds: no new round of W1/W2/W4 starts when the
                          rest would not fit (W3 keeps its share)
   BENCH_ONLY             contenders to run, e.g. "floor mxtls stunnel"
@@ -44,7 +50,8 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 B = os.path.join(ROOT, "build", "bench")
 PKI = os.path.join(B, "pki")
 PIDS = os.path.join(B, "pids")
-MXTLS = os.path.join(ROOT, "build", "mxtls")
+MXTLS = os.path.abspath(os.environ.get("BENCH_MXTLS", os.path.join(ROOT, "build", "mxtls")))
+STORM = os.path.join(ROOT, "tests", "integration", "files", "storm.py")
 HERE = os.path.dirname(os.path.abspath(__file__))
 CERT_NAME = "mx.example.test"
 
@@ -61,6 +68,10 @@ SIZE = env_int("BENCH_SIZE", 2048)
 W4_MSGS = env_int("BENCH_W4_MSGS", 200)
 W3_NS = [int(x) for x in os.environ.get("BENCH_W3_N", "100 1000 10000").split()]
 W3_ROUNDS = env_int("BENCH_W3_ROUNDS", 1)
+W5_RECORDS = [int(x) for x in os.environ.get("BENCH_W5_RECORDS", "0 10000 100000").split()]
+W5_FAILURES = env_int("BENCH_W5_FAILURES", 300)
+W5_ROUNDS = env_int("BENCH_W5_ROUNDS", 3)
+WORKLOADS = os.environ.get("BENCH_WORKLOADS", "W1 W2 W3 W4 W5").split()
 BUDGET = env_int("BENCH_BUDGET", 540)
 ONLY = os.environ.get("BENCH_ONLY", "floor mxtls stunnel postfix").split()
 MXTLS_PROXY = "".join("\n" + l.strip() for l in os.environ.get("BENCH_MXTLS_PROXY", "").split(";") if l.strip())
@@ -464,10 +475,15 @@ class Floor:
 class Mxtls:
     name = "mxtls"
 
-    def __init__(self, upstream_port, tag):
+    def __init__(self, upstream_port, tag, matches=None, records=0):
+        """matches: the [match] sections (default: everything to the
+        sink at upstream_port); records: retry records to start with."""
         self.d = os.path.join(B, "mxtls-" + tag)
         shutil.rmtree(self.d, ignore_errors=True)
         os.makedirs(os.path.join(self.d, "state"))
+        if records:
+            subprocess.run([sys.executable, STORM, "seed", os.path.join(self.d, "state"), str(records),
+                            str(int(time.time()))], check=True)
         os.chmod(self.d, 0o755)
         # Owned by the user mxtls runs as, so that BENCH_MXTLS_WRAP may
         # start it as nobody already (a profiler writing its output).
@@ -495,11 +511,9 @@ min_version = 1.2
 [policy]
 default = mandatory
 
-[match *]
-profile = mandatory
-nexthop = 127.0.0.1:{up}
-mx = {mx}
-""".format(port=self.port, maxs=min(max(W3_NS + [1000]) + 500, (NOFILE - 64) // 2), pki=PKI, up=upstream_port, mx=CERT_NAME, extra=MXTLS_PROXY))
+{matches}""".format(port=self.port, maxs=min(max(W3_NS + [1000]) + 500, (NOFILE - 64) // 2), pki=PKI,
+                    extra=MXTLS_PROXY, matches=matches or "[match *]\nprofile = mandatory\nnexthop = 127.0.0.1:%d\n"
+                    "mx = %s\n" % (upstream_port, CERT_NAME)))
         self.log = os.path.join(self.d, "mxtls.log")
         chk = subprocess.run([MXTLS, "-t", "-c", self.conf], capture_output=True, text=True)
         if chk.returncode != 0:
@@ -763,6 +777,36 @@ def run_w3(make, n, w3port):
         stop(c.proc)
 
 
+def run_w5(n, sport, matches):
+    """A fresh mxtls with n retry records; W5_FAILURES deliveries, 10 at a
+    time, each recording a TLS failure, while a healthy session's NOOPs
+    are timed (storm.py).  Its figures, or None."""
+    c = Mxtls(None, "w5-%d" % n, matches=matches, records=n)
+    jpath = os.path.join(c.d, "storm.json")
+    try:
+        time.sleep(0.5)
+        cpu0 = c.cpu_ticks()
+        try:
+            r = subprocess.run([sys.executable, STORM, "run", "127.0.0.1:%d" % c.port, "0", str(W5_FAILURES),
+                                "10", jpath], capture_output=True, text=True, timeout=RUN_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            error(c, "W5 %d records" % n, "the storm did not end within %d s" % RUN_TIMEOUT, c.log)
+            return None
+        if r.returncode != 0 or not c.alive():
+            error(c, "W5 %d records" % n, "storm.py exited %d%s: %s" % (
+                r.returncode, "" if c.alive() else ", mxtls died", (r.stdout + r.stderr).strip()[-400:]),
+                c.log)
+            return None
+        with open(jpath) as f:
+            fig = json.load(f)
+        # Its threads' CPU (the writer's too), the prober's second of
+        # quiet included.
+        fig["cpu_ms"] = (c.cpu_ticks() - cpu0) * 1000.0 / CLK / W5_FAILURES
+        return fig
+    finally:
+        stop(c.proc)
+
+
 # ------------------------------------------------------------ report
 
 def med(xs):
@@ -843,12 +887,14 @@ def main():
     cap = (NOFILE - 136) // 2 // 100 * 100
     ns = sorted(set(min(n, cap) for n in W3_NS))
     notes = []
-    if max(W3_NS) > cap:
+    if "W3" in WORKLOADS and W3_NS and max(W3_NS) > cap:
         notes.append("W3: N = %d is %d here: the descriptor limit is %d (ulimit -n; raising the hard "
                      "limit needs CAP_SYS_RESOURCE) and a proxy needs two per session" % (
                          max(W3_NS), cap, NOFILE))
 
     m = machine()
+    if "BENCH_MXTLS" in os.environ:
+        m["mxtls"] = MXTLS
     log("machine: %(nproc)s x %(cpu)s, %(mem)s, Linux %(kernel)s; mxtls %(mxtls)s; %(stunnel)s; %(postfix)s" % m)
 
     sink = Sink()
@@ -927,16 +973,20 @@ smtpd_tls_loglevel = 1
                                     "W4", "W4cpu")} for c in cs}
     round_secs = []
     rounds_done = 0
-    # W3 takes about 3 ms per session and contender here, plus start-up.
-    w3_reserve = 0 if not ns else (20 + 0.003 * sum(ns) * 2) * W3_ROUNDS
-    for r in range(ROUNDS):
+    # Kept for W3 and W5.  W3 takes about 3 ms per session and contender
+    # here, plus start-up.
+    reserve = 0 if not ns or "W3" not in WORKLOADS else (20 + 0.003 * sum(ns) * 2) * W3_ROUNDS
+    # W5: about 8 s per run here (start, a quiet second, the failures).
+    if "W5" in WORKLOADS:
+        reserve += 8 * len(W5_RECORDS) * W5_ROUNDS
+    for r in range(ROUNDS if {"W1", "W2", "W4"} & set(WORKLOADS) else 0):
         elapsed = time.monotonic() - T_START
-        if r > 0 and elapsed + max(round_secs) + w3_reserve > BUDGET:
+        if r > 0 and elapsed + max(round_secs) + reserve > BUDGET:
             notes.append("W1/W2/W4: %d of %d rounds (time budget BENCH_BUDGET=%d s)" % (r, ROUNDS, BUDGET))
             break
         t_r = time.monotonic()
         order = cs[r % len(cs):] + cs[:r % len(cs)]
-        for wl in ("W1", "W2", "W4"):
+        for wl in [x for x in ("W1", "W2", "W4") if x in WORKLOADS]:
             for c in order:
                 if wl == "W4":
                     out = run_w4(c, sink, W4_MSGS)
@@ -962,7 +1012,7 @@ smtpd_tls_loglevel = 1
     w3 = {}
     w3_contenders = [(Mxtls, "mxtls"), (Stunnel, "stunnel")]
     w3_contenders = [x for x in w3_contenders if x[1] in ONLY]
-    if ns and w3_contenders:
+    if ns and w3_contenders and "W3" in WORKLOADS:
         w3port = free_port()
         w3s = start("w3sink", [sys.executable, os.path.join(HERE, "w3sink.py"), str(w3port),
                                os.path.join(PKI, "valid.chain.pem"), os.path.join(PKI, "valid.key")],
@@ -991,18 +1041,42 @@ smtpd_tls_loglevel = 1
             notes.append("W3: the W3 sink died")
         stop(w3s)
 
-    report(m, cs, res, w3, ns, rounds_done, notes)
+    # W5: TLS failures recorded at 0 / 10k / 100k retry records.
+    w5 = {}
+    if "W5" in WORKLOADS and "mxtls" in ONLY and W5_RECORDS:
+        sport = free_port()
+        srv = start("storm server", [sys.executable, STORM, "server", str(W5_FAILURES), str(sport)],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(os.path.join(B, "storm.err"), "w"))
+        if srv.stdout.readline().strip() != b"listening":
+            raise SystemExit("the storm server did not start:\n" + tail(os.path.join(B, "storm.err")))
+        matches = "".join("[match d%d.storm.test]\nprofile = mandatory\nnexthop = 127.0.%d.%d:%d\n"
+                          "mx = mx.storm.test\n\n" % (i, 1 + i // 250, 1 + i % 250, sport)
+                          for i in range(W5_FAILURES))
+        for rr in range(W5_ROUNDS):
+            for n in W5_RECORDS:
+                out = run_w5(n, sport, matches)
+                if out is None:
+                    continue
+                w5.setdefault(n, []).append(out)
+                log("W5 %6d records: %d failures in %.2f s, %.2f ms CPU each, delivery median %.1f ms; "
+                    "NOOP median %.2f ms, p99 %.2f ms, max %.2f ms (%d)" % (
+                        n, out["failures"], out["storm_s"], out["cpu_ms"], out["delivery_median_ms"],
+                        out["noop_median_ms"], out["noop_p99_ms"], out["noop_max_ms"], out["noop_n"]))
+        stop(srv)
+
+    report(m, cs, res, w3, ns, rounds_done, notes, w5)
 
 
-def report(m, cs, res, w3, ns, rounds, notes):
+def report(m, cs, res, w3, ns, rounds, notes, w5):
     names = [c.name for c in cs]
     L = []
     L.append("Machine: %(nproc)s CPUs (%(cpu)s), %(mem)s RAM, Linux %(kernel)s; taken %(date)s." % m)
     L.append("Versions: mxtls %(mxtls)s; %(stunnel)s; %(postfix)s." % m)
-    L.append("Rounds: %d of W1/W2/W4 (contenders alternate, order rotated each round), %d of W3. "
+    L.append("Workloads: %s. " % " ".join(WORKLOADS) +
+             "Rounds: %d of W1/W2/W4 (contenders alternate, order rotated each round), %d of W3, %d of W5. "
              "Figures: median [min–max] over rounds. "
              "Sink CPU: the Postfix sink and smtp-sink; CPUs busy: all CPUs of the machine during the run, "
-             "load generator and anything else running included." % (rounds, W3_ROUNDS))
+             "load generator and anything else running included." % (rounds, W3_ROUNDS, W5_ROUNDS))
     L.append("")
 
     def mm(xs, f):
@@ -1015,6 +1089,8 @@ def report(m, cs, res, w3, ns, rounds, notes):
     for wl, title in (("W1", "W1: one message per connection (%d × %d B, %d parallel)" % (W1_MSGS, SIZE, PAR)),
                       ("W2", "W2: long sessions (%d × %d B, %d parallel sessions of ~%d messages)" % (
                           W2_MSGS, SIZE, PAR, W2_MSGS // PAR))):
+        if wl not in WORKLOADS:
+            continue
         L.append("### " + title)
         L.append("")
         L.append("| contender | messages/s | spread | CPU ms/message | sink CPU ms/message | CPUs busy |")
@@ -1026,28 +1102,29 @@ def report(m, cs, res, w3, ns, rounds, notes):
                 fmt(med(res[n][wl + "sink"]), "%.3f"), fmt(med(res[n][wl + "busy"]), "%.0f%%")))
         L.append("")
 
-    L.append("### W4: latency, one message at a time (%d per contender and round, %d B)" % (W4_MSGS, SIZE))
-    L.append("")
-    L.append("| contender | median ms | p99 ms | p99/median | added median ms | added p99 ms | CPU ms/message |")
-    L.append("|---|---|---|---|---|---|---|")
     fl = [x for rr in res.get("floor", {}).get("W4", []) for x in rr]
     fmed, fp99 = (med(fl), pct(fl, 99)) if fl else (None, None)
-    for n in names:
-        lat = [x for rr in res[n]["W4"] for x in rr]
-        if not lat:
-            L.append("| %s | failed | | | | | |" % n)
-            continue
-        md, p99 = med(lat) * 1000, pct(lat, 99) * 1000
-        add_m = None if fmed is None or n == "floor" else md - fmed * 1000
-        add_p = None if fp99 is None or n == "floor" else p99 - fp99 * 1000
-        L.append("| %s | %.2f | %.2f | %.1f | %s | %s | %s |" % (
-            n, md, p99, p99 / md, fmt(add_m, "%.2f"), fmt(add_p, "%.2f"),
-            mm(res[n]["W4cpu"], "%.3f") if res[n]["W4cpu"] else "–"))
-    if "postfix" in names:
+    if "W4" in WORKLOADS:
+        L.append("### W4: latency, one message at a time (%d per contender and round, %d B)" % (W4_MSGS, SIZE))
         L.append("")
-        L.append("Postfix's latency is taken until smtp-sink has the message (it queues); the others' "
-                 "until the reply to the final dot, which is the sink's own.")
-    L.append("")
+        L.append("| contender | median ms | p99 ms | p99/median | added median ms | added p99 ms | CPU ms/message |")
+        L.append("|---|---|---|---|---|---|---|")
+        for n in names:
+            lat = [x for rr in res[n]["W4"] for x in rr]
+            if not lat:
+                L.append("| %s | failed | | | | | |" % n)
+                continue
+            md, p99 = med(lat) * 1000, pct(lat, 99) * 1000
+            add_m = None if fmed is None or n == "floor" else md - fmed * 1000
+            add_p = None if fp99 is None or n == "floor" else p99 - fp99 * 1000
+            L.append("| %s | %.2f | %.2f | %.1f | %s | %s | %s |" % (
+                n, md, p99, p99 / md, fmt(add_m, "%.2f"), fmt(add_p, "%.2f"),
+                mm(res[n]["W4cpu"], "%.3f") if res[n]["W4cpu"] else "–"))
+        if "postfix" in names:
+            L.append("")
+            L.append("Postfix's latency is taken until smtp-sink has the message (it queues); the others' "
+                     "until the reply to the final dot, which is the sink's own.")
+        L.append("")
 
     if w3:
         L.append("### W3: idle relayed sessions (EHLO, MAIL, RCPT done; upstream TLS session open)")
@@ -1073,42 +1150,71 @@ def report(m, cs, res, w3, ns, rounds, notes):
                  "keeps no upstream session for an idle client, and runs one smtpd process per client).")
         L.append("")
 
-    L.append("### Ratios (mxtls : other; median of per-round ratios)")
-    L.append("")
-    L.append("| figure | mxtls : stunnel | mxtls : postfix | target |")
-    L.append("|---|---|---|---|")
+    if w5:
+        L.append("### W5: TLS failures recorded while the retry records grow (%d deliveries, 10 at a time, "
+                 "each a new record; %d round%s)" % (W5_FAILURES, W5_ROUNDS, "" if W5_ROUNDS == 1 else "s"))
+        L.append("")
+        L.append("| records at start | failures took s | mxtls CPU ms/failure | delivery median ms | "
+                 "delivery p99 ms | healthy NOOP median ms | NOOP p99 ms | NOOP max ms |")
+        L.append("|---|---|---|---|---|---|---|---|")
+        for n in W5_RECORDS:
+            v = w5.get(n)
+            if not v:
+                L.append("| %d | **failed** (see Errors) | | | | | | |" % n)
+                continue
 
-    def ratio(key, other, invert=False):
-        a, b = res.get("mxtls", {}).get(key, []), res.get(other, {}).get(key, [])
-        k = min(len(a), len(b))
-        if k == 0:
-            return None
-        return med([a[i] / b[i] for i in range(k) if b[i]])
+            def col(k, f="%.1f"):
+                return mm([x[k] for x in v], f)
+            L.append("| %d | %s | %s | %s | %s | %s | %s | %s |" % (
+                n, col("storm_s", "%.2f"), col("cpu_ms", "%.2f"), col("delivery_median_ms"),
+                col("delivery_p99_ms"),
+                col("noop_median_ms", "%.2f"), col("noop_p99_ms", "%.2f"), col("noop_max_ms", "%.2f")))
+        L.append("")
+        L.append("Each delivery ends at RCPT: the next hop offers no STARTTLS under a mandatory profile "
+                 "(451 4.7.5 and a new retry record; at 100,000 records each one evicts the oldest).  "
+                 "CPU: the mxtls process (both threads), utime + stime.  "
+                 "Delivery: connect to the RCPT reply.  NOOP: one healthy session's replies, one NOOP "
+                 "every 2 ms during the failures (tests/integration/files/storm.py; the failures run at "
+                 "nice 10).")
+        L.append("")
 
-    def rs(x, f="%.2f"):
-        return "–" if x is None else f % x
-    L.append("| W1 messages/s | %s | %s | ≥ 3 vs stunnel |" % (rs(ratio("W1", "stunnel")), rs(ratio("W1", "postfix"))))
-    L.append("| W1 CPU/message | %s | %s | ≤ 0.33 vs stunnel |" % (rs(ratio("W1cpu", "stunnel")), rs(ratio("W1cpu", "postfix"))))
-    L.append("| W2 messages/s | %s | %s | ≥ 2 vs stunnel |" % (rs(ratio("W2", "stunnel")), rs(ratio("W2", "postfix"))))
-    L.append("| W2 CPU/message | %s | %s | |" % (rs(ratio("W2cpu", "stunnel")), rs(ratio("W2cpu", "postfix"))))
+    if rounds:
+        L.append("### Ratios (mxtls : other; median of per-round ratios)")
+        L.append("")
+        L.append("| figure | mxtls : stunnel | mxtls : postfix | target |")
+        L.append("|---|---|---|---|")
 
-    def w4added(name):
-        lat = [x for rr in res.get(name, {}).get("W4", []) for x in rr]
-        if not lat or fmed is None:
-            return None
-        return med(lat) - fmed
-    a = w4added("mxtls")
-    st, pf = w4added("stunnel"), w4added("postfix")
-    L.append("| W4 added median latency | %s | %s | ≤ 1 vs stunnel |" % (
-        rs(a / st if a is not None and st else None), rs(a / pf if a is not None and pf else None)))
-    if w3.get("mxtls") and w3.get("stunnel"):
-        cells = []
-        for n in ns:
-            x, y = w3["mxtls"].get(n), w3["stunnel"].get(n)
-            if isinstance(x, list) and isinstance(y, list):
-                cells.append("N=%d: %.2f" % (n, med([v["per"] for v in x]) / med([v["per"] for v in y])))
-        L.append("| W3 memory/session | %s | – | ≤ 32 KiB/session |" % ("; ".join(cells) or "–"))
-    L.append("")
+        def ratio(key, other, invert=False):
+            a, b = res.get("mxtls", {}).get(key, []), res.get(other, {}).get(key, [])
+            k = min(len(a), len(b))
+            if k == 0:
+                return None
+            return med([a[i] / b[i] for i in range(k) if b[i]])
+
+        def rs(x, f="%.2f"):
+            return "–" if x is None else f % x
+        L.append("| W1 messages/s | %s | %s | ≥ 3 vs stunnel |" % (rs(ratio("W1", "stunnel")), rs(ratio("W1", "postfix"))))
+        L.append("| W1 CPU/message | %s | %s | ≤ 0.33 vs stunnel |" % (rs(ratio("W1cpu", "stunnel")), rs(ratio("W1cpu", "postfix"))))
+        L.append("| W2 messages/s | %s | %s | ≥ 2 vs stunnel |" % (rs(ratio("W2", "stunnel")), rs(ratio("W2", "postfix"))))
+        L.append("| W2 CPU/message | %s | %s | |" % (rs(ratio("W2cpu", "stunnel")), rs(ratio("W2cpu", "postfix"))))
+
+        def w4added(name):
+            lat = [x for rr in res.get(name, {}).get("W4", []) for x in rr]
+            if not lat or fmed is None:
+                return None
+            return med(lat) - fmed
+        a = w4added("mxtls")
+        st, pf = w4added("stunnel"), w4added("postfix")
+        L.append("| W4 added median latency | %s | %s | ≤ 1 vs stunnel |" % (
+            rs(a / st if a is not None and st else None), rs(a / pf if a is not None and pf else None)))
+        if w3.get("mxtls") and w3.get("stunnel"):
+            cells = []
+            for n in ns:
+                x, y = w3["mxtls"].get(n), w3["stunnel"].get(n)
+                if isinstance(x, list) and isinstance(y, list):
+                    cells.append("N=%d: %.2f" % (n, med([v["per"] for v in x]) / med([v["per"] for v in y])))
+            L.append("| W3 memory/session | %s | – | ≤ 32 KiB/session |" % ("; ".join(cells) or "–"))
+        L.append("")
     if notes:
         L.append("Notes: " + "; ".join(notes) + ".")
         L.append("")
@@ -1139,6 +1245,7 @@ def report(m, cs, res, w3, ns, rounds, notes):
         f.write(text + "\n")
     with open(os.path.join(B, "results.json"), "w") as f:
         json.dump({"machine": m, "res": res, "w3": {k: {str(n): v for n, v in d.items()} for k, d in w3.items()},
+                   "w5": {str(n): v for n, v in w5.items()},
                    "errors": ERRORS, "notes": notes}, f, indent=1, default=str)
     log("table written to %s (raw figures: %s)" % (OUT, os.path.join(B, "results.json")))
 

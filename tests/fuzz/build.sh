@@ -29,8 +29,8 @@ srcs() {
 	fetchproto_request | fetchproto_response)
 		echo "policy/fetchproto.c" ;;
 	state)
-		echo "proxy/state.c proxy/file.c policy/failure.c policy/policy.c
-		    -lidn2" ;;
+		echo "proxy/state.c policy/failure.c policy/policy.c -lidn2
+		    -lpthread" ;;
 	sts_record)
 		echo "proxy/sts.c proxy/clock.c proxy/dns.c proxy/fetcher.c
 		    proxy/file.c proxy/journal.c proxy/log.c proxy/metrics.c

@@ -404,6 +404,21 @@ put("state", "duplicate", "mxtls-retry-state 1\n"
     "A 192.0.2.1 failed-once 1 0 handshake y\n")
 put("state", "truncated", "mxtls-retry-state 1\n"
     "a 192.0.2.1 failed-once 1 0 handshake x")
+# Snapshot, then from the "mxtls-retry-journal" line on, the journal.
+put("state", "v2-and-journal", "mxtls-retry-state 2\n"
+    "mx.example.com 192.0.2.1 25 strict 0123abcd failed-once 1795428000 0 "
+    "handshake x\n"
+    "- 2001:db8::25 587 lax * broken 1795428000 1795431900 no-starttls -\n"
+    "mxtls-retry-journal 1\n"
+    "del mx.example.com 192.0.2.1 25 strict 0123abcd\n"
+    "put mx2.example.com 192.0.2.2 25 strict 0123abcd broken 1795428000 "
+    "1795431900 certificate %2D\n"
+    "put mx.example.com 192.0.2.1 25 strict 0123abcd failed-once 17954")
+put("state", "journal-only", "mxtls-retry-journal 1\n"
+    "put a 192.0.2.1 25 p 0a failed-once 1 0 handshake x\n"
+    "garbage\n"
+    "put A 192.0.2.1 25 p 0a broken 1 2 handshake y\n"
+    "del b 192.0.2.2 25 p 0a\n")
 
 # ---- sts_record: MTA-STS cache files --------------------------------
 put("sts_record", "enforce", "mxtls-mta-sts-cache 1\ndomain example.com\n"

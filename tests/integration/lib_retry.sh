@@ -68,7 +68,8 @@ EOF
 # rt_mxtls_start OFFSET: start mxtls with the config of rt_config and its
 # clock OFFSET seconds ahead of the wall clock (MXTLS_CLOCK_OFFSET).  The
 # log of the Nth start is $W/mxtls.N/mxtls.log (lib.sh's mxtls_stop checks
-# it for sanitizer reports).  Sets RT_OFFSET, MXTLS_N, MXTLS_LOG, MXTLS_PID.
+# it for sanitizer reports).  It must listen within RT_START_WAIT seconds
+# (10).  Sets RT_OFFSET, MXTLS_N, MXTLS_LOG, MXTLS_PID.
 rt_mxtls_start() {
 	RT_OFFSET=$1
 	MXTLS_N=$((MXTLS_N + 1))
@@ -91,7 +92,7 @@ rt_mxtls_start() {
 	MXTLS_CLOCK_OFFSET=$1 "$MXTLS" -c "$RT_CONF" 2>"$MXTLS_LOG" >"$_d/stdout" &
 	MXTLS_PID=$!
 	it_track mxtls "$MXTLS_PID" "$MXTLS_N"
-	if ! wait_for_port "127.0.0.1:$MXTLS_PORT" tcp 10 2>/dev/null; then
+	if ! wait_for_port "127.0.0.1:$MXTLS_PORT" tcp "${RT_START_WAIT:-10}" 2>/dev/null; then
 		fail "mxtls[$MXTLS_N] (clock +$1 s) starts and listens on 127.0.0.1:$MXTLS_PORT" "$(tail -n 30 "$MXTLS_LOG")"
 		return 1
 	fi

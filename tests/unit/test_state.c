@@ -1,6 +1,8 @@
 /*
- * proxy/state.c: the retry record store and its file.  No sockets; every
- * test works in its own mkdtemp() directory and removes it.
+ * proxy/state.c: the retry record store, its snapshot and its journal.
+ * No sockets; every test works in its own mkdtemp() directory and removes
+ * it.  The crash cases lay the files out by hand and read them with
+ * state_read(), which starts no writer.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -68,12 +70,12 @@ path_of(char *buf, size_t len, const char *dir, const char *name)
 }
 
 static void
-write_file(const char *dir, const char *data, size_t len)
+write_named(const char *dir, const char *name, const char *data, size_t len)
 {
 	char p[512];
 	FILE *f;
 
-	path_of(p, sizeof(p), dir, STATE_FILE);
+	path_of(p, sizeof(p), dir, name);
 	if ((f = fopen(p, "w")) == NULL || fwrite(data, 1, len, f) != len ||
 	    fclose(f) != 0) {
 		perror(p);
@@ -81,15 +83,21 @@ write_file(const char *dir, const char *data, size_t len)
 	}
 }
 
-/* The file's contents (malloc'd, NUL-terminated), or NULL. */
+static void
+write_file(const char *dir, const char *data, size_t len)
+{
+	write_named(dir, STATE_FILE, data, len);
+}
+
+/* A file's contents (malloc'd, NUL-terminated), or NULL. */
 static char *
-read_state_file(const char *dir)
+read_named(const char *dir, const char *name)
 {
 	char p[512], *buf;
 	FILE *f;
 	long n;
 
-	path_of(p, sizeof(p), dir, STATE_FILE);
+	path_of(p, sizeof(p), dir, name);
 	if ((f = fopen(p, "r")) == NULL)
 		return NULL;
 	fseek(f, 0, SEEK_END);
@@ -105,6 +113,27 @@ read_state_file(const char *dir)
 	return buf;
 }
 
+static char *
+read_state_file(const char *dir)
+{
+	return read_named(dir, STATE_FILE);
+}
+
+/* Lines of a file; -1 when there is none. */
+static int
+lines_of(const char *dir, const char *name)
+{
+	char *buf = read_named(dir, name), *p;
+	int n = 0;
+
+	if (buf == NULL)
+		return -1;
+	for (p = buf; (p = strchr(p, '\n')) != NULL; p++)
+		n++;
+	free(buf);
+	return n;
+}
+
 static int
 exists(const char *dir, const char *name)
 {
@@ -115,15 +144,16 @@ exists(const char *dir, const char *name)
 	return lstat(p, &sb) == 0;
 }
 
-static ino_t
-inode(const char *dir)
-{
-	char p[512];
-	struct stat sb;
-
-	path_of(p, sizeof(p), dir, STATE_FILE);
-	return stat(p, &sb) == 0 ? sb.st_ino : 0;
-}
+/* The writer has everything on the disk. */
+#define SYNC_OK(st)                                                        \
+	do {                                                               \
+		char e_[512] = "";                                         \
+		int rc_ = state_sync(st, e_, sizeof(e_));                  \
+		if (rc_ != 0)                                              \
+			fprintf(stderr, "%s:%d: sync: %s\n", __FILE__,      \
+			    __LINE__, e_);                                 \
+		CHECK_INT(rc_, 0);                                         \
+	} while (0)
 
 static struct retry_record
 rec(enum retry_state s, time_t t0, time_t until, enum failure_event ev,
@@ -191,6 +221,38 @@ open_ok(const char *dir)
 	return st;
 }
 
+/* state_read() without a warning. */
+static struct state *
+read_ok(const char *dir)
+{
+	char warn[512] = "x";
+	struct state *st = state_read(dir, warn, sizeof(warn));
+
+	CHECK(st != NULL);
+	if (st == NULL)
+		exit(2);
+	if (warn[0] != '\0')
+		fprintf(stderr, "unexpected warning: %s\n", warn);
+	CHECK_STR(warn, "");
+	return st;
+}
+
+/* Open and close dir: a journal with lines (or a damaged file) goes into
+ * the snapshot.  Warnings are the callers' to check (with state_read()). */
+static void
+compact(const char *dir)
+{
+	char warn[512];
+	struct state *st = state_open(dir, warn, sizeof(warn));
+
+	if (st == NULL)
+		exit(2);
+
+	SYNC_OK(st);
+	state_free(st);
+	CHECK_INT(lines_of(dir, STATE_JOURNAL), 1);
+}
+
 static void
 test_missing_file(void)
 {
@@ -202,18 +264,21 @@ test_missing_file(void)
 	st = open_ok(dir);
 	CHECK_INT(state_total(st), 0);
 	CHECK(state_get(st, K("mx.example.com", "192.0.2.1")) == NULL);
+	SYNC_OK(st);
 	CHECK(!exists(dir, STATE_FILE));
+	CHECK_INT(lines_of(dir, STATE_JOURNAL), 1); /* a new journal */
 	state_free(st);
 
-	/* state_dir not created yet: an empty store, no warning; a write
+	/* state_dir not created yet: an empty store, no warning; the writer
 	 * fails but the record is kept in memory. */
 	path_of(gone, sizeof(gone), dir, "not-there");
 	st = state_open(gone, warn, sizeof(warn));
 	CHECK(st != NULL);
 	CHECK_STR(warn, "");
-	CHECK_INT(state_put(st, K("mx.example.com", "192.0.2.1"), &r, err,
-	    sizeof(err)), -1);
-	CHECK(strstr(err, "not-there/retry-state.tmp") != NULL);
+	state_put(st, K("mx.example.com", "192.0.2.1"), &r, err, sizeof(err));
+	CHECK_INT(state_sync(st, err, sizeof(err)), -1);
+	printf("     no state_dir: %s\n", err);
+	CHECK(strstr(err, "not-there/retry-state") != NULL);
 	CHECK(strstr(err, "No such file or directory") != NULL);
 	check_rec("kept after a failed write",
 	    state_get(st, K("mx.example.com", "192.0.2.1")), &r);
@@ -279,6 +344,9 @@ test_round_trip(void)
 	PUT_OK(st, "MX.Example.NET", "FE80::1%eth0", &want[n + 1]);
 	CHECK_INT(state_total(st), (int)n + 2);
 	state_free(st);
+	/* The journal has them; reopened, the snapshot. */
+	CHECK_INT(lines_of(dir, STATE_JOURNAL), (int)n + 3);
+	compact(dir);
 
 	CHECK(!exists(dir, STATE_FILE ".tmp"));
 	file = read_state_file(dir);
@@ -332,12 +400,12 @@ test_update_delete_counts(void)
 	    FAILURE_CERTIFICATE, "second");
 	struct retry_record none = rec(RETRY_NONE, 0, 0, FAILURE_TLS_OK, "");
 	struct state *st;
-	ino_t ino;
 
 	st = open_ok(dir);
 	/* Deleting what is not there writes nothing. */
 	PUT_OK(st, "mx.example.com", "192.0.2.1", &none);
-	CHECK(!exists(dir, STATE_FILE));
+	SYNC_OK(st);
+	CHECK_INT(lines_of(dir, STATE_JOURNAL), 1);
 
 	PUT_OK(st, "mx.example.com", "192.0.2.1", &once);
 	PUT_OK(st, "mx.example.com", "192.0.2.2", &once);
@@ -346,16 +414,18 @@ test_update_delete_counts(void)
 	CHECK_INT(state_count(st, RETRY_BROKEN), 1);
 	CHECK_INT(state_count(st, RETRY_NONE), 0);
 	CHECK_INT(state_total(st), 3);
+	SYNC_OK(st);
+	CHECK_INT(lines_of(dir, STATE_JOURNAL), 4);
 
-	/* The same record again writes nothing (the inode stays). */
-	ino = inode(dir);
-	CHECK(ino != 0);
+	/* The same record again writes nothing. */
 	PUT_OK(st, "mx.example.com", "192.0.2.1", &once);
-	CHECK(inode(dir) == ino);
+	SYNC_OK(st);
+	CHECK_INT(lines_of(dir, STATE_JOURNAL), 4);
 
-	/* An update replaces the file. */
+	/* An update is one more line. */
 	PUT_OK(st, "mx.example.com", "192.0.2.1", &broken);
-	CHECK(inode(dir) != ino);
+	SYNC_OK(st);
+	CHECK_INT(lines_of(dir, STATE_JOURNAL), 5);
 	check_rec("updated", state_get(st, K("mx.example.com", "192.0.2.1")),
 	    &broken);
 	CHECK_INT(state_count(st, RETRY_FAILED_ONCE), 1);
@@ -375,7 +445,9 @@ test_update_delete_counts(void)
 	CHECK_INT(state_count(st, RETRY_FAILED_ONCE), 0);
 	CHECK_INT(state_count(st, RETRY_BROKEN), 0);
 	state_free(st);
+	CHECK_INT(lines_of(dir, STATE_JOURNAL), 8);
 
+	compact(dir);
 	file = read_state_file(dir);
 	CHECK_STR(file, "mxtls-retry-state 2\n");
 	free(file);
@@ -383,6 +455,7 @@ test_update_delete_counts(void)
 	CHECK_INT(state_total(st), 0);
 	state_free(st);
 	CHECK(!exists(dir, STATE_FILE ".tmp"));
+	CHECK(!exists(dir, STATE_JOURNAL ".tmp"));
 	rmtree(dir);
 	free(dir);
 }
@@ -406,6 +479,10 @@ test_longest_line(void)
 	    (time_t)253402300799, FAILURE_NO_STARTTLS, err);
 	PUT_OK(st, host, addr, &r);
 	state_free(st);
+	file = read_named(dir, STATE_JOURNAL);
+	CHECK(file != NULL && strlen(file) == 22 + 4 + 1162 + 1);
+	free(file);
+	compact(dir);
 	file = read_state_file(dir);
 	CHECK(file != NULL);
 	if (file != NULL) {
@@ -503,6 +580,17 @@ test_eviction(void)
 	PUT_OK(st, "", "10.0.0.0", &r);
 	CHECK_INT(state_total(st), STATE_MAX_RECORDS);
 	CHECK(state_get(st, K("", "10.0.0.1")) != NULL);
+	/* Updates move records in the eviction order: 10.0.0.0 is the
+	 * newest now, 10.0.0.1 the oldest, until 10.0.0.7 gets older. */
+	PUT_OK(st, "new2.example.com", "192.0.2.1", &r);
+	CHECK(state_get(st, K("", "10.0.0.0")) != NULL);
+	CHECK(state_get(st, K("", "10.0.0.1")) == NULL);
+	r = rec(RETRY_FAILED_ONCE, T0 - 5, 0, FAILURE_HANDSHAKE, "older");
+	PUT_OK(st, "", "10.0.0.7", &r);
+	PUT_OK(st, "new3.example.com", "192.0.2.1", &r);
+	CHECK(state_get(st, K("", "10.0.0.7")) == NULL);
+	CHECK(state_get(st, K("", "10.0.0.2")) != NULL);
+	CHECK_INT(state_total(st), STATE_MAX_RECORDS);
 	state_free(st);
 }
 
@@ -803,7 +891,11 @@ test_valid_files(void)
 	free(dir);
 }
 
-/* Unreadable: a directory where the file should be. */
+/*
+ * Unreadable: a directory where the snapshot should be.  The writer's
+ * compaction fails, the record stays in memory; once the way is clear the
+ * next try writes everything.
+ */
 static void
 test_unreadable(void)
 {
@@ -821,21 +913,28 @@ test_unreadable(void)
 	snprintf(want, sizeof(want), "%s: read: Is a directory", p);
 	CHECK_STR(warn, want);
 	CHECK_INT(state_total(st), 0);
-	/* The rename onto a directory fails: -1, the record is kept in
-	 * memory, no tmp file is left behind. */
-	CHECK_INT(state_put(st, K("mx.example.com", "192.0.2.1"), &r, err,
-	    sizeof(err)), -1);
+	state_put(st, K("mx.example.com", "192.0.2.1"), &r, err, sizeof(err));
+	CHECK_INT(state_sync(st, err, sizeof(err)), -1);
 	printf("     rename onto a directory: %s\n", err);
-	CHECK(strstr(err, "rename to") != NULL);
+	snprintf(want, sizeof(want), "rename to %s: Is a directory", p);
+	CHECK_STR(err, want);
 	CHECK(state_get(st, K("mx.example.com", "192.0.2.1")) != NULL);
 	CHECK(!exists(dir, STATE_FILE ".tmp"));
-	state_free(st);
+	/* The error reaches the loop once, through a put or an expiry. */
+	r.first_failure++;
+	CHECK_INT(state_put(st, K("mx.example.com", "192.0.2.2"), &r, err,
+	    sizeof(err)), 0);
 	rmdir(p);
+	SYNC_OK(st);
+	state_free(st);
+	st = open_ok(dir);
+	CHECK_INT(state_total(st), 2);
+	state_free(st);
 	rmtree(dir);
 	free(dir);
 }
 
-/* The tmp file never stays: not after a write, not after a failed one. */
+/* The tmp files never stay: not after a write, not after a failed one. */
 static void
 test_tmp_file(void)
 {
@@ -850,28 +949,37 @@ test_tmp_file(void)
 	PUT_OK(st, "mx.example.com", "192.0.2.1", &r);
 	r.first_failure++;
 	PUT_OK(st, "mx.example.com", "192.0.2.1", &r);
-	CHECK(!exists(dir, STATE_FILE ".tmp"));
+	state_free(st);
+	compact(dir);
 	if ((d = opendir(dir)) != NULL) {
 		while ((de = readdir(d)) != NULL)
 			if (de->d_name[0] != '.')
 				n++;
 		closedir(d);
 	}
-	CHECK_INT(n, 1); /* only retry-state */
+	CHECK_INT(n, 2); /* only retry-state and its journal */
 
 	/*
-	 * A symlink planted as the tmp file is not followed: it is removed
-	 * (a stale tmp file must never block every later write) and the
-	 * write goes to a fresh file.
+	 * Symlinks planted as the tmp files are not followed: they are
+	 * removed (a stale tmp file must never block every later write) and
+	 * the writes go to fresh files.
 	 */
-	path_of(p, sizeof(p), dir, STATE_FILE ".tmp");
 	path_of(target, sizeof(target), dir, "target");
+	path_of(p, sizeof(p), dir, STATE_FILE ".tmp");
 	CHECK_INT(symlink(target, p), 0);
+	path_of(p, sizeof(p), dir, STATE_JOURNAL ".tmp");
+	CHECK_INT(symlink(target, p), 0);
+	st = open_ok(dir);
 	r.first_failure++;
 	CHECK_INT(state_put(st, K("mx.example.com", "192.0.2.2"), &r, err,
 	    sizeof(err)), 0);
+	state_free(st);
+	compact(dir);
 	CHECK(access(target, F_OK) == -1);
 	CHECK(!exists(dir, STATE_FILE ".tmp"));
+	CHECK(!exists(dir, STATE_JOURNAL ".tmp"));
+	st = read_ok(dir);
+	CHECK_INT(state_total(st), 2);
 	state_free(st);
 	rmtree(dir);
 	free(dir);
@@ -888,17 +996,17 @@ test_expire(void)
 	struct retry_record broken2 = rec(RETRY_BROKEN, T0, T0 + 5000,
 	    FAILURE_CERTIFICATE, "broken longer");
 	struct state *st = open_ok(dir);
-	ino_t ino;
+	char *file;
 
 	PUT_OK(st, "a.example", "192.0.2.1", &once);
 	PUT_OK(st, "b.example", "192.0.2.1", &broken);
 	PUT_OK(st, "c.example", "192.0.2.1", &broken2);
-	ino = inode(dir);
 
 	/* Nothing due: no write. */
 	CHECK_INT(state_expire(st, T0 + 3899, &dflt, err, sizeof(err)), 0);
 	CHECK_INT(state_total(st), 3);
-	CHECK(inode(dir) == ino);
+	SYNC_OK(st);
+	CHECK_INT(lines_of(dir, STATE_JOURNAL), 4);
 
 	/* broken_until reached; a failed-once at t0 + 300 + 3600 too. */
 	CHECK_INT(state_expire(st, T0 + 3900, &dflt, err, sizeof(err)), 0);
@@ -908,8 +1016,13 @@ test_expire(void)
 	CHECK(state_get(st, K("c.example", "192.0.2.1")) != NULL);
 	CHECK_INT(state_count(st, RETRY_FAILED_ONCE), 0);
 	CHECK_INT(state_count(st, RETRY_BROKEN), 1);
-	CHECK(inode(dir) != ino);
 	state_free(st);
+	file = read_named(dir, STATE_JOURNAL);
+	CHECK(file != NULL && strstr(file, "\ndel a.example 192.0.2.1 25 strict "
+	    KEY_POLICY "\n") != NULL && strstr(file, "\ndel b.example "
+	    "192.0.2.1 25 strict " KEY_POLICY "\n") != NULL);
+	CHECK_INT(lines_of(dir, STATE_JOURNAL), 6);
+	free(file);
 
 	st = open_ok(dir);
 	CHECK_INT(state_total(st), 1);
@@ -1042,15 +1155,411 @@ test_version1(void)
 	check_rec("v1 under another policy", state_get(st, &(struct state_key){
 	    "mx.example.com", "192.0.2.1", 25, "lax", "abcdef" }), &want);
 	CHECK(state_get(st, &k587) == NULL);
+	SYNC_OK(st); /* a version 1 file is rewritten at once */
+	file = read_state_file(dir);
+	CHECK_STR(file, "mxtls-retry-state 2\n"
+	    "mx.example.com 192.0.2.1 25 - * failed-once 1795428000 0 "
+	    "handshake old\n");
+	free(file);
 	PUT_OK(st, "mx.example.com", "192.0.2.1", &r);
 	CHECK_INT(state_total(st), 1);
 	CHECK(state_get(st, &(struct state_key){ "mx.example.com",
 	    "192.0.2.1", 25, "lax", "abcdef" }) == NULL);
 	state_free(st);
+	file = read_named(dir, STATE_JOURNAL);
+	CHECK_STR(file, "mxtls-retry-journal 1\n"
+	    "del mx.example.com 192.0.2.1 25 - *\n"
+	    "put mx.example.com 192.0.2.1 25 strict " KEY_POLICY " failed-once "
+	    "1795428005 0 certificate new\n");
+	free(file);
+	compact(dir);
 	file = read_state_file(dir);
 	CHECK_STR(file, "mxtls-retry-state 2\n"
 	    "mx.example.com 192.0.2.1 25 strict " KEY_POLICY " failed-once "
 	    "1795428005 0 certificate new\n");
+	free(file);
+	rmtree(dir);
+	free(dir);
+}
+
+
+/* The records of a store, as `mxtls state` lists them (malloc'd). */
+static char *
+listing(struct state *st)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&buf, &len);
+
+	if (out == NULL)
+		exit(2);
+	state_print(st, out, T0, &dflt);
+	fclose(out);
+	return buf;
+}
+
+#define SNAP "mxtls-retry-state 2\n"
+#define JOUR "mxtls-retry-journal 1\n"
+#define LINE(h, a, rest) h " " a " 25 strict " KEY_POLICY " " rest "\n"
+#define REC_A LINE("a.example", "192.0.2.1", "failed-once 1795428000 0 handshake a")
+#define REC_B LINE("b.example", "192.0.2.2", "broken 1795428000 1795431900 certificate b")
+#define REC_C LINE("c.example", "192.0.2.3", "failed-once 1795428100 0 no-starttls c")
+
+/* A listing of the records A, B, C (a subset, in that order). */
+static void
+check_records(const char *what, struct state *st, int a, int b, int c)
+{
+	struct retry_record ra = rec(RETRY_FAILED_ONCE, T0, 0,
+	    FAILURE_HANDSHAKE, "a");
+	struct retry_record rb = rec(RETRY_BROKEN, T0, T0 + 3900,
+	    FAILURE_CERTIFICATE, "b");
+	struct retry_record rc = rec(RETRY_FAILED_ONCE, T0 + 100, 0,
+	    FAILURE_NO_STARTTLS, "c");
+	const struct retry_record *g;
+
+	if (state_total(st) != a + b + c) {
+		fprintf(stderr, "%s: %d records, want %d\n", what,
+		    state_total(st), a + b + c);
+		t_cur = 1;
+	}
+	g = state_get(st, K("a.example", "192.0.2.1"));
+	if (a)
+		check_rec(what, g, &ra);
+	else
+		CHECK(g == NULL);
+	g = state_get(st, K("b.example", "192.0.2.2"));
+	if (b)
+		check_rec(what, g, &rb);
+	else
+		CHECK(g == NULL);
+	g = state_get(st, K("c.example", "192.0.2.3"));
+	if (c)
+		check_rec(what, g, &rc);
+	else
+		CHECK(g == NULL);
+}
+
+/* state_read() of dir: its warning must be want ("" for none; %s stands
+ * for dir). */
+static struct state *
+read_warn(const char *dir, const char *want)
+{
+	char warn[1024] = "x", w[1024];
+	struct state *st = state_read(dir, warn, sizeof(warn));
+
+	if (st == NULL)
+		exit(2);
+	snprintf(w, sizeof(w), want, dir, dir);
+	if (warn[0] != '\0')
+		printf("     %s\n", warn);
+	CHECK_STR(warn, w);
+	return st;
+}
+
+/*
+ * A crash cut the last write short: the torn line (a part of a line, or
+ * the zeros a file system may leave) is skipped with a warning, nothing
+ * before it is lost, and the next start rewrites the files cleanly.
+ */
+static void
+test_torn_last_line(void)
+{
+	static const char *const tails[] = {
+		"put c.example 192.0.2.3 25 strict " KEY_POLICY " failed-o",
+		"put c.exa\0\0\0\0\0\0\0\0",
+		"\0\0\0\0\0\0\0\0\0\0\0\0",
+	};
+	static const char *const warnings[] = {
+		"%s/retry-state.journal line 4: truncated line (skipped)",
+		"%s/retry-state.journal line 4: NUL byte (skipped)",
+		"%s/retry-state.journal line 4: NUL byte (skipped)",
+	};
+	static const char good[] = JOUR "put " REC_B
+	    "del a.example 192.0.2.1 25 strict " KEY_POLICY "\n";
+	char *dir = tmpdir(), *j;
+	struct state *st;
+	size_t i, len;
+
+	for (i = 0; i < sizeof(tails) / sizeof(tails[0]); i++) {
+		write_file(dir, SNAP REC_A, strlen(SNAP REC_A));
+		len = sizeof(good) - 1 + (i == 0 ? strlen(tails[i]) : 12);
+		j = malloc(len);
+		memcpy(j, good, sizeof(good) - 1);
+		memcpy(j + sizeof(good) - 1, tails[i], len - sizeof(good) + 1);
+		write_named(dir, STATE_JOURNAL, j, len);
+		free(j);
+		st = read_warn(dir, warnings[i]);
+		check_records("torn", st, 0, 1, 0);
+		state_free(st);
+		compact(dir);
+		st = read_ok(dir);
+		check_records("torn, compacted", st, 0, 1, 0);
+		state_free(st);
+	}
+	rmtree(dir);
+	free(dir);
+}
+
+/*
+ * A line damaged in the middle of the journal is skipped: the changes
+ * before and after it count (each line stands alone).
+ */
+static void
+test_bad_middle_line(void)
+{
+	static const char j[] = JOUR "put " REC_A "garbage\n" "put " REC_B
+	    "del c.example 192.0.2.3 99999 strict " KEY_POLICY "\n" "put " REC_C;
+	char *dir = tmpdir();
+	struct state *st;
+
+	write_named(dir, STATE_JOURNAL, j, sizeof(j) - 1);
+	st = read_warn(dir, "%s/retry-state.journal line 3: neither put nor "
+	    "del (skipped, and more bad lines after it)");
+	check_records("bad middle line", st, 1, 1, 1);
+	state_free(st);
+	rmtree(dir);
+	free(dir);
+}
+
+/* A journal whose header is wrong is not applied; the snapshot counts,
+ * and the next start replaces the journal. */
+static void
+test_bad_journal_header(void)
+{
+	static const struct {
+		const char *data, *warning;
+	} cases[] = {
+		{ "mxtls-retry-journal 9\n" "put " REC_B,
+		    "%s/retry-state.journal line 1: unsupported version (not "
+		    "applied)" },
+		{ "hello\n" "put " REC_B, "%s/retry-state.journal line 1: not a "
+		    "retry-state journal (not applied)" },
+		{ "mxtls-retry-journ", "%s/retry-state.journal line 1: "
+		    "truncated line (not applied)" },
+		{ "", "" }, /* created; the crash came before its header */
+	};
+	char *dir = tmpdir();
+	struct state *st;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		write_file(dir, SNAP REC_A, strlen(SNAP REC_A));
+		write_named(dir, STATE_JOURNAL, cases[i].data,
+		    strlen(cases[i].data));
+		st = read_warn(dir, cases[i].warning);
+		check_records("bad header", st, 1, 0, 0);
+		state_free(st);
+		compact(dir);
+		st = read_ok(dir);
+		check_records("bad header, compacted", st, 1, 0, 0);
+		state_free(st);
+	}
+	rmtree(dir);
+	free(dir);
+}
+
+/* Only a journal: the first start, then a crash before any compaction. */
+static void
+test_journal_only(void)
+{
+	static const char j[] = JOUR "put " REC_A "put " REC_B
+	    "del b.example 192.0.2.2 25 strict " KEY_POLICY "\n" "put " REC_C "put " REC_B;
+	char *dir = tmpdir(), *file;
+	struct state *st;
+
+	write_named(dir, STATE_JOURNAL, j, sizeof(j) - 1);
+	st = read_ok(dir);
+	check_records("journal only", st, 1, 1, 1);
+	state_free(st);
+	CHECK(!exists(dir, STATE_FILE)); /* state_read() wrote nothing */
+	compact(dir);
+	file = read_state_file(dir);
+	CHECK(file != NULL && strlen(file) == strlen(SNAP REC_A REC_B REC_C));
+	free(file);
+	st = read_ok(dir);
+	check_records("journal only, compacted", st, 1, 1, 1);
+	state_free(st);
+	rmtree(dir);
+	free(dir);
+}
+
+/* Only a snapshot (as an earlier mxtls left it): read as it is, not
+ * rewritten at start; the writer starts a journal beside it. */
+static void
+test_snapshot_only(void)
+{
+	char *dir = tmpdir(), p[512];
+	struct state *st;
+	struct stat before, after;
+
+	write_file(dir, SNAP REC_A REC_C, strlen(SNAP REC_A REC_C));
+	st = read_ok(dir);
+	check_records("snapshot only", st, 1, 0, 1);
+	state_free(st);
+	CHECK(!exists(dir, STATE_JOURNAL));
+	path_of(p, sizeof(p), dir, STATE_FILE);
+	CHECK_INT(stat(p, &before), 0);
+	st = open_ok(dir);
+	SYNC_OK(st);
+	state_free(st);
+	CHECK_INT(stat(p, &after), 0);
+	CHECK(before.st_ino == after.st_ino);
+	CHECK_INT(lines_of(dir, STATE_JOURNAL), 1);
+	rmtree(dir);
+	free(dir);
+}
+
+/*
+ * A crash after the new snapshot was renamed into place, before the new
+ * journal was: the old journal is applied over a snapshot that already
+ * holds it, and nothing changes.  Even at the limit: a record that a
+ * journal line put and a later one deleted again must not evict another
+ * one on the way.
+ */
+static void
+test_crash_between_renames(void)
+{
+	char *dir = tmpdir(), *buf, *p, addr[32];
+	struct state *st;
+	int i, missing = 0;
+
+	/* The new snapshot: full, the oldest record 10.0.0.0, then a. */
+	buf = p = malloc((size_t)STATE_MAX_RECORDS * 96 + 256);
+	p += sprintf(p, SNAP);
+	for (i = 0; i < STATE_MAX_RECORDS - 1; i++)
+		p += sprintf(p, "- 10.%d.%d.%d 25 strict " KEY_POLICY
+		    " failed-once %lld 0 handshake -\n", i >> 16,
+		    (i >> 8) & 255, i & 255, (long long)(T0 + i));
+	p += sprintf(p, REC_A);
+	write_file(dir, buf, (size_t)(p - buf));
+	/* The old journal, which led to it from a snapshot without a. */
+	p = buf;
+	p += sprintf(p, JOUR "put " REC_B
+	    "del b.example 192.0.2.2 25 strict " KEY_POLICY "\n"
+	    "del gone.example 192.0.2.9 25 strict " KEY_POLICY "\n"
+	    "put " REC_A);
+	write_named(dir, STATE_JOURNAL, buf, (size_t)(p - buf));
+	free(buf);
+	st = read_ok(dir);
+	CHECK_INT(state_total(st), STATE_MAX_RECORDS);
+	CHECK(state_get(st, K("a.example", "192.0.2.1")) != NULL);
+	CHECK(state_get(st, K("b.example", "192.0.2.2")) == NULL);
+	for (i = 0; i < STATE_MAX_RECORDS - 1; i++) {
+		snprintf(addr, sizeof(addr), "10.%d.%d.%d", i >> 16,
+		    (i >> 8) & 255, i & 255);
+		missing += state_get(st, K("", addr)) == NULL;
+	}
+	CHECK_INT(missing, 0);
+	state_free(st);
+	rmtree(dir);
+	free(dir);
+}
+
+/*
+ * A journal longer than twice the records plus STATE_COMPACT_SLACK
+ * (10,000) lines is compacted by the writer while it runs.
+ */
+static void
+test_compaction(void)
+{
+	char *dir = tmpdir(), *live, *again;
+	struct retry_record r = rec(RETRY_FAILED_ONCE, T0, 0,
+	    FAILURE_HANDSHAKE, "x");
+	struct state *st = open_ok(dir);
+	int i, n;
+
+	for (i = 0; i < 10010; i++) {
+		r.first_failure = T0 + i;
+		PUT_OK(st, i % 3 == 0 ? "a.example" : i % 3 == 1 ?
+		    "b.example" : "c.example", "192.0.2.1", &r);
+	}
+	SYNC_OK(st);
+	n = lines_of(dir, STATE_JOURNAL);
+	printf("     10010 changes to 3 records: snapshot %d lines, journal "
+	    "%d lines\n", lines_of(dir, STATE_FILE), n);
+	CHECK(n >= 1 && n < 100);
+	CHECK_INT(lines_of(dir, STATE_FILE), 4);
+	live = listing(st);
+	state_free(st);
+	st = read_ok(dir);
+	again = listing(st);
+	CHECK(live != NULL && again != NULL && strcmp(live, again) == 0);
+	free(live);
+	free(again);
+	state_free(st);
+	rmtree(dir);
+	free(dir);
+}
+
+/*
+ * A writer that takes nothing (a hanging disk) until its queue is full:
+ * state_put() says so once, the store keeps every change, and once the
+ * writer is back the whole table is written: deletions made meanwhile too.
+ */
+static void
+test_queue_full(void)
+{
+	char *dir = tmpdir(), host[64], err[512], *live, *again;
+	struct retry_record r = rec(RETRY_FAILED_ONCE, T0, 0,
+	    FAILURE_HANDSHAKE, "x");
+	struct retry_record none = rec(RETRY_NONE, 0, 0, FAILURE_TLS_OK, "");
+	struct state *st = open_ok(dir);
+	int i, fails = 0;
+
+	PUT_OK(st, "gone.example", "192.0.2.1", &r);
+	SYNC_OK(st);
+	state_hold_writer(st, 1);
+	state_set_queue_limit(st, 2000);
+	for (i = 0; i < 100; i++) {
+		snprintf(host, sizeof(host), "h%d.example", i);
+		err[0] = '\0';
+		if (state_put(st, K(host, "192.0.2.1"), &r, err,
+		    sizeof(err)) == -1) {
+			if (fails++ == 0)
+				printf("     queue full after %d puts: %s\n", i,
+				    err);
+			CHECK(strstr(err, "queue of changes for the writer is "
+			    "full") != NULL);
+		}
+	}
+	CHECK_INT(fails, 1);
+	PUT_OK(st, "gone.example", "192.0.2.1", &none);
+	CHECK_INT(state_total(st), 100);
+	state_hold_writer(st, 0);
+	SYNC_OK(st);
+	live = listing(st);
+	state_free(st);
+	st = read_ok(dir);
+	again = listing(st);
+	CHECK(live != NULL && again != NULL && strcmp(live, again) == 0);
+	CHECK(state_get(st, K("gone.example", "192.0.2.1")) == NULL);
+	CHECK_INT(state_total(st), 100);
+	free(live);
+	free(again);
+	state_free(st);
+	rmtree(dir);
+	free(dir);
+}
+
+/* state_read() never writes: not at start, not for a change. */
+static void
+test_read_only(void)
+{
+	static const char j[] = JOUR "put " REC_A;
+	char *dir = tmpdir(), err[256], *file;
+	struct retry_record r = rec(RETRY_FAILED_ONCE, T0, 0,
+	    FAILURE_HANDSHAKE, "x");
+	struct state *st;
+
+	write_named(dir, STATE_JOURNAL, j, sizeof(j) - 1);
+	st = read_ok(dir);
+	CHECK_INT(state_put(st, K("new.example", "192.0.2.1"), &r, err,
+	    sizeof(err)), 0);
+	CHECK_INT(state_sync(st, err, sizeof(err)), 0);
+	state_free(st);
+	CHECK(!exists(dir, STATE_FILE));
+	file = read_named(dir, STATE_JOURNAL);
+	CHECK_STR(file, j);
 	free(file);
 	rmtree(dir);
 	free(dir);
@@ -1074,5 +1583,14 @@ main(void)
 	RUN(test_print);
 	RUN(test_key_parts);
 	RUN(test_version1);
+	RUN(test_torn_last_line);
+	RUN(test_bad_middle_line);
+	RUN(test_bad_journal_header);
+	RUN(test_journal_only);
+	RUN(test_snapshot_only);
+	RUN(test_crash_between_renames);
+	RUN(test_compaction);
+	RUN(test_queue_full);
+	RUN(test_read_only);
 	return T_DONE();
 }
