@@ -77,6 +77,8 @@ struct family_def {
  *   config_reloads_total       outcome
  *   upstream_cached            -
  *   upstream_reuses_total      outcome: reused, stale
+ *   dsn_total                  outcome: submitted, retry, failed, lost
+ *   dsn_queued                 -
  *   build_info                 version
  */
 static const struct family_def defs[] = {
@@ -114,6 +116,13 @@ static const struct family_def defs[] = {
 	{ "mxtls_upstream_reuses_total", M_COUNTER,
 	    "Cached upstream connections taken for a transaction, by "
 	    "outcome (reused, or stale: the server had gone).", NULL, 0 },
+	{ "mxtls_dsn_total", M_COUNTER,
+	    "Relayed-DSN notices by outcome: submitted to the MTA, a try "
+	    "that failed and will be repeated, failed (given up) or lost.",
+	    NULL, 0 },
+	{ "mxtls_dsn_queued", M_GAUGE,
+	    "Relayed-DSN notices waiting to be submitted to the MTA.", NULL,
+	    0 },
 	{ "mxtls_build_info", M_GAUGE,
 	    "Always 1; the version of mxtls as a label.", NULL, 0 },
 };
