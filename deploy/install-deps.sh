@@ -15,19 +15,48 @@ test) want=$test ;;
 *) echo "usage: $0 build|test" >&2; exit 2 ;;
 esac
 
+if [ "$(id -u)" -ne 0 ]; then
+	SUDO=sudo
+else
+	SUDO=
+fi
+
+# Exim as a sending MTA for the tests.  exim4 and postfix cannot both be
+# installed (one mail-transport-agent), so its packages are unpacked into
+# build/mta, once, and run from there with a private config.
+mta_senders() {
+	[ -x build/mta/usr/sbin/exim4 ] && return 0
+	_tmp=$(mktemp -d)
+	# apt downloads as _apt where it can.
+	chown _apt "$_tmp" 2>/dev/null || true
+	# apt-get download writes to the current directory.
+	(cd "$_tmp" && $SUDO apt-get download -q exim4-daemon-light libidn12 >/dev/null) || {
+		rm -rf "$_tmp"
+		echo "install-deps: cannot download exim4-daemon-light, libidn12" >&2
+		return 1
+	}
+	mkdir -p build/mta
+	for _deb in "$_tmp"/*.deb; do dpkg -x "$_deb" build/mta; done
+	rm -rf "$_tmp"
+	# Not setuid: it must keep LD_LIBRARY_PATH (libidn12) when it
+	# re-executes itself.
+	chmod u-s build/mta/usr/sbin/exim4
+	# The binary looks its user up by this compiled-in name.
+	id Debian-exim >/dev/null 2>&1 || $SUDO useradd --system --no-create-home \
+		--home-dir /nonexistent --shell /usr/sbin/nologin Debian-exim
+}
+
 missing=""
 for p in $want; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then
 		missing="$missing $p"
 	fi
 done
-[ -z "$missing" ] && exit 0
-
-if [ "$(id -u)" -ne 0 ]; then
-	SUDO=sudo
-else
-	SUDO=
+if [ -z "$missing" ]; then
+	[ "${1:-build}" != test ] || mta_senders || true
+	exit 0
 fi
+
 echo "installing:$missing" >&2
 # Postfix must not ask questions nor start a system instance of its own.
 echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
@@ -35,3 +64,5 @@ $SUDO apt-get update -q >/dev/null
 # $missing is a list of words on purpose.
 # shellcheck disable=SC2086
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing >/dev/null
+[ "${1:-build}" != test ] || mta_senders || true
+exit 0

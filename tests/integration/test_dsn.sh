@@ -10,6 +10,7 @@
 #   example.net   MX mx2.example.test  127.0.0.3:25  Postfix with DSN
 #   sender.test   MX mx3.example.test  127.0.0.4:25  the sender's mailbox
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib_mta.sh"
 it_setup
 
 dns_mx example.test mx.example.test 10
@@ -71,6 +72,25 @@ check "without dsn_submit: delivered to mx.example.test" delivered mx a@example.
 check "R17-13 without dsn_submit the MTA itself tells the sender: relayed" \
 	dsn_has 1 '^Action: relayed' '^Reporting-MTA: dns; ?mta\.legacy\.test' '^Final-Recipient: rfc822; ?a@example\.test'
 pf_stop mta
+
+# Exim as the MTA, the same way.
+if [ -x "$EXIM" ]; then
+	PE=$(free_port)
+	exim_mta dsn "$PE" || fail "Exim starts" "$(cat "$W/exim-dsn/exim.out")"
+	mkmsg "$M/1e" "relayed by Exim"
+	smtpc "$W/t.1e" "127.0.0.1:$PE" "EHLO client.test" "MAIL FROM:<$S>" \
+		"RCPT TO:<ae@example.test> NOTIFY=SUCCESS" "DATA=$M/1e" QUIT
+	check "without dsn_submit: Exim accepted NOTIFY=SUCCESS" reply_is "$W/t.1e" DOT 250
+	# Exim 4.96 writes "Action: delivered" with "relayed to non-DSN-aware
+	# mailer" in the text.
+	check "R17-13 without dsn_submit Exim itself tells the sender: relayed" \
+		dsn_has 2 'relayed to non-DSN-aware mailer' '^Reporting-MTA: dns; ?mta\.exim\.test' \
+		'^Final-Recipient: rfc822; ?ae@example\.test'
+
+	kill_wait "$(awk '$1 == "exim" && $3 == "dsn" { print $2 }' "$W/pids")"
+else
+	fail "Exim: build/mta/usr/sbin/exim4 is missing (make deps-test unpacks it)"
+fi
 mxtls_stop
 
 # ---------------------------------------------------------------- dsn_submit = the MTA
