@@ -384,6 +384,8 @@ test_empty(void)
 		{ "mxtls_config_reloads_total", "counter" },
 		{ "mxtls_upstream_cached", "gauge" },
 		{ "mxtls_upstream_reuses_total", "counter" },
+		{ "mxtls_dsn_total", "counter" },
+		{ "mxtls_dsn_queued", "gauge" },
 		{ "mxtls_build_info", "gauge" },
 	};
 	const char *t, *p;
