@@ -21,18 +21,21 @@ else
 	SUDO=
 fi
 
-# Exim as a sending MTA for the tests.  exim4 and postfix cannot both be
-# installed (one mail-transport-agent), so its packages are unpacked into
-# build/mta, once, and run from there with a private config.
+# Exim and OpenSMTPD as sending MTAs for the tests.  exim4, opensmtpd and
+# postfix cannot be installed together (one mail-transport-agent), so
+# their packages are unpacked into build/mta, once, and run from there
+# with private configs (tests/integration/lib_mta.sh).
 mta_senders() {
-	[ -x build/mta/usr/sbin/exim4 ] && return 0
+	[ -x build/mta/usr/sbin/exim4 ] && [ -x build/mta/usr/sbin/smtpd ] &&
+		return 0
 	_tmp=$(mktemp -d)
 	# apt downloads as _apt where it can.
 	chown _apt "$_tmp" 2>/dev/null || true
 	# apt-get download writes to the current directory.
-	(cd "$_tmp" && $SUDO apt-get download -q exim4-daemon-light libidn12 >/dev/null) || {
+	(cd "$_tmp" && $SUDO apt-get download -q exim4-daemon-light libidn12 \
+	    opensmtpd >/dev/null) || {
 		rm -rf "$_tmp"
-		echo "install-deps: cannot download exim4-daemon-light, libidn12" >&2
+		echo "install-deps: cannot download exim4-daemon-light, libidn12, opensmtpd" >&2
 		return 1
 	}
 	mkdir -p build/mta
@@ -41,9 +44,16 @@ mta_senders() {
 	# Not setuid: it must keep LD_LIBRARY_PATH (libidn12) when it
 	# re-executes itself.
 	chmod u-s build/mta/usr/sbin/exim4
-	# The binary looks its user up by this compiled-in name.
-	id Debian-exim >/dev/null 2>&1 || $SUDO useradd --system --no-create-home \
-		--home-dir /nonexistent --shell /usr/sbin/nologin Debian-exim
+	# The binaries look their users up by these compiled-in names.
+	for _u in Debian-exim opensmtpd opensmtpq; do
+		id "$_u" >/dev/null 2>&1 || $SUDO useradd --system --no-create-home \
+			--home-dir /nonexistent --shell /usr/sbin/nologin "$_u"
+	done
+	# smtpctl refuses to run unless setgid to the queue's group.
+	$SUDO chgrp opensmtpq build/mta/usr/sbin/smtpctl
+	$SUDO chmod g+s build/mta/usr/sbin/smtpctl
+	# Mount points for the spool and chroot compiled into smtpd.
+	$SUDO mkdir -p /var/spool/smtpd /var/lib/opensmtpd/empty
 }
 
 missing=""

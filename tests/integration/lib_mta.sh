@@ -59,3 +59,31 @@ exim_delivered() {
 	return 1
 }
 
+
+# OpenSMTPD as the legacy MTA (Debian's opensmtpd, unpacked into build/mta
+# too).  Its spool and chroot paths are compiled in: a private mount
+# namespace puts directories of $W there.  One instance at a time (its
+# control socket is /var/run/smtpd.sock).
+SMTPD=$IT_ROOT/build/mta/usr/sbin/smtpd
+SMTPCTL=$IT_ROOT/build/mta/usr/sbin/smtpctl
+# smtpd_mta NAME PORT: OpenSMTPD accepting on 127.0.0.1:PORT and relaying
+# everything to mxtls ($MXTLS_PORT).
+smtpd_mta() {
+	_d=$W/smtpd-$1
+	mkdir -p "$_d/spool" "$_d/empty"
+	chmod 711 "$_d/spool"
+	chmod 755 "$_d/empty"
+	cat >"$_d/smtpd.conf" <<EOF3
+listen on 127.0.0.1 port $2
+action "mxtls" relay host smtp://127.0.0.1:$MXTLS_PORT
+match from any for any action "mxtls"
+EOF3
+	mkdir -p /var/spool/smtpd /var/lib/opensmtpd/empty
+	unshare -m sh -c "mount --bind '$_d/spool' /var/spool/smtpd &&
+		mount --bind '$_d/empty' /var/lib/opensmtpd/empty &&
+		exec '$SMTPD' -d -f '$_d/smtpd.conf'" >"$_d/smtpd.out" 2>&1 &
+	it_track smtpd $! "$1"
+	wait_for_port "127.0.0.1:$2" tcp 10
+}
+# smtpd_log NAME: what it logged (-d: to stderr).
+smtpd_log() { echo "$W/smtpd-$1/smtpd.out"; }

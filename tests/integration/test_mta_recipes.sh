@@ -71,6 +71,15 @@ one_domain() {
 	[ -n "$(mx_mail mx3 c@example.org)" ] && _n=$((_n + 1))
 	[ $_n -eq 1 ] || { echo "$_n domains delivered"; return 1; }
 }
+# one_domain_of SUBJECT-SUFFIX: exactly one MX has "three domains, SUFFIX".
+one_domain_of() {
+	_n=0
+	_s="Subject: three domains, $1"
+	[ -n "$(mx_mail mx a@example.test | xargs -r grep -lx "$_s")" ] && _n=$((_n + 1))
+	[ -n "$(mx_mail mx2 b@example.net | xargs -r grep -lx "$_s")" ] && _n=$((_n + 1))
+	[ -n "$(mx_mail mx3 c@example.org | xargs -r grep -lx "$_s")" ] && _n=$((_n + 1))
+	[ $_n -eq 1 ] || { echo "$_n domains delivered"; return 1; }
+}
 # identical3: the last copy at each MX is the message, byte for byte.
 identical3() {
 	delivered_is "$(mx_mail mx a@example.test | tail -n 1)" "$M/r" &&
@@ -140,6 +149,34 @@ else
 	done
 	check "R17-16 Exim with the recipe: one domain per transaction, no 452 4.5.3" \
 		no_grep_since "$MXTLS_LOG" "$x" '452 4\.5\.3'
+fi
+
+# ------------------------------------------------ OpenSMTPD (from build/mta)
+# smtpd_delivered NAME RCPT [SECONDS]: OpenSMTPD relayed RCPT (result=Ok).
+smtpd_delivered() {
+	wait_for_log "$(smtpd_log "$1")" "to=<$2>.*result=\"?Ok" "${3:-20}" && return 0
+	echo "OpenSMTPD $1 logged no delivery to $2:"
+	grep -E 'smtp-out|delivery' "$(smtpd_log "$1")" | tail -n 15 | cut -c 1-300 | sed 's/^/  | /'
+	return 1
+}
+if [ ! -x "$SMTPD" ]; then
+	fail "OpenSMTPD: build/mta/usr/sbin/smtpd is missing (make deps-test unpacks it)"
+else
+	P=$(free_port)
+	smtpd_mta plain "$P" || fail "OpenSMTPD starts" "$(cat "$(smtpd_log plain)")"
+	mkmsg "$M/o" "three domains, o"
+	send3 "$W/t.smtpd" "$P" "$M/o"
+	check "OpenSMTPD: accepted" reply_is "$W/t.smtpd" DOT 250
+	check "R17-16 OpenSMTPD without the recipe defers the other domains (452 4.5.3)" \
+		wait_for_log "$(smtpd_log plain)" 'result="?TempFail.*452 4\.5\.3' 20
+	sleep 10
+	check "R17-16 OpenSMTPD without the recipe: only one domain delivered 10 s later" one_domain_of o
+	# The recipe, with the kick every 2 s instead of every minute.
+	( while sleep 2; do "$SMTPCTL" schedule all >/dev/null 2>&1; done ) &
+	it_track kick $! -
+	for r in a@example.test b@example.net c@example.org; do
+		check "R17-16 OpenSMTPD with smtpctl schedule all: $r delivered" smtpd_delivered plain "$r" 30
+	done
 fi
 
 mxtls_stop
