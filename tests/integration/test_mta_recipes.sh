@@ -98,13 +98,12 @@ check "R17-16 without the recipe Postfix defers the other domains (452 4.5.3)" \
 sleep 10
 check "R17-16 without the recipe only one domain is delivered 10 s later" one_domain
 if [ "${MEASURE:-0}" = 1 ]; then
-	for r in "mx a@example.test" "mx2 b@example.net" "mx3 c@example.org"; do
-		set -- $r
-		while [ -z "$(mx_mail "$1" "$2")" ] && [ $(($(date +%s) - t0)) -lt 2500 ]; do
-			sleep 5
-		done
-		note "without the recipe: $2 delivered after $(($(date +%s) - t0)) s"
+	# Only this message is there yet: wait until every MX has it.
+	until { [ -n "$(mx_mail mx a@example.test)" ] && [ -n "$(mx_mail mx2 b@example.net)" ] &&
+		[ -n "$(mx_mail mx3 c@example.org)" ]; } || [ $(($(date +%s) - t0)) -ge 2500 ]; do
+		sleep 5
 	done
+	# Postfix's own account: delay= is each recipient's time in its queue.
 	grep -E 'status=(sent|deferred)' "$(pf_log plain)" | sed 's/^/# /'
 fi
 pf_stop plain
