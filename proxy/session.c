@@ -1645,8 +1645,7 @@ session_on_up_reply(struct session *s, const struct smtp_reply *r)
 			s->nrcpt_ok++;
 			dsn_txn_accepted(s->dsn,
 			    (s->up_ehlo.ext & SMTP_EXT_DSN) != 0);
-		}
-		else if (r->code / 100 == 4)
+		} else if (r->code / 100 == 4)
 			s->nrcpt_tempfail++;
 		session_relay_reply(s, r);
 		if (!s->closed)
