@@ -555,7 +555,7 @@ dsn_txn_mail(struct dsn_txn **t, int want, const char *sender,
 	*t = NULL;
 	if ((err = dsn_parse_mail(params, &m)) != NULL)
 		return err;
-	/* A null reverse-path never gets a notice (RFC 3461 section 6.2). */
+	/* A null reverse-path never gets a notice (RFC 5321 section 4.5.5). */
 	if (!want || sender[0] == '\0')
 		return NULL;
 	if ((*t = calloc(1, sizeof(**t))) == NULL)
