@@ -14,7 +14,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_mta.sh"
 export IT_TIMEOUT=420
-[ "${MEASURE:-0}" = 1 ] && IT_TIMEOUT=2700
+[ "${MEASURE:-0}" = 1 ] && IT_TIMEOUT=6000
 it_setup
 
 dns_mx example.test mx.example.test 10
@@ -170,6 +170,15 @@ else
 		wait_for_log "$(smtpd_log plain)" 'result="?TempFail.*452 4\.5\.3' 20
 	sleep 10
 	check "R17-16 OpenSMTPD without the recipe: only one domain delivered 10 s later" one_domain_of o
+	if [ "${MEASURE:-0}" = 1 ]; then
+		t0=$(date +%s)
+		until [ "$(grep -c 'result="Ok"' "$(smtpd_log plain)")" -ge 3 ] ||
+			[ $(($(date +%s) - t0)) -ge 2400 ]; do
+			sleep 5
+		done
+		# delay= is each recipient's time since it was queued.
+		grep -E 'mta delivery' "$(smtpd_log plain)" | sed 's/^/# /'
+	fi
 	# The recipe's command, with the kick every 2 s instead of every minute.
 	kick=$(awk '!/^#/ && NF > 6 { $1 = $2 = $3 = $4 = $5 = $6 = ""; print; exit }' \
 		deploy/opensmtpd/opensmtpd-mxtls.cron | sed "s|/usr/sbin/smtpctl|$SMTPCTL|")
