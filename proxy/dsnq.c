@@ -1,3 +1,4 @@
+#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,14 +88,16 @@ static void dsnq_event(struct conn *c, enum conn_event ev, void *arg);
 
 static void
 dsnq_log(struct dsnq_job *j, enum config_log_level level, const char *event,
-    const char *outcome, const char *reply, const char *reason)
+    const char *outcome, const char *reply, const char *reason,
+    const char *retry_in)
 {
 	char tries[12], nrcpt[12];
 
 	snprintf(tries, sizeof(tries), "%d", j->tries);
 	snprintf(nrcpt, sizeof(nrcpt), "%d", j->nrcpt);
 	log_kv(level, j->sid, event, "server", j->to_str, "try", tries,
-	    "nrcpt", nrcpt, "reply", reply, "reason", reason, NULL);
+	    "nrcpt", nrcpt, "reply", reply, "reason", reason, "retry_in",
+	    retry_in, NULL);
 	if (outcome != NULL) {
 		char l[64];
 
@@ -161,13 +164,12 @@ dsnq_failed(struct dsnq_job *j, const char *reply, const char *reason,
 	j->rp = NULL;
 	if (permanent || j->tries >= DSNQ_TRIES) {
 		dsnq_log(j, CONFIG_LOG_ERROR, "dsn-failed", "failed", reply,
-		    reason);
+		    reason, NULL);
 		dsnq_remove(j);
 	} else {
 		snprintf(in, sizeof(in), "%.0f", dsnq_backoff[j->tries - 1]);
 		dsnq_log(j, CONFIG_LOG_WARN, "dsn-retry", "retry", reply,
-		    reason);
-		log_debug(j->sid, "dsn-retry-in", "seconds", in, NULL);
+		    reason, in);
 		j->state = DQ_WAITING;
 		j->ready = 0;
 		ev_timer_set(&j->retry, dsnq_backoff[j->tries - 1], 0.);
@@ -265,7 +267,7 @@ dsnq_reply(struct dsnq_job *j, const struct smtp_reply *r)
 		break;
 	case DQ_DOT:
 		dsnq_log(j, CONFIG_LOG_INFO, "dsn-submitted", "submitted", sum,
-		    NULL);
+		    NULL, NULL);
 		dsnq_send(j, DQ_QUIT, "QUIT");
 		break;
 	default:
@@ -430,6 +432,7 @@ dsnq_submit(struct dsnq *q, const struct sockaddr *to, socklen_t tolen,
 {
 	struct dsnq_job *j = NULL, **tail;
 	const char *why = NULL;
+	char addr[INET6_ADDRSTRLEN];
 
 	if (q->n >= DSNQ_JOBS_MAX || q->bytes + len > DSNQ_BYTES_MAX)
 		why = "too many notices queued";
@@ -447,7 +450,10 @@ dsnq_submit(struct dsnq *q, const struct sockaddr *to, socklen_t tolen,
 	j->q = q;
 	memcpy(&j->to, to, tolen);
 	j->tolen = tolen;
-	conn_sockaddr_str(to, j->to_str, sizeof(j->to_str));
+	conn_sockaddr_str(to, addr, sizeof(addr));
+	snprintf(j->to_str, sizeof(j->to_str), to->sa_family == AF_INET6 ?
+	    "[%s]:%u" : "%s:%u", addr, ntohs(((const struct sockaddr_in *)
+	    to)->sin_port));
 	snprintf(j->helo, sizeof(j->helo), "%s", helo);
 	snprintf(j->rcpt, sizeof(j->rcpt), "%s", rcpt);
 	j->utf8 = utf8;
@@ -475,7 +481,7 @@ dsnq_free(struct dsnq *q)
 		return;
 	while (q->jobs != NULL) {
 		dsnq_log(q->jobs, CONFIG_LOG_ERROR, "dsn-lost", "lost", NULL,
-		    "mxtls stopped before the notice was submitted");
+		    "mxtls stopped before the notice was submitted", NULL);
 		dsnq_remove(q->jobs);
 	}
 	dsnq_reap(q->loop, &q->reaper, 0);
