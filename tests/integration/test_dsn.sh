@@ -193,6 +193,44 @@ mxtls_stop
 check "R17-13 a notice still queued at shutdown is logged as lost" \
 	grep -qE 'event=dsn-lost .*mxtls stopped' "$W/mxtls.$MXTLS_N/mxtls.log"
 
+# ---------------------------------------------------------------- the MTA refuses the notice
+# A 5xx is final: logged and counted at once, never tried again.
+P=$(free_port)
+python3 - "$P" >"$W/refuser.out" 2>&1 <<'EOF3' &
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(5)
+while True:
+    c, _ = s.accept()
+    f = c.makefile("rb")
+    c.sendall(b"220 refuser ESMTP\r\n")
+    for line in f:
+        verb = line[:4].upper()
+        if verb == b"EHLO":
+            c.sendall(b"250-refuser\r\n250 8BITMIME\r\n")
+        elif verb == b"MAIL":
+            c.sendall(b"550 5.7.1 no notices here\r\n")
+        else:
+            c.sendall(b"221 bye\r\n")
+            break
+    c.close()
+EOF3
+it_track refuser $! -
+wait_for_port "127.0.0.1:$P" tcp 10
+mxtls_start proxy="dsn_submit = 127.0.0.1:$P" </dev/null || finish
+x=$(mxtls_mark)
+smtpc "$W/t.8" mxtls "EHLO client.test" "MAIL FROM:<$S>" \
+	"RCPT TO:<i@example.test> NOTIFY=SUCCESS" "DATA=$M/3" QUIT
+check "MTA refuses the notice: the message still gets the upstream's 250" reply_is "$W/t.8" DOT '250 2\.0\.0 Ok: queued as'
+check "R17-13 the MTA refuses the notice (5xx): logged as failed with its reply" \
+	grep_since "$MXTLS_LOG" "$x" 'event=dsn-failed .*reply="550 5\.7\.1 no notices here"' 10
+check "R17-13 the MTA refuses the notice (5xx): counted as failed, not as a retry" sh -c \
+	"[ \"\$(curl -s 'http://127.0.0.1:$MXTLS_ADMIN_PORT/metrics' | grep -c '^mxtls_dsn_total{outcome=\"\(failed\|retry\)\"}')\" = 1 ] &&
+	curl -s 'http://127.0.0.1:$MXTLS_ADMIN_PORT/metrics' | grep -qx 'mxtls_dsn_total{outcome=\"failed\"} 1'"
+mxtls_stop
+
 # ---------------------------------------------------------------- mxtls -t
 printf '[proxy]\ndsn_submit = mta.example:25\n' >"$W/bad.ini"
 check "R17-13 mxtls -t reports a bad dsn_submit with file:line" sh -c \
