@@ -15,19 +15,58 @@ test) want=$test ;;
 *) echo "usage: $0 build|test" >&2; exit 2 ;;
 esac
 
+if [ "$(id -u)" -ne 0 ]; then
+	SUDO=sudo
+else
+	SUDO=
+fi
+
+# Exim and OpenSMTPD as sending MTAs for the tests.  exim4, opensmtpd and
+# postfix cannot be installed together (one mail-transport-agent), so
+# their packages are unpacked into build/mta, once, and run from there
+# with private configs (tests/integration/lib_mta.sh).
+mta_senders() {
+	[ -x build/mta/usr/sbin/exim4 ] && [ -x build/mta/usr/sbin/smtpd ] &&
+		return 0
+	_tmp=$(mktemp -d)
+	# apt downloads as _apt where it can.
+	chown _apt "$_tmp" 2>/dev/null || true
+	# apt-get download writes to the current directory.
+	(cd "$_tmp" && $SUDO apt-get download -q exim4-daemon-light libidn12 \
+	    opensmtpd >/dev/null) || {
+		rm -rf "$_tmp"
+		echo "install-deps: cannot download exim4-daemon-light, libidn12, opensmtpd" >&2
+		return 1
+	}
+	mkdir -p build/mta
+	for _deb in "$_tmp"/*.deb; do dpkg -x "$_deb" build/mta; done
+	rm -rf "$_tmp"
+	# Not setuid: it must keep LD_LIBRARY_PATH (libidn12) when it
+	# re-executes itself.
+	chmod u-s build/mta/usr/sbin/exim4
+	# The binaries look their users up by these compiled-in names.
+	for _u in Debian-exim opensmtpd opensmtpq; do
+		id "$_u" >/dev/null 2>&1 || $SUDO useradd --system --no-create-home \
+			--home-dir /nonexistent --shell /usr/sbin/nologin "$_u"
+	done
+	# smtpctl refuses to run unless setgid to the queue's group.
+	$SUDO chgrp opensmtpq build/mta/usr/sbin/smtpctl
+	$SUDO chmod g+s build/mta/usr/sbin/smtpctl
+	# Mount points for the spool and chroot compiled into smtpd.
+	$SUDO mkdir -p /var/spool/smtpd /var/lib/opensmtpd/empty
+}
+
 missing=""
 for p in $want; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then
 		missing="$missing $p"
 	fi
 done
-[ -z "$missing" ] && exit 0
-
-if [ "$(id -u)" -ne 0 ]; then
-	SUDO=sudo
-else
-	SUDO=
+if [ -z "$missing" ]; then
+	[ "${1:-build}" != test ] || mta_senders || true
+	exit 0
 fi
+
 echo "installing:$missing" >&2
 # Postfix must not ask questions nor start a system instance of its own.
 echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
@@ -35,3 +74,5 @@ $SUDO apt-get update -q >/dev/null
 # $missing is a list of words on purpose.
 # shellcheck disable=SC2086
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing >/dev/null
+[ "${1:-build}" != test ] || mta_senders || true
+exit 0

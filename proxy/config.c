@@ -112,6 +112,7 @@ static const struct keydef keydefs[] = {
 	{ K_PROXY, "connection_cache_time", 0 },
 	{ K_PROXY, "connection_cache_max", 0 },
 	{ K_PROXY, "connection_reuse_time", 0 },
+	{ K_PROXY, "dsn_submit", 0 },
 	{ K_DNS, "servers", 1 },
 	{ K_DNS, "timeout", 0 },
 	{ K_DNS, "allow_private_mx", 1 },
@@ -209,6 +210,7 @@ struct loader {
 	int nmatch;
 	int tls_min_line, tls_max_line;
 	int listen_line, admin_line; /* 0: the default */
+	int dsn_submit_line;
 	char *default_name;
 	int default_line;
 };
@@ -681,6 +683,20 @@ apply_proxy(struct loader *ld, const char *key, const char *v, char *why,
 		}
 		ld->admin_line = ld->pline;
 		return set_str(ld, &cfg->admin_listen_str, v);
+	}
+	if (strcmp(key, "dsn_submit") == 0) {
+		if (strcmp(v, "off") == 0) {
+			memset(&cfg->dsn_submit, 0, sizeof(cfg->dsn_submit));
+			cfg->dsn_submit_len = 0;
+		} else if (parse_sockaddr(v, 0, &cfg->dsn_submit,
+		    &cfg->dsn_submit_len) < 0) {
+			snprintf(why, whylen, "invalid address \"%s\": expected "
+			    "IPV4:PORT, [IPV6]:PORT (the MTA's SMTP listener) "
+			    "or off", v);
+			return -1;
+		}
+		ld->dsn_submit_line = ld->pline;
+		return set_str(ld, &cfg->dsn_submit_str, v);
 	}
 	if (strcmp(key, "drain_timeout") == 0) {
 		if (parse_seconds0(v, &cfg->drain_timeout) < 0) {
@@ -1668,6 +1684,11 @@ check_all(struct loader *ld)
 		    "[proxy] admin_listen: %s%s takes the port of listen %s",
 		    cfg->admin_listen_str, ld->admin_line ? "" : " (the default)",
 		    cfg->listen_str);
+	/* Notices sent to mxtls itself would go out again, not to the MTA. */
+	if (same_socket(&cfg->listen, &cfg->dsn_submit, cfg->dsn_submit_len))
+		lerr(ld, ld->dsn_submit_line, "[proxy] dsn_submit: %s is the "
+		    "listen address of mxtls itself: name the MTA's SMTP "
+		    "listener", cfg->dsn_submit_str);
 
 	for (i = 0; i < set->nprofiles; i++) {
 		const struct policy_profile *p = &set->profiles[i];
@@ -1918,6 +1939,7 @@ config_free(struct config *cfg)
 	free(cfg->fetch_program);
 	free(cfg->listen_str);
 	free(cfg->admin_listen_str);
+	free(cfg->dsn_submit_str);
 	free(cfg->user);
 	free(cfg->hostname);
 	free(cfg->state_dir);

@@ -76,6 +76,13 @@ struct config {
 	char *admin_listen_str;
 	double drain_timeout; /* seconds after SIGTERM: 30; 0: at once */
 	/*
+	 * The MTA's SMTP listener, where "relayed" notices go (dsn.c);
+	 * dsn_submit_len 0 ("off", the default): DSN is not advertised.
+	 */
+	struct sockaddr_storage dsn_submit;
+	socklen_t dsn_submit_len;
+	char *dsn_submit_str;
+	/*
 	 * The user to run as after binding (NULL: not set), checked with
 	 * getpwnam() at load time: its uid (never 0) and primary group.
 	 */

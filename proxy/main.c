@@ -16,6 +16,7 @@
 #include "central.h"
 #include "clock.h"
 #include "dns.h"
+#include "dsnq.h"
 #include "explain.h"
 #include "fetcher.h"
 #include "listener.h"
@@ -411,6 +412,10 @@ main_run(void)
 		return 1;
 	metrics_set("mxtls_build_info", "version=\"" MXTLS_VERSION "\"", 1);
 
+	if ((d.px.dsnq = dsnq_new(d.px.loop)) == NULL) {
+		fprintf(stderr, "mxtls: out of memory\n");
+		return 1;
+	}
 	d.px.on_session_end = main_session_end;
 	proxy_sessions_init(&d.px);
 	listener_start(&d.listener, &d.px);
@@ -436,6 +441,7 @@ main_run(void)
 	session_close_all(&d.px, "421 4.3.2 Service shutting down");
 	ev_run(d.px.loop, EVRUN_NOWAIT);
 	upcache_flush(&d.px.cache);
+	dsnq_free(d.px.dsnq);
 	if (d.admin != NULL)
 		admin_stop(d.admin);
 	central_free(d.central);

@@ -79,6 +79,8 @@ struct family_def {
  *   upstream_reuses_total      outcome: reused, stale
  *   mta_sts_evictions_total    mode: no-policy, none, testing, enforce
  *   mta_sts_cache_bytes        -
+ *   dsn_total                  outcome: submitted, retry, failed, lost
+ *   dsn_queued                 -
  *   build_info                 version
  */
 static const struct family_def defs[] = {
@@ -123,6 +125,13 @@ static const struct family_def defs[] = {
 	{ "mxtls_mta_sts_cache_bytes", M_GAUGE,
 	    "What the MTA-STS cache holds, in bytes of memory (its journal "
 	    "on disk holds less).", NULL, 0 },
+	{ "mxtls_dsn_total", M_COUNTER,
+	    "Relayed-DSN notices by outcome: submitted to the MTA, a try "
+	    "that failed and will be repeated, failed (given up) or lost.",
+	    NULL, 0 },
+	{ "mxtls_dsn_queued", M_GAUGE,
+	    "Relayed-DSN notices waiting to be submitted to the MTA.", NULL,
+	    0 },
 	{ "mxtls_build_info", M_GAUGE,
 	    "Always 1; the version of mxtls as a label.", NULL, 0 },
 };

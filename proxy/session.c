@@ -9,6 +9,7 @@
 
 #include "clock.h"
 #include "dns.h"
+#include "dsn.h"
 #include "failure.h"
 #include "log.h"
 #include "metrics.h"
@@ -166,6 +167,7 @@ struct session {
 	int attempt_logged; /* the route's attempt has its summary line */
 	struct smtp_data_scan scan;
 	struct smtp_normalise norm; /* bare_line_endings = normalise */
+	struct dsn_txn *dsn; /* "relayed" notices owed; NULL: none can be */
 	char data_reply[512]; /* why the message in ST_DATA_DISCARD is refused */
 
 	/* the upstream */
@@ -456,6 +458,8 @@ session_txn_reset(struct session *s)
 	s->attempt_logged = 0;
 	s->verdict = FAILURE_CONTACT;
 	s->data_reply[0] = '\0';
+	dsn_txn_free(s->dsn);
+	s->dsn = NULL;
 	memset(&s->dec, 0, sizeof(s->dec));
 	smtp_data_scan_init(&s->scan);
 	smtp_normalise_init(&s->norm);
@@ -1808,9 +1812,11 @@ session_on_up_reply(struct session *s, const struct smtp_reply *r)
 			session_up_protocol_error(s, sum, "RCPT");
 			return;
 		}
-		if (r->code / 100 == 2)
+		if (r->code / 100 == 2) {
 			s->nrcpt_ok++;
-		else if (r->code / 100 == 4)
+			dsn_txn_accepted(s->dsn,
+			    (s->up_ehlo.ext & SMTP_EXT_DSN) != 0);
+		} else if (r->code / 100 == 4)
 			s->nrcpt_tempfail++;
 		session_relay_reply(s, r);
 		if (!s->closed)
@@ -1855,6 +1861,10 @@ session_on_up_reply(struct session *s, const struct smtp_reply *r)
 		    "fallback" : "plaintext") :
 		    r->code / 100 == 5 ? "failed" : "deferred", sum, NULL);
 		session_relay_reply(s, r);
+		/* After the MTA's reply: the notice never delays it. */
+		if (r->code == 250)
+			dsn_txn_relayed(s->dsn, s->px->dsnq, s->cfg,
+			    session_up_name(s), s->up_addr, sum, s->id);
 		s->up_txn = 0;
 		if (!s->closed) {
 			session_txn_reset(s);
@@ -2034,11 +2044,14 @@ session_cmd_ehlo(struct session *s, const struct smtp_command *cmd)
 	} else {
 		char r[512];
 
+		/* DSN only where mxtls can send the notices it owes. */
 		snprintf(r, sizeof(r),
 		    "250-%s\r\n250-PIPELINING\r\n250-SIZE %ld\r\n"
 		    "250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n"
-		    "250-SMTPUTF8\r\n250 DSN",
-		    cfg->hostname, cfg->max_message_size);
+		    "250%sSMTPUTF8%s",
+		    cfg->hostname, cfg->max_message_size,
+		    cfg->dsn_submit_len > 0 ? "-" : " ",
+		    cfg->dsn_submit_len > 0 ? "\r\n250 DSN" : "");
 		session_reply(s, "%s", r);
 	}
 	if (!s->closed)
@@ -2124,7 +2137,9 @@ session_cmd_mail(struct session *s, const struct smtp_command *cmd)
 	session_txn_reset(s);
 	snprintf(s->mail_params, sizeof(s->mail_params), "%.*s", (int)plen,
 	    params);
-	if ((err = session_check_mail_params(s, s->mail_params)) != NULL) {
+	if ((err = session_check_mail_params(s, s->mail_params)) != NULL ||
+	    (err = dsn_txn_mail(&s->dsn, s->cfg->dsn_submit_len > 0, addr,
+	    s->mail_params, clock_now())) != NULL) {
 		s->mail_params[0] = '\0';
 		session_reply(s, "%s", err);
 		return;
@@ -2227,6 +2242,10 @@ session_cmd_rcpt(struct session *s, const struct smtp_command *cmd)
 	}
 	if (plen >= SESSION_PARAMS_MAX) {
 		session_reply(s, "501 5.5.4 Too many RCPT parameters");
+		return;
+	}
+	if ((err = dsn_txn_rcpt(s->dsn, addr, params, plen)) != NULL) {
+		session_reply(s, "%s", err);
 		return;
 	}
 	if (++s->nrcpt_tried > SESSION_MAX_RCPT) {
@@ -2521,6 +2540,7 @@ session_data(struct session *s)
 		n = smtp_data_scan(&s->scan, buf_head(in),
 		    room < buf_len(in) ? room : buf_len(in), &done, &safe);
 		if (s->state == ST_DATA) {
+			dsn_txn_data(s->dsn, buf_head(in), n);
 			failed = 0;
 			if (normalise)
 				failed = session_data_normalise(s,
@@ -2770,6 +2790,7 @@ proxy_reap(struct ev_loop *loop, ev_prepare *w, int revents)
 			conn_free(&s->up);
 		runtime_release(s->rt);
 		free(s->rp);
+		dsn_txn_free(s->dsn);
 		free(s->sts_mx);
 		free(s->tp_names);
 		free(s);

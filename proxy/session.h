@@ -13,6 +13,7 @@
 #include "upcache.h"
 
 struct dns;
+struct dsnq;
 struct session;
 
 /* What all sessions share: the loop, the runtime, the retry records. */
@@ -21,6 +22,7 @@ struct proxy {
 	struct runtime *rt; /* the current config: new sessions take it */
 	struct state *state; /* retry records */
 	struct sts *sts;     /* MTA-STS policies; NULL when off */
+	struct dsnq *dsnq;   /* "relayed" notices on their way to the MTA */
 	unsigned long next_sid;
 	int nsessions;
 	struct session *live;  /* all open sessions */

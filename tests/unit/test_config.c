@@ -1320,6 +1320,31 @@ test_mta_sts_cache_bytes(void)
 	    "least 1m (a number, optionally with k, m or g)");
 }
 
+/* [proxy] dsn_submit: where "relayed" notices go; off by default. */
+static void
+test_dsn_submit(void)
+{
+	struct config cfg;
+
+	if (LOAD_OK("d.ini", "[tls]\nca_bundle = ca.crt\n", &cfg) == 0)
+		CHECK_INT(cfg.dsn_submit_len, 0);
+	config_free(&cfg);
+	if (LOAD_OK("d.ini", "[tls]\nca_bundle = ca.crt\n[proxy]\n"
+	    "dsn_submit = 127.0.0.1:25\n", &cfg) == 0) {
+		CHECK(cfg.dsn_submit_len > 0);
+		CHECK_STR(cfg.dsn_submit_str, "127.0.0.1:25");
+	}
+	config_free(&cfg);
+	LOAD_ERR("e.ini", "[proxy]\ndsn_submit = mta.example:25\n",
+	    "F:2: [proxy] dsn_submit: invalid address \"mta.example:25\": "
+	    "expected IPV4:PORT, [IPV6]:PORT (the MTA's SMTP listener) or "
+	    "off");
+	LOAD_ERR("e.ini", "[proxy]\nlisten = 0.0.0.0:2525\n"
+	    "dsn_submit = 127.0.0.1:2525\n",
+	    "F:3: [proxy] dsn_submit: 127.0.0.1:2525 is the listen address "
+	    "of mxtls itself: name the MTA's SMTP listener");
+}
+
 int
 main(void)
 {
@@ -1346,6 +1371,7 @@ main(void)
 	RUN(test_connection_cache);
 	RUN(test_private_mx);
 	RUN(test_mta_sts_cache_bytes);
+	RUN(test_dsn_submit);
 	cleanup();
 	return T_DONE();
 }

@@ -386,6 +386,8 @@ test_empty(void)
 		{ "mxtls_upstream_reuses_total", "counter" },
 		{ "mxtls_mta_sts_evictions_total", "counter" },
 		{ "mxtls_mta_sts_cache_bytes", "gauge" },
+		{ "mxtls_dsn_total", "counter" },
+		{ "mxtls_dsn_queued", "gauge" },
 		{ "mxtls_build_info", "gauge" },
 	};
 	const char *t, *p;

@@ -16,7 +16,10 @@ postconf -e \
 	"relayhost = $RELAYHOST" \
 	"smtp_tls_security_level = none" \
 	"maillog_file = /dev/stdout" \
-	"compatibility_level = 3.6"
+	"compatibility_level = 3.6" \
+	"smtp_destination_recipient_limit = 1"
+# The last line is deploy/postfix/main.cf.snippet: a message to several
+# domains goes out at once, not one domain per queue run.
 # No chroot: the smtp client then resolves "mxtls" through Docker's DNS in
 # /etc/resolv.conf without copies of it inside /var/spool/postfix.
 postconf -F '*/*/chroot = n'
