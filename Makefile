@@ -70,8 +70,10 @@ unit: $(UNIT_BIN)
 integration: all build/asan/mxtls build/asan/mxtls-fetch
 	@sh tests/run.sh integration
 
+# The build on every CPU, then tests/run.sh runs the tests side by side.
 test: deps-test
-	@$(MAKE) --no-print-directory all build/asan/mxtls build/asan/mxtls-fetch $(UNIT_BIN) check-deps
+	@$(MAKE) --no-print-directory -j"$$(nproc)" all build/asan/mxtls build/asan/mxtls-fetch $(UNIT_BIN)
+	@$(MAKE) --no-print-directory check-deps
 	@sh tests/run.sh all
 
 check-deps:

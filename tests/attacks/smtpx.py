@@ -23,7 +23,8 @@ Steps (ESC is a string with Python escapes: \\r \\n \\x00 ...):
                    "QUIET => !!! got ..." or "QUIET => !!! closed"
   EOF=S            the server must close within S s: "EOF => closed after X s"
                    (with any bytes that came first), else "EOF => !!! open"
-  DRIP=I:MAX:ESC   send ESC one byte every I seconds for at most MAX seconds;
+  DRIP=I:MAX:ESC   send ESC one byte every I seconds for at most MAX seconds
+                   (all sent, wait for a reply until MAX seconds are over);
                    stops when the server says something or closes:
                    "DRIP => server spoke after X s (N bytes sent): REPLY; closed|open"
                    or "DRIP => !!! still open after X s (N bytes sent)"
@@ -238,6 +239,9 @@ def main():
                     if c.fill(float(iv)) or c.eof:
                         spoke = True
                         break
+                # All sent: the reply may take longer than one interval.
+                if not spoke and not c.eof and n == len(data):
+                    spoke = c.fill(max(0.0, float(mx) - (time.monotonic() - t0))) or c.eof
                 if spoke or c.eof:
                     # Whatever else comes with it, and whether it closes.
                     end = time.monotonic() + 2

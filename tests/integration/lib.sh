@@ -16,8 +16,9 @@
 # Everything started here is recorded in $W/pids and stopped by PID on exit.
 # Loopback only: receiving MXs listen on 127.0.0.2:25, 127.0.0.3:25, ...
 #
-# Environment: MXTLS (default build/asan/mxtls), IT_TIMEOUT (seconds for the
-# whole script, default 240), SMTPC_TIMEOUT (seconds per SMTP reply, 10).
+# Environment: MXTLS (default build/asan/mxtls), IT_TIMEOUT (seconds the
+# whole script may take on an idle machine, default 240; the watchdog allows
+# IT_SLOW times that), SMTPC_TIMEOUT (seconds per SMTP reply, 10).
 
 set -u
 IT_ROOT=${IT_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -37,6 +38,11 @@ IT_MAIL_UID=65534
 IT_MAIL_GID=65534
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+# How many times slower than an idle machine a busy one may be (a shared CI
+# runner, scripts run side by side): every wait for something that should
+# happen, and the watchdog, allow that many times their idle seconds.  A
+# check about time never depends on it: see "deadlines" below.
+IT_SLOW=5
 
 # ---------------------------------------------------------------- reporting
 
@@ -107,12 +113,13 @@ it_setup() {
 		command -v flock >/dev/null 2>&1 && flock 9
 		sh "$IT_ROOT/tests/integration/pki.sh" "$PKI"
 	) 9>"$IT_ROOT/build/it/.pki.lock" || { fail "test PKI" "pki.sh failed"; finish; }
-	# The watchdog: a hung test must not hang `make test`.  Stopping it
-	# stops its sleep too.
+	# The watchdog: a hung test must not hang `make test`, and a slow one
+	# is not a failure.  Stopping it stops its sleep too.
+	IT_WATCHDOG=$((${IT_TIMEOUT:-240} * IT_SLOW))
 	_self=$$
 	(
 		trap 'kill "$_sp" 2>/dev/null; exit 0' TERM
-		sleep "${IT_TIMEOUT:-240}" &
+		sleep "$IT_WATCHDOG" &
 		_sp=$!
 		wait "$_sp"
 		kill -TERM "$_self"
@@ -126,7 +133,7 @@ it_setup() {
 # usual closing line so that tests/run.sh counts it.
 it_interrupted() {
 	trap - INT TERM EXIT
-	fail "$IT_NAME: interrupted (timeout after ${IT_TIMEOUT:-240} s, or a signal)"
+	fail "$IT_NAME: interrupted (timeout after ${IT_WATCHDOG:-?} s, or a signal)"
 	it_stop_all
 	echo "$PASS passed, $FAIL failed"
 	exit 1
@@ -207,22 +214,37 @@ port_busy() { ss -Hltn 2>/dev/null | awk '{print $4}' | grep -qxF "$1"; }
 
 # wait_for_port ADDR:PORT [tcp|udp] [SECONDS]: until something listens there.
 wait_for_port() {
-	_t=$(($(date +%s) + ${3:-10}))
+	_t=$(it_until "${3:-10}")
 	_f=-Hltn
 	[ "${2:-tcp}" = udp ] && _f=-Hlun
 	while :; do
 		ss $_f 2>/dev/null | awk '{print $4}' | grep -qxF "$1" && return 0
-		[ "$(date +%s)" -ge $_t ] && { echo "nothing listens on $1" >&2; return 1; }
+		[ "$(date +%s)" -ge "$_t" ] && { echo "nothing listens on $1" >&2; return 1; }
+		sleep 0.05
+	done
+}
+
+# it_until SECONDS: the time (epoch seconds) at which a wait for something
+# that should happen gives up: SECONDS on an idle machine, IT_SLOW times
+# that from now.
+it_until() { echo $(($(date +%s) + $1 * IT_SLOW)); }
+
+# wait_until SECONDS CMD...: until CMD succeeds (fails after it_until SECONDS).
+wait_until() {
+	_t=$(it_until "$1")
+	shift
+	until "$@"; do
+		[ "$(date +%s)" -ge "$_t" ] && return 1
 		sleep 0.05
 	done
 }
 
 # wait_for_log FILE ERE [SECONDS]: until a line of FILE matches.
 wait_for_log() {
-	_t=$(($(date +%s) + ${3:-20}))
+	_t=$(it_until "${3:-20}")
 	while :; do
 		grep -qE -- "$2" "$1" 2>/dev/null && return 0
-		[ "$(date +%s)" -ge $_t ] && return 1
+		[ "$(date +%s)" -ge "$_t" ] && return 1
 		sleep 0.1
 	done
 }
@@ -508,10 +530,12 @@ pf_flush() { postkick -c "$(pf_dir "$1")" public qmgr FAID 2>/dev/null; }
 mx_mail() {
 	_m=$(pf_dir "$1")/mail/maildir/new
 	[ -d "$_m" ] || return 0
+	# One awk over the headers of all of them (Maildir names have no blanks).
 	# shellcheck disable=SC2012
-	ls -1tr "$_m" | while read -r _f; do
-		awk -v r="Delivered-To: $2" '/^$/ { exit 1 } $0 == r { exit 0 }' "$_m/$_f" && echo "$_m/$_f"
-	done
+	ls -1tr "$_m" | sed "s|^|$_m/|" | xargs -r awk -v r="Delivered-To: $2" '
+		FNR == 1 { head = 1 }
+		head && /^$/ { head = 0 }
+		head && $0 == r { print FILENAME; nextfile }'
 	return 0
 }
 # mx_count NAME: how many messages the MX delivered so far, all mailboxes.
@@ -520,9 +544,9 @@ mx_count() {
 }
 # mx_wait_count NAME N [SECONDS]: until the MX delivered at least N messages.
 mx_wait_count() {
-	_t=$(($(date +%s) + ${3:-20}))
+	_t=$(it_until "${3:-20}")
 	while [ "$(mx_count "$1")" -lt "$2" ]; do
-		[ "$(date +%s)" -ge $_t ] && {
+		[ "$(date +%s)" -ge "$_t" ] && {
 			echo "MX $1: $(mx_count "$1") messages delivered, expected $2"
 			return 1
 		}
@@ -793,10 +817,10 @@ received_tls() {
 # grep_since FILE MARK ERE [SECONDS]: some line of FILE after byte MARK
 # matches (waiting up to SECONDS, default 3, for it to be written).
 grep_since() {
-	_t=$(($(date +%s) + ${4:-3}))
+	_t=$(it_until "${4:-3}")
 	while :; do
 		log_since "$1" "$2" | grep -qE -- "$3" && return 0
-		[ "$(date +%s)" -ge $_t ] && break
+		[ "$(date +%s)" -ge "$_t" ] && break
 		sleep 0.1
 	done
 	echo "no line matching /$3/ in $1 after byte $2; it has:"
@@ -815,9 +839,9 @@ no_grep_since() {
 # mx_wait_rcpt NAME RCPT [N] [SECONDS]: the MX delivered at least N (1)
 # messages to RCPT.
 mx_wait_rcpt() {
-	_t=$(($(date +%s) + ${4:-5}))
+	_t=$(it_until "${4:-5}")
 	while [ "$(mx_mail "$1" "$2" | wc -l)" -lt "${3:-1}" ]; do
-		if [ "$(date +%s)" -ge $_t ]; then
+		if [ "$(date +%s)" -ge "$_t" ]; then
 			echo "MX $1 delivered $(mx_mail "$1" "$2" | wc -l) messages to $2, expected ${3:-1}; its log:"
 			tail -n 15 "$(pf_log "$1")" | sed 's/^/  /'
 			return 1
@@ -859,7 +883,7 @@ mx_tls_since() {
 mxtls_delivery_since() {
 	_m=$1
 	shift
-	_t=$(($(date +%s) + 3))
+	_t=$(it_until 3)
 	while :; do
 		_lines=$(log_since "$MXTLS_LOG" "$_m" | grep -E '(^|[ "])event=delivery( |$)')
 		_ok=yes
@@ -867,7 +891,7 @@ mxtls_delivery_since() {
 			_lines=$(printf '%s\n' "$_lines" | grep -E -- "$_re") || { _ok=no; break; }
 		done
 		[ $_ok = yes ] && return 0
-		[ "$(date +%s)" -ge $_t ] && break
+		[ "$(date +%s)" -ge "$_t" ] && break
 		sleep 0.1
 	done
 	echo "no event=delivery line in $MXTLS_LOG after byte $_m matching all of: $*"
@@ -878,6 +902,149 @@ mxtls_delivery_since() {
 
 # mxtls_mark: the current size of the mxtls log.
 mxtls_mark() { log_mark "$MXTLS_LOG"; }
+
+# ---------------------------------------------------------------- deadlines
+
+# A check about time reads mxtls's own log: which deadline ended a session
+# and when, by mxtls's time stamps; never how long the test itself waited,
+# which a slow or busy machine stretches.  A timer fires when it was set
+# for, earlier by the age of the loop's clock when it was set (the loop
+# reads the clock once per round: 0.6 s seen with 10,000 connections
+# arriving at once), later by as long as the loop was kept from running:
+# DEADLINE_EARLY and DEADLINE_LATE seconds either side of the configured
+# value.
+DEADLINE_EARLY=1
+DEADLINE_LATE=3
+
+# mxtls_sid ERE [LOG]: the session id of the first line of LOG (default
+# $MXTLS_LOG) that matches ERE.
+mxtls_sid() {
+	grep -E -- "$1" "${2:-$MXTLS_LOG}" | sed -n 's/.* sid=\([0-9][0-9]*\) .*/\1/p' | head -n 1
+}
+
+# mxtls_session SID [LOG]: the lines of session SID (for a failure's details).
+mxtls_session() {
+	grep -E -- " sid=$1 " "${2:-$MXTLS_LOG}" | grep -v ' event=reply ' | cut -c 1-300 |
+		tail -n 25 | sed 's/^/  | /'
+}
+
+# mxtls_interval SID FROM_ERE TO_ERE [LOG]: the seconds between the first
+# line of session SID (all lines when SID is empty) matching TO_ERE and the
+# last one before it matching FROM_ERE, by their time stamps (logfmt or
+# JSON); nothing when there is no such pair.
+mxtls_interval() {
+	grep -E -- "${1:+( sid=$1 |\"sid\":\"$1\")}" "${4:-$MXTLS_LOG}" | awk -v from="$2" -v to="$3" '
+	function secs(l, t) {
+		if (!match(l, /[0-9][0-9]:[0-9][0-9]:[0-9][0-9]\.[0-9]+Z/))
+			return -1
+		split(substr(l, RSTART, RLENGTH - 1), t, ":")
+		return t[1] * 3600 + t[2] * 60 + t[3]
+	}
+	$0 ~ to && t0 != "" {
+		d = secs($0) - t0
+		if (d < 0)
+			d += 86400 # past midnight
+		printf "%.3f\n", d
+		exit
+	}
+	$0 ~ from { t0 = secs($0) }'
+}
+
+# mxtls_epoch LINE: the time stamp of a line of mxtls's log, in seconds
+# since the epoch.
+mxtls_epoch() {
+	_ts=$(printf '%s\n' "$1" | sed -n 's/^ts=\([0-9-]*\)T\([0-9:]*\)[.0-9]*Z .*/\1 \2/p')
+	[ -n "$_ts" ] && date -u -d "$_ts" +%s
+}
+
+# deadline_within SECONDS GOT WHAT: GOT (seconds, from the log) is the
+# configured SECONDS, within DEADLINE_EARLY and DEADLINE_LATE.
+deadline_within() {
+	if [ -n "$2" ] && awk -v s="$1" -v g="$2" -v e="$DEADLINE_EARLY" -v l="$DEADLINE_LATE" \
+		'BEGIN { exit !(g >= s - e && g <= s + l) }'; then
+		return 0
+	fi
+	echo "$3: ${2:-no such interval in the log} s by mxtls's log, expected $1 s (-$DEADLINE_EARLY/+$DEADLINE_LATE)"
+	return 1
+}
+
+# at_once GOT WHAT: GOT (seconds, from the log) is no more than a timer
+# may be late: nothing was waited for.
+at_once() {
+	if [ -n "$1" ] && awk -v g="$1" -v l="$DEADLINE_LATE" 'BEGIN { exit !(g <= l) }'; then
+		return 0
+	fi
+	echo "$2: ${1:-no such interval in the log} s by mxtls's log, expected at once (at most $DEADLINE_LATE s)"
+	return 1
+}
+
+# deadline_fired SID STATE SECONDS [LOG]: the upstream phase STATE of
+# session SID (up-greeting, up-tls, up-ehlo-tls, up-data-end...) ended by
+# its own deadline: the session's first upstream error is a timeout in
+# STATE, SECONDS (the configured value) after it entered STATE.
+deadline_fired() {
+	_lg=${4:-$MXTLS_LOG}
+	_e=$(grep -E -- " sid=$1 .*event=upstream-error " "$_lg" | head -n 1)
+	case $_e in
+	*" state=$2 reason=timeout "* | *" state=$2 reason=\"timeout "*) ;;
+	*)
+		echo "session $1: its first upstream error is not a timeout in $2: ${_e:-(none)}"
+		mxtls_session "$1" "$_lg"
+		return 1
+		;;
+	esac
+	deadline_within "$3" "$(mxtls_interval "$1" " event=state .* to=$2( |\$)" ' event=upstream-error ' "$_lg")" \
+		"session $1: $2 timed out after" || { mxtls_session "$1" "$_lg"; return 1; }
+}
+
+# client_timeouts SECONDS [LOG]: every session of LOG that client_timeout
+# ended (event=client-timeout) had been idle for SECONDS (the configured
+# value) since its line before, by the time stamps; prints how many.
+client_timeouts() {
+	awk -v s="$1" -v e="$DEADLINE_EARLY" -v l="$DEADLINE_LATE" '
+	function secs(line, t) {
+		if (!match(line, /[0-9][0-9]:[0-9][0-9]:[0-9][0-9]\.[0-9]+Z/))
+			return -1
+		split(substr(line, RSTART, RLENGTH - 1), t, ":")
+		return t[1] * 3600 + t[2] * 60 + t[3]
+	}
+	!match($0, / sid=[0-9]+ /) { next }
+	{ sid = substr($0, RSTART + 5, RLENGTH - 6) }
+	/ event=client-timeout / {
+		d = secs($0) - last[sid]
+		if (d < 0)
+			d += 86400
+		n++
+		if (d < s - e || d > s + l) {
+			bad++
+			if (bad <= 5)
+				print "session " sid ": client_timeout after " d " s, expected " s > "/dev/stderr"
+		}
+	}
+	{ last[sid] = secs($0) }
+	END { print n + 0; exit bad > 0 }' "${2:-$MXTLS_LOG}"
+}
+
+# TIMEOUT_ERE: a line of mxtls's log that says a deadline of a session
+# fired: an upstream phase, a cached connection's check, rcpt_timeout,
+# client_timeout.
+TIMEOUT_ERE=' event=(rcpt-timeout|client-timeout) | event=upstream-(error|reuse-failed) .* reason="?timeout '
+
+# no_deadline_fired [SID [LOG]]: no deadline fired in session SID (none
+# given: in any session of LOG): what happened, happened without waiting
+# for one.
+no_deadline_fired() {
+	if [ $# -gt 0 ] && [ -z "$1" ]; then
+		echo "no such session in the log"
+		return 1
+	fi
+	_lg=${2:-$MXTLS_LOG}
+	_fired=$(grep -E -- " sid=${1:-[0-9]+} " "$_lg" | grep -E -- "$TIMEOUT_ERE" | head -n 5)
+	[ -z "$_fired" ] && return 0
+	echo "a deadline fired:"
+	printf '%s\n' "$_fired" | cut -c 1-300 | sed 's/^/  | /'
+	return 1
+}
 
 # swaks_ok OUT: swaks (its transcript in OUT, "exit=N" appended) exited 0
 # and the reply to the final dot was 250.
@@ -931,11 +1098,11 @@ reply_has() {
 # logged a delivery attempt to RCPT with status=STATUS (sent, deferred,
 # bounced) whose text matches ERE, within SECONDS (default 20).
 mta_status() {
-	_t=$(($(date +%s) + ${5:-20}))
+	_t=$(it_until "${5:-20}")
 	_k=0
 	while :; do
 		grep -F "to=<$2>," "$(pf_log "$1")" | grep -E " status=$3 " | grep -qE -- "${4:-.}" && return 0
-		[ "$(date +%s)" -ge $_t ] && break
+		[ "$(date +%s)" -ge "$_t" ] && break
 		sleep 0.1
 		# Waiting for a deferred recipient to go out: flush now and then
 		# (Postfix's own retry can be later than its backoff says).

@@ -226,9 +226,9 @@ $(basename "$_e"): $_x"
 
 # at_wait_closed NAME N [SECONDS]: the hostile server logged N "close" lines.
 at_wait_closed() {
-	_t=$(($(date +%s) + ${3:-5}))
+	_t=$(it_until "${3:-5}")
 	while [ "$(grep -c '^close ' "$W/h-$1/log" 2>/dev/null)" -lt "$2" ]; do
-		if [ "$(date +%s)" -ge $_t ]; then
+		if [ "$(date +%s)" -ge "$_t" ]; then
 			echo "hostile $1: $(grep -c '^close ' "$W/h-$1/log") of $2 connections closed after ${3:-5} s; log:"
 			tail -n 10 "$W/h-$1/log" | sed 's/^/  /'
 			return 1
@@ -309,8 +309,8 @@ at_healthy_start() {
 # at_healthy_check TAG: it got 250 to its final dot and Postfix delivered it.
 at_healthy_check() {
 	# (check runs this in a subshell, which cannot wait for the job)
-	_t=$(($(date +%s) + 30))
-	while alive "$AT_HEALTHY_PID" && [ "$(date +%s)" -lt $_t ]; do sleep 0.1; done
+	_t=$(it_until 30)
+	while alive "$AT_HEALTHY_PID" && [ "$(date +%s)" -lt "$_t" ]; do sleep 0.1; done
 	reply_is "$W/healthy.$1.out" DOT '250 ' || return 1
 	mx_wait_rcpt healthy "$1@healthy.test" 1 10
 }

@@ -247,11 +247,6 @@ opsc() {
 	python3 "$OPSC" --timeout "${SMTPC_TIMEOUT:-10}" $_src "$_hp" "$@" >"$_o" 2>&1
 }
 
-# reply_time OUT LABEL: seconds from connecting to the reply to LABEL.
-reply_time() {
-	awk -v l="time $2 => " 'index($0, l) == 1 { print substr($0, length(l) + 1); exit }' "$1"
-}
-
 # ops_conf_write FILE <<EOF (sections) EOF: the config with the current
 # ports, state_dir, $OPS_PROXY and $OPS_POLICY (newline-separated lines).
 ops_conf_write() {
@@ -405,9 +400,9 @@ ops_since() { awk -v a="$1" -v b="$(date +%s%N)" 'BEGIN { printf "%.2f\n", (b - 
 # wait_deliveries MARK N [SECONDS]: until mxtls logged N event=delivery
 # lines after MARK (logfmt); fails after SECONDS (10).
 wait_deliveries() {
-	_t=$(($(date +%s) + ${3:-10}))
+	_t=$(it_until "${3:-10}")
 	while [ "$(log_since "$MXTLS_LOG" "$1" | grep -cE '(^| )event=delivery( |$)')" -lt "$2" ]; do
-		[ "$(date +%s)" -ge $_t ] && return 1
+		[ "$(date +%s)" -ge "$_t" ] && return 1
 		sleep 0.02
 	done
 }
@@ -447,9 +442,9 @@ h_count() {
 }
 # h_has NAME RCPT [N] [SECONDS]: it accepted N (1) messages for RCPT.
 h_has() {
-	_t=$(($(date +%s) + ${4:-5}))
+	_t=$(it_until "${4:-5}")
 	while [ "$(h_count "$1" "$2")" -lt "${3:-1}" ]; do
-		if [ "$(date +%s)" -ge $_t ]; then
+		if [ "$(date +%s)" -ge "$_t" ]; then
 			echo "hostile $1 accepted $(h_count "$1" "$2") messages for $2, expected ${3:-1}; its log:"
 			tail -n 15 "$W/h-$1/log" | sed 's/^/  /'
 			return 1

@@ -31,11 +31,11 @@ pol2_point() {
 	printf '%s %s\n' "$2" "$1" >"$W/pol2.hosts.tmp"
 	mv "$W/pol2.hosts.tmp" "$W/pol2.hosts"
 	kill -HUP "$POL_DNS_PID" 2>/dev/null || { echo "dnsmasq ($POL_DNS_PID) is gone"; return 1; }
-	_t=$(($(date +%s) + 5))
+	_t=$(it_until 5)
 	while :; do
 		python3 "$IT_FILES/dnsq.py" "127.0.0.1:$DNS_PORT" "$1" A 2>/dev/null |
 			grep -qx "A $2" && return 0
-		[ "$(date +%s)" -ge $_t ] && break
+		[ "$(date +%s)" -ge "$_t" ] && break
 		sleep 0.05
 	done
 	echo "dnsmasq does not answer $1 A $2:"
@@ -226,11 +226,11 @@ pol2_fetcher() {
 # pol2_wait_fetcher [NOT_PID] [SECONDS]: until the running mxtls has an
 # mxtls-fetch child (other than NOT_PID); prints its PID.
 pol2_wait_fetcher() {
-	_t=$(($(date +%s) + ${2:-10}))
+	_t=$(it_until "${2:-10}")
 	while :; do
 		_fp=$(pol2_fetcher)
 		[ -n "$_fp" ] && [ "$_fp" != "${1:-}" ] && { echo "$_fp"; return 0; }
-		[ "$(date +%s)" -ge $_t ] && return 1
+		[ "$(date +%s)" -ge "$_t" ] && return 1
 		sleep 0.05
 	done
 }

@@ -202,7 +202,7 @@ rt_count() {
 rt_count_is() {
 	_want=$(($3 + $4))
 	_t=$(($(date +%s) + 3))
-	while [ "$(rt_count "$1" "$2")" -lt $_want ] && [ "$(date +%s)" -lt $_t ]; do
+	while [ "$(rt_count "$1" "$2")" -lt $_want ] && [ "$(date +%s)" -lt "$_t" ]; do
 		sleep 0.1
 	done
 	_c=$(rt_count "$1" "$2")
@@ -241,9 +241,9 @@ rt_h_message() {
 # MAIL, RCPT or DATA (the fallback is a fresh connection, never the one
 # whose TLS failed).
 rt_h_clear() {
-	_t=$(($(date +%s) + 5))
+	_t=$(it_until 5)
 	while [ -z "$(rt_h_message "$1" "$2")" ]; do
-		if [ "$(date +%s)" -ge $_t ]; then
+		if [ "$(date +%s)" -ge "$_t" ]; then
 			echo "hostile $1 saved no message for $2; its log:"
 			tail -n 20 "$W/h-$1/log" | sed 's/^/  | /'
 			return 1
@@ -289,7 +289,7 @@ rt_h_none() {
 
 # rt_log_has ERE...: a line of the current mxtls log matches every ERE.
 rt_log_has() {
-	_t=$(($(date +%s) + 3))
+	_t=$(it_until 3)
 	while :; do
 		_lines=$(cat "$MXTLS_LOG")
 		_ok=yes
@@ -297,7 +297,7 @@ rt_log_has() {
 			_lines=$(printf '%s\n' "$_lines" | grep -E -- "$_re") || { _ok=no; break; }
 		done
 		[ $_ok = yes ] && return 0
-		[ "$(date +%s)" -ge $_t ] && break
+		[ "$(date +%s)" -ge "$_t" ] && break
 		sleep 0.1
 	done
 	echo "no line of $MXTLS_LOG matches all of: $*"

@@ -110,12 +110,12 @@ tp_netns_down() {
 # tp_wait_port NS ADDR:PORT [tcp|udp] [SECONDS]: until something listens
 # there in namespace NS (ss prints IPv6 as [ADDR]:PORT).
 tp_wait_port() {
-	_t=$(($(date +%s) + ${4:-10}))
+	_t=$(it_until "${4:-10}")
 	_f=-Hltn
 	[ "${3:-tcp}" = udp ] && _f=-Hlun
 	while :; do
 		ip netns exec "$1" ss $_f 2>/dev/null | awk '{print $4}' | grep -qxF "$2" && return 0
-		[ "$(date +%s)" -ge $_t ] && { echo "nothing listens on $2 in $1" >&2; return 1; }
+		[ "$(date +%s)" -ge "$_t" ] && { echo "nothing listens on $2 in $1" >&2; return 1; }
 		sleep 0.05
 	done
 }

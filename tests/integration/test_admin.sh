@@ -66,7 +66,11 @@ def die(why):
     print(why)
     sys.exit(1)
 
-def conn(timeout=3.0):
+# LATE: seconds an answer or a timer may be late on a busy machine (as
+# lib.sh's DEADLINE_LATE): waits and bounds allow that, not more.
+LATE = 3.0
+
+def conn(timeout=10.0):
     s = socket.create_connection(("127.0.0.1", PORT), timeout=timeout)
     s.settimeout(timeout)
     return s
@@ -82,7 +86,7 @@ def read_all(s):
             return data
         data += b
 
-def exchange(raw, timeout=3.0):
+def exchange(raw, timeout=10.0):
     s = conn(timeout)
     s.sendall(raw)
     data = read_all(s)
@@ -175,13 +179,13 @@ elif CMD == "split":        # a request in pieces, slowly but in time
         time.sleep(0.2)
     st, h, b = parse(read_all(s))
     expect(st, h, b, 200, "ok\n")
-elif CMD == "slowloris":    # dripping a head: closed at the deadline
-    s = conn(timeout=10)
+elif CMD == "slowloris":    # dripping a head: closed at the deadline (5 s)
+    s = conn(timeout=5 + 2 * LATE)
     start = time.monotonic()
     s.sendall(b"GET /metrics HTTP/1.1\r\n")
     closed = None
     worst = 0.0
-    while time.monotonic() - start < 9:
+    while time.monotonic() - start < 5 + 2 * LATE:
         try:
             s.sendall(b"X")
             s.settimeout(0.25)
@@ -197,10 +201,12 @@ elif CMD == "slowloris":    # dripping a head: closed at the deadline
             break
         worst = max(worst, healthz_ms())
     if closed is None:
-        die("still open after 9 s")
-    if not 4.5 <= closed <= 6.5:
-        die("closed after %.2f s, want about 5" % closed)
-    if worst > 500:
+        die("still open after %.0f s" % (5 + 2 * LATE))
+    if not 4.5 <= closed <= 5 + LATE:
+        die("closed after %.2f s, want 5 (-0.5/+%.0f)" % (closed, LATE))
+    # Had the slow client blocked the loop, /healthz would wait for its
+    # deadline.
+    if worst > LATE * 1000:
         die("/healthz took %.0f ms during the slow client" % worst)
     print("closed after %.2f s; /healthz at most %.0f ms" % (closed, worst))
 elif CMD == "limit":        # 64 idle clients: the 65th is closed at once
@@ -215,7 +221,7 @@ elif CMD == "limit":        # 64 idle clients: the 65th is closed at once
         b = b""
     if b != b"":
         die("the 65th connection was answered: %r" % b)
-    if time.monotonic() - t > 1:
+    if time.monotonic() - t > LATE:
         die("the 65th connection was not closed at once")
     for s in idle:
         s.close()
@@ -255,7 +261,7 @@ pid=$!
 i=0
 while ! grep -q listening "$tmp/stdout" 2>/dev/null; do
 	i=$((i + 1))
-	if [ $i -gt 100 ] || ! kill -0 "$pid" 2>/dev/null; then
+	if [ $i -gt 1200 ] || ! kill -0 "$pid" 2>/dev/null; then
 		fail "start admin_probe on 127.0.0.1:$PORT"
 		sed 's/^/    /' "$tmp/stderr"
 		pid=
@@ -269,12 +275,21 @@ check "healthz 200" get /healthz 200 "ok
 "
 check "readyz 200 when ready" get /readyz 200 "ready
 "
+# ready_is STATUS: until /readyz answers STATUS (the probe has taken the
+# signal), at most 30 s.
+ready_is() {
+	i=0
+	until python3 "$tmp/h.py" "$PORT" get /readyz "$1" >/dev/null 2>&1 || [ $i -ge 300 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
 kill -USR1 "$pid"
-sleep 0.2
+ready_is 503
 check "readyz 503 when not ready" get /readyz 503 "not ready
 "
 kill -USR1 "$pid"
-sleep 0.2
+ready_is 200
 check "readyz 200 again" get /readyz 200 "ready
 "
 check "metrics 200 with the exposition type" metrics /metrics "$tmp/m1"
@@ -320,10 +335,12 @@ check "slowloris closed at the deadline, healthz answers" slowloris
 check "healthz after all that" get /healthz 200 "ok
 "
 
-# The 10 ms tick never waited long: nothing above blocked the loop.
+# The 10 ms tick never waited long: nothing above blocked the loop (a
+# blocked loop waits for a deadline, 5 s; a busy machine delays a tick by
+# less than lib.sh's DEADLINE_LATE, 3 s).
 python3 "$tmp/h.py" "$PORT" metrics /metrics "$tmp/m3" >/dev/null 2>&1
 gap=$(sed -n 's/^mxtls_policy_age_seconds{source="max_tick_gap"} //p' "$tmp/m3")
-if [ -n "$gap" ] && awk "BEGIN { exit !($gap < 0.25) }"; then
+if [ -n "$gap" ] && awk "BEGIN { exit !($gap < 3) }"; then
 	ok "loop never blocked (longest tick gap ${gap}s)"
 else
 	fail "loop never blocked (longest tick gap '${gap}')"

@@ -393,8 +393,20 @@ check "D-12 the unverified connection is not reused for a mandatory+strict domai
 std i02a "I-02 greeting dripped one byte a second (greeting_timeout 3 s)" '4\.4\.' 'time(d)? ?out'
 std i02b "I-02 post-TLS EHLO reply dripped one byte a second (command_timeout 3 s)" '4\.4\.' 'time(d)? ?out'
 std i02c "I-02 connection accepted, no greeting ever" '4\.4\.' 'time(d)? ?out'
-check "I-02 every slow case ended within its deadlines (all attacks took $((T_DONE - T_RUN)) s, < 45 s)" \
-	test "$((T_DONE - T_RUN))" -lt 45
+# slow ID STATE KEY WHAT: the case that waits on a server ended because the
+# deadline of the phase it waited in fired (KEY, 3 s here), when it was due
+# by mxtls's log, however long the batch took on this machine.
+slow() {
+	check "I-02 $1 ($4): ended by $3 (3 s) in $2" \
+		deadline_fired "$(mxtls_sid "event=delivery .*rcpt_domain=$1\\.test ")" "$2" 3
+}
+slow a09 up-ehlo-tls command_timeout "no reply to the post-TLS EHLO"
+slow a10a up-tls tls_timeout "handshake stalls"
+slow a10d up-starttls command_timeout "STARTTLS never answered"
+slow d02 up-data-end data_done_timeout "no reply to the final dot"
+slow i02a up-greeting greeting_timeout "greeting dripped"
+slow i02b up-ehlo-tls command_timeout "post-TLS EHLO reply dripped"
+slow i02c up-greeting greeting_timeout "no greeting ever"
 
 # --- after everything: mxtls still serves, fds back
 mxtls_mark >/dev/null
@@ -430,10 +442,10 @@ profile = opportunistic
 nexthop = 127.0.0.1:$LOOP_PORT
 mx = mxtls.test
 EOF
-t=$(date +%s)
 smtpx "$W/d13.out" mxtls "EHLO mta.test" "MAIL FROM:<s@sender.test>" "RCPT TO:<u@loop.test>" "DATA=$M7" QUIT
-check "D-13 mail loop back to mxtls itself: never 250, answered within 20 s ($(($(date +%s) - t)) s)" sh -c \
-	"[ $(($(date +%s) - t)) -lt 20 ] && ! grep -q '^DOT => 250' '$W/d13.out' && grep -qE '^RCPT TO:<u@loop.test> => [45]' '$W/d13.out' || { cat '$W/d13.out'; false; }"
+check "D-13 mail loop back to mxtls itself: never 250, RCPT refused" sh -c \
+	"! grep -q '^DOT => 250' '$W/d13.out' && grep -qE '^RCPT TO:<u@loop.test> => [45]' '$W/d13.out' || { cat '$W/d13.out'; false; }"
+check "D-13 mail loop: answered without waiting for a deadline (none fired in any session)" no_deadline_fired
 check "D-13 mail loop detected as such (554 5.4.6, not a chain of sessions into itself)" sh -c \
 	"grep -qE '^RCPT TO:<u@loop.test> => 5[0-9][0-9] 5\\.4\\.6' '$W/d13.out' || { cat '$W/d13.out'; echo \"sessions mxtls opened for it: \$(grep -c 'event=connect' '$MXTLS_LOG')\"; false; }"
 mxtls_stop

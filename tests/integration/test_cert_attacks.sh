@@ -59,7 +59,9 @@
 #   D-15  one         d15one.test: one MX, its handshake stalls (.90)    451 4.7.5 within tls_timeout
 #         four        d15.test: four MX hosts, all stall (.90)           451 4.7.5 within rcpt_timeout
 #
-# (ADDR: 127.0.12.N.)  T1 is a few seconds after the E-01 servers start.
+# (ADDR: 127.0.12.N.)  T1 is 30 s after the E-01 certificates are made:
+# time for the early cases on a busy machine; the late ones run after the
+# cases of E-02 to D-14, once T1 + 1 s has passed.
 # D-15 four: one tls_timeout per MX host would hold the MTA's RCPT for
 # their sum; rcpt_timeout bounds it below the MTA's own patience.  E-14
 # (revocation, optional): mxtls checks neither CRLs nor OCSP and README
@@ -83,16 +85,9 @@ mkdir -p "$C"
 SMTPD=$IT_ROOT/tests/hostile/smtpd.py
 NET=127.0.12
 
-# The RSA-8192 key takes seconds to minutes to generate: in the background
-# from the start, kept between runs (a key has no validity period).
-RSA8192=$IT_ROOT/build/it/cert-attacks-rsa8192.key
-KEYGEN=""
-if [ ! -s "$RSA8192" ]; then
-	OPENSSL_CONF=/dev/null openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:8192 \
-		-out "$RSA8192.tmp" >/dev/null 2>&1 &
-	KEYGEN=$!
-	it_track keygen "$KEYGEN" -
-fi
+# An RSA-8192 key takes 10 to 30 s of CPU to generate: one made once, for
+# tests only, is part of the repository (a key has no validity period).
+RSA8192=$IT_FILES/rsa8192.key
 
 # ---------------------------------------------------------------- certificates
 
@@ -352,7 +347,7 @@ srv() {
 }
 # srv_up NAME...: until each has written its pidfile (15 s).
 srv_up() {
-	_t=$(($(date +%s) + 15))
+	_t=$(it_until 15)
 	for _n in "$@"; do
 		while [ ! -s "$W/mx-$_n/pid" ]; do
 			if [ "$(date +%s)" -ge "$_t" ]; then
@@ -550,6 +545,8 @@ send() {
 }
 # rcpt NAME: the step label of the case's RCPT.
 rcpt() { echo "RCPT TO:<u-$1@$(field "$1" 3)>"; }
+# sid_of NAME: the case's session in the current mxtls log.
+sid_of() { mxtls_sid " event=rcpt to=u-$1@"; }
 re_of() { printf '%s' "$1" | sed 's/\./\\./g'; }
 
 # saved_is NAME: the case's MX saved exactly one message to the case's
@@ -611,10 +608,10 @@ refuse() {
 
 # ---------------------------------------------------------------- E-01 boundaries
 
-# T1 a few seconds ahead: "nb" is valid from T1 on, "na" until T1.  Both
-# are asked before T1, then again (under other MX names: other retry
-# records and TLS sessions) once T1 + 1 s has passed.
-T1=$(($(date +%s) + 8))
+# T1 ahead: "nb" is valid from T1 on, "na" until T1.  Both are asked
+# before T1, then again (under other MX names: other retry records and TLS
+# sessions) once T1 + 1 s has passed, after the next sections.
+T1=$(($(date +%s) + 30))
 (
 	cd "$C" || exit 1
 	export OPENSSL_CONF=/dev/null
@@ -633,14 +630,6 @@ deliver na-early
 t=$(date +%s)
 check "E-01 nb-early and na-early were answered at least 1 s before T1 (at T1 - $((T1 - t)) s)" \
 	test "$t" -le $((T1 - 1))
-while [ "$(date +%s)" -lt $((T1 + 1)) ]; do sleep 0.1; done
-t0=$(date +%s)
-deliver nb-late
-refuse na-late 'expired'
-t=$(date +%s)
-note "E-01 nb-late and na-late ran from T1 + $((t0 - T1)) s to T1 + $((t - T1)) s"
-check "E-01 nb-late and na-late ran between T1 + 1 s and T1 + 10 s (T1 + $((t0 - T1))..$((t - T1)) s)" \
-	test "$t0" -ge $((T1 + 1)) -a "$t" -le $((T1 + 10))
 
 refuse ie-exp 'expired.*depth 1'
 deliver ie-ok
@@ -691,15 +680,24 @@ check "E-13 the policies were fetched over HTTPS with SNI (nginx served each onc
 refuse cname 'mismatch.*alias\.d14\.test'
 deliver cname-ok
 
+# ---------------------------------------------------------------- E-01 after T1
+
+while [ "$(date +%s)" -lt $((T1 + 1)) ]; do sleep 0.1; done
+t0=$(date +%s)
+deliver nb-late
+refuse na-late 'expired'
+note "E-01 nb-late and na-late ran from T1 + $((t0 - T1)) s to T1 + $(($(date +%s) - T1)) s"
+
 # ---------------------------------------------------------------- E-11
 
-# time_ok NAME MAX_MS MAX_TICKS: the session took at most MAX_MS, and
-# mxtls at most MAX_TICKS of CPU for it.
+# time_ok NAME MAX_TICKS: the session ended without waiting for any
+# deadline (mxtls's log), and mxtls spent at most MAX_TICKS of CPU on it
+# (ten times what it takes).
 time_ok() {
-	_ms=$(cat "$W/ms.$1")
+	no_deadline_fired "$(sid_of "$1")" || return 1
 	_cpu=$(cat "$W/cpu.$1")
-	[ "$_ms" -le "$2" ] && [ "$_cpu" -le "$3" ] && return 0
-	echo "session $1: $_ms ms, mxtls CPU $_cpu ticks; wanted at most $2 ms, $3 ticks"
+	[ "$_cpu" -le "$2" ] && return 0
+	echo "session $1: mxtls CPU $_cpu ticks; wanted at most $2"
 	return 1
 }
 # ~160 KB of certificate: over BoringSSL's limit for a handshake message
@@ -719,17 +717,11 @@ big_outcome() {
 	fi
 }
 check "E-11 sans-big: delivered over TLS, or 451 4.7.5 and nothing delivered" big_outcome
-check "E-11 sans-big: the session took under 5 s, mxtls under 1 s of CPU" time_ok sans-big 5000 100
+check "E-11 sans-big: no deadline waited for, mxtls under 1 s of CPU" time_ok sans-big 100
 deliver sans-small
 note "E-11 sans-small: session $(cat "$W/ms.sans-small") ms, mxtls CPU $(cat "$W/cpu.sans-small") ticks"
-check "E-11 sans-small: the session took under 5 s, mxtls under 1 s of CPU" time_ok sans-small 5000 100
+check "E-11 sans-small: no deadline waited for, mxtls under 1 s of CPU" time_ok sans-small 100
 
-# RSA-8192: wait for the key (it may still be being made).
-if [ -n "$KEYGEN" ]; then
-	while alive "$KEYGEN" && [ $(($(date +%s) - T_BEGIN)) -lt $((IT_TIMEOUT - 30)) ]; do sleep 0.2; done
-	alive "$KEYGEN" || { wait "$KEYGEN" && mv "$RSA8192.tmp" "$RSA8192"; }
-	note "E-11 the RSA-8192 key was made in the background, ready $(($(date +%s) - T_BEGIN)) s after the start"
-fi
 (
 	cd "$C" || exit 1
 	export OPENSSL_CONF=/dev/null
@@ -743,7 +735,7 @@ check "harness: E-11 rsa8192 is RSA 8192 and verifies for mx.e11r.test" sh -c \
 	"OPENSSL_CONF=/dev/null openssl x509 -in '$C/e11rsa.pem' -noout -text | grep -q 'Public-Key: (8192 bit)'"
 deliver rsa8192
 note "E-11 rsa8192: session $(cat "$W/ms.rsa8192") ms, mxtls CPU $(cat "$W/cpu.rsa8192") ticks"
-check "E-11 rsa8192: the session took under 5 s, mxtls under 1 s of CPU" time_ok rsa8192 5000 100
+check "E-11 rsa8192: no deadline waited for, mxtls under 1 s of CPU" time_ok rsa8192 100
 
 mxtls_stop
 
@@ -820,30 +812,36 @@ one D-15 d15one.test mx0.d15.test 90 stall
 four D-15 d15.test mx1.d15.test 90 stall"
 printf '%s\n' "$CASES" >"$W/cases"
 
-# dnsfail NAME REASON_ERE MAX_MS: RCPT 451 4.4.3 with the reason within
-# MAX_MS, and the address the domain's A record names never contacted.
+# dnsfail NAME REASON_ERE: RCPT 451 4.4.3 with the reason, and the address
+# the domain's A record names never contacted.
 dnsfail() {
 	_n="$(field "$1" 2) $1"
 	send "$1"
 	check "$_n: RCPT 451 4.4.3" reply_is "$W/t.$1" "$(rcpt "$1")" '451 4\.4\.3 '
 	check "$_n: the reply gives the reason (/$2/)" reply_has "$W/t.$1" "$(rcpt "$1")" "$2"
 	check "$_n: no fallback to the A record: $NET.81 never contacted" sh -c "! grep -q '^connect' '$W/mx-d14a/log'"
-	check "$_n: answered within $3 ms ($(cat "$W/ms.$1") ms)" test "$(cat "$W/ms.$1")" -le "$3"
 }
-dnsfail servfail 'SERVFAIL|failed' 3000
-dnsfail timeout 'timed out' 8000
+# rcpt_answered NAME: from the case's RCPT to its answer (the delivery
+# line), by mxtls's log.
+rcpt_answered() { mxtls_interval "$(sid_of "$1")" ' event=rcpt ' ' event=delivery '; }
+dnsfail servfail 'SERVFAIL|failed'
+check "D-14 servfail: answered at once, no DNS timeout waited for" at_once "$(rcpt_answered servfail)" "RCPT to its answer"
+dnsfail timeout 'timed out'
+check "D-14 timeout: answered by the DNS deadline, 3 s (timeout 1 s, a second try 2 s)" \
+	deadline_within 3 "$(rcpt_answered timeout)" "RCPT to its answer"
 
 send one
 check "D-15 one: RCPT 451 4.7.5 (a tempfail, not 5xx, at the first failure)" reply_is "$W/t.one" "$(rcpt one)" '451 4\.7\.5 '
 check "D-15 one: the reply names the handshake timeout and the retry time" sh -c \
 	"grep -F '$(rcpt one) =>' '$W/t.one' | grep -iE 'tim(e|ed) ?out' | grep -qE 'retry after [0-9T:-]+Z' || cat '$W/t.one'"
-check "D-15 one: answered within tls_timeout (1 s) + 2 s, not held for the MX ($(cat "$W/ms.one") ms)" \
-	test "$(cat "$W/ms.one")" -le 3000
+check "D-15 one: the handshake ended by tls_timeout (1 s)" deadline_fired "$(sid_of one)" up-tls 1
+check "D-15 one: the RCPT answered then, not held for the MX" at_once \
+	"$(mxtls_interval "$(sid_of one)" ' event=upstream-error ' ' event=delivery ')" "the timeout to the answer"
 check "D-15 one: nothing sent in the clear" sh -c "! grep -hE '^C: plain (MAIL|RCPT|DATA)' '$W/mx-stall/mail'/conn-*.log"
 send four
 check "D-15 four: RCPT 451 4.7.5 (the first host's verdict) when the MX hosts stall" reply_is "$W/t.four" "$(rcpt four)" '451 4\.7\.5 '
-check "D-15 four: answered within rcpt_timeout (2.5 s) + 1 s, not 4 x tls_timeout ($(cat "$W/ms.four") ms)" \
-	test "$(cat "$W/ms.four")" -le 3500
+check "D-15 four: answered by rcpt_timeout (2.5 s), not 4 x tls_timeout" deadline_within 2.5 \
+	"$(mxtls_interval "$(sid_of four)" ' event=rcpt ' ' event=rcpt-timeout ')" "RCPT to rcpt-timeout"
 check "D-15 four: MX hosts tried until rcpt_timeout, not beyond (2 or 3 of 4 contacted)" sh -c \
 	"c=\$(grep -c '^connect' '$W/mx-stall/log'); [ \$c -ge 3 ] && [ \$c -le 4 ] || cat '$W/mx-stall/log'"
 check "D-15 four: logged event=rcpt-timeout" grep -q 'event=rcpt-timeout' "$MXTLS_LOG"

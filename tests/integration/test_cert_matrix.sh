@@ -197,7 +197,7 @@ while read -r n dom mx addr cert; do
 	it_track smtpd $! "$n"
 done <"$W/cases"
 mx_up() {
-	_t=$(($(date +%s) + 15))
+	_t=$(it_until 15)
 	while read -r _n _rest; do
 		while [ ! -s "$W/mx-$_n/pid" ]; do
 			if [ "$(date +%s)" -ge "$_t" ]; then

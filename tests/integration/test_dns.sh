@@ -75,7 +75,10 @@ expect() {
 	fi
 }
 
-# expect_fast NAME MAX_MS WANT PROBE-ARGS...: as expect, within MAX_MS.
+# expect_fast NAME MAX_MS WANT PROBE-ARGS...: as expect, within MAX_MS by
+# the probe's own clock.  MAX_MS is the deadline an answer that came at
+# once must beat, or a timeout's expected time plus 3 s for a timer that a
+# busy machine runs late: never the time the answer usually takes.
 expect_fast() {
 	name=$1
 	max=$2
@@ -235,33 +238,34 @@ error address lookup for mx.test has no A or AAAA records" "$NS" addr mx.test
 expect servers-failover "status OK
 mx 10 mx1.test" "$DEAD,$NS" mx mixed.test
 
-expect_fast "D-14 tempfail-unreachable" 2000 "status TEMPFAIL
+# An unreachable server, SERVFAIL, REFUSED: answered before the timeout.
+expect_fast "D-14 tempfail-unreachable" 5000 "status TEMPFAIL
 error MX lookup for mx.test failed: no server gave a usable answer (unreachable, refused or SERVFAIL)" \
-    -t 1 "$DEAD" mx mx.test
+    -t 5 "$DEAD" mx mx.test
 
-expect_fast "D-14 tempfail-unreachable-addr" 2000 "status TEMPFAIL
+expect_fast "D-14 tempfail-unreachable-addr" 5000 "status TEMPFAIL
 error address lookup for host.test failed: no server gave a usable answer (unreachable, refused or SERVFAIL)" \
-    -t 1 "$DEAD" addr host.test
+    -t 5 "$DEAD" addr host.test
 
 # A server that never answers: 0.3 s for the first try, twice that for
 # the second (c-ares doubles per round), so about 0.9 s in all.
-expect_fast "D-14 timeout-mx" 2500 "status TEMPFAIL
+expect_fast "D-14 timeout-mx" 3900 "status TEMPFAIL
 error MX lookup for example.com timed out" -t 0.3 blackhole mx example.com
 if [ "$ms" -lt 800 ]; then
 	fail "D-14 timeout-mx waited only $ms ms (want 2 tries: about 900)"
 fi
 
-expect_fast "D-14 timeout-addr" 2500 "status TEMPFAIL
+expect_fast "D-14 timeout-addr" 3900 "status TEMPFAIL
 error address lookup for example.com timed out" -t 0.3 blackhole addr example.com
 
 # dnsmasq cannot be made to SERVFAIL or REFUSE; the probe answers itself.
-expect_fast "D-14 tempfail-servfail" 2000 "status TEMPFAIL
+expect_fast "D-14 tempfail-servfail" 5000 "status TEMPFAIL
 error MX lookup for example.com failed: no server gave a usable answer (unreachable, refused or SERVFAIL)" \
-    -t 1 rcode:2 mx example.com
+    -t 5 rcode:2 mx example.com
 
-expect_fast "D-14 tempfail-refused" 2000 "status TEMPFAIL
+expect_fast "D-14 tempfail-refused" 5000 "status TEMPFAIL
 error address lookup for example.com failed: no server gave a usable answer (unreachable, refused or SERVFAIL)" \
-    -t 1 rcode:5 addr example.com
+    -t 5 rcode:5 addr example.com
 
 # dns_new() refuses a server list c-ares cannot parse.
 run "bad,server,list" mx mx.test
@@ -283,7 +287,7 @@ expect cancel-mx-timeout "callbacks 0" -t 0.2 blackhole cancel-mx example.com
 expect cancel-addr-timeout "callbacks 0" -t 0.2 blackhole cancel-addr example.com
 # c-ares completes a bad name inside ares_query(): cancel a delivered-later one.
 expect cancel-completed "callbacks 0" "$NS" cancel-mx a..test
-expect_fast free-pending 500 "callbacks 0" -t 5 blackhole free-pending example.com
+expect_fast free-pending 5000 "callbacks 0" -t 5 blackhole free-pending example.com
 expect free-in-callback "status OK
 mx 10 mx1.test
 callbacks 1" "$NS" free-in-cb mixed.test

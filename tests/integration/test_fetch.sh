@@ -375,11 +375,10 @@ fc $(good /charset.txt) text -- $(good /upper.txt) text
 check "F-04 text/plain; charset=utf-8 and TEXT/PLAIN: ok" all "resp $OUT 1 ok 200" \
 	"has $OUT 1 ctype 'charset=utf-8'" "resp $OUT 2 ok 200"
 
-t0=$(date +%s)
 fc url="$STS:$P_SLOW/drip" addr=127.0.0.1 ca="$CA/ca.pem" to=2000 text
-t1=$(date +%s)
 check "F-07 server dripping a byte every 0.5 s: timeout" resp "$OUT" 1 timeout
-check "F-07 ... after about the total timeout (2 s)" test $((t1 - t0)) -le 5
+check "F-07 ... by the total timeout, 2 s (the fetcher's ms=)" deadline_within 2 \
+	"$(sed -n 's/^id=1 result=.* ms=\([0-9]*\)$/\1/p' "$OUT" | awk '{ print $1 / 1000 }')" "the drip's fetch"
 fc url="$STS:$P_HOLE/" addr=127.0.0.1 ca="$CA/ca.pem" cto=1000 to=2000
 check "F-07 server that never answers the handshake: timeout" resp "$OUT" 1 timeout
 
@@ -392,7 +391,8 @@ fc url="$STS:$P_UNTRUSTED/.well-known/mta-sts.txt" addr=127.0.0.1 ca="$CA/ca.pem
 check "F-08 certificate from a CA not in the bundle: tls-error" resp "$OUT" 1 tls-error
 fc url="$STS:$P_UNTRUSTED/.well-known/mta-sts.txt" addr=127.0.0.1 ca="$CA/other.pem"
 check "... and ok with that CA's bundle" resp "$OUT" 1 ok 200
-fc url="$STS:$P_GOOD/.well-known/mta-sts.txt" addr=127.0.0.1
+# Loading the system store is slow on a busy machine: deadlines far off.
+fc url="$STS:$P_GOOD/.well-known/mta-sts.txt" addr=127.0.0.1 cto=30000 to=30000
 check "F-08 no bundle: the system store, which lacks the test CA: tls-error" resp "$OUT" 1 tls-error
 fc url="$STS:$P_TLS11/.well-known/mta-sts.txt" addr=127.0.0.1 ca="$CA/ca.pem"
 check "server offering TLS 1.0/1.1 only: tls-error" resp "$OUT" 1 tls-error
@@ -435,8 +435,8 @@ check "an unframeable stream: exit 2, no crash" all "grep -qx 'exit=2' $OUT" \
 t0=$(date +%s)
 fc url="$STS:$P_HOLE/" addr=127.0.0.1 ca="$CA/ca.pem" to=20000 -- raw=unframeable
 t1=$(date +%s)
-check "exit at once on an unframeable stream, transfers in flight" all \
-	"grep -qx eof $OUT" "grep -qx 'exit=2' $OUT" "test $((t1 - t0)) -le 5"
+check "exit on an unframeable stream, transfers in flight: not answered, not waited for (their timeout: 20 s)" all \
+	"grep -qx eof $OUT" "grep -qx 'exit=2' $OUT" "test $((t1 - t0)) -lt 20"
 
 fc url="$STS:$P_SLOW/drip" addr=127.0.0.1 ca="$CA/ca.pem" to=3000 -- \
 	url="$STS:$P_SLOW/fast" addr=127.0.0.1 ca="$CA/ca.pem"

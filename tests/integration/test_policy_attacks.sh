@@ -328,11 +328,11 @@ not_logged() { no_grep_since "$MXTLS_LOG" "$MARK" "$@"; }
 m() { pol_metric mxtls_policy_fetches_total 'source="central"' "outcome=\"$1\""; }
 # count_since ERE N [SECONDS]: at least N log lines after MARK match ERE.
 count_since() {
-	_t=$(($(date +%s) + ${3:-8}))
+	_t=$(it_until "${3:-8}")
 	while :; do
 		_c=$(log_since "$MXTLS_LOG" "$MARK" | grep -cE -- "$1")
 		[ "$_c" -ge "$2" ] && return 0
-		[ "$(date +%s)" -ge $_t ] && break
+		[ "$(date +%s)" -ge "$_t" ] && break
 		sleep 0.1
 	done
 	echo "$_c lines after byte $MARK match /$1/, expected at least $2; the central lines:"

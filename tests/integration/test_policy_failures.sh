@@ -328,9 +328,9 @@ A0=$(pol2_accepted $SILENT:$PORT)
 pol2_point $HOST $SILENT || fail "silent: $HOST moved to $SILENT"
 T_HANG=$(date +%s)
 in_flight() { # a fetch to the silent server has started
-	_t=$(($(date +%s) + 5))
+	_t=$(($(date +%s) + 30))
 	while [ "$(pol2_accepted $SILENT:$PORT)" -le "$1" ]; do
-		[ "$(date +%s)" -ge $_t ] && { echo "the silent server accepted no connection"; return 1; }
+		[ "$(date +%s)" -ge "$_t" ] && { echo "the silent server accepted no connection"; return 1; }
 		sleep 0.05
 	done
 }
@@ -368,7 +368,6 @@ check "the running mxtls has an mxtls-fetch child (ps --ppid $MXTLS_PID)" test -
 check "another fetch to the silent server is in flight" \
 	in_flight "$(grep -cE 'event=central-policy-fetch url=[^ ]* what=document result=timeout ' "$MXTLS_LOG")"
 MARK=$(mxtls_mark)
-T_KILL=$(date +%s)
 check "kill -9 the fetcher ($F1) with a fetch in flight" pol2_kill_fetcher "${F1:-0}"
 doc 50 mx3.example.test | put "$W/www-good/policy.ini"
 cp "$W/www-good/policy.ini" "$COPY_IS"
@@ -377,7 +376,9 @@ check "mxtls logs the death (fetcher-exited pid=$F1 signal=9 restart_in=1s)" exi
 check "the fetch in flight fails at once with the reason (fetcher died), not at its timeout" pol_all \
 	"logged 'event=central-policy-fetch-failed url=$URL result=internal status=0 error=\"fetcher died\"' 2" \
 	"fetch_line internal 0 kept-last-good 'fetcher died'"
-check "... within 3 s of the kill" test $(($(date +%s) - T_KILL)) -le 3
+check "... when its death was noticed (mxtls's log: from fetcher-exited to the failure)" at_once \
+	"$(mxtls_interval '' " event=fetcher-exited pid=${F1:-0} " ' event=central-policy-fetch-failed .*fetcher died')" \
+	"from the fetcher's death to the failed fetch"
 F2=$(pol2_wait_fetcher "$F1" 5)
 check "restarted: a new mxtls-fetch child ($F2), logged as fetcher-started" pol_all "test -n '$F2'" \
 	"logged 'event=fetcher-started pid=$F2 ' 1" "gap_ms $F1 1"

@@ -161,7 +161,7 @@ hits_are() { pol_hits_are "^mta-sts\\.$1 /\\.well-known/mta-sts\\.txt 200 " "$2"
 txt_queries() { grep -c "query\[TXT\] _mta-sts\.$1 from" "$W/dnsmasq.log" 2>/dev/null; }
 logged() { grep_since "$MXTLS_LOG" "$MARK" "$@"; }
 logged_all() { # ERE...: one log line after MARK matches every ERE
-	_t=$(($(date +%s) + 3))
+	_t=$(it_until 3)
 	while :; do
 		_l=$(log_since "$MXTLS_LOG" "$MARK")
 		_ok=yes
@@ -169,7 +169,7 @@ logged_all() { # ERE...: one log line after MARK matches every ERE
 			_l=$(printf '%s\n' "$_l" | grep -E -- "$_re") || { _ok=no; break; }
 		done
 		[ $_ok = yes ] && return 0
-		[ "$(date +%s)" -ge $_t ] && break
+		[ "$(date +%s)" -ge "$_t" ] && break
 		sleep 0.1
 	done
 	echo "no line of $MXTLS_LOG after byte $MARK matches all of: $*"
@@ -177,8 +177,8 @@ logged_all() { # ERE...: one log line after MARK matches every ERE
 }
 # wait_hits DOMAIN N: nginx served DOMAIN's policy N times (waiting 5 s).
 wait_hits() {
-	_t=$(($(date +%s) + 5))
-	while [ "$(hits "$1")" -lt "$2" ] && [ "$(date +%s)" -lt $_t ]; do sleep 0.1; done
+	_t=$(it_until 5)
+	while [ "$(hits "$1")" -lt "$2" ] && [ "$(date +%s)" -lt "$_t" ]; do sleep 0.1; done
 	hits_are "$1" "$2"
 }
 

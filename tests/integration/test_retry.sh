@@ -202,9 +202,11 @@ EOF
 				rt_log_has 'event=tls-failure' "host=$mx\\[$addr\\]:25" 'action=defer' 'record=failed-once'
 			if [ "$P" = 0 ]; then
 				echo "$ra" >"$W/ra.$id"
-				now=$(($(date +%s) + RT_OFFSET))
+				# The attempt's time: when mxtls logged its failure (P0
+				# does not move the clock), whenever this check runs.
+				at=$(mxtls_epoch "$(grep -E "event=tls-failure .*host=$mx\\[$addr\\]:25" "$MXTLS_LOG" | head -n 1)")
 				check "D-15 $n: defer: retry time = the attempt's time + 300 s ($ra)" \
-					rt_between "$(rt_epoch "$ra")" $((now + 300 - 60)) $((now + 300)) "retry after"
+					rt_between "$(rt_epoch "$ra")" $((${at:-0} + 300 - 60)) $((${at:-0} + 301)) "retry after"
 			else
 				first=$(rt_epoch "$(cat "$W/ra.$id")")
 				check "$n: defer: a new cycle: retry time ($ra) > first cycle's + fallback_ttl" \

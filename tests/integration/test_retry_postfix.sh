@@ -46,10 +46,10 @@ mkmsg "$M/mand" "legacy MTA, mandatory, expired certificate"
 # mta_since MARK RCPT STATUS ERE [SECONDS]: the MTA logged, after byte MARK
 # of its log, a delivery attempt to RCPT with STATUS whose text matches ERE.
 mta_since() {
-	_t=$(($(date +%s) + ${5:-20}))
+	_t=$(it_until "${5:-20}")
 	while :; do
 		log_since "$MTALOG" "$1" | grep -F "to=<$2>," | grep -E -- "status=$3 .*$4" >/dev/null && return 0
-		[ "$(date +%s)" -ge $_t ] && break
+		[ "$(date +%s)" -ge "$_t" ] && break
 		sleep 0.2
 	done
 	echo "the MTA logged no status=$3 matching /$4/ for $2 after byte $1; its lines for it:"

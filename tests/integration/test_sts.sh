@@ -357,9 +357,11 @@ check "refresh later: TXT checked and the policy re-fetched, same id" all \
 
 WAIT=1 probe 7 e.test sleep:4 e.test
 check "probe 7: promises kept, clean exit" clean "$OUT"
-check "F-07 slow policy server, wait 1 s: answered after ~1 s, fetch pending" all \
+# The wait is a timer: a busy machine fires it up to ~0.7 s early (the
+# loop's clock is read once per round) or late (lib.sh DEADLINE_*).
+check "F-07 slow policy server, wait 1 s: answered by that wait (0.3 to 4 s), fetch pending" all \
 	"ans $OUT 1 e.test 'source=fetch-pending mode=- mx=- '" \
-	"ans $OUT 1 e.test 'ms=(7|8|9)[0-9]{2}\$|ms=1[0-9]{3}\$|ms=2[0-4][0-9]{2}\$'"
+	"ans $OUT 1 e.test 'ms=[3-9][0-9]{2}\$|ms=[1-3][0-9]{3}\$'"
 check "F-07 ... the fetch went on: a later lookup gets the policy" all \
 	"ans $OUT 2 e.test 'source=cache mode=enforce mx=mx.e.test '" \
 	"test \$(grep -c 'mta-sts.e.test /.well-known/mta-sts.txt' $W/slow.log) -eq 1"

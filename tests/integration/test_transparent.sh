@@ -24,10 +24,11 @@
 #   ipv6   (when the namespaces have IPv6) an MTA that uses IPv6 only,
 #          mxtls on [::1]:10026, redirect --ipv6: IP6T_SO_ORIGINAL_DST;
 #          then removed: in the clear over IPv6
-# Loop safety, in every TLS round: the delivery completes within a bounded
-# time, mxtls had exactly one session (the MTA's; its own upstream
-# connection, had it been redirected, would be a second one from the same
-# address, and so on) and the MX had exactly one connection, from the pod.
+# Loop safety, in every TLS round: the delivery completes without waiting
+# for any deadline (none fired in mxtls, none timed out in the MTA), mxtls
+# had exactly one session (the MTA's; its own upstream connection, had it
+# been redirected, would be a second one from the same address, and so on)
+# and the MX had exactly one connection, from the pod.
 #
 # Needs root, iproute2, nftables, iptables, dnsmasq, Postfix, python3.
 # Prints the receiving Postfix's log for the first intercepted message.
@@ -92,8 +93,8 @@ tls_round() {
 	_t=$(date +%s)
 	tp_send "$W/t.$_rcpt" "$_at" "$_rcpt" "$M/$_rcpt"
 	check "$_lb: the MTA accepted the message" reply_is "$W/t.$_rcpt" DOT 250
-	check "$_lb: the MTA logged status=sent, relay=mx.example.test[$_dst]:25, within 15 s" \
-		mta_status "$_mta" "$_rcpt" sent "relay=mx\\.example\\.test\\[$_dre\\]:25" 15
+	check "$_lb: the MTA logged status=sent, relay=mx.example.test[$_dst]:25" \
+		mta_status "$_mta" "$_rcpt" sent "relay=mx\\.example\\.test\\[$_dre\\]:25" 60
 	_sent=$LAST_OK
 	[ "$_sent" = yes ] && note "$_lb: delivered in $(($(date +%s) - _t)) s"
 	check "$_lb: mxtls logged event=original-destination addr=$_dst" \
@@ -116,6 +117,8 @@ tls_round() {
 		tp_count_is "mxtls sessions" 1 "$MXTLS_LOG" "$_x" '(^| )event=connect( |$)'
 	check "$_lb: loop safety: mxtls's session came from the pod's address $_src" \
 		grep_since "$MXTLS_LOG" "$_x" "event=connect client=$_sre allowed=yes"
+	check "$_lb: loop safety: no deadline fired in mxtls" no_deadline_fired
+	check "$_lb: loop safety: nothing timed out in the MTA" no_grep_since "$(pf_log "$_mta")" 0 'timed out'
 	check "$_lb: loop safety: the MX had one connection" \
 		tp_count_is "MX connections" 1 "$(pf_log mx)" "$_m" ': connect from '
 	check "$_lb: the MX's connection came from the pod's address $_src" \
@@ -137,7 +140,7 @@ clear_round() {
 	tp_send "$W/t.$_rcpt" "$_at" "$_rcpt" "$M/$_rcpt"
 	check "$_lb: the MTA accepted the message" reply_is "$W/t.$_rcpt" DOT 250
 	check "$_lb: the MTA logged status=sent, relay=mx.example.test[$_dst]:25" \
-		mta_status "$_mta" "$_rcpt" sent "relay=mx\\.example\\.test\\[$_dre\\]:25" 15
+		mta_status "$_mta" "$_rcpt" sent "relay=mx\\.example\\.test\\[$_dre\\]:25" 60
 	_sent=$LAST_OK
 	check "$_lb: the MX had the connection from the pod ($_src)" \
 		grep_since "$(pf_log mx)" "$_m" ": connect from unknown\\[$_sre\\]"
@@ -211,7 +214,5 @@ if [ "$TP_V6" = 1 ]; then
 fi
 
 check "everything leaves no redirect behind" tp_status_is 3 --ipv6
-elapsed=$(($(date +%s) - T0))
-note "run time: $elapsed s"
-check "the test ran in under 90 s" test "$elapsed" -lt 90
+note "run time: $(($(date +%s) - T0)) s"
 finish
