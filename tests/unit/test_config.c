@@ -311,7 +311,7 @@ test_defaults(void)
 	CHECK(cfg.timeouts.tls == 60);
 	CHECK(cfg.timeouts.data_init == 120);
 	CHECK(cfg.timeouts.data_block == 180);
-	CHECK(cfg.timeouts.data_done == 600);
+	CHECK(cfg.timeouts.data_done == 540);
 	CHECK(cfg.timeouts.client == 300);
 	CHECK(cfg.timeouts.rcpt == 240);
 	CHECK(cfg.dns_servers == NULL);
@@ -1226,6 +1226,25 @@ test_connection_cache(void)
 	    "number from 0 (no cache) to 100000");
 }
 
+/*
+ * R17-07: the MTA waits 600 s for the reply to its final dot (Postfix's
+ * smtp_data_done_timeout, Exim's final_timeout).  mxtls must give up on
+ * the upstream first, so that the MTA gets a 4xx from mxtls instead of
+ * timing out at the same moment, and as rcpt_timeout already is for RCPT.
+ */
+static void
+R17_07_data_done_timeout_below_the_MTAs_600_s(void)
+{
+	struct config cfg;
+
+	if (LOAD_OK("dd.ini", "[tls]\nca_bundle = ca.crt\n", &cfg) != 0)
+		return;
+	CHECK(cfg.timeouts.data_done < 600);
+	CHECK(cfg.timeouts.data_done == 540);
+	CHECK(cfg.timeouts.rcpt < 300);
+	config_free(&cfg);
+}
+
 int
 main(void)
 {
@@ -1250,6 +1269,7 @@ main(void)
 	RUN(test_many_errors);
 	RUN(test_operations);
 	RUN(test_connection_cache);
+	RUN(R17_07_data_done_timeout_below_the_MTAs_600_s);
 	cleanup();
 	return T_DONE();
 }
