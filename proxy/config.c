@@ -1839,7 +1839,7 @@ set_defaults(struct loader *ld)
 	cfg->timeouts.tls = 60;
 	cfg->timeouts.data_init = 120;
 	cfg->timeouts.data_block = 180;
-	cfg->timeouts.data_done = 600;
+	cfg->timeouts.data_done = 540;
 	cfg->timeouts.client = 300;
 	cfg->timeouts.rcpt = 240;
 	cfg->dns_timeout = 5;

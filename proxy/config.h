@@ -35,14 +35,23 @@ enum config_log_addresses { CONFIG_ADDR_FULL, CONFIG_ADDR_DOMAIN,
 enum config_bare { CONFIG_BARE_REJECT, CONFIG_BARE_NORMALISE };
 
 struct config_timeouts {
-	/* Seconds.  RFC 5321 4.5.3.2 minimums are the defaults. */
+	/*
+	 * Seconds.  RFC 5321 4.5.3.2 minimums are the defaults, except
+	 * where the MTA waits on mxtls (data_done, rcpt).
+	 */
 	double connect;	   /* TCP connect to the upstream: 30 */
 	double greeting;   /* upstream 220: 300 */
 	double command;	   /* upstream reply to EHLO/MAIL/RCPT/RSET...: 300 */
 	double tls;	   /* upstream STARTTLS handshake: 60 */
 	double data_init;  /* upstream 354: 120 */
 	double data_block; /* each upstream write of message data: 180 */
-	double data_done;  /* upstream reply to the final dot: 600 */
+	/*
+	 * The upstream's reply to the final dot: 540, a minute below the
+	 * MTA's own wait for it (Postfix's smtp_data_done_timeout, Exim's
+	 * final_timeout: 600), so the MTA gets mxtls's 451 rather than
+	 * timing out itself at the same moment.
+	 */
+	double data_done;
 	double client;	   /* downstream: next command or data: 300 */
 	/*
 	 * The MTA's wait for the reply to its RCPT while mxtls finds an

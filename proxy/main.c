@@ -119,8 +119,9 @@ main_drain_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)w;
 	(void)revents;
 	log_warn(0, "drain-timeout", NULL);
-	session_close_all(&d.px, "421 4.3.2 Service shutting down");
-	ev_break(loop, EVBREAK_ALL);
+	/* The rest end when their reply came (main_session_end). */
+	if (session_drain_over(&d.px, "421 4.3.2 Service shutting down") == 0)
+		ev_break(loop, EVBREAK_ALL);
 }
 
 /* SIGTERM/SIGINT: stop accepting, let sessions finish; twice: now. */
@@ -439,8 +440,10 @@ main_run(void)
 	listener_close(&d.listener);
 	d.px.draining = 1;
 	session_close_all(&d.px, "421 4.3.2 Service shutting down");
-	ev_run(d.px.loop, EVRUN_NOWAIT);
 	upcache_flush(&d.px.cache);
+	/* One turn of the loop writes the last replies and QUITs. */
+	ev_run(d.px.loop, EVRUN_NOWAIT);
+	upcache_free(&d.px.cache);
 	dsnq_free(d.px.dsnq);
 	if (d.admin != NULL)
 		admin_stop(d.admin);

@@ -179,6 +179,7 @@ struct session {
 	double up_opened; /* clock_mono() at connect */
 	int up_reused;	  /* taken from the connection cache */
 	int up_await;	  /* a command was sent and its reply is due */
+	int up_body;	  /* message bytes went up, the final dot not yet */
 	/*
 	 * The MTA waits for the reply to its RCPT from t_rcpt (clock_mono;
 	 * 0: it waits for nothing) for at most rcpt_timeout; up_capped: the
@@ -258,6 +259,7 @@ static void session_up_failed(struct session *s, const char *reason);
 static void session_up_reuse_failed(struct session *s, const char *reason);
 static void session_up_out_of_time(struct session *s);
 static void session_up_cache_put(struct session *s);
+static void session_up_release(struct session *s);
 static void session_up_send(struct session *s, enum sess_state next,
     double timeout, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static void session_rcpt_route(struct session *s,
@@ -287,8 +289,7 @@ session_close(struct session *s)
 	s->sts_q = NULL;
 	conn_close(&s->down);
 	session_up_cache_put(s);
-	if (s->up_open)
-		conn_close(&s->up);
+	session_up_release(s);
 	for (pp = &s->px->live; *pp != NULL; pp = &(*pp)->next)
 		if (*pp == s) {
 			*pp = s->next;
@@ -394,6 +395,36 @@ session_up_name(const struct session *s)
 	return NULL;
 }
 
+/*
+ * The reply to the final dot, relayed with how the message left on its
+ * last line ("[mxtls: TLSv1.3 verified mx.example.net]"), so that the
+ * MTA's own log records it; the upstream's code and status stay.
+ */
+static void
+session_relay_final(struct session *s, const struct smtp_reply *r)
+{
+	struct smtp_reply fin = *r;
+	const char *name = session_up_name(s);
+	char how[DNS_NAME_MAX + 96];
+
+	/* A literal next hop: the name its certificate was verified for. */
+	if (name == NULL)
+		name = s->up_tls && s->facts.name_ok ? s->facts.matched :
+		    s->up_addr;
+	if (s->up_tls)
+		snprintf(how, sizeof(how), "[mxtls: %s %s %s]",
+		    s->facts.version, strcmp(s->verify, "ok") == 0 ?
+		    "verified" : "unverified", name);
+	else
+		snprintf(how, sizeof(how), "[mxtls: plaintext, %s, %s]",
+		    s->fallback ? "after a TLS failure" :
+		    s->dec.profile->tls == POLICY_TLS_OFF ? "TLS off by policy" :
+		    "no STARTTLS", name);
+	/* Should it not fit (it always does), the reply goes as it came. */
+	smtp_reply_append(&fin, how);
+	session_relay_reply(s, &fin);
+}
+
 /* The one summary line per delivery attempt (SPEC.md section 3). */
 static void
 session_log_delivery(struct session *s, const char *outcome,
@@ -465,6 +496,26 @@ session_txn_reset(struct session *s)
 	smtp_normalise_init(&s->norm);
 }
 
+/*
+ * Close the upstream connection.  One in a clean state (no reply due,
+ * not inside a message, nothing unread, no error) says QUIT first (RFC
+ * 5321 4.1.1.10), so the server does not log a lost connection; the
+ * cache waits for its 221, briefly, and the session goes on at once.
+ */
+static void
+session_up_release(struct session *s)
+{
+	if (!s->up_open)
+		return;
+	if (!s->up_await && !s->up_body && !s->up.eof &&
+	    s->up.error[0] == '\0' && buf_len(&s->up.in) == 0 &&
+	    (s->up.state == CONN_OPEN || s->up.state == CONN_TLS))
+		upcache_quit(&s->px->cache, &s->up);
+	else
+		conn_free(&s->up);
+	s->up_open = 0;
+}
+
 static void
 session_up_close(struct session *s)
 {
@@ -472,13 +523,12 @@ session_up_close(struct session *s)
 		dns_cancel(s->dq);
 		s->dq = NULL;
 	}
-	if (s->up_open) {
-		conn_free(&s->up);
-		s->up_open = 0;
-	}
+	session_up_release(s);
 	free(s->rp);
 	s->rp = NULL;
 	s->up_txn = 0;
+	s->up_await = 0;
+	s->up_body = 0;
 	s->fallback = 0;
 	s->up_key[0] = '\0';
 	s->up_ckey[0] = '\0';
@@ -656,6 +706,26 @@ session_txn_fail(struct session *s, const char *fmt, ...)
 	session_enter(s, s->nrcpt_ok > 0 ? ST_RCPT : ST_MAIL);
 }
 
+/*
+ * The final dot is answered: the session is free for the next
+ * transaction, unless the drain time ran out while the reply was awaited.
+ */
+static void
+session_message_done(struct session *s)
+{
+	if (s->closed)
+		return;
+	session_txn_reset(s);
+	if (s->px->drain_over) {
+		session_reply(s, "421 4.3.2 %s Service shutting down, closing",
+		    s->cfg->hostname);
+		if (!s->closed)
+			session_enter(s, ST_CLOSING);
+		return;
+	}
+	session_enter(s, ST_IDLE);
+}
+
 /* --- upstream: sending and failing -------------------------------------- */
 
 /*
@@ -697,9 +767,6 @@ session_up_send(struct session *s, enum sess_state next, double timeout,
 	conn_deadline(&s->up, session_up_timeout(s, timeout));
 	s->up_await = 1;
 	session_enter(s, next);
-	/* A reply already here came before its command: pipelining abuse. */
-	if (buf_len(&s->up.in) > 0)
-		session_up_failed(s, "server replied before the command");
 }
 
 /* Where an upstream failure happened decides what it means. */
@@ -709,10 +776,12 @@ session_in_tls_phase(enum sess_state st)
 	return st == ST_UP_STARTTLS || st == ST_UP_TLS;
 }
 
+/* Before MAIL, whatever went wrong is the host's: the next may work. */
 static int
-session_before_ehlo(enum sess_state st)
+session_before_mail(enum sess_state st)
 {
-	return st == ST_UP_CONNECT || st == ST_UP_GREETING;
+	return st == ST_UP_CONNECT || st == ST_UP_GREETING ||
+	    st == ST_UP_EHLO || st == ST_UP_EHLO_TLS;
 }
 
 /*
@@ -942,7 +1011,7 @@ session_up_failed(struct session *s, const char *reason)
 	session_up_where(s, where, sizeof(where));
 	log_info(s->id, "upstream-error", "host", where, "state",
 	    sess_state_names[st], "reason", reason, NULL);
-	if (session_before_ehlo(st) && s->fallback) {
+	if (session_before_mail(st) && s->fallback) {
 		session_up_close(s);
 		session_log_delivery(s, "deferred", NULL, reason);
 		session_txn_fail(s,
@@ -950,10 +1019,13 @@ session_up_failed(struct session *s, const char *reason)
 		    reason);
 		return;
 	}
-	if (session_before_ehlo(st)) {
-		/* Connection-level trouble: the next address or MX may work. */
-		conn_free(&s->up);
-		s->up_open = 0;
+	if (session_before_mail(st)) {
+		/*
+		 * No connect, no greeting, a closed connection or a 421 at
+		 * EHLO: the next address or MX host may work (rcpt_timeout
+		 * permitting), as Postfix goes on to the next MX.
+		 */
+		session_up_close(s);
 		session_up_try_addr(s);
 		return;
 	}
@@ -977,10 +1049,7 @@ session_up_failed(struct session *s, const char *reason)
 		session_reply(s,
 		    "451 4.4.2 Connection to %s lost before it confirmed the "
 		    "message: %s", where, reason);
-		if (!s->closed) {
-			session_txn_reset(s);
-			session_enter(s, ST_IDLE);
-		}
+		session_message_done(s);
 		return;
 	case ST_UP_RSET:
 		session_reply(s, "250 2.0.0 Ok");
@@ -989,8 +1058,6 @@ session_up_failed(struct session *s, const char *reason)
 			session_enter(s, ST_IDLE);
 		}
 		return;
-	case ST_UP_EHLO:
-	case ST_UP_EHLO_TLS:
 	case ST_UP_MAIL:
 	case ST_UP_RCPT:
 	case ST_UP_DATA:
@@ -1492,11 +1559,14 @@ session_param_needs(const char *tok, int *refuse)
 	return 0;
 }
 
-/* A parameter whose meaning cannot be kept: refuse, never downgrade. */
-static const char *
-session_mail_unrelayable(const struct session *s)
+/*
+ * A parameter whose meaning cannot be kept: refuse, never downgrade.  0,
+ * or -1 with the reply (naming the server) in dst.
+ */
+static int
+session_mail_unrelayable(struct session *s, char *dst, size_t len)
 {
-	char tmp[SESSION_PARAMS_MAX], *tok, *save = NULL;
+	char tmp[SESSION_PARAMS_MAX], where[320], *tok, *save = NULL;
 	unsigned need;
 	int refuse;
 
@@ -1506,24 +1576,27 @@ session_mail_unrelayable(const struct session *s)
 		need = session_param_needs(tok, &refuse);
 		if (!refuse || (s->up_ehlo.ext & need))
 			continue;
-		return need == SMTP_EXT_8BITMIME ?
-		    "554 5.6.3 %s does not accept 8-bit messages "
-		    "(no 8BITMIME) and mxtls never alters a message" :
-		    "553 5.6.7 %s does not support SMTPUTF8";
+		session_up_where(s, where, sizeof(where));
+		if (need == SMTP_EXT_8BITMIME)
+			snprintf(dst, len, "554 5.6.3 %s does not accept 8-bit "
+			    "messages (no 8BITMIME) and mxtls never alters a "
+			    "message", where);
+		else
+			snprintf(dst, len, "553 5.6.7 %s does not support "
+			    "SMTPUTF8", where);
+		return -1;
 	}
-	return NULL;
+	return 0;
 }
 
 static void
 session_send_mail(struct session *s)
 {
-	const char *refuse = session_mail_unrelayable(s);
-	char where[320];
+	char refuse[512];
 
-	if (refuse != NULL) {
-		session_up_where(s, where, sizeof(where));
+	if (session_mail_unrelayable(s, refuse, sizeof(refuse)) == -1) {
 		session_log_delivery(s, "failed", NULL, refuse);
-		session_txn_fail(s, refuse, where);
+		session_txn_fail(s, "%s", refuse);
 		return;
 	}
 	session_filter_params(s, s->mail_params, sizeof(s->mail_params));
@@ -1837,6 +1910,7 @@ session_on_up_reply(struct session *s, const struct smtp_reply *r)
 		if (!s->closed) {
 			smtp_data_scan_init(&s->scan);
 			smtp_normalise_init(&s->norm);
+			s->up_body = 1;
 			session_enter(s, ST_DATA);
 		}
 		return;
@@ -1850,26 +1924,20 @@ session_on_up_reply(struct session *s, const struct smtp_reply *r)
 			    "protocol error");
 			session_reply(s, "451 4.5.0 Protocol error: %s answered "
 			    "\"%s\" to the end of the message", where, sum);
-			if (!s->closed) {
-				session_txn_reset(s);
-				session_enter(s, ST_IDLE);
-			}
+			session_message_done(s);
 			return;
 		}
 		session_log_delivery(s,
 		    r->code == 250 ? (s->up_tls ? "tls" : s->fallback ?
 		    "fallback" : "plaintext") :
 		    r->code / 100 == 5 ? "failed" : "deferred", sum, NULL);
-		session_relay_reply(s, r);
+		session_relay_final(s, r);
 		/* After the MTA's reply: the notice never delays it. */
 		if (r->code == 250)
 			dsn_txn_relayed(s->dsn, s->px->dsnq, s->cfg,
 			    session_up_name(s), s->up_addr, sum, s->id);
 		s->up_txn = 0;
-		if (!s->closed) {
-			session_txn_reset(s);
-			session_enter(s, ST_IDLE);
-		}
+		session_message_done(s);
 		return;
 	case ST_UP_REUSE:
 		if (r->code != 250) {
@@ -1903,13 +1971,9 @@ session_up_input(struct session *s)
 {
 	size_t used;
 	enum smtp_reply_status st;
-	int waiting;
 
 	while (!s->closed && s->up_open && buf_len(&s->up.in) > 0) {
-		waiting = s->state >= ST_UP_GREETING &&
-		    s->state != ST_UP_TLS && s->state != ST_DATA &&
-		    s->state != ST_DATA_DISCARD && s->state != ST_CLOSING;
-		if (!waiting) {
+		if (!s->up_await) {
 			session_up_failed(s,
 			    "server sent data while no command was pending");
 			return;
@@ -1974,6 +2038,7 @@ session_up_event(struct conn *c, enum conn_event ev, void *arg)
 		    clock_mono() - s->t_phase);
 		conn_deadline(&s->up,
 		    session_up_timeout(s, s->cfg->timeouts.greeting));
+		s->up_await = 1;
 		session_enter(s, ST_UP_GREETING);
 		break;
 	case CONN_EV_INPUT:
@@ -2121,6 +2186,14 @@ session_cmd_mail(struct session *s, const struct smtp_command *cmd)
 	if (s->state != ST_IDLE) {
 		session_reply(s, "503 5.5.1 Nested MAIL command");
 		session_bad_command(s);
+		return;
+	}
+	if (s->px->draining) {
+		/* Shutting down: transactions begun go on, no new one. */
+		session_reply(s, "421 4.3.2 %s Service shutting down, closing",
+		    s->cfg->hostname);
+		if (!s->closed)
+			session_enter(s, ST_CLOSING);
 		return;
 	}
 	if (smtp_parse_path(cmd->arg, cmd->arglen, "FROM:", addr, sizeof(addr),
@@ -2431,10 +2504,20 @@ session_command(struct session *s, const char *line, size_t len)
 		session_reply(s, "214 2.0.0 mxtls relays mail over verified "
 		    "STARTTLS");
 		break;
+	case SMTP_CMD_BDAT:
+		/*
+		 * Its chunk follows on the wire and has no end marker: read
+		 * as lines, its bytes would run as commands.  As Postfix
+		 * without CHUNKING: refuse and close, unread.
+		 */
+		session_reply(s, "521 5.5.1 %s BDAT not implemented, closing",
+		    s->cfg->hostname);
+		if (!s->closed)
+			session_enter(s, ST_CLOSING);
+		break;
 	case SMTP_CMD_EXPN:
 	case SMTP_CMD_STARTTLS:
 	case SMTP_CMD_AUTH:
-	case SMTP_CMD_BDAT:
 		session_reply(s, "502 5.5.1 %s not implemented",
 		    smtp_cmd_name(cmd.cmd));
 		session_bad_command(s);
@@ -2467,6 +2550,8 @@ session_data_done(struct session *s)
 		return;
 	}
 	conn_deadline(&s->up, s->cfg->timeouts.data_done);
+	s->up_body = 0;
+	s->up_await = 1;
 	session_enter(s, ST_UP_DATA_END);
 }
 
@@ -2641,6 +2726,18 @@ session_enter(struct session *s, enum sess_state st)
 			session_close(s);
 		return;
 	}
+	/*
+	 * We send one command at a time and a reply is taken off the input
+	 * whole: upstream bytes still there at a transition came before
+	 * anything asked for them (a reply ahead of its command, a second
+	 * reply to one).  Checked here, whatever the transition, so that no
+	 * state ever takes them for its own reply (a 354 and a 250 in one
+	 * segment must not answer the final dot).
+	 */
+	if (s->up_open && buf_len(&s->up.in) > 0) {
+		session_up_failed(s, "server replied before the command");
+		return;
+	}
 	session_update_io(s);
 	/* Pipelined commands may already wait in the buffer. */
 	if (!s->processing && session_reads_downstream(st) &&
@@ -2786,8 +2883,6 @@ proxy_reap(struct ev_loop *loop, ev_prepare *w, int revents)
 	while ((s = px->dead) != NULL) {
 		px->dead = s->next;
 		conn_free(&s->down);
-		if (s->up_open)
-			conn_free(&s->up);
 		runtime_release(s->rt);
 		free(s->rp);
 		dsn_txn_free(s->dsn);
@@ -2911,6 +3006,32 @@ session_accept(struct proxy *px, int fd)
 	}
 	session_reply(s, "220 %s ESMTP mxtls", s->cfg->hostname);
 	session_enter(s, ST_HELO);
+}
+
+int
+session_drain_over(struct proxy *px, const char *reply)
+{
+	struct session *s, *next;
+	int waiting = 0;
+
+	px->drain_over = 1;
+	for (s = px->live; s != NULL; s = next) {
+		next = s->next;
+		/*
+		 * Its final dot went upstream: a 421 now could be followed
+		 * by the server's 250, and the MTA would send it again.  The
+		 * reply is due within data_done_timeout.
+		 */
+		if (s->state == ST_UP_DATA_END) {
+			waiting++;
+			continue;
+		}
+		if (s->state != ST_CLOSING)
+			session_reply(s, "%s", reply);
+		if (!s->closed)
+			session_enter(s, ST_CLOSING);
+	}
+	return waiting;
 }
 
 void

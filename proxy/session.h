@@ -29,7 +29,8 @@ struct proxy {
 	struct session *dead;  /* closed, freed from the reaper */
 	ev_prepare reaper;
 	struct upcache cache; /* idle upstream connections */
-	int draining;	      /* shutting down: cache nothing more */
+	int draining;	      /* shutting down: no new transaction, no cache */
+	int drain_over;	      /* drain_timeout passed: close when answered */
 	void (*on_session_end)(struct proxy *px); /* optional (drain) */
 };
 
@@ -38,5 +39,11 @@ void proxy_sessions_init(struct proxy *px);
 void session_accept(struct proxy *px, int fd);
 /* Close every session at once with a 421 to its client (shutdown). */
 void session_close_all(struct proxy *px, const char *reply);
+/*
+ * drain_timeout passed: as session_close_all, but a session waiting for
+ * the reply to its final dot gets that reply first.  Returns how many
+ * still wait.
+ */
+int session_drain_over(struct proxy *px, const char *reply);
 
 #endif

@@ -339,6 +339,42 @@ smtp_reply_feed(struct smtp_reply_parser *p, const char *data, size_t len,
 	}
 }
 
+/* A reply line with its code and CRLF (RFC 5321 4.5.3.1.5). */
+#define SMTP_REPLY_LINE_OCTETS 512
+
+int
+smtp_reply_append(struct smtp_reply *r, const char *suffix)
+{
+	size_t slen = strlen(suffix), start, len, keep;
+	char *t = r->text;
+
+	if (r->nlines == 0 || r->textlen < 5 ||
+	    3 + 1 + slen + 2 > SMTP_REPLY_LINE_OCTETS)
+		return -1;
+	/* Every stored line ends in CRLF: the last starts after the one before. */
+	for (start = r->textlen - 2; start > 0 && t[start - 1] != '\n';
+	    start--)
+		;
+	len = r->textlen - 2 - start;
+	keep = len;
+	if (keep > SMTP_REPLY_LINE_OCTETS - 2 - 1 - slen)
+		keep = SMTP_REPLY_LINE_OCTETS - 2 - 1 - slen;
+	if (start + keep + 1 + slen + 2 > SMTP_REPLY_TEXT_MAX) {
+		if (start + 3 + 1 + slen + 2 > SMTP_REPLY_TEXT_MAX)
+			return -1;
+		keep = SMTP_REPLY_TEXT_MAX - start - 1 - slen - 2;
+	}
+	/* A cut never splits a UTF-8 sequence (SMTPUTF8 replies). */
+	while (keep > 4 && keep < len &&
+	    ((unsigned char)t[start + keep] & 0xc0) == 0x80)
+		keep--;
+	t[start + keep] = ' ';
+	memcpy(t + start + keep + 1, suffix, slen);
+	memcpy(t + start + keep + 1 + slen, "\r\n", 2);
+	r->textlen = start + keep + 1 + slen + 2;
+	return 0;
+}
+
 int
 smtp_reply_line(const struct smtp_reply *r, int i, const char **text,
     size_t *len)

@@ -103,6 +103,14 @@ void smtp_reply_parser_init(struct smtp_reply_parser *p);
 enum smtp_reply_status smtp_reply_feed(struct smtp_reply_parser *p,
     const char *data, size_t len, size_t *consumed);
 
+/*
+ * Append " suffix" to the last line of r, its code kept.  That line stays
+ * within 512 octets with its CRLF (RFC 5321 4.5.3.1.5): its own text is
+ * cut where both do not fit.  0, or -1 (r unchanged) when even the code
+ * and the suffix do not fit.
+ */
+int smtp_reply_append(struct smtp_reply *r, const char *suffix);
+
 /* The text of line i of a reply (after "NNN-" / "NNN "), not terminated. */
 int smtp_reply_line(const struct smtp_reply *r, int i, const char **text,
     size_t *len);

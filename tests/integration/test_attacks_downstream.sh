@@ -256,11 +256,15 @@ A0=$(at_count sink aborted)
 smtpx "$W/d06.out" mxtls "$E" "$F" "RCPT TO:<d06@sink.test>" 'RAW=DATA\r\n' 'SEND=Subject: half\r\n\r\nhalf a body\r\n'
 check "D-06 the MTA disconnects mid-DATA: the upstream gets no end of data, nothing acknowledged" sh -c \
 	"t=\$((\$(date +%s) + 5)); while [ \$(find '$(at_dir sink)' -name 'aborted-*.env' | wc -l) -le $A0 ] && [ \$(date +%s) -lt \$t ]; do sleep 0.1; done; [ \$(find '$(at_dir sink)' -maxdepth 1 -name '[0-9]*.env' | wc -l) = $S0 ] && [ \$(find '$(at_dir sink)' -name 'aborted-*.env' | wc -l) -gt $A0 ]"
-smtpx "$W/d09.out" mxtls "$E" "$F" "RCPT TO:<d09@sink.test>" 'RAW=BDAT 0 LAST\r\n' 'RAW=BDAT 99999999999\r\n' \
-	'RAW=BDAT 12 LAST\r\nhello world\n' QUIET=1 NOOP QUIT
-check "D-09 CHUNKING is not advertised to the MTA" sh -c "! grep -qi CHUNKING '$W/d09.out'"
-check "D-10 BDAT 0 LAST / BDAT 99999999999 / BDAT with a payload: 502, never 250" sh -c \
-	"[ \$(grep -cE '^RAW => 502' '$W/d09.out') -ge 3 ] && ! grep -qE '^RAW => 250' '$W/d09.out' || { cat '$W/d09.out'; false; }"
+# BDAT's chunk has no end marker: refused and closed unread (as Postfix
+# without CHUNKING), so its bytes never run as commands.
+for b in 'BDAT 0 LAST\r\n' 'BDAT 99999999999\r\n' 'BDAT 12 LAST\r\nhello world\n'; do
+	smtpx "$W/d09.out" mxtls "$E" "$F" "RCPT TO:<d09@sink.test>" "RAW=$b" EOF=3
+	cat "$W/d09.out" >>"$W/d09.all"
+done
+check "D-09 CHUNKING is not advertised to the MTA" sh -c "! grep -qi CHUNKING '$W/d09.all'"
+check "D-10 BDAT 0 LAST / BDAT 99999999999 / BDAT with a payload: 521 and closed, never 250" sh -c \
+	"[ \$(grep -cE '^RAW => 521 5\\.5\\.1' '$W/d09.all') = 3 ] && [ \$(grep -c '^EOF => closed' '$W/d09.all') = 3 ] && ! grep -qE '^RAW => 250' '$W/d09.all' || { cat '$W/d09.all'; false; }"
 check "D-10 BDAT: nothing delivered" sh -c \
 	"! grep -l 'd09@sink.test' '$(at_dir sink)'/[0-9]*.env 2>/dev/null | grep -q ."
 

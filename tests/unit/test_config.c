@@ -311,7 +311,7 @@ test_defaults(void)
 	CHECK(cfg.timeouts.tls == 60);
 	CHECK(cfg.timeouts.data_init == 120);
 	CHECK(cfg.timeouts.data_block == 180);
-	CHECK(cfg.timeouts.data_done == 600);
+	CHECK(cfg.timeouts.data_done == 540);
 	CHECK(cfg.timeouts.client == 300);
 	CHECK(cfg.timeouts.rcpt == 240);
 	CHECK(cfg.dns_servers == NULL);
@@ -1345,6 +1345,25 @@ test_dsn_submit(void)
 	    "of mxtls itself: name the MTA's SMTP listener");
 }
 
+/*
+ * R17-07: the MTA waits 600 s for the reply to its final dot (Postfix's
+ * smtp_data_done_timeout, Exim's final_timeout).  mxtls must give up on
+ * the upstream first, so that the MTA gets a 4xx from mxtls instead of
+ * timing out at the same moment, and as rcpt_timeout already is for RCPT.
+ */
+static void
+R17_07_data_done_timeout_below_the_MTAs_600_s(void)
+{
+	struct config cfg;
+
+	if (LOAD_OK("dd.ini", "[tls]\nca_bundle = ca.crt\n", &cfg) != 0)
+		return;
+	CHECK(cfg.timeouts.data_done < 600);
+	CHECK(cfg.timeouts.data_done == 540);
+	CHECK(cfg.timeouts.rcpt < 300);
+	config_free(&cfg);
+}
+
 int
 main(void)
 {
@@ -1372,6 +1391,7 @@ main(void)
 	RUN(test_private_mx);
 	RUN(test_mta_sts_cache_bytes);
 	RUN(test_dsn_submit);
+	RUN(R17_07_data_done_timeout_below_the_MTAs_600_s);
 	cleanup();
 	return T_DONE();
 }

@@ -1506,6 +1506,104 @@ test_normalise_long_lines(void)
 	CHECK_INT(n.long_line, 1);
 }
 
+/* ---- smtp_reply_append: how the message left, in the final reply ---- */
+
+/* Parse s, append suf; the result must be want (NULL: refused). */
+static void
+append_is(const char *s, const char *suf, const char *want)
+{
+	struct smtp_reply_parser p;
+	size_t used;
+
+	CHECK_INT(feed_all(&p, s, &used), SMTP_REPLY_DONE);
+	if (want == NULL) {
+		CHECK_INT(smtp_reply_append(&p.reply, suf), -1);
+		CHECK_INT(p.reply.textlen, strlen(s));
+		return;
+	}
+	CHECK_INT(smtp_reply_append(&p.reply, suf), 0);
+	CHECK_INT(p.reply.textlen, strlen(want));
+	CHECK(p.reply.textlen == strlen(want) &&
+	    memcmp(p.reply.text, want, p.reply.textlen) == 0);
+}
+
+static void
+R17_17_summary_appended_to_the_last_line(void)
+{
+	append_is("250 2.0.0 Ok: queued as X\r\n", "[mxtls: TLSv1.3]",
+	    "250 2.0.0 Ok: queued as X [mxtls: TLSv1.3]\r\n");
+	append_is("250\r\n", "[s]", "250 [s]\r\n");
+	append_is("250-first\r\n250-second\r\n250 2.0.0 last\r\n", "[s]",
+	    "250-first\r\n250-second\r\n250 2.0.0 last [s]\r\n");
+	append_is("554 5.7.1 rejected\r\n", "[s]", "554 5.7.1 rejected [s]\r\n");
+	/* A bare LF the parser tolerated became CRLF: still the last line. */
+	append_is("250-a\n250 b\n", "[s]", "250-a\r\n250 b [s]\r\n");
+}
+
+static void
+R17_17_summary_line_within_512_octets(void)
+{
+	char s[2200], want[1400], suf[300];
+	size_t n;
+
+	memset(suf, 'y', 250);
+	suf[250] = '\0';
+	/* Exactly fits: 4 + 255 + 1 + 250 + 2 = 512. */
+	memcpy(s, "250 ", 4);
+	memset(s + 4, 'x', 255);
+	memcpy(s + 259, "\r\n", 3);
+	snprintf(want, sizeof(want), "250 %.255s %s\r\n", s + 4, suf);
+	CHECK_INT(strlen(want), 512);
+	append_is(s, suf, want);
+	/* One more octet of text: the text is cut, the summary kept. */
+	memset(s + 4, 'x', 256);
+	memcpy(s + 260, "\r\n", 3);
+	append_is(s, suf, want);
+	/* A line already over 512 (2000 octets) comes out at 512. */
+	n = 2000;
+	memset(s + 4, 'x', n);
+	memcpy(s + 4 + n, "\r\n", 3);
+	append_is(s, suf, want);
+	/* Only the last line counts; an earlier long one stays as it is. */
+	snprintf(s, sizeof(s), "250-%0600d\r\n250 short\r\n", 0);
+	snprintf(want, sizeof(want), "250-%0600d\r\n250 short %s\r\n", 0,
+	    suf);
+	append_is(s, suf, want);
+}
+
+static void
+R17_17_summary_cut_keeps_utf8_whole(void)
+{
+	char s[600], want[600];
+	const char *suf = "[mxtls: TLSv1.3 verified mx.example.net]";
+	size_t room = 512 - 2 - 1 - strlen(suf), i;
+
+	/* "250 " then 2-octet characters, so the cut would fall inside one. */
+	memcpy(s, "250 ", 4);
+	for (i = 4; i < 500; i += 2)
+		memcpy(s + i, "\xc3\xa9", 2);
+	memcpy(s + 500, "\r\n", 3);
+	/* room is odd: the last whole character ends one octet earlier. */
+	CHECK_INT(room % 2, 1);
+	memcpy(want, s, room - 1);
+	snprintf(want + room - 1, sizeof(want) - (room - 1), " %s\r\n", suf);
+	append_is(s, suf, want);
+}
+
+static void
+R17_17_summary_that_cannot_fit_is_refused(void)
+{
+	char suf[600], want[600];
+
+	memset(suf, 'z', 507);
+	suf[507] = '\0';
+	append_is("250 ok\r\n", suf, NULL);
+	/* "250 " + 506 + CRLF = 512: the code and the suffix alone. */
+	suf[506] = '\0';
+	snprintf(want, sizeof(want), "250 %s\r\n", suf);
+	append_is("250 ok\r\n", suf, want);
+}
+
 int
 main(void)
 {
@@ -1546,5 +1644,9 @@ main(void)
 	RUN(test_normalise_exhaustive);
 	RUN(test_normalise_smuggled_commands);
 	RUN(test_normalise_long_lines);
+	RUN(R17_17_summary_appended_to_the_last_line);
+	RUN(R17_17_summary_line_within_512_octets);
+	RUN(R17_17_summary_cut_keeps_utf8_whole);
+	RUN(R17_17_summary_that_cannot_fit_is_refused);
 	return T_DONE();
 }
