@@ -47,10 +47,15 @@ mkmsg "$M/mand" "legacy MTA, mandatory, expired certificate"
 # of its log, a delivery attempt to RCPT with STATUS whose text matches ERE.
 mta_since() {
 	_t=$(it_until "${5:-20}")
+	_n=0
 	while :; do
 		log_since "$MTALOG" "$1" | grep -F "to=<$2>," | grep -E -- "status=$3 .*$4" >/dev/null && return 0
 		[ "$(date +%s)" -ge "$_t" ] && break
 		sleep 0.2
+		# A message that was still active at the last flush is deferred
+		# by now: schedule it again rather than wait for Postfix's backoff.
+		_n=$((_n + 1))
+		[ $((_n % 10)) -eq 0 ] && flush >/dev/null 2>&1
 	done
 	echo "the MTA logged no status=$3 matching /$4/ for $2 after byte $1; its lines for it:"
 	log_since "$MTALOG" "$1" | grep -F "to=<$2>," | tail -n 5 | cut -c 1-400 | sed 's/^/  | /'
