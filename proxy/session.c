@@ -706,6 +706,16 @@ session_txn_fail(struct session *s, const char *fmt, ...)
 	session_enter(s, s->nrcpt_ok > 0 ? ST_RCPT : ST_MAIL);
 }
 
+/* mxtls is stopping: tell the MTA and close, no new transaction. */
+static void
+session_shutting_down(struct session *s)
+{
+	session_reply(s, "421 4.3.2 %s Service shutting down, closing",
+	    s->cfg->hostname);
+	if (!s->closed)
+		session_enter(s, ST_CLOSING);
+}
+
 /*
  * The final dot is answered: the session is free for the next
  * transaction, unless the drain time ran out while the reply was awaited.
@@ -717,10 +727,7 @@ session_message_done(struct session *s)
 		return;
 	session_txn_reset(s);
 	if (s->px->drain_over) {
-		session_reply(s, "421 4.3.2 %s Service shutting down, closing",
-		    s->cfg->hostname);
-		if (!s->closed)
-			session_enter(s, ST_CLOSING);
+		session_shutting_down(s);
 		return;
 	}
 	session_enter(s, ST_IDLE);
@@ -2189,11 +2196,8 @@ session_cmd_mail(struct session *s, const struct smtp_command *cmd)
 		return;
 	}
 	if (s->px->draining) {
-		/* Shutting down: transactions begun go on, no new one. */
-		session_reply(s, "421 4.3.2 %s Service shutting down, closing",
-		    s->cfg->hostname);
-		if (!s->closed)
-			session_enter(s, ST_CLOSING);
+		/* Transactions begun go on, no new one. */
+		session_shutting_down(s);
 		return;
 	}
 	if (smtp_parse_path(cmd->arg, cmd->arglen, "FROM:", addr, sizeof(addr),
