@@ -2264,15 +2264,20 @@ session_sts_answer(void *arg, const struct sts_answer *a)
 	if (a->policy != NULL && a->policy->nmx > 0 && (s->sts_mx == NULL ||
 	    s->sts_mx->cap < a->policy->nmx)) {
 		free(s->sts_mx);
-		s->sts_mx = session_names_new(a->policy->nmx);
-	}
-	if (a->policy != NULL && a->policy->nmx > 0 && s->sts_mx == NULL) {
-		/* Without its mx list the policy cannot be applied. */
-		s->state = s->nrcpt_ok > 0 ? ST_RCPT : ST_MAIL;
-		session_reply(s, "451 4.3.0 Out of memory, try again later");
-		if (!s->closed)
-			session_enter(s, s->state);
-		return;
+		if ((s->sts_mx = session_names_new(a->policy->nmx)) == NULL) {
+			/*
+			 * Without its mx list the policy cannot be applied;
+			 * the list of the domain before is gone with it.
+			 */
+			s->sts_nmx = 0;
+			s->sts_domain[0] = '\0';
+			s->state = s->nrcpt_ok > 0 ? ST_RCPT : ST_MAIL;
+			session_reply(s,
+			    "451 4.3.0 Out of memory, try again later");
+			if (!s->closed)
+				session_enter(s, s->state);
+			return;
+		}
 	}
 	snprintf(s->sts_domain, sizeof(s->sts_domain), "%s", dec.domain);
 	s->sts_mode = a->policy != NULL ? a->policy->mode : MTASTS_NONE;
