@@ -7,7 +7,11 @@ BSSL_LIB = /usr/lib/x86_64-linux-gnu/android
 # Reply and log texts are cut to size on purpose: snprintf truncation is no bug.
 WARN    = -Wall -Wextra -Werror -Wno-format-truncation
 CFLAGS  = -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -Iproxy -Ipolicy -isystem $(BSSL_INC)
-LDLIBS  = -L$(BSSL_LIB) -Wl,-rpath,$(BSSL_LIB) -lssl -lcrypto -lev -lcares -linih -lidn2 -lpthread
+# libev exports libevent-compatible event_* functions: libunbound's resolver
+# thread must find the real libevent first, so it is named before libev
+# (check-deps.sh checks the order in the binary).
+LDLIBS  = -L$(BSSL_LIB) -Wl,-rpath,$(BSSL_LIB) -lssl -lcrypto \
+	-Wl,--no-as-needed -levent -lunbound -lev -linih -lidn2 -lpthread
 SAN     = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 PROXY_SRC  := $(wildcard proxy/*.c)

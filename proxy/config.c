@@ -116,6 +116,8 @@ static const struct keydef keydefs[] = {
 	{ K_DNS, "servers", 1 },
 	{ K_DNS, "timeout", 0 },
 	{ K_DNS, "allow_private_mx", 1 },
+	{ K_DNS, "dnssec", 0 },
+	{ K_DNS, "trust_anchor", 0 },
 	{ K_TLS, "ca_bundle", 0 },
 	{ K_TLS, "min_version", 0 },
 	{ K_TLS, "max_version", 0 },
@@ -209,6 +211,7 @@ struct loader {
 	struct sectinfo *match;
 	int nmatch;
 	int tls_min_line, tls_max_line;
+	int dnssec_line; /* [dns] dnssec, for the trust-ad check */
 	int listen_line, admin_line; /* 0: the default */
 	int dsn_submit_line;
 	char *default_name;
@@ -933,6 +936,44 @@ apply_dns(struct loader *ld, const char *key, const char *v, char *why,
 		cfg->nallow_private_mx = nt;
 		return 0;
 	}
+	if (strcmp(key, "dnssec") == 0) {
+		if (strcmp(v, "validate") == 0)
+			cfg->dnssec = CONFIG_DNSSEC_VALIDATE;
+		else if (strcmp(v, "trust-ad") == 0)
+			cfg->dnssec = CONFIG_DNSSEC_TRUST_AD;
+		else if (strcmp(v, "off") == 0)
+			cfg->dnssec = CONFIG_DNSSEC_OFF;
+		else {
+			snprintf(why, whylen, "\"%s\": expected validate, "
+			    "trust-ad or off", v);
+			return -1;
+		}
+		ld->dnssec_line = ld->lineno;
+		return 0;
+	}
+	if (strcmp(key, "trust_anchor") == 0) {
+		char *path = resolve_path(ld, v);
+
+		if (path == NULL)
+			return -1;
+		if (access(path, R_OK) < 0) {
+			snprintf(why, whylen, "%s: %s", path, strerror(errno));
+			free(path);
+			return -1;
+		}
+		free(cfg->trust_anchor);
+		cfg->trust_anchor = path;
+		return 0;
+	}
+	if (strcmp(key, "servers") == 0 && strcmp(v, "recursive") == 0) {
+		char *r = xstrdup(ld, "recursive");
+
+		if (r == NULL)
+			return -1;
+		free(cfg->dns_servers);
+		cfg->dns_servers = r;
+		return 0;
+	}
 	if (strcmp(key, "servers") == 0) {
 		const char *s = v, *item;
 		char *csv = NULL, *next, tmp[300], host[256];
@@ -1655,6 +1696,42 @@ same_socket(const struct sockaddr_storage *a, const struct sockaddr_storage *b,
 	return 0;
 }
 
+/*
+ * trust-ad believes the AD bit of the servers: only a resolver on this
+ * host (loopback) can vouch for its answers; anyone on the path can set
+ * the bit on a forged answer from farther away.
+ */
+static void
+check_dnssec(struct loader *ld)
+{
+	struct config *cfg = ld->cfg;
+	const char *s = cfg->dns_servers;
+
+	if (cfg->dnssec != CONFIG_DNSSEC_TRUST_AD)
+		return;
+	if (s == NULL || s[0] == '\0' || strcmp(s, "recursive") == 0) {
+		lerr(ld, ld->dnssec_line, "[dns] dnssec: trust-ad needs "
+		    "[dns] servers naming a validating resolver on loopback");
+		return;
+	}
+	while (*s != '\0') {
+		size_t len = strcspn(s, ",");
+		char item[300];
+
+		snprintf(item, sizeof(item), "%.*s", (int)len, s);
+		if (strncmp(item, "127.", 4) != 0 &&
+		    strncmp(item, "[::1]", 5) != 0 && strcmp(item, "::1") != 0) {
+			lerr(ld, ld->dnssec_line, "[dns] dnssec: trust-ad "
+			    "trusts the AD bit only from loopback servers, not "
+			    "%s", item);
+			return;
+		}
+		s += len;
+		if (*s == ',')
+			s++;
+	}
+}
+
 static void
 check_all(struct loader *ld)
 {
@@ -1679,6 +1756,7 @@ check_all(struct loader *ld)
 	}
 	check_versions(ld, "tls", cfg->min_version, cfg->max_version,
 	    ld->tls_min_line, ld->tls_max_line, 0);
+	check_dnssec(ld);
 	if (same_socket(&cfg->listen, &cfg->admin_listen, cfg->admin_listen_len))
 		lerr(ld, ld->admin_line ? ld->admin_line : ld->listen_line,
 		    "[proxy] admin_listen: %s%s takes the port of listen %s",
@@ -1944,6 +2022,7 @@ config_free(struct config *cfg)
 	free(cfg->hostname);
 	free(cfg->state_dir);
 	free(cfg->dns_servers);
+	free(cfg->trust_anchor);
 	free(cfg->ca_bundle);
 	free(cfg->ciphers);
 	policy_set_free(&cfg->policy);

@@ -61,6 +61,14 @@ struct config_timeouts {
 	double rcpt;
 };
 
+/* [dns] dnssec: where the DNSSEC standing of answers comes from. */
+enum config_dnssec {
+	CONFIG_DNSSEC_VALIDATE, /* validated inside mxtls */
+	CONFIG_DNSSEC_TRUST_AD, /* the AD bit of loopback servers */
+	CONFIG_DNSSEC_OFF,	/* all answers insecure: no DANE */
+};
+#define DEFAULT_TRUST_ANCHOR "/usr/share/dns/root.key"
+
 struct config {
 	char *file; /* the path it was read from */
 
@@ -114,8 +122,11 @@ struct config {
 	double reuse_time;
 
 	/* [dns] */
-	char *dns_servers; /* c-ares CSV "ADDR[:PORT],..." or NULL = system */
+	/* "ADDR[:PORT],..." (CSV), "recursive", or NULL = the system's */
+	char *dns_servers;
 	double dns_timeout; /* seconds per query try: 5 */
+	enum config_dnssec dnssec; /* validate */
+	char *trust_anchor; /* DS/DNSKEY file; default DEFAULT_TRUST_ANCHOR */
 	/*
 	 * Networks an MX host may resolve into although they are loopback,
 	 * private, link-local or unspecified (config_addr_private); none by

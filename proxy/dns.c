@@ -1,25 +1,27 @@
 /*
- * c-ares on libev.  c-ares tells us which sockets it wants watched
- * (ARES_OPT_SOCK_STATE_CB): we keep one ev_io per socket and one ev_timer
- * armed from ares_timeout(), and hand readiness back through
- * ares_process_fd().
+ * libunbound on libev.  The context resolves in its own thread
+ * (ub_ctx_async); finished lookups wake its file descriptor, which one
+ * ev_io watches, and ub_process() then runs our callbacks on the loop's
+ * thread.  libunbound keeps the bounded caches (messages, RRsets, keys)
+ * and validates DNSSEC from the trust anchor.
  *
- * A query object lives until c-ares is done with it, whatever the user
- * does: c-ares calls its completion callback exactly once (with
- * ARES_EDESTRUCTION from ares_destroy at the latest), so that callback is
- * the one place that may free a query still known to c-ares.  Completed
- * results wait on a ready list and are delivered from a zero-delay
- * ev_timer, because c-ares may complete a query synchronously inside
- * ares_query()/ares_getaddrinfo() and the user must never be called from
- * inside dns_lookup_*.  A zero timer rather than an ev_idle: idle
- * watchers starve while the loop stays busy with connections.
+ * A query object lives until every libunbound lookup it started has
+ * answered or been cancelled, whatever the user does.  Results wait on a
+ * ready list and are delivered from a zero-delay ev_timer, so that the
+ * user is never called from inside dns_lookup_* or from inside
+ * ub_process() (where ub_ctx_delete must not run).  A zero timer rather
+ * than an ev_idle: idle watchers starve while the loop stays busy with
+ * connections.  Our own deadline per query bounds libunbound's retries.
  */
-#include <ares.h>
-#include <arpa/nameser.h>
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
 #include <ev.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unbound.h>
 
 #include "dns.h"
 
@@ -27,139 +29,110 @@ enum dns_kind {
 	DNS_KIND_MX,
 	DNS_KIND_ADDR,
 	DNS_KIND_TXT,
+	DNS_KIND_TLSA,
+};
+
+/* RR types and RCODEs we ask about and read. */
+enum {
+	RR_A = 1,
+	RR_MX = 15,
+	RR_TXT = 16,
+	RR_AAAA = 28,
+	RR_TLSA = 52,
+	RCODE_SERVFAIL = 2,
+	RCODE_NXDOMAIN = 3,
+	RCODE_REFUSED = 5,
+};
+
+/* A and AAAA of one address lookup run side by side: two parts. */
+/* dns_part.err of a lookup our deadline cancelled (not a libunbound code) */
+#define DNS_ERR_TIMEOUT 1000
+
+#define DNS_PARTS 2
+
+struct dns_part {
+	struct dns_query *q;
+	int id;		 /* libunbound's async id */
+	int pending;	 /* started, not yet answered or cancelled */
+	struct ub_result *res; /* kept until the user has seen it */
+	int err;	 /* libunbound error, when res is NULL */
 };
 
 struct dns_query {
 	struct dns *d;
 	enum dns_kind kind;
-	/*
-	 * Owned by c-ares's callback until that runs, then by the ready
-	 * list; either owner frees it and skips a cancelled one.
-	 */
 	int cancelled;
+	int ready;   /* on the ready list */
+	int started; /* parts started */
+	struct dns_part part[DNS_PARTS];
+	ev_timer deadline;
 	dns_mx_cb *mx_cb;
 	dns_addr_cb *addr_cb;
 	dns_txt_cb *txt_cb;
+	dns_tlsa_cb *tlsa_cb;
 	void *arg;
 	char name[DNS_NAME_MAX];
-	char errbuf[DNS_NAME_MAX + 256]; /* res.*.error points here */
+	char errbuf[DNS_NAME_MAX + 320]; /* res.*.error points here */
 	union {
 		struct dns_mx_result mx;
 		struct dns_addr_result addr;
 		struct dns_txt_result txt;
+		struct dns_tlsa_result tlsa;
 	} res;
-	struct dns_query *next; /* ready list */
-};
-
-struct dns_sock {
-	ev_io io;
-	struct dns *d;
-	ares_socket_t fd;
-	struct dns_sock *next;
+	struct dns_query *next, *prev; /* live list; then the ready list */
 };
 
 struct dns {
 	struct ev_loop *loop;
-	ares_channel ch;
-	int ch_ok;
-	ev_timer timer;   /* c-ares's own timeouts */
+	struct ub_ctx *ub;
+	enum dns_dnssec dnssec;
+	double timeout;
+	ev_io io;	  /* libunbound's results pipe */
 	ev_timer deliver; /* zero-delay: runs the ready list */
-	struct dns_sock *socks;
+	struct dns_query *live;	/* waiting for libunbound */
 	struct dns_query *ready, *ready_tail;
 	int delivering; /* a user callback may be on the stack */
-	int doomed;     /* dns_free was called during delivery */
+	int doomed;	/* dns_free was called during delivery */
 };
 
-static void dns_arm_timer(struct dns *d);
 static void dns_destroy(struct dns *d);
+static void dns_answered(void *arg, int err, struct ub_result *res);
 
-static struct dns_sock *
-dns_sock_find(struct dns *d, ares_socket_t fd, struct dns_sock ***prevp)
+/*
+ * The results pipe is watched only while lookups are out: an idle
+ * resolver must not keep a loop alive.
+ */
+static void
+dns_watch(struct dns *d)
 {
-	struct dns_sock **pp, *s;
-
-	for (pp = &d->socks; (s = *pp) != NULL; pp = &s->next)
-		if (s->fd == fd)
-			break;
-	if (prevp != NULL)
-		*prevp = pp;
-	return s;
+	if (d->live != NULL && !ev_is_active(&d->io))
+		ev_io_start(d->loop, &d->io);
+	else if (d->live == NULL && ev_is_active(&d->io))
+		ev_io_stop(d->loop, &d->io);
 }
 
 static void
-dns_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+dns_live_unlink(struct dns_query *q)
 {
-	struct dns_sock *s = w->data;
-	struct dns *d = s->d;
-	ares_socket_t fd = s->fd;
-
-	(void)loop;
-	/* c-ares may close this socket, which frees s: touch only d after. */
-	ares_process_fd(d->ch, (revents & EV_READ) ? fd : ARES_SOCKET_BAD,
-	    (revents & EV_WRITE) ? fd : ARES_SOCKET_BAD);
-	dns_arm_timer(d);
+	if (q->prev != NULL)
+		q->prev->next = q->next;
+	else
+		q->d->live = q->next;
+	if (q->next != NULL)
+		q->next->prev = q->prev;
+	q->next = q->prev = NULL;
+	dns_watch(q->d);
 }
 
 static void
-dns_sock_state_cb(void *data, ares_socket_t fd, int readable, int writable)
+dns_query_free(struct dns_query *q)
 {
-	struct dns *d = data;
-	struct dns_sock **pp, *s;
-	int events = (readable ? EV_READ : 0) | (writable ? EV_WRITE : 0);
+	int i;
 
-	s = dns_sock_find(d, fd, &pp);
-	if (events == 0) {
-		/* c-ares calls this before it closes the fd. */
-		if (s != NULL) {
-			ev_io_stop(d->loop, &s->io);
-			*pp = s->next;
-			free(s);
-		}
-		return;
-	}
-	if (s == NULL) {
-		if ((s = calloc(1, sizeof(*s))) == NULL) {
-			/*
-			 * Nothing to report this through: the query on this
-			 * socket will time out through the timer instead.
-			 */
-			return;
-		}
-		s->d = d;
-		s->fd = fd;
-		ev_io_init(&s->io, dns_io_cb, fd, events);
-		s->io.data = s;
-		s->next = d->socks;
-		d->socks = s;
-	} else {
-		ev_io_stop(d->loop, &s->io);
-		ev_io_set(&s->io, fd, events);
-	}
-	ev_io_start(d->loop, &s->io);
-}
-
-static void
-dns_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct dns *d = w->data;
-
-	(void)loop;
-	(void)revents;
-	ares_process_fd(d->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
-	dns_arm_timer(d);
-}
-
-/* Follow c-ares's next deadline; no pending query, no timer. */
-static void
-dns_arm_timer(struct dns *d)
-{
-	struct timeval tv, *tvp;
-
-	ev_timer_stop(d->loop, &d->timer);
-	if ((tvp = ares_timeout(d->ch, NULL, &tv)) == NULL)
-		return;
-	ev_timer_set(&d->timer, tvp->tv_sec + tvp->tv_usec / 1e6, 0.);
-	ev_timer_start(d->loop, &d->timer);
+	for (i = 0; i < DNS_PARTS; i++)
+		if (q->part[i].res != NULL)
+			ub_resolve_free(q->part[i].res);
+	free(q);
 }
 
 static void
@@ -182,15 +155,23 @@ dns_deliver_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		if (d->ready == NULL)
 			d->ready_tail = NULL;
 		if (!q->cancelled && !d->doomed) {
-			if (q->kind == DNS_KIND_MX)
+			switch (q->kind) {
+			case DNS_KIND_MX:
 				q->mx_cb(q->arg, &q->res.mx);
-			else if (q->kind == DNS_KIND_TXT)
+				break;
+			case DNS_KIND_TXT:
 				q->txt_cb(q->arg, &q->res.txt);
-			else
+				break;
+			case DNS_KIND_TLSA:
+				q->tlsa_cb(q->arg, &q->res.tlsa);
+				break;
+			case DNS_KIND_ADDR:
 				q->addr_cb(q->arg, &q->res.addr);
+				break;
+			}
 		}
 		end = q == last;
-		free(q);
+		dns_query_free(q);
 		if (end)
 			break;
 	}
@@ -199,11 +180,16 @@ dns_deliver_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		dns_destroy(d);
 }
 
+/* Off the live list (if on it) and onto the ready list. */
 static void
 dns_ready(struct dns_query *q)
 {
 	struct dns *d = q->d;
 
+	ev_timer_stop(d->loop, &q->deadline);
+	if (q->started > 0)
+		dns_live_unlink(q);
+	q->ready = 1;
 	q->next = NULL;
 	if (d->ready_tail != NULL)
 		d->ready_tail->next = q;
@@ -216,148 +202,241 @@ dns_ready(struct dns_query *q)
 	}
 }
 
-/* Map a c-ares error status to ours, with the words for the log. */
-static enum dns_status
-dns_status_of(int status, const char **why)
+static const char *
+dns_kind_name(enum dns_kind k)
 {
-	switch (status) {
-	case ARES_ENOTFOUND:
-		*why = "does not exist";
-		return DNS_NXDOMAIN;
-	case ARES_EBADNAME:
-		/* Not a DNS name: asking again will not change that. */
-		*why = "is not a valid domain name";
-		return DNS_NXDOMAIN;
-	case ARES_ETIMEOUT:
-		*why = "timed out";
-		return DNS_TEMPFAIL;
-	case ARES_ESERVFAIL:
-		*why = "failed: server failure (SERVFAIL)";
-		return DNS_TEMPFAIL;
-	case ARES_EREFUSED:
-		*why = "failed: refused by the server";
-		return DNS_TEMPFAIL;
-	case ARES_ECONNREFUSED:
-		/*
-		 * c-ares 1.18 also reports SERVFAIL, REFUSED and NOTIMP
-		 * answers this way once every server has been tried.
-		 */
-		*why = "failed: no server gave a usable answer "
-		       "(unreachable, refused or SERVFAIL)";
-		return DNS_TEMPFAIL;
-	case ARES_ENOMEM:
-		*why = "failed: out of memory";
-		return DNS_TEMPFAIL;
-	default:
-		*why = NULL; /* the caller quotes ares_strerror() */
-		return DNS_TEMPFAIL;
+	switch (k) {
+	case DNS_KIND_MX:
+		return "MX";
+	case DNS_KIND_TXT:
+		return "TXT";
+	case DNS_KIND_TLSA:
+		return "TLSA";
+	case DNS_KIND_ADDR:
+		break;
 	}
+	return "address";
 }
 
 static void
-dns_fail(struct dns_query *q, enum dns_status st, const char *why)
+dns_fail(struct dns_query *q, enum dns_status st, enum dnssec_status sec,
+    const char *why)
 {
-	const char *what = q->kind == DNS_KIND_MX ? "MX" :
-	    q->kind == DNS_KIND_TXT ? "TXT" : "address";
-
-	snprintf(q->errbuf, sizeof(q->errbuf), "%s lookup for %s %s", what,
-	    q->name, why);
-	if (q->kind == DNS_KIND_MX) {
+	snprintf(q->errbuf, sizeof(q->errbuf), "%s lookup for %s %s",
+	    dns_kind_name(q->kind), q->name, why);
+	switch (q->kind) {
+	case DNS_KIND_MX:
 		q->res.mx.status = st;
+		q->res.mx.sec = sec;
 		q->res.mx.error = q->errbuf;
 		q->res.mx.nmx = 0;
-	} else if (q->kind == DNS_KIND_TXT) {
+		break;
+	case DNS_KIND_TXT:
 		q->res.txt.status = st;
+		q->res.txt.sec = sec;
 		q->res.txt.error = q->errbuf;
 		q->res.txt.ntxt = 0;
-	} else {
+		break;
+	case DNS_KIND_TLSA:
+		q->res.tlsa.status = st;
+		q->res.tlsa.sec = sec;
+		q->res.tlsa.error = q->errbuf;
+		q->res.tlsa.nrr = 0;
+		break;
+	case DNS_KIND_ADDR:
 		q->res.addr.status = st;
+		q->res.addr.sec = sec;
 		q->res.addr.error = q->errbuf;
 		q->res.addr.naddr = 0;
+		break;
 	}
 }
 
-static void
-dns_fail_ares(struct dns_query *q, int status)
-{
-	const char *why = NULL;
-	char buf[128];
-	enum dns_status st;
-
-	if (status == ARES_ENODATA) {
-		dns_fail(q, DNS_NODATA, q->kind == DNS_KIND_MX ?
-		    "has no MX records" : q->kind == DNS_KIND_TXT ?
-		    "has no TXT records" : "has no A or AAAA records");
-		return;
-	}
-	st = dns_status_of(status, &why);
-	if (why == NULL) {
-		snprintf(buf, sizeof(buf), "failed: %s", ares_strerror(status));
-		why = buf;
-	}
-	dns_fail(q, st, why);
-}
-
-/* RFC 7505's null MX is the root name as the exchange. */
+/* The AD bit of a trusted resolver's answer (header byte 3, 0x20). */
 static int
-dns_is_root(const char *host)
+dns_packet_ad(const struct ub_result *r)
 {
-	return host[0] == '\0' || strcmp(host, ".") == 0;
+	const unsigned char *p = r->answer_packet;
+
+	return p != NULL && r->answer_len >= 12 && (p[3] & 0x20) != 0;
+}
+
+/*
+ * What one answer says: its status and DNSSEC standing.  Returns 1 when
+ * it has data of the type asked for.  *why is set for every other case.
+ */
+static int
+dns_judge(struct dns *d, const struct dns_part *p, enum dns_status *st,
+    enum dnssec_status *sec, const char **why, char *buf, size_t buflen)
+{
+	const struct ub_result *r = p->res;
+
+	*why = NULL;
+	if (r == NULL) {
+		*st = DNS_TEMPFAIL;
+		*sec = DNSSEC_FAILED;
+		if (p->err == DNS_ERR_TIMEOUT)
+			*why = "timed out";
+		else if (p->err == UB_SYNTAX) {
+			/* Not a DNS name: asking again will not change that. */
+			*st = DNS_NXDOMAIN;
+			*why = "is not a valid domain name";
+		}
+		else {
+			snprintf(buf, buflen, "failed: %s", ub_strerror(p->err));
+			*why = buf;
+		}
+		return 0;
+	}
+	if (r->bogus) {
+		/* Never acted on: a forged or broken signed answer. */
+		*st = DNS_TEMPFAIL;
+		*sec = DNSSEC_BOGUS;
+		snprintf(buf, buflen, "failed DNSSEC validation (bogus)%s%s",
+		    r->why_bogus != NULL ? ": " : "",
+		    r->why_bogus != NULL ? r->why_bogus : "");
+		*why = buf;
+		return 0;
+	}
+	if (d->dnssec == DNS_DNSSEC_VALIDATE)
+		*sec = r->secure ? DNSSEC_SECURE : DNSSEC_INSECURE;
+	else if (d->dnssec == DNS_DNSSEC_TRUST_AD)
+		*sec = dns_packet_ad(r) ? DNSSEC_SECURE : DNSSEC_INSECURE;
+	else
+		*sec = DNSSEC_INSECURE;
+	if (r->havedata) {
+		*st = DNS_OK;
+		return 1;
+	}
+	switch (r->rcode) {
+	case 0:
+		*st = DNS_NODATA;
+		*why = "has no records of that type";
+		return 0;
+	case RCODE_NXDOMAIN:
+		*st = DNS_NXDOMAIN;
+		*why = "does not exist";
+		return 0;
+	case RCODE_SERVFAIL:
+		/* libunbound reports REFUSED and lame servers this way too. */
+		*why = "failed: no usable answer from the DNS servers "
+		       "(SERVFAIL)";
+		break;
+	case RCODE_REFUSED:
+		*why = "failed: refused by the server";
+		break;
+	default:
+		snprintf(buf, buflen, "failed: DNS error code %d", r->rcode);
+		*why = buf;
+		break;
+	}
+	*st = DNS_TEMPFAIL;
+	*sec = DNSSEC_FAILED;
+	return 0;
+}
+
+/*
+ * A wire-format name (uncompressed, as libunbound gives RDATA) as text
+ * without the final dot.  Returns the bytes it used, 0 when malformed.
+ * Bytes that are not letters, digits, '-' or '_' become \DDD, so a label
+ * holding a dot cannot pass as two labels.
+ */
+static size_t
+dns_wire_name(const unsigned char *p, size_t len, char *dst, size_t dstlen)
+{
+	size_t at = 0, out = 0;
+
+	for (;;) {
+		size_t l, i;
+
+		if (at >= len)
+			return 0;
+		l = p[at++];
+		if (l == 0)
+			break;
+		if (l > 63 || at + l > len)
+			return 0;
+		if (out > 0 && out + 1 < dstlen)
+			dst[out++] = '.';
+		for (i = 0; i < l; i++) {
+			unsigned char c = p[at + i];
+
+			if (isalnum(c) || c == '-' || c == '_') {
+				if (out + 1 >= dstlen)
+					return 0;
+				dst[out++] = (char)c;
+			} else {
+				if (out + 5 >= dstlen)
+					return 0;
+				out += (size_t)snprintf(dst + out, dstlen - out,
+				    "\\%03u", c);
+			}
+		}
+		at += l;
+	}
+	if (out >= dstlen)
+		return 0;
+	dst[out] = '\0';
+	return at;
 }
 
 static void
-dns_mx_parse(struct dns_query *q, const unsigned char *abuf, int alen)
+dns_mx_answer(struct dns_query *q)
 {
 	struct dns_mx_result *r = &q->res.mx;
-	struct ares_mx_reply *list = NULL, *m;
-	struct dns_mx *all = NULL, tmp;
-	size_t n = 0, nroot = 0, i, j;
-	int status;
+	const struct ub_result *u = q->part[0].res;
+	struct dns_mx *all, tmp;
+	enum dns_status st;
+	enum dnssec_status sec;
+	const char *why;
+	char buf[DNS_NAME_MAX + 64];
+	int i, j, n = 0, nroot = 0;
 
-	/* ENODATA here: an answer without MX records (a CNAME alone, say). */
-	if ((status = ares_parse_mx_reply(abuf, alen, &list)) != ARES_SUCCESS) {
-		dns_fail_ares(q, status);
+	if (!dns_judge(q->d, &q->part[0], &st, &sec, &why, buf,
+	    sizeof(buf))) {
+		if (st == DNS_NODATA)
+			why = "has no MX records";
+		dns_fail(q, st, sec, why);
 		return;
 	}
-	for (m = list; m != NULL; m = m->next)
-		n++;
-	if (n == 0) {
-		ares_free_data(list);
-		dns_fail(q, DNS_NODATA, "has no MX records");
+	for (i = 0; u->data[i] != NULL; i++)
+		;
+	/* All of them: the best DNS_MX_MAX are kept after sorting. */
+	if ((all = calloc((size_t)i, sizeof(*all))) == NULL) {
+		dns_fail(q, DNS_TEMPFAIL, DNSSEC_FAILED,
+		    "failed: out of memory");
 		return;
 	}
-	if ((all = calloc(n, sizeof(*all))) == NULL) {
-		ares_free_data(list);
-		dns_fail(q, DNS_TEMPFAIL, "failed: out of memory");
-		return;
-	}
-	/* Keep the root entries out: there is nothing to connect to. */
-	n = 0;
-	for (m = list; m != NULL; m = m->next) {
-		if (dns_is_root(m->host)) {
+	for (i = 0; u->data[i] != NULL; i++) {
+		const unsigned char *rd = (const unsigned char *)u->data[i];
+		size_t len = (size_t)u->len[i];
+
+		if (len < 3)
+			continue;
+		if (len == 3 && rd[2] == 0) {
+			/* RFC 7505's null MX: the root as the exchange. */
 			nroot++;
 			continue;
 		}
-		if (strlen(m->host) >= sizeof(all[n].host))
-			continue; /* cannot happen for a valid DNS name */
-		all[n].pref = m->priority;
-		strcpy(all[n].host, m->host);
+		if (dns_wire_name(rd + 2, len - 2, all[n].host,
+		    sizeof(all[n].host)) == 0)
+			continue;
+		all[n].pref = rd[0] << 8 | rd[1];
 		n++;
 	}
-	ares_free_data(list);
-	if (n == 0 && nroot > 0) {
+	r->sec = sec;
+	if (n == 0) {
+		free(all);
 		/*
 		 * The RFC 7505 record is a lone "0 ."; a set made only of
 		 * root exchanges means no mail either, and falling back to
 		 * the implicit MX would contradict the publisher.
 		 */
-		free(all);
-		dns_fail(q, DNS_NULLMX, "is a null MX: the domain accepts no mail");
-		return;
-	}
-	if (n == 0) {
-		free(all);
-		dns_fail(q, DNS_NODATA, "has no usable MX records");
+		if (nroot > 0)
+			dns_fail(q, DNS_NULLMX, sec,
+			    "is a null MX: the domain accepts no mail");
+		else
+			dns_fail(q, DNS_NODATA, sec, "has no usable MX records");
 		return;
 	}
 	/* Insertion sort: stable, so equal preferences keep DNS order. */
@@ -369,254 +448,536 @@ dns_mx_parse(struct dns_query *q, const unsigned char *abuf, int alen)
 	}
 	r->status = DNS_OK;
 	r->error = NULL;
-	r->nmx = n < DNS_MX_MAX ? (int)n : DNS_MX_MAX;
+	r->nmx = n < DNS_MX_MAX ? n : DNS_MX_MAX;
 	memcpy(r->mx, all, (size_t)r->nmx * sizeof(all[0]));
 	free(all);
 }
 
-/* c-ares's callback: runs exactly once per query, maybe synchronously. */
-static void
-dns_mx_done(void *arg, int status, int timeouts, unsigned char *abuf,
-    int alen)
-{
-	struct dns_query *q = arg;
-
-	(void)timeouts;
-	if (q->cancelled || status == ARES_EDESTRUCTION) {
-		free(q);
-		return;
-	}
-	if (status == ARES_SUCCESS)
-		dns_mx_parse(q, abuf, alen);
-	else
-		dns_fail_ares(q, status);
-	dns_ready(q);
-}
-
 /* One TXT record may come as several strings: they are joined. */
 static void
-dns_txt_done(void *arg, int status, int timeouts, unsigned char *abuf,
-    int alen)
+dns_txt_answer(struct dns_query *q)
 {
-	struct dns_query *q = arg;
 	struct dns_txt_result *r = &q->res.txt;
-	struct ares_txt_ext *txt = NULL, *t;
-	int i = -1;
+	const struct ub_result *u = q->part[0].res;
+	enum dns_status st;
+	enum dnssec_status sec;
+	const char *why;
+	char buf[DNS_NAME_MAX + 64];
+	int i;
 
-	(void)timeouts;
-	if (q->cancelled || status == ARES_EDESTRUCTION) {
-		free(q);
-		return;
-	}
-	if (status == ARES_SUCCESS)
-		status = ares_parse_txt_reply_ext(abuf, alen, &txt);
-	if (status != ARES_SUCCESS) {
-		dns_fail_ares(q, status);
-		dns_ready(q);
+	if (!dns_judge(q->d, &q->part[0], &st, &sec, &why, buf,
+	    sizeof(buf))) {
+		if (st == DNS_NODATA)
+			why = "has no TXT records";
+		dns_fail(q, st, sec, why);
 		return;
 	}
 	r->ntxt = 0;
-	for (t = txt; t != NULL; t = t->next) {
-		size_t room;
+	for (i = 0; u->data[i] != NULL && r->ntxt < DNS_TXT_MAX; i++) {
+		const unsigned char *rd = (const unsigned char *)u->data[i];
+		size_t len = (size_t)u->len[i], at = 0, *tl;
+		char *t = r->txt[r->ntxt];
 
-		if (t->record_start) {
-			if (r->ntxt == DNS_TXT_MAX)
-				break;
-			i = r->ntxt++;
-			r->len[i] = 0;
+		tl = &r->len[r->ntxt];
+		*tl = 0;
+		while (at < len) {
+			size_t sl = rd[at++], room = DNS_TXT_LEN - 1 - *tl;
+
+			if (sl > len - at)
+				sl = len - at;
+			memcpy(t + *tl, rd + at, sl < room ? sl : room);
+			*tl += sl < room ? sl : room;
+			at += sl;
 		}
-		if (i < 0)
-			continue;
-		room = DNS_TXT_LEN - 1 - r->len[i];
-		if (t->length < room)
-			room = t->length;
-		memcpy(r->txt[i] + r->len[i], t->txt, room);
-		r->len[i] += room;
-		r->txt[i][r->len[i]] = '\0';
+		t[*tl] = '\0';
+		r->ntxt++;
 	}
-	ares_free_data(txt);
-	if (r->ntxt == 0)
-		dns_fail(q, DNS_NODATA, "has no TXT records");
-	else {
-		r->status = DNS_OK;
-		r->error = NULL;
+	r->sec = sec;
+	if (r->ntxt == 0) {
+		dns_fail(q, DNS_NODATA, sec, "has no TXT records");
+		return;
 	}
-	dns_ready(q);
+	r->status = DNS_OK;
+	r->error = NULL;
 }
 
 static void
-dns_addr_add(struct dns_addr_result *r, const struct sockaddr *sa)
+dns_tlsa_answer(struct dns_query *q)
 {
-	size_t len;
+	struct dns_tlsa_result *r = &q->res.tlsa;
+	const struct ub_result *u = q->part[0].res;
+	enum dns_status st;
+	enum dnssec_status sec;
+	const char *why;
+	char buf[DNS_NAME_MAX + 64];
+	int i;
+
+	if (!dns_judge(q->d, &q->part[0], &st, &sec, &why, buf,
+	    sizeof(buf))) {
+		if (st == DNS_NODATA)
+			why = "has no TLSA records";
+		dns_fail(q, st, sec, why);
+		return;
+	}
+	r->nrr = 0;
+	for (i = 0; u->data[i] != NULL && r->nrr < DNS_TLSA_MAX; i++) {
+		r->rr[r->nrr].data = (const unsigned char *)u->data[i];
+		r->rr[r->nrr].len = (size_t)u->len[i];
+		r->nrr++;
+	}
+	r->status = DNS_OK;
+	r->sec = sec;
+	r->error = NULL;
+}
+
+static void
+dns_addr_add(struct dns_addr_result *r, int family, const char *rd, int len)
+{
+	struct sockaddr_storage *ss;
 
 	if (r->naddr >= DNS_ADDR_MAX)
 		return;
-	len = sa->sa_family == AF_INET ? sizeof(struct sockaddr_in) :
-					 sizeof(struct sockaddr_in6);
-	memset(&r->addr[r->naddr], 0, sizeof(r->addr[r->naddr]));
-	memcpy(&r->addr[r->naddr], sa, len);
-	if (sa->sa_family == AF_INET)
-		((struct sockaddr_in *)&r->addr[r->naddr])->sin_port = 0;
-	else
-		((struct sockaddr_in6 *)&r->addr[r->naddr])->sin6_port = 0;
+	ss = &r->addr[r->naddr];
+	memset(ss, 0, sizeof(*ss));
+	if (family == AF_INET && len == 4) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+		sin->sin_family = AF_INET;
+		memcpy(&sin->sin_addr, rd, 4);
+	} else if (family == AF_INET6 && len == 16) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+		sin6->sin6_family = AF_INET6;
+		memcpy(&sin6->sin6_addr, rd, 16);
+	} else
+		return;
 	r->naddr++;
 }
 
+/*
+ * IPv4 first, then IPv6.  The DNSSEC standing is the weaker of the two
+ * answers: a forged AAAA must not hide behind a signed A.  One family
+ * failing while the other answers still gives the addresses we have.
+ */
 static void
-dns_addr_done(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
+dns_addr_answer(struct dns_query *q)
 {
-	struct dns_query *q = arg;
 	struct dns_addr_result *r = &q->res.addr;
-	struct ares_addrinfo_node *n;
-	int pass;
+	enum dns_status st[DNS_PARTS];
+	enum dnssec_status sec[DNS_PARTS];
+	const char *why[DNS_PARTS];
+	char buf[DNS_PARTS][DNS_NAME_MAX + 64];
+	int i, j, has[DNS_PARTS];
 
-	(void)timeouts;
-	if (q->cancelled || status == ARES_EDESTRUCTION) {
-		if (ai != NULL)
-			ares_freeaddrinfo(ai);
-		free(q);
-		return;
-	}
-	if (status != ARES_SUCCESS) {
-		dns_fail_ares(q, status);
-	} else {
-		/* IPv4 first, then IPv6, each in the order of the answer. */
-		r->naddr = 0;
-		for (pass = 0; pass < 2; pass++) {
-			for (n = ai != NULL ? ai->nodes : NULL; n != NULL;
-			     n = n->ai_next) {
-				if (n->ai_addr == NULL ||
-				    n->ai_family != (pass == 0 ? AF_INET : AF_INET6))
-					continue;
-				dns_addr_add(r, n->ai_addr);
+	r->naddr = 0;
+	r->canon[0] = '\0';
+	for (i = 0; i < DNS_PARTS; i++) {
+		const struct ub_result *u = q->part[i].res;
+
+		has[i] = dns_judge(q->d, &q->part[i], &st[i], &sec[i],
+		    &why[i], buf[i], sizeof(buf[i]));
+		if (!has[i])
+			continue;
+		for (j = 0; u->data[j] != NULL; j++)
+			dns_addr_add(r, i == 0 ? AF_INET : AF_INET6,
+			    u->data[j], u->len[j]);
+		if (r->canon[0] == '\0' && u->canonname != NULL &&
+		    strcasecmp(u->canonname, q->name) != 0) {
+			size_t l = strlen(u->canonname);
+
+			if (l > 1 && l < sizeof(r->canon)) {
+				memcpy(r->canon, u->canonname, l + 1);
+				if (r->canon[l - 1] == '.')
+					r->canon[l - 1] = '\0';
+				if (strcasecmp(r->canon, q->name) == 0)
+					r->canon[0] = '\0';
 			}
 		}
-		if (r->naddr == 0) {
-			dns_fail(q, DNS_NODATA, "has no A or AAAA records");
-		} else {
-			r->status = DNS_OK;
-			r->error = NULL;
-		}
 	}
-	if (ai != NULL)
-		ares_freeaddrinfo(ai);
+	r->sec = dnssec_status_worst(sec[0], sec[1]);
+	if (r->naddr > 0) {
+		r->status = DNS_OK;
+		r->error = NULL;
+		return;
+	}
+	/* Nothing: report the more telling of the two failures. */
+	for (i = 0; i < DNS_PARTS; i++)
+		if (st[i] == DNS_TEMPFAIL) {
+			dns_fail(q, DNS_TEMPFAIL, r->sec, why[i]);
+			return;
+		}
+	if (st[0] == DNS_NXDOMAIN && st[1] == DNS_NXDOMAIN)
+		dns_fail(q, DNS_NXDOMAIN, r->sec, "does not exist");
+	else
+		dns_fail(q, DNS_NODATA, r->sec, "has no A or AAAA records");
+}
+
+static void
+dns_finish(struct dns_query *q)
+{
+	switch (q->kind) {
+	case DNS_KIND_MX:
+		dns_mx_answer(q);
+		break;
+	case DNS_KIND_TXT:
+		dns_txt_answer(q);
+		break;
+	case DNS_KIND_TLSA:
+		dns_tlsa_answer(q);
+		break;
+	case DNS_KIND_ADDR:
+		dns_addr_answer(q);
+		break;
+	}
 	dns_ready(q);
+}
+
+/* libunbound's callback, from ub_process() on the loop's thread. */
+static void
+dns_answered(void *arg, int err, struct ub_result *res)
+{
+	struct dns_part *p = arg;
+	struct dns_query *q = p->q;
+	int i;
+
+	p->pending = 0;
+	p->res = res;
+	p->err = err;
+	if (q->cancelled) {
+		for (i = 0; i < q->started; i++)
+			if (q->part[i].pending)
+				return;
+		dns_live_unlink(q);
+		dns_query_free(q);
+		return;
+	}
+	for (i = 0; i < q->started; i++)
+		if (q->part[i].pending)
+			return;
+	dns_finish(q);
+}
+
+static void
+dns_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct dns *d = w->data;
+
+	(void)loop;
+	(void)revents;
+	/* An error here is a broken pipe to the resolver thread: the
+	 * queries' deadlines report it. */
+	(void)ub_process(d->ub);
+}
+
+/* Our bound on libunbound's own retries: the query fails as timed out. */
+static void
+dns_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct dns_query *q = w->data;
+	int i;
+
+	(void)loop;
+	(void)revents;
+	for (i = 0; i < q->started; i++)
+		if (q->part[i].pending && ub_cancel(q->d->ub, q->part[i].id) == 0) {
+			q->part[i].pending = 0;
+			q->part[i].err = DNS_ERR_TIMEOUT;
+		}
+	for (i = 0; i < q->started; i++)
+		if (q->part[i].pending)
+			return; /* its answer is on the way: take that */
+	dns_finish(q);
 }
 
 static struct dns_query *
 dns_query_new(struct dns *d, enum dns_kind kind, const char *name)
 {
 	struct dns_query *q;
+	int i;
 
 	if ((q = calloc(1, sizeof(*q))) == NULL)
 		return NULL;
 	q->d = d;
 	q->kind = kind;
+	for (i = 0; i < DNS_PARTS; i++)
+		q->part[i].q = q;
+	ev_init(&q->deadline, dns_deadline_cb);
+	q->deadline.data = q;
 	/* Truncated only when the name is rejected below anyway. */
 	snprintf(q->name, sizeof(q->name), "%s", name);
 	return q;
 }
 
-/* Names c-ares must not see: "" would ask about the root zone. */
+/* Names libunbound must not see: "" would ask about the root zone. */
 static int
 dns_name_ok(const char *name)
 {
 	size_t len = strlen(name);
 
-	return len > 0 && len < DNS_NAME_MAX;
+	return len > 0 && len < DNS_NAME_MAX - 16;
 }
 
-/* Both lookups return NULL only when out of memory: no callback then. */
+/*
+ * Start the lookups of q (one type, or A and AAAA).  A lookup that cannot
+ * even start fails the query through the ready list, never synchronously.
+ */
+static struct dns_query *
+dns_start(struct dns_query *q, const int *types, int ntypes, const char *name)
+{
+	struct dns *d = q->d;
+	int i, rc;
+
+	if (!dns_name_ok(name)) {
+		dns_fail(q, DNS_NXDOMAIN, DNSSEC_FAILED,
+		    "is not a valid domain name");
+		dns_ready(q);
+		return q;
+	}
+	q->next = d->live;
+	if (d->live != NULL)
+		d->live->prev = q;
+	d->live = q;
+	dns_watch(d);
+	for (i = 0; i < ntypes; i++) {
+		q->part[i].pending = 1;
+		q->started = i + 1;
+		rc = ub_resolve_async(d->ub, name, types[i], 1, &q->part[i],
+		    dns_answered, &q->part[i].id);
+		if (rc != 0) {
+			q->part[i].pending = 0;
+			q->part[i].err = rc;
+		}
+	}
+	for (i = 0; i < q->started; i++)
+		if (q->part[i].pending) {
+			/*
+			 * Two tries' worth, the second twice as long, as a
+			 * stub resolver would wait.
+			 */
+			ev_timer_set(&q->deadline, 3 * d->timeout, 0.);
+			ev_timer_start(d->loop, &q->deadline);
+			return q;
+		}
+	dns_finish(q);
+	return q;
+}
+
+/* Every lookup returns NULL only when out of memory: no callback then. */
 struct dns_query *
 dns_lookup_mx(struct dns *d, const char *domain, dns_mx_cb *cb, void *arg)
 {
+	static const int types[] = { RR_MX };
 	struct dns_query *q;
 
 	if ((q = dns_query_new(d, DNS_KIND_MX, domain)) == NULL)
 		return NULL;
 	q->mx_cb = cb;
 	q->arg = arg;
-	if (!dns_name_ok(domain)) {
-		dns_fail(q, DNS_NXDOMAIN, "is not a valid domain name");
-		dns_ready(q);
-		return q;
-	}
-	/* Plain query, no search list: a mail domain is always absolute. */
-	ares_query(d->ch, domain, ns_c_in, ns_t_mx, dns_mx_done, q);
-	dns_arm_timer(d);
-	return q;
+	return dns_start(q, types, 1, domain);
 }
 
 struct dns_query *
 dns_lookup_txt(struct dns *d, const char *name, dns_txt_cb *cb, void *arg)
 {
+	static const int types[] = { RR_TXT };
 	struct dns_query *q;
 
 	if ((q = dns_query_new(d, DNS_KIND_TXT, name)) == NULL)
 		return NULL;
 	q->txt_cb = cb;
 	q->arg = arg;
-	if (!dns_name_ok(name)) {
-		dns_fail(q, DNS_NXDOMAIN, "is not a valid domain name");
-		dns_ready(q);
-		return q;
-	}
-	ares_query(d->ch, name, ns_c_in, ns_t_txt, dns_txt_done, q);
-	dns_arm_timer(d);
-	return q;
+	return dns_start(q, types, 1, name);
 }
 
 struct dns_query *
 dns_lookup_addr(struct dns *d, const char *host, dns_addr_cb *cb, void *arg)
 {
+	static const int types[] = { RR_A, RR_AAAA };
 	struct dns_query *q;
-	struct ares_addrinfo_hints hints;
+	unsigned char a[16];
 
 	if ((q = dns_query_new(d, DNS_KIND_ADDR, host)) == NULL)
 		return NULL;
 	q->addr_cb = cb;
 	q->arg = arg;
-	if (!dns_name_ok(host)) {
-		dns_fail(q, DNS_NXDOMAIN, "is not a valid domain name");
+	/* An address literal is its own answer (no DNS, so not secure). */
+	if (inet_pton(AF_INET, host, a) == 1 ||
+	    inet_pton(AF_INET6, host, a) == 1) {
+		struct dns_addr_result *r = &q->res.addr;
+		int v4 = strchr(host, ':') == NULL;
+
+		dns_addr_add(r, v4 ? AF_INET : AF_INET6, (const char *)a,
+		    v4 ? 4 : 16);
+		r->status = DNS_OK;
+		r->sec = DNSSEC_INSECURE;
 		dns_ready(q);
 		return q;
 	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	/*
-	 * NOSORT: RFC 6724 sorting connect()s a probe socket per address;
-	 * we order IPv4 first ourselves.
-	 */
-	hints.ai_flags = ARES_AI_NOSORT;
-	ares_getaddrinfo(d->ch, host, NULL, &hints, dns_addr_done, q);
-	dns_arm_timer(d);
-	return q;
+	return dns_start(q, types, 2, host);
+}
+
+struct dns_query *
+dns_lookup_tlsa(struct dns *d, const char *host, int port, dns_tlsa_cb *cb,
+    void *arg)
+{
+	static const int types[] = { RR_TLSA };
+	struct dns_query *q;
+	char name[DNS_NAME_MAX + 16];
+
+	snprintf(name, sizeof(name), "_%d._tcp.%s", port, host);
+	if ((q = dns_query_new(d, DNS_KIND_TLSA, name)) == NULL)
+		return NULL;
+	q->tlsa_cb = cb;
+	q->arg = arg;
+	return dns_start(q, types, 1, name);
 }
 
 void
 dns_cancel(struct dns_query *q)
 {
-	/*
-	 * Whoever owns the query (c-ares's callback or the ready list)
-	 * frees it and skips the user's callback.
-	 */
-	if (q != NULL)
-		q->cancelled = 1;
+	int i, waiting = 0;
+
+	if (q == NULL || q->cancelled)
+		return;
+	q->cancelled = 1;
+	/* On the ready list: the delivery loop frees it. */
+	if (q->ready)
+		return;
+	ev_timer_stop(q->d->loop, &q->deadline);
+	for (i = 0; i < q->started; i++)
+		if (q->part[i].pending) {
+			if (ub_cancel(q->d->ub, q->part[i].id) == 0)
+				q->part[i].pending = 0;
+			else
+				waiting = 1; /* dns_answered frees it */
+		}
+	if (!waiting) {
+		dns_live_unlink(q);
+		dns_query_free(q);
+	}
+}
+
+/*
+ * The trust anchor's DS or DNSKEY lines, read now (before privileges are
+ * dropped, and so that `mxtls -t` reports a bad file).
+ */
+static int
+dns_load_anchor(struct dns *d, const char *file, char *err, size_t errlen)
+{
+	FILE *f;
+	char line[4096];
+	int n = 0, lineno = 0;
+
+	if ((f = fopen(file, "r")) == NULL) {
+		snprintf(err, errlen, "dns: trust_anchor %s: %s", file,
+		    strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *s = line + strspn(line, " \t");
+
+		lineno++;
+		s[strcspn(s, "\r\n")] = '\0';
+		if (*s == '\0' || *s == ';' || *s == '#')
+			continue;
+		if (strstr(s, " DS ") == NULL && strstr(s, "\tDS\t") == NULL &&
+		    strstr(s, " DNSKEY ") == NULL &&
+		    strstr(s, "\tDNSKEY\t") == NULL)
+			continue;
+		if (ub_ctx_add_ta(d->ub, s) != 0) {
+			snprintf(err, errlen, "dns: trust_anchor %s line %d: "
+			    "not a DS or DNSKEY record", file, lineno);
+			fclose(f);
+			return -1;
+		}
+		n++;
+	}
+	fclose(f);
+	if (n == 0) {
+		snprintf(err, errlen, "dns: trust_anchor %s: no DS or DNSKEY "
+		    "record in it", file);
+		return -1;
+	}
+	return 0;
+}
+
+/* "ADDR:PORT,[V6]:PORT" (the config's form) to libunbound's forwarders. */
+static int
+dns_set_servers(struct dns *d, const char *servers, char *err, size_t errlen)
+{
+	const char *p = servers;
+
+	while (*p != '\0') {
+		size_t len = strcspn(p, ",");
+		char item[128], addr[160];
+		char *port = NULL, *host = item;
+		int rc;
+
+		if (len == 0 || len >= sizeof(item)) {
+			snprintf(err, errlen, "dns: servers \"%s\": bad entry",
+			    servers);
+			return -1;
+		}
+		memcpy(item, p, len);
+		item[len] = '\0';
+		if (item[0] == '[') {
+			char *end = strchr(item, ']');
+
+			if (end == NULL) {
+				snprintf(err, errlen, "dns: servers \"%s\": "
+				    "bad entry", servers);
+				return -1;
+			}
+			*end = '\0';
+			host = item + 1;
+			if (end[1] == ':')
+				port = end + 2;
+		} else if ((port = strchr(item, ':')) != NULL &&
+		    strchr(port + 1, ':') == NULL)
+			*port++ = '\0';
+		else
+			port = NULL;
+		snprintf(addr, sizeof(addr), "%s%s%s", host,
+		    port != NULL ? "@" : "", port != NULL ? port : "");
+		if ((rc = ub_ctx_set_fwd(d->ub, addr)) != 0) {
+			snprintf(err, errlen, "dns: servers \"%s\": \"%s\" is "
+			    "not ADDRESS[:PORT] (%s)", servers, item,
+			    ub_strerror(rc));
+			return -1;
+		}
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	return 0;
+}
+
+static int
+dns_opt(struct dns *d, const char *opt, const char *val, char *err,
+    size_t errlen)
+{
+	int rc;
+
+	if ((rc = ub_ctx_set_option(d->ub, opt, val)) != 0) {
+		snprintf(err, errlen, "dns: libunbound option %s %s: %s", opt,
+		    val, ub_strerror(rc));
+		return -1;
+	}
+	return 0;
 }
 
 struct dns *
-dns_new(struct ev_loop *loop, const char *servers, double timeout, char *err,
+dns_new(struct ev_loop *loop, const struct dns_options *o, char *err,
     size_t errlen)
 {
 	struct dns *d;
-	struct ares_options o;
-	int optmask, rc;
-	char *lookups = NULL;
+	const char *servers = o->servers;
+	int rc, fd;
 
 	/* Written so that NaN fails too; no libm in the link line. */
-	if (!(timeout > 0 && timeout <= 3600)) {
+	if (!(o->timeout > 0 && o->timeout <= 3600)) {
 		snprintf(err, errlen, "dns: timeout %g: must be in (0, 3600]",
-		    timeout);
+		    o->timeout);
 		return NULL;
 	}
 	if ((d = calloc(1, sizeof(*d))) == NULL) {
@@ -624,63 +985,78 @@ dns_new(struct ev_loop *loop, const char *servers, double timeout, char *err,
 		return NULL;
 	}
 	d->loop = loop;
-	ev_init(&d->timer, dns_timer_cb);
-	d->timer.data = d;
+	d->dnssec = o->dnssec;
+	d->timeout = o->timeout;
 	ev_init(&d->deliver, dns_deliver_cb);
 	d->deliver.data = d;
-
-	/* Reference counted, so every dns_new/dns_free pair may call it. */
-	if ((rc = ares_library_init(ARES_LIB_INIT_ALL)) != ARES_SUCCESS) {
-		snprintf(err, errlen, "dns: c-ares: %s", ares_strerror(rc));
+	if ((d->ub = ub_ctx_create()) == NULL) {
+		snprintf(err, errlen, "dns: cannot create the resolver");
 		free(d);
 		return NULL;
 	}
-	memset(&o, 0, sizeof(o));
-	optmask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
-	    ARES_OPT_DOMAINS;
-	o.sock_state_cb = dns_sock_state_cb;
-	o.sock_state_cb_data = d;
-	/* Per try; c-ares doubles it per round over the servers. */
-	o.timeout = (int)(timeout * 1000 + 0.5);
-	if (o.timeout < 1)
-		o.timeout = 1;
-	o.tries = 2;
 	/*
-	 * No search list (like Postfix without res_dnsrch): an MX host or a
-	 * mail domain is absolute, and a wildcard under a local search
-	 * domain must not answer for it.
+	 * The test world and local resolvers live on loopback; bounded
+	 * caches; a server marked down is probed again rather than avoided
+	 * for minutes; records keep the server's order (equal MX
+	 * preferences are tried in DNS order); val-log-level 2 fills in
+	 * why an answer is bogus.
 	 */
-	o.domains = NULL;
-	o.ndomains = 0;
-	if (servers != NULL && servers[0] != '\0') {
-		/* Named servers mean DNS only: /etc/hosts must not answer. */
-		lookups = strdup("b");
-		if (lookups == NULL) {
-			snprintf(err, errlen, "dns: out of memory");
-			ares_library_cleanup();
-			free(d);
-			return NULL;
+	if (dns_opt(d, "do-not-query-localhost:", "no", err, errlen) < 0 ||
+	    dns_opt(d, "msg-cache-size:", "4m", err, errlen) < 0 ||
+	    dns_opt(d, "rrset-cache-size:", "8m", err, errlen) < 0 ||
+	    dns_opt(d, "key-cache-size:", "4m", err, errlen) < 0 ||
+	    dns_opt(d, "neg-cache-size:", "1m", err, errlen) < 0 ||
+	    dns_opt(d, "infra-keep-probing:", "yes", err, errlen) < 0 ||
+	    dns_opt(d, "rrset-roundrobin:", "no", err, errlen) < 0 ||
+	    dns_opt(d, "val-log-level:", "2", err, errlen) < 0 ||
+	    dns_opt(d, "verbosity:", "0", err, errlen) < 0)
+		goto fail;
+
+	if (o->dnssec != DNS_DNSSEC_VALIDATE &&
+	    dns_opt(d, "module-config:", "iterator", err, errlen) < 0)
+		goto fail;
+	if (o->dnssec == DNS_DNSSEC_VALIDATE &&
+	    dns_load_anchor(d, o->trust_anchor != NULL ? o->trust_anchor :
+	    "/usr/share/dns/root.key", err, errlen) < 0)
+		goto fail;
+	if (servers != NULL && strcmp(servers, "recursive") == 0)
+		; /* from the root hints compiled into libunbound */
+	else if (servers != NULL && servers[0] != '\0') {
+		if (dns_set_servers(d, servers, err, errlen) < 0)
+			goto fail;
+	} else {
+		/* No servers named: the system's, and /etc/hosts first. */
+		if ((rc = ub_ctx_resolvconf(d->ub, NULL)) != 0) {
+			snprintf(err, errlen, "dns: /etc/resolv.conf: %s",
+			    ub_strerror(rc));
+			goto fail;
 		}
-		o.lookups = lookups;
-		optmask |= ARES_OPT_LOOKUPS;
+		(void)ub_ctx_hosts(d->ub, NULL);
 	}
-	rc = ares_init_options(&d->ch, &o, optmask);
-	free(lookups);
-	if (rc != ARES_SUCCESS) {
-		snprintf(err, errlen, "dns: c-ares init: %s", ares_strerror(rc));
-		ares_library_cleanup();
-		free(d);
-		return NULL;
+	if ((rc = ub_ctx_async(d->ub, 1)) != 0) {
+		snprintf(err, errlen, "dns: %s", ub_strerror(rc));
+		goto fail;
 	}
-	d->ch_ok = 1;
-	if (servers != NULL && servers[0] != '\0' &&
-	    (rc = ares_set_servers_ports_csv(d->ch, servers)) != ARES_SUCCESS) {
-		snprintf(err, errlen, "dns: servers \"%s\": %s", servers,
-		    ares_strerror(rc));
-		dns_destroy(d);
-		return NULL;
+	/*
+	 * libunbound answers test. (RFC 6761) itself with NXDOMAIN; a lab
+	 * or staging resolver may serve it, so mxtls asks the servers.
+	 * Last: adding a zone fixes the configuration.
+	 */
+	if ((rc = ub_ctx_zone_add(d->ub, "test.", "transparent")) != 0) {
+		snprintf(err, errlen, "dns: %s", ub_strerror(rc));
+		goto fail;
 	}
+	if ((fd = ub_fd(d->ub)) < 0) {
+		snprintf(err, errlen, "dns: no result descriptor");
+		goto fail;
+	}
+	ev_io_init(&d->io, dns_io_cb, fd, EV_READ);
+	d->io.data = d;
 	return d;
+fail:
+	ub_ctx_delete(d->ub);
+	free(d);
+	return NULL;
 }
 
 /* The real free; no user callback may be on the stack. */
@@ -688,27 +1064,19 @@ static void
 dns_destroy(struct dns *d)
 {
 	struct dns_query *q;
-	struct dns_sock *s;
 
-	if (d->ch_ok) {
-		/*
-		 * Calls dns_*_done with ARES_EDESTRUCTION for each pending
-		 * query (they free themselves) and the socket callback for
-		 * each open socket.
-		 */
-		ares_destroy(d->ch);
-		ares_library_cleanup();
-	}
-	ev_timer_stop(d->loop, &d->timer);
+	ev_io_stop(d->loop, &d->io);
 	ev_timer_stop(d->loop, &d->deliver);
-	while ((s = d->socks) != NULL) {
-		ev_io_stop(d->loop, &s->io);
-		d->socks = s->next;
-		free(s);
+	/* Cancels what is in flight: no callback of ours runs after this. */
+	ub_ctx_delete(d->ub);
+	while ((q = d->live) != NULL) {
+		d->live = q->next;
+		ev_timer_stop(d->loop, &q->deadline);
+		dns_query_free(q);
 	}
 	while ((q = d->ready) != NULL) {
 		d->ready = q->next;
-		free(q);
+		dns_query_free(q);
 	}
 	free(d);
 }

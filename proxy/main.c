@@ -325,8 +325,8 @@ main_start_fetching(const struct config *cfg)
 
 	if (cfg->policy_url == NULL && !cfg->mta_sts)
 		return 0;
-	if ((d.policy_dns = dns_new(d.px.loop, cfg->dns_servers,
-	    cfg->dns_timeout, err, sizeof(err))) == NULL) {
+	if ((d.policy_dns = runtime_dns_new(d.px.loop, cfg, err,
+	    sizeof(err))) == NULL) {
 		fprintf(stderr, "mxtls: dns: %s\n", err);
 		return -1;
 	}

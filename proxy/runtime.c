@@ -71,6 +71,23 @@ runtime_tls(struct runtime *rt, FILE *errors)
 	return bad ? -1 : 0;
 }
 
+
+struct dns *
+runtime_dns_new(struct ev_loop *loop, const struct config *cfg, char *err,
+    size_t errlen)
+{
+	struct dns_options o;
+
+	o.servers = cfg->dns_servers;
+	o.timeout = cfg->dns_timeout;
+	o.dnssec = cfg->dnssec == CONFIG_DNSSEC_OFF ? DNS_DNSSEC_OFF :
+	    cfg->dnssec == CONFIG_DNSSEC_TRUST_AD ? DNS_DNSSEC_TRUST_AD :
+	    DNS_DNSSEC_VALIDATE;
+	o.trust_anchor = cfg->trust_anchor != NULL ? cfg->trust_anchor :
+	    DEFAULT_TRUST_ANCHOR;
+	return dns_new(loop, &o, err, errlen);
+}
+
 struct runtime *
 runtime_load(struct ev_loop *loop, const char *path, FILE *errors)
 {
@@ -97,8 +114,8 @@ runtime_load(struct ev_loop *loop, const char *path, FILE *errors)
 	config_errors_free(&errs);
 	if (runtime_tls(rt, errors) == -1)
 		goto fail;
-	if (loop != NULL && (rt->dns = dns_new(loop, rt->cfg.dns_servers,
-	    rt->cfg.dns_timeout, err, sizeof(err))) == NULL) {
+	if (loop != NULL && (rt->dns = runtime_dns_new(loop, &rt->cfg, err,
+	    sizeof(err))) == NULL) {
 		fprintf(errors, "%s: [dns]: %s\n", path, err);
 		goto fail;
 	}

@@ -47,4 +47,8 @@ struct runtime *runtime_derive(struct runtime *base, const char *text,
 /* Drop a reference; the last one frees the runtime. */
 void runtime_release(struct runtime *rt);
 
+/* The resolver as [dns] configures it. */
+struct dns *runtime_dns_new(struct ev_loop *loop, const struct config *cfg,
+    char *err, size_t errlen);
+
 #endif

@@ -31,5 +31,15 @@ fi
 if [ -x build/mxtls-fetch ] && ldd build/mxtls-fetch | grep -q android/; then
 	bad "build/mxtls-fetch links BoringSSL"
 fi
+# libev also exports libevent's event_* names: libunbound's resolver thread
+# must bind to the real libevent, so libevent comes first in the binary.
+if [ -x build/mxtls ]; then
+	needed=$(readelf -d build/mxtls | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p')
+	ev=$(echo "$needed" | grep -n '^libev\.so' | cut -d: -f1)
+	le=$(echo "$needed" | grep -n '^libevent-' | cut -d: -f1)
+	if [ -z "$le" ] || [ -z "$ev" ] || [ "$le" -gt "$ev" ]; then
+		bad "build/mxtls: libevent must be linked before libev (libunbound would run on libev's event_* emulation)"
+	fi
+fi
 [ $fail -eq 0 ] && echo "check-deps: ok"
 exit $fail

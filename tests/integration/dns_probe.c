@@ -3,12 +3,14 @@
  *
  *   dns_probe [-t SECONDS] SERVERS MODE NAME
  *
+ * DNS_PROBE_DNSSEC=validate|trust-ad|off (default off) and
+ * DNS_PROBE_ANCHOR=FILE in the environment set the DNSSEC options.
  * SERVERS is passed to dns_new(), except "system" (NULL: resolv.conf),
  * "blackhole" (a UDP socket of ours that never answers) and "rcode:N" (a
  * UDP server of ours answering every query with RCODE N, e.g. 2 SERVFAIL,
  * 5 REFUSED: dnsmasq cannot be made to answer those).
  * MODE:
- *   mx, addr        one lookup; print the result
+ *   mx, addr, tlsa  one lookup; print the result (tlsa: of _25._tcp.NAME)
  *   cancel-mx       start an MX lookup, cancel it at once, run the loop
  *   cancel-addr     the same for an address lookup
  *   free-pending    start an MX lookup, dns_free() at once, run the loop
@@ -19,6 +21,9 @@
  *   error TEXT             when the result carries one
  *   mx PREF HOST           in result order
  *   addr ADDRESS           in result order
+ *   dnssec STATUS          secure, insecure, bogus or failed
+ *   canon NAME             the CNAME target an address lookup ended at
+ *   tlsa HEX               each TLSA RDATA
  *   callbacks N            for the cancel and free modes
  *   FAIL WHY               a broken promise of dns.h
  * The elapsed time goes to stderr as "elapsed_ms N".  Exit 0 when no
@@ -38,6 +43,7 @@ static struct ev_loop *loop;
 static struct dns *dns;
 static int in_lookup; /* set around dns_lookup_* calls */
 static int callbacks;
+static int show_dnssec; /* DNS_PROBE_DNSSEC was given */
 static int failed;
 static int free_in_cb, cancel_in_cb;
 static struct dns_query *qa, *qb; /* for cancel-in-cb */
@@ -91,6 +97,8 @@ mx_cb(void *arg, const struct dns_mx_result *r)
 
 	on_callback(arg);
 	printf("status %s\n", status_name(r->status));
+	if (show_dnssec)
+		printf("dnssec %s\n", dnssec_status_name(r->sec));
 	if (r->error != NULL)
 		printf("error %s\n", r->error);
 	if (r->status != DNS_OK && r->nmx != 0)
@@ -105,6 +113,26 @@ mx_cb(void *arg, const struct dns_mx_result *r)
 }
 
 static void
+tlsa_cb(void *arg, const struct dns_tlsa_result *r)
+{
+	int i;
+	size_t j;
+
+	on_callback(arg);
+	printf("status %s\n", status_name(r->status));
+	if (show_dnssec)
+		printf("dnssec %s\n", dnssec_status_name(r->sec));
+	if (r->error != NULL)
+		printf("error %s\n", r->error);
+	for (i = 0; i < r->nrr; i++) {
+		printf("tlsa ");
+		for (j = 0; j < r->rr[i].len; j++)
+			printf("%02x", r->rr[i].data[j]);
+		printf("\n");
+	}
+}
+
+static void
 addr_cb(void *arg, const struct dns_addr_result *r)
 {
 	char buf[INET6_ADDRSTRLEN];
@@ -112,6 +140,10 @@ addr_cb(void *arg, const struct dns_addr_result *r)
 
 	on_callback(arg);
 	printf("status %s\n", status_name(r->status));
+	if (show_dnssec)
+		printf("dnssec %s\n", dnssec_status_name(r->sec));
+	if (show_dnssec && r->canon[0] != '\0')
+		printf("canon %s\n", r->canon);
 	if (r->error != NULL)
 		printf("error %s\n", r->error);
 	if (r->status == DNS_OK && r->naddr == 0)
@@ -226,6 +258,8 @@ main(int argc, char **argv)
 	ev_timer watchdog;
 	ev_io fake;
 	int counting = 1, hole = -1;
+	struct dns_options o;
+	const char *sec;
 
 	if (argc > 2 && strcmp(argv[1], "-t") == 0) {
 		timeout = atof(argv[2]);
@@ -259,7 +293,15 @@ main(int argc, char **argv)
 	ev_timer_init(&watchdog, watchdog_cb, 30., 0.);
 	ev_timer_start(loop, &watchdog);
 	ev_unref(loop); /* the watchdog alone must not keep the loop alive */
-	if ((dns = dns_new(loop, servers, timeout, err, sizeof(err))) == NULL) {
+	o.servers = servers;
+	o.timeout = timeout;
+	o.trust_anchor = getenv("DNS_PROBE_ANCHOR");
+	sec = getenv("DNS_PROBE_DNSSEC");
+	show_dnssec = sec != NULL;
+	o.dnssec = sec == NULL || strcmp(sec, "off") == 0 ? DNS_DNSSEC_OFF :
+	    strcmp(sec, "trust-ad") == 0 ? DNS_DNSSEC_TRUST_AD :
+	    DNS_DNSSEC_VALIDATE;
+	if ((dns = dns_new(loop, &o, err, sizeof(err))) == NULL) {
 		printf("dns_new: %s\n", err);
 		return 1;
 	}
@@ -267,6 +309,12 @@ main(int argc, char **argv)
 
 	if (strcmp(mode, "mx") == 0) {
 		start(1, name, NULL);
+		counting = 0;
+	} else if (strcmp(mode, "tlsa") == 0) {
+		in_lookup = 1;
+		if (dns_lookup_tlsa(dns, name, 25, tlsa_cb, NULL) == NULL)
+			fail("dns_lookup_tlsa returned NULL");
+		in_lookup = 0;
 		counting = 0;
 	} else if (strcmp(mode, "addr") == 0) {
 		start(0, name, NULL);

@@ -560,7 +560,9 @@ mx_wait_count() {
 # start mxtls on 127.0.0.1:$MXTLS_PORT.  Keys: default= (policy default,
 # opportunistic), min_version=, max_version= ([tls] section), proxy='k = v'
 # (a [proxy] line; repeatable), private_mx= ([dns] allow_private_mx, default
-# yes: the test MXs are on loopback), config=FILE (use FILE as it is).  The extra sections come from stdin (always give
+# yes: the test MXs are on loopback), dnssec= ([dns] dnssec, default off:
+# dnsmasq's .test is unsigned and has no chain from a root), trust_anchor=
+# ([dns] trust_anchor), config=FILE (use FILE as it is).  The extra sections come from stdin (always give
 # one, </dev/null when there is nothing to add).  Sets MXTLS_PORT,
 # MXTLS_CONF, MXTLS_LOG, MXTLS_PID.  Each start gets a fresh state_dir.
 mxtls_start() {
@@ -570,9 +572,14 @@ mxtls_start() {
 	_conf=""
 	_px=""
 	_pmx=yes
+	_dnssec=off
+	_anchor=""
 	for _kv in "$@"; do
 		case $_kv in
 		default=*) _def=${_kv#default=} ;;
+		dnssec=*) _dnssec=${_kv#dnssec=} ;;
+		trust_anchor=*) _anchor="
+trust_anchor = ${_kv#trust_anchor=}" ;;
 		private_mx=*) _pmx=${_kv#private_mx=} ;;
 		min_version=*) _min=${_kv#min_version=} ;;
 		max_version=*) _max=${_kv#max_version=} ;;
@@ -606,6 +613,7 @@ admin_listen = 127.0.0.1:$MXTLS_ADMIN_PORT$_px
 [dns]
 servers = 127.0.0.1:${DNS_PORT:-53}
 allow_private_mx = $_pmx
+dnssec = $_dnssec$_anchor
 
 [tls]
 ca_bundle = $PKI/test-root-ca.pem

@@ -186,6 +186,7 @@ main(int argc, char **argv)
 	const char *dnsarg = NULL, *fetch = NULL, *dir = NULL, *ca = NULL;
 	double wait = 10, limit = 30;
 	struct dns *dns;
+	struct dns_options dopt;
 	struct fetcher *f;
 	struct sts *s;
 	char err[512];
@@ -220,7 +221,11 @@ main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	log_setup(CONFIG_LOG_LOGFMT, CONFIG_LOG_DEBUG);
 	loop = ev_default_loop(0);
-	if ((dns = dns_new(loop, dnsarg, 2.0, err, sizeof(err))) == NULL) {
+	dopt.servers = dnsarg;
+	dopt.timeout = 2.0;
+	dopt.dnssec = DNS_DNSSEC_OFF;
+	dopt.trust_anchor = NULL;
+	if ((dns = dns_new(loop, &dopt, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "dns_new: %s\n", err);
 		return 2;
 	}
