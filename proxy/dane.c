@@ -57,9 +57,14 @@ static int
 dane_match_cert(const struct dane_tlsa *t, const struct dane_cert *c)
 {
 	unsigned char md[SHA512_DIGEST_LENGTH];
-	const unsigned char *d = c->der[t->selector];
-	size_t len = c->len[t->selector];
+	const unsigned char *d;
+	size_t len;
 
+	/* Only usable records come here; an index is checked all the same. */
+	if (t->selector > 1)
+		return 0;
+	d = c->der[t->selector];
+	len = c->len[t->selector];
 	switch (t->mtype) {
 	case 0:
 		return t->len == len && memcmp(t->data, d, len) == 0;

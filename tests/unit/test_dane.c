@@ -565,9 +565,18 @@ test_rollover(void)
 	CHECK_INT(add(&set, 1, 1, 1, LEAF_SPKI_SHA256), 0);
 	CHECK_INT(add(&set, 0, 1, 1, CA_SPKI_SHA256), 0);
 	CHECK_INT(add(&set, 3, 1, 4, LEAF_SPKI_SHA256), 0);
+	CHECK_INT(add(&set, 3, 2, 1, LEAF_SPKI_SHA256), 0);
+	CHECK_INT(add(&set, 3, 255, 0, LEAF_SPKI), 0);
+	CHECK_INT(add(&set, 2, 7, 0, INT_SPKI), 0);
 	CHECK_INT(dane_verify_chain(c_leaf, sk, &set, mx, 1, &r), 0);
 	CHECK_STR(r.reason, "no usable TLSA records for mx.example.net");
 	CHECK_INT(dane_verify_chain(c_leaf, sk, NULL, mx, 1, &r), 0);
+	/* ... nor with a usable one beside them. */
+	CHECK_INT(add(&set, 3, 1, 1, EE_SELF_SPKI_SHA256), 0);
+	CHECK_INT(dane_verify_chain(c_leaf, sk, &set, mx, 1, &r), 0);
+	CHECK(strncmp(r.reason, "TLSA 3 1 1 ", 11) == 0);
+	CHECK_INT(add(&set, 2, 1, 1, EE_SELF_SPKI_SHA256), 0);
+	CHECK_INT(dane_verify_chain(c_leaf, sk, &set, mx, 1, &r), 0);
 	dane_tlsa_set_clear(&set);
 	sk_X509_free(sk);
 }
@@ -782,6 +791,15 @@ test_ta_chain(void)
 	sk = chain(c_leaf, c_ca, NULL);
 	CHECK_INT(verify1(c_leaf, sk, 2, 1, 1, CA_SPKI_SHA256, mx, 1, &r), 0);
 	CHECK(strstr(r.reason, "did not verify") != NULL);
+	sk_X509_free(sk);
+
+	/* A 2 0 0 record holding the leaf itself is no trust anchor either. */
+	CHECK_INT(verify1(c_ee_self, NULL, 2, 0, 0, EE_SELF_CERT, mx, 1, &r),
+	    0);
+	CHECK(strstr(r.reason, "the chain does not end at the trust anchor") !=
+	    NULL);
+	sk = chain(c_leaf, c_int, c_ca);
+	CHECK_INT(verify1(c_leaf, sk, 2, 0, 0, LEAF_CERT, mx, 1, &r), 0);
 	sk_X509_free(sk);
 
 	/* A self-signed leaf sent with a DANE-TA record for it: no. */
