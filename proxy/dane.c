@@ -346,6 +346,11 @@ dane_verify_chain(X509 *leaf, STACK_OF(X509) *sent,
 			continue;
 		nta++;
 		dane_tlsa_text(t, text, sizeof(text));
+		/*
+		 * The first certificate that fits is enough: another with the
+		 * same key (a cross-signed copy) has the same subject too, and
+		 * the verifier finds issuers in the store by subject and key.
+		 */
 		for (j = 1; j < ncerts && !found; j++)
 			if (dane_match_cert(t, &certs[j])) {
 				found = j;
