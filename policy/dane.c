@@ -5,20 +5,6 @@
 
 #include "dane.h"
 
-static const char *const dnssec_names[] = {
-	[DNSSEC_INSECURE] = "insecure",
-	[DNSSEC_SECURE] = "secure",
-	[DNSSEC_BOGUS] = "bogus",
-	[DNSSEC_FAILED] = "failed",
-};
-
-const char *
-dnssec_status_name(enum dnssec_status s)
-{
-	return (unsigned)s < sizeof(dnssec_names) / sizeof(dnssec_names[0]) ?
-	    dnssec_names[s] : "invalid";
-}
-
 /*
  * RFC 7672 3.1: SMTP uses DANE-TA(2) and DANE-EE(3) only (PKIX-TA(0) and
  * PKIX-EE(1) would need a CA store the client and the server share, which

@@ -9,10 +9,7 @@
 
 #include <stddef.h>
 
-/* The validation status of one DNS answer (RFC 4035 section 4.3). */
-enum dnssec_status { DNSSEC_INSECURE, DNSSEC_SECURE, DNSSEC_BOGUS, DNSSEC_FAILED };
-/* "insecure", "secure", "bogus", "failed" */
-const char *dnssec_status_name(enum dnssec_status s);
+#include "dnssec.h"
 
 #define DANE_TLSA_MAX 16
 

@@ -620,6 +620,7 @@ static const char *const profile_keys[POLICY_P_NKEYS] = {
 	[POLICY_P_CIPHERS] = "ciphers",
 	[POLICY_P_CA_BUNDLE] = "ca_bundle",
 	[POLICY_P_MX] = "mx",
+	[POLICY_P_DANE] = "dane",
 };
 
 static const char *const match_keys[POLICY_M_NKEYS] = {
@@ -714,6 +715,14 @@ profile_key(struct policy_set *set, const char *name, size_t namelen,
 		if (r == 0)
 			p->origins[POLICY_P_CA_BUNDLE] = origin;
 		return r;
+	case POLICY_P_DANE:
+		if (dane_mode_parse(value, &p->dane) < 0) {
+			snprintf(err, errlen, "dane: \"%s\": expected on, off or "
+			    "only", value);
+			return -1;
+		}
+		p->origins[POLICY_P_DANE] = origin;
+		return 0;
 	case POLICY_P_MX:
 		r = set_mx_list(p->mx, &p->nmx, value, key, err, errlen);
 		if (r == 0)

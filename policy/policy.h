@@ -6,6 +6,8 @@
 #ifndef MXTLS_POLICY_H
 #define MXTLS_POLICY_H
 
+#include "dane.h"
+
 #include <stddef.h>
 
 #define POLICY_NAME_MAX 64
@@ -49,6 +51,7 @@ enum policy_profile_key {
 	POLICY_P_CIPHERS,
 	POLICY_P_CA_BUNDLE,
 	POLICY_P_MX,
+	POLICY_P_DANE,
 	POLICY_P_NKEYS,
 };
 
@@ -70,6 +73,7 @@ struct policy_profile {
 	char *ca_bundle; /* NULL = the [tls] default; owned */
 	char *mx[POLICY_MX_MAX]; /* permitted MX name patterns; owned */
 	int nmx;
+	enum dane_mode dane; /* on (the zero value), off or only */
 	int builtin;
 	/*
 	 * Where the profile was declared (config.c: the "[profile NAME]"

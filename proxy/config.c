@@ -140,6 +140,7 @@ static const struct keydef keydefs[] = {
 	{ K_PROFILE, "min_version", 0 },
 	{ K_PROFILE, "max_version", 0 },
 	{ K_PROFILE, "ciphers", 0 },
+	{ K_PROFILE, "dane", 0 },
 	{ K_PROFILE, "ca_bundle", 0 },
 	{ K_PROFILE, "mx", 1 },
 	{ K_MATCH, "profile", 0 },

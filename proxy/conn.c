@@ -118,7 +118,8 @@ conn_connect(struct conn *c, struct ev_loop *loop, const struct sockaddr *sa,
 }
 
 int
-conn_start_tls(struct conn *c, SSL_CTX *ctx, const char *sni)
+conn_start_tls(struct conn *c, SSL_CTX *ctx, const char *sni,
+    const char *verified_by)
 {
 	char key[TLS_KEY_MAX], addr[INET6_ADDRSTRLEN];
 
@@ -130,10 +131,15 @@ conn_start_tls(struct conn *c, SSL_CTX *ctx, const char *sni)
 	SSL_set_connect_state(c->ssl);
 	if (sni != NULL)
 		SSL_set_tlsext_host_name(c->ssl, sni);
-	/* Sessions are resumed per name and address the handshake is for. */
+	/*
+	 * Sessions are resumed per name and address the handshake is for,
+	 * and per way of verifying it: a session verified by the web PKI
+	 * never serves a DANE host, nor one of other TLSA records.
+	 */
 	conn_peer_str(c, addr, sizeof(addr));
-	snprintf(key, sizeof(key), "%s|%s:%u", sni ? sni : "", addr,
-	    ntohs(((struct sockaddr_in *)&c->peer)->sin_port));
+	snprintf(key, sizeof(key), "%s|%s:%u|%s", sni ? sni : "", addr,
+	    ntohs(((struct sockaddr_in *)&c->peer)->sin_port),
+	    verified_by ? verified_by : "");
 	if (tls_prepare(c->ssl, key) == -1) {
 		SSL_free(c->ssl);
 		c->ssl = NULL;

@@ -70,7 +70,8 @@ int conn_connect(struct conn *c, struct ev_loop *loop,
  * c->in holds bytes: they arrived before TLS and must not be read as if
  * they came through it (the caller treats that as an injection).
  */
-int conn_start_tls(struct conn *c, SSL_CTX *ctx, const char *sni);
+int conn_start_tls(struct conn *c, SSL_CTX *ctx, const char *sni,
+    const char *verified_by);
 /* Append to c->out (all or nothing); 0, or -1 when it does not fit. */
 int conn_write(struct conn *c, const void *p, size_t n);
 void conn_set_reading(struct conn *c, int on);

@@ -1,5 +1,6 @@
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "dane.h"
 #include "dns.h"
 #include "dsn.h"
 #include "failure.h"
@@ -204,7 +206,11 @@ struct session {
 	int up_helo; /* EHLO was refused: HELO sent, no extensions */
 	int up_tls;
 	struct tls_facts facts;
-	const char *verify; /* "ok", "fail", "none" (not checked), "-" */
+	/*
+	 * "ok", "fail", "none" (not checked), "-"; for a DANE host
+	 * "dane-ee", "dane-ta" or "dane-encrypt" (TLS, no authentication)
+	 */
+	const char *verify;
 	char last_error[320];
 
 	/*
@@ -220,6 +226,24 @@ struct session {
 	int verdict_port;
 	time_t verdict_retry; /* FAILURE_DEFER: the earliest retry */
 	int fallback;	      /* this connection is the clear fallback */
+
+	/*
+	 * DANE (RFC 7672) for the host being tried: the DNSSEC standing of
+	 * its MX and address answers, its TLSA records, and what they make
+	 * of it.  A DANE host's failures defer the route (451 4.7.5) unless
+	 * an explicit mandatory match hands them to the failure table.
+	 */
+	enum dnssec_status mx_sec;
+	enum dnssec_status addr_sec;
+	enum dane_host up_dane;
+	struct dane_tlsa_set up_tlsa;
+	char tlsa_base[DNS_NAME_MAX];  /* where the TLSA records were found */
+	char tlsa_retry[DNS_NAME_MAX]; /* the name before CNAMEs, still to ask */
+	char verified_by[80];	       /* session resumption: "dane:FP" */
+	const char *dane_why;
+	int dane_tainted; /* an MX host's DNSSEC lookups were bogus or failed */
+	int dane_failed;  /* a DANE host could not be used */
+	char dane_error[400];
 
 	/*
 	 * Transparent mode: where the MTA meant to connect, and which MX
@@ -254,6 +278,12 @@ struct session {
 static void session_enter(struct session *s, enum sess_state st);
 static void session_process_input(struct session *s);
 static void session_up_next_hop(struct session *s);
+static void session_dane_count(enum tls_result r);
+static void session_dane_host(struct session *s);
+static int session_dane_by_table(const struct session *s);
+static int session_dane_host_tls(const struct session *s);
+static void session_dane_note(struct session *s, enum tls_result r,
+    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void session_up_try_addr(struct session *s);
 static void session_up_failed(struct session *s, const char *reason);
 static void session_up_reuse_failed(struct session *s, const char *reason);
@@ -414,7 +444,9 @@ session_relay_final(struct session *s, const struct smtp_reply *r)
 	if (s->up_tls)
 		snprintf(how, sizeof(how), "[mxtls: %s %s %s]",
 		    s->facts.version, strcmp(s->verify, "ok") == 0 ?
-		    "verified" : "unverified", name);
+		    "verified" : strcmp(s->verify, "dane-ee") == 0 ||
+		    strcmp(s->verify, "dane-ta") == 0 ? "verified by DANE" :
+		    "unverified", name);
 	else
 		snprintf(how, sizeof(how), "[mxtls: plaintext, %s, %s]",
 		    s->fallback ? "after a TLS failure" :
@@ -461,7 +493,10 @@ session_log_delivery(struct session *s, const char *outcome,
 	    "verify_reason",
 	    s->up_tls && s->facts.result != TLS_RESULT_OK ? s->facts.reason :
 	    NULL, "result",
-	    s->up_tls ? tls_result_name(s->facts.result) : NULL, "profile",
+	    s->up_tls ? tls_result_name(s->facts.result) : NULL, "dnssec",
+	    s->have_route && s->dec.nexthop == NULL && !s->transparent ?
+	    dnssec_status_name(dnssec_status_worst(s->mx_sec,
+	    s->addr_sec)) : NULL, "profile",
 	    s->dec.profile != NULL ? s->dec.profile->name : NULL,
 	    "policy_source", s->have_route ? source : NULL, "fallback",
 	    s->fallback ? "yes" : NULL, "reused", s->up_reused ? "yes" : NULL,
@@ -851,11 +886,12 @@ session_verdict_key(const struct session *s, struct state_key *k,
 	const char *ciphers = config_profile_ciphers(s->cfg, p);
 	char *head;
 
-	if (asprintf(&head, "%s|%d|%d|%s|%d|%d|%s|", p->name, (int)p->tls,
+	/* A DANE host's verdict is also held against its TLSA records. */
+	if (asprintf(&head, "%s|%d|%d|%s|%d|%d|%s|%s%s", p->name, (int)p->tls,
 	    (int)p->verify, config_profile_ca_bundle(s->cfg, p),
 	    config_profile_min_version(s->cfg, p),
-	    config_profile_max_version(s->cfg, p), ciphers ? ciphers : "") ==
-	    -1)
+	    config_profile_max_version(s->cfg, p), ciphers ? ciphers : "",
+	    s->verified_by, s->verified_by[0] ? "|" : "") == -1)
 		policy[0] = '\0';
 	else {
 		session_key_hash(head, names, session_wanted_names(s, names),
@@ -902,6 +938,20 @@ session_tls_failure(struct session *s, enum failure_event ev,
 	struct state_key k;
 	char where[320], err[256], policy[STATE_POLICY_MAX + 1];
 
+	if (session_dane_host_tls(s) && !session_dane_by_table(s)) {
+		/* Never in the clear, never bounced: the next host, or 451. */
+		session_dane_note(s, result == TLS_RESULT_STARTTLS_NOT_SUPPORTED ?
+		    TLS_RESULT_DANE_REQUIRED : result == TLS_RESULT_TLSA_INVALID ?
+		    result : TLS_RESULT_VALIDATION_FAILURE,
+		    "TLS to %s (%s) failed: %s; its TLSA records (DANE) "
+		    "require TLS%s", s->up_host, s->up_addr, reason,
+		    s->up_dane == DANE_HOST_AUTH ? " with a matching "
+		    "certificate" : "");
+		session_log_delivery(s, "tls-failed", NULL, reason);
+		session_up_close(s);
+		session_up_try_addr(s);
+		return;
+	}
 	session_verdict_key(s, &k, policy);
 	old = state_get(s->px->state, &k);
 	if (old != NULL)
@@ -1144,6 +1194,16 @@ session_mx_result(void *arg, const struct dns_mx_result *res)
 	int i;
 
 	s->dq = NULL;
+	s->mx_sec = res->sec;
+	if (res->sec == DNSSEC_BOGUS) {
+		/* A forged or broken signed answer: never acted on. */
+		log_warn(s->id, "dns", "domain", dom, "result", "bogus",
+		    "reason", res->error, NULL);
+		session_dane_count(TLS_RESULT_DNSSEC_INVALID);
+		session_log_delivery(s, "deferred", NULL, res->error);
+		session_txn_fail(s, "451 4.7.5 %s", res->error);
+		return;
+	}
 	switch (res->status) {
 	case DNS_NULLMX:
 		log_info(s->id, "dns", "domain", dom, "result", "null-mx",
@@ -1220,8 +1280,203 @@ session_addr_result(void *arg, const struct dns_addr_result *res)
 	s->naddrs = 0;
 	for (i = 0; i < res->naddr && s->naddrs < SESSION_ADDRS_MAX; i++)
 		s->addrs[s->naddrs++] = res->addr[i];
+	s->addr_sec = res->sec;
+	/*
+	 * RFC 7672 2.2.2: a secure CNAME chain moves the TLSA records to
+	 * its target first; the name before it is asked when the target
+	 * has none.
+	 */
+	if (res->canon[0] != '\0' && res->sec == DNSSEC_SECURE) {
+		snprintf(s->tlsa_base, sizeof(s->tlsa_base), "%s", res->canon);
+		snprintf(s->tlsa_retry, sizeof(s->tlsa_retry), "%s",
+		    s->hops[s->hop_i].name);
+	} else {
+		snprintf(s->tlsa_base, sizeof(s->tlsa_base), "%s",
+		    s->hops[s->hop_i].name);
+		s->tlsa_retry[0] = '\0';
+	}
+	session_dane_host(s);
+}
+
+/* Count a DANE outcome by its RFC 8460 result type ("ok" for success). */
+static void
+session_dane_count(enum tls_result r)
+{
+	char l[64];
+
+	metrics_inc("mxtls_dane_total", metrics_labels(l, sizeof(l),
+	    "result", tls_result_name(r), NULL), 1);
+}
+
+/*
+ * DANE for this route: a profile that wants it, TLS not switched off,
+ * DNSSEC standing known.  Only hosts the recipient domain's DNS named
+ * (MX, implicit MX) can have it: a nexthop is the operator's choice.
+ */
+static int
+session_dane_wanted(const struct session *s)
+{
+	const struct policy_profile *p = s->dec.profile;
+
+	return s->cfg->dnssec != CONFIG_DNSSEC_OFF &&
+	    p->dane != DANE_MODE_OFF && p->tls != POLICY_TLS_OFF &&
+	    s->hops[s->hop_i].from_dns;
+}
+
+/*
+ * An explicit match with a mandatory profile hands a DANE host's failure
+ * to the failure table (retry, then 550); otherwise DANE failures are
+ * deferred, as for MTA-STS enforce: never bounced, never in the clear.
+ */
+static int
+session_dane_by_table(const struct session *s)
+{
+	return s->dec.match != NULL && strcmp(s->dec.match->pattern, "*") &&
+	    s->dec.profile->tls == POLICY_TLS_MANDATORY;
+}
+
+static int
+session_dane_host_tls(const struct session *s)
+{
+	return s->up_dane == DANE_HOST_AUTH || s->up_dane == DANE_HOST_ENCRYPT;
+}
+
+/* A DANE host cannot be used: remember why for the route's 451 4.7.5. */
+static void __attribute__((format(printf, 3, 4)))
+session_dane_note(struct session *s, enum tls_result r, const char *fmt, ...)
+{
+	char why[sizeof(s->dane_error)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	log_warn(s->id, "dane-failure", "mx", s->hops[s->hop_i].name,
+	    "addr", s->up_addr[0] ? s->up_addr : NULL, "result",
+	    tls_result_name(r), "reason", why, NULL);
+	session_dane_count(r);
+	if (!s->dane_failed)
+		snprintf(s->dane_error, sizeof(s->dane_error), "%s", why);
+	s->dane_failed = 1;
+}
+
+/* The host's DANE standing is known: use it, or go on to the next. */
+static void
+session_dane_decided(struct session *s)
+{
+	const char *host = s->hops[s->hop_i].name;
+	char fp[65];
+
+	s->verified_by[0] = '\0';
+	switch (s->up_dane) {
+	case DANE_HOST_UNUSABLE:
+		/* RFC 7672 2.2: as if unreachable; others only with DANE. */
+		s->dane_tainted = 1;
+		session_dane_note(s, TLS_RESULT_DNSSEC_INVALID,
+		    "DNSSEC lookups for MX host %s failed: %s", host,
+		    s->dane_why ? s->dane_why : "bogus or no answer");
+		session_up_next_hop(s);
+		return;
+	case DANE_HOST_NONE:
+		if (s->dec.profile->dane == DANE_MODE_ONLY) {
+			session_dane_note(s, TLS_RESULT_DANE_REQUIRED,
+			    "MX host %s has no usable DNSSEC-signed TLSA "
+			    "records and profile %s requires DANE", host,
+			    s->dec.profile->name);
+			session_up_next_hop(s);
+			return;
+		}
+		if (s->dane_tainted) {
+			session_dane_note(s, TLS_RESULT_DNSSEC_INVALID,
+			    "MX host %s is not DANE-authenticated and the "
+			    "DNSSEC lookups of another MX host of %s failed",
+			    host, s->route_domain);
+			session_up_next_hop(s);
+			return;
+		}
+		break;
+	case DANE_HOST_AUTH:
+		dane_set_fingerprint(&s->up_tlsa, fp, sizeof(fp));
+		snprintf(s->verified_by, sizeof(s->verified_by), "dane:%s",
+		    fp);
+		break;
+	case DANE_HOST_ENCRYPT:
+		snprintf(s->verified_by, sizeof(s->verified_by),
+		    "dane-encrypt");
+		break;
+	}
+	if (session_dane_wanted(s))
+		log_info(s->id, "dane", "mx", host, "dnssec",
+		    dnssec_status_name(dnssec_status_worst(s->mx_sec,
+		    s->addr_sec)), "tlsa_base", s->up_dane != DANE_HOST_NONE ?
+		    s->tlsa_base : NULL, "state", dane_host_name(s->up_dane),
+		    "reason", s->dane_why, NULL);
 	s->addr_i = -1;
 	session_up_try_addr(s);
+}
+
+static void
+session_tlsa_result(void *arg, const struct dns_tlsa_result *res)
+{
+	struct session *s = arg;
+	enum dane_lookup lookup;
+	int i;
+
+	s->dq = NULL;
+	lookup = res->status == DNS_OK ? DANE_LOOKUP_RECORDS :
+	    res->status == DNS_NODATA ? DANE_LOOKUP_NODATA :
+	    res->status == DNS_NXDOMAIN ? DANE_LOOKUP_NXDOMAIN :
+	    DANE_LOOKUP_FAILED;
+	if ((lookup == DANE_LOOKUP_NODATA || lookup == DANE_LOOKUP_NXDOMAIN) &&
+	    s->tlsa_retry[0] != '\0') {
+		snprintf(s->tlsa_base, sizeof(s->tlsa_base), "%s",
+		    s->tlsa_retry);
+		s->tlsa_retry[0] = '\0';
+		s->dq = dns_lookup_tlsa(s->rt->dns, s->tlsa_base,
+		    s->hops[s->hop_i].port, session_tlsa_result, s);
+		if (s->dq == NULL)
+			session_txn_fail(s,
+			    "451 4.3.0 Out of memory, try again later");
+		return;
+	}
+	for (i = 0; lookup == DANE_LOOKUP_RECORDS && i < res->nrr; i++)
+		if (dane_tlsa_set_add(&s->up_tlsa, res->rr[i].data,
+		    res->rr[i].len) < 0 && errno == ENOMEM)
+			lookup = DANE_LOOKUP_FAILED;
+	s->up_dane = dane_host_decide(s->mx_sec, s->addr_sec, lookup,
+	    res->sec, &s->up_tlsa, &s->dane_why);
+	if (s->up_dane == DANE_HOST_UNUSABLE && res->error != NULL) {
+		snprintf(s->last_error, sizeof(s->last_error), "%s",
+		    res->error);
+		s->dane_why = s->last_error;
+	}
+	session_dane_decided(s);
+}
+
+/* Find the host's DANE standing (RFC 7672 2.2), then try its addresses. */
+static void
+session_dane_host(struct session *s)
+{
+	struct hop *h = &s->hops[s->hop_i];
+
+	dane_tlsa_set_clear(&s->up_tlsa);
+	memset(&s->up_tlsa, 0, sizeof(s->up_tlsa));
+	s->up_dane = DANE_HOST_NONE;
+	s->dane_why = NULL;
+	if (!session_dane_wanted(s)) {
+		session_dane_decided(s);
+		return;
+	}
+	if (s->mx_sec != DNSSEC_SECURE || s->addr_sec != DNSSEC_SECURE) {
+		s->up_dane = dane_host_decide(s->mx_sec, s->addr_sec,
+		    DANE_LOOKUP_NODATA, DNSSEC_INSECURE, NULL, &s->dane_why);
+		session_dane_decided(s);
+		return;
+	}
+	s->dq = dns_lookup_tlsa(s->rt->dns, s->tlsa_base, h->port,
+	    session_tlsa_result, s);
+	if (s->dq == NULL)
+		session_txn_fail(s, "451 4.3.0 Out of memory, try again later");
 }
 
 /* Move to the next next-hop host, or give up with a 4.4.x deferral. */
@@ -1232,9 +1487,16 @@ session_up_next_hop(struct session *s)
 	struct in6_addr a6;
 	struct in_addr a4;
 
+	s->up_dane = DANE_HOST_NONE;
+	s->verified_by[0] = '\0';
 	if (++s->hop_i >= s->nhops) {
 		if (s->verdict != FAILURE_CONTACT) {
 			session_apply_verdict(s);
+			return;
+		}
+		if (s->dane_failed) {
+			session_log_delivery(s, "deferred", NULL, s->dane_error);
+			session_txn_fail(s, "451 4.7.5 %s", s->dane_error);
 			return;
 		}
 		session_log_delivery(s, "deferred", NULL, s->last_error);
@@ -1481,6 +1743,10 @@ session_up_open_new(struct session *s)
 	s->verify = "-";
 	s->last_error[0] = '\0';
 	s->verdict = FAILURE_CONTACT;
+	s->mx_sec = DNSSEC_INSECURE;
+	s->dane_tainted = 0;
+	s->dane_failed = 0;
+	s->dane_error[0] = '\0';
 	if (s->dec.nexthop != NULL) {
 		if (config_parse_hostport(s->dec.nexthop, 25, host,
 		    sizeof(host), &port) == -1) {
@@ -1636,7 +1902,7 @@ session_after_ehlo(struct session *s)
 		    "STARTTLS");
 		return;
 	}
-	if (p->tls == POLICY_TLS_MANDATORY) {
+	if (p->tls == POLICY_TLS_MANDATORY || session_dane_host_tls(s)) {
 		session_tls_failure(s, FAILURE_NO_STARTTLS,
 		    TLS_RESULT_STARTTLS_NOT_SUPPORTED,
 		    "server does not offer STARTTLS");
@@ -1674,6 +1940,9 @@ session_tls_ok(struct session *s)
 	    NULL);
 }
 
+static void session_tls_up(struct session *s);
+static void session_dane_verify(struct session *s);
+
 static void
 session_tls_ready(struct session *s)
 {
@@ -1701,6 +1970,10 @@ session_tls_ready(struct session *s)
 		    "mx: the certificate's name cannot be checked",
 		    s->route_domain, s->up_addr);
 	s->up_tls = 1;
+	if (session_dane_host_tls(s)) {
+		session_dane_verify(s);
+		return;
+	}
 	log_info(s->id, "tls", "mx", session_up_name(s), "addr", s->up_addr,
 	    "version",
 	    s->facts.version, "cipher", s->facts.cipher, "verify",
@@ -1717,11 +1990,65 @@ session_tls_ready(struct session *s)
 		s->verify = "none";
 	} else
 		s->verify = "ok";
+	session_tls_up(s);
+}
+
+/* TLS is up and verified as required: EHLO again, over TLS. */
+static void
+session_tls_up(struct session *s)
+{
 	session_tls_ok(s);
 	/* Forget everything learnt before TLS (SPEC.md section 3). */
 	memset(&s->up_ehlo, 0, sizeof(s->up_ehlo));
 	session_up_send(s, ST_UP_EHLO_TLS, s->cfg->timeouts.command,
 	    "EHLO %s", s->cfg->hostname);
+}
+
+/*
+ * A DANE host (RFC 7672 3): with usable TLSA records the certificate must
+ * match one of them, and nothing else is asked of it (DANE-EE: no names,
+ * no dates; DANE-TA: the chain to the matched anchor and the MX host
+ * name or the TLSA base domain); with only unusable ones, TLS is enough.
+ */
+static void
+session_dane_verify(struct session *s)
+{
+	struct dane_result dr;
+	const char *names[2];
+	int nnames = 0;
+
+	memset(&dr, 0, sizeof(dr));
+	if (s->up_dane == DANE_HOST_AUTH) {
+		names[nnames++] = s->hops[s->hop_i].name;
+		if (strcasecmp(s->tlsa_base, names[0]) != 0)
+			names[nnames++] = s->tlsa_base;
+		if (!dane_verify(s->up.ssl, &s->up_tlsa, names, nnames, &dr)) {
+			s->facts.result = TLS_RESULT_TLSA_INVALID;
+			snprintf(s->facts.reason, sizeof(s->facts.reason), "%s",
+			    dr.reason);
+			s->verify = "fail";
+			log_info(s->id, "tls", "mx", session_up_name(s), "addr",
+			    s->up_addr, "version", s->facts.version, "cipher",
+			    s->facts.cipher, "verify", "fail", "dane", "auth",
+			    "reason", dr.reason, "resumed",
+			    s->facts.resumed ? "yes" : "no", NULL);
+			session_tls_failure(s, FAILURE_CERTIFICATE,
+			    TLS_RESULT_TLSA_INVALID, dr.reason);
+			return;
+		}
+		s->verify = dr.usage == 2 ? "dane-ta" : "dane-ee";
+	} else
+		s->verify = "dane-encrypt";
+	s->facts.result = TLS_RESULT_OK;
+	s->facts.reason[0] = '\0';
+	session_dane_count(TLS_RESULT_OK);
+	log_info(s->id, "tls", "mx", session_up_name(s), "addr", s->up_addr,
+	    "version", s->facts.version, "cipher", s->facts.cipher, "verify",
+	    s->verify, "dane", dane_host_name(s->up_dane), "tlsa",
+	    dr.matched ? dr.matched_name[0] ? dr.matched_name :
+	    s->hops[s->hop_i].name : NULL, "resumed",
+	    s->facts.resumed ? "yes" : "no", NULL);
+	session_tls_up(s);
 }
 
 static void
@@ -1844,7 +2171,7 @@ session_on_up_reply(struct session *s, const struct smtp_reply *r)
 		    conn_start_tls(&s->up, s->rt->ctx[s->dec.profile -
 		    s->rt->policy->profiles], s->up_host[0] ? s->up_host :
 		    s->transparent && s->ntp_names > 0 ? s->tp_names->name[0] :
-		    NULL) == -1) {
+		    NULL, s->verified_by) == -1) {
 			session_tls_failure(s, FAILURE_HANDSHAKE,
 			    TLS_RESULT_VALIDATION_FAILURE,
 			    buf_len(&s->up.in) > 0 ?
@@ -2897,6 +3224,7 @@ proxy_reap(struct ev_loop *loop, ev_prepare *w, int revents)
 		dsn_txn_free(s->dsn);
 		free(s->sts_mx);
 		free(s->tp_names);
+		dane_tlsa_set_clear(&s->up_tlsa);
 		free(s);
 	}
 }

@@ -104,6 +104,9 @@ static const char *const tls_result_names[] = {
 	[TLS_RESULT_CERTIFICATE_EXPIRED] = "certificate-expired",
 	[TLS_RESULT_CERTIFICATE_NOT_TRUSTED] = "certificate-not-trusted",
 	[TLS_RESULT_VALIDATION_FAILURE] = "validation-failure",
+	[TLS_RESULT_TLSA_INVALID] = "tlsa-invalid",
+	[TLS_RESULT_DNSSEC_INVALID] = "dnssec-invalid",
+	[TLS_RESULT_DANE_REQUIRED] = "dane-required",
 };
 
 const char *

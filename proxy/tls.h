@@ -19,6 +19,10 @@ enum tls_result {
 	TLS_RESULT_CERTIFICATE_EXPIRED,
 	TLS_RESULT_CERTIFICATE_NOT_TRUSTED,
 	TLS_RESULT_VALIDATION_FAILURE,
+	/* DANE (RFC 7672) */
+	TLS_RESULT_TLSA_INVALID,   /* no usable TLSA record matched */
+	TLS_RESULT_DNSSEC_INVALID, /* a lookup DANE needed was bogus or failed */
+	TLS_RESULT_DANE_REQUIRED,  /* dane = only, and the host has no TLSA */
 };
 const char *tls_result_name(enum tls_result r);
 
@@ -42,7 +46,7 @@ SSL_CTX *tls_ctx_new(const struct config *cfg, const struct policy_profile *p,
     char *err, size_t errlen);
 void tls_ctx_free(SSL_CTX *ctx);
 
-#define TLS_KEY_MAX 320
+#define TLS_KEY_MAX 448
 
 /*
  * Prepare an SSL object made by conn_start_tls: it records chain facts,
