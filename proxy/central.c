@@ -668,7 +668,7 @@ central_resolved(void *arg, const struct dns_addr_result *res)
 	}
 }
 
-/* Names are resolved here (c-ares) and handed to the fetcher. */
+/* Names are resolved here (libunbound) and handed to the fetcher. */
 static void
 central_refresh(struct central *c)
 {

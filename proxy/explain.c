@@ -49,6 +49,7 @@ enum row {
 	ROW_CA_BUNDLE,
 	ROW_MX,
 	ROW_NEXTHOP,
+	ROW_DANE,
 	ROW_N,
 };
 
@@ -63,6 +64,7 @@ static const char *const row_names[ROW_N] = {
 	[ROW_CA_BUNDLE] = "ca_bundle",
 	[ROW_MX] = "mx",
 	[ROW_NEXTHOP] = "nexthop",
+	[ROW_DANE] = "dane",
 };
 
 struct rows {
@@ -225,6 +227,8 @@ fill(struct rows *r, const struct config *cfg, const struct policy_set *ps,
 		    where(buf, &m->origins[POLICY_M_NEXTHOP], "", ""));
 	else
 		row_set(r, ROW_NEXTHOP, "(none)", "built-in default");
+	row_set(r, ROW_DANE, dane_mode_name(p->dane),
+	    profile_where(buf, p, POLICY_P_DANE));
 }
 
 static int

@@ -18,6 +18,7 @@
 #include "dns.h"
 #include "dsnq.h"
 #include "explain.h"
+#include "explaindns.h"
 #include "fetcher.h"
 #include "listener.h"
 #include "log.h"
@@ -53,6 +54,8 @@ static struct {
 static int
 main_explain(struct runtime *rt, const char *recipient)
 {
+	const struct policy_set *ps;
+	struct policy_decision d;
 	struct runtime *drt = NULL;
 	char err[512], *text;
 	size_t len;
@@ -76,8 +79,11 @@ main_explain(struct runtime *rt, const char *recipient)
 			fprintf(stderr, "mxtls: explain: %s; the local config "
 			    "alone applies\n", err);
 	}
-	r = explain_print(&rt->cfg, drt != NULL ? drt->policy : rt->policy,
-	    recipient, stdout);
+	ps = drt != NULL ? drt->policy : rt->policy;
+	r = explain_print(&rt->cfg, ps, recipient, stdout);
+	/* What the DNS says now, as the proxy would ask it. */
+	if (r == 0 && policy_lookup(ps, recipient, &d) == POLICY_OK)
+		r = explain_dns_print(&rt->cfg, &d, stdout);
 	if (drt != NULL)
 		runtime_release(drt);
 	return r;

@@ -1,15 +1,15 @@
 #!/bin/sh
 # The include directions of STYLE.md: proxy/ may use policy/, never the
-# reverse; policy/ sees no libev, c-ares or BoringSSL; only policy/fetch.c
+# reverse; policy/ sees no libev, libunbound or BoringSSL; only policy/fetch.c
 # includes curl; only proxy/conn.c, proxy/tls.c, proxy/sign.c and proxy/dane.c include BoringSSL.
 fail=0
 bad() { echo "check-deps: $1" >&2; fail=1; }
 
 for f in policy/*.c policy/*.h; do
 	[ -e "$f" ] || continue
-	grep -nE '#include *[<"](ev\.h|ares\.h|openssl/|proxy/|conn\.h|session\.h|config\.h|tls\.h|dns\.h|log\.h)' "$f" |
+	grep -nE '#include *[<"](ev\.h|ares\.h|unbound\.h|openssl/|proxy/|conn\.h|session\.h|config\.h|tls\.h|dns\.h|log\.h)' "$f" |
 		while IFS= read -r l; do echo "check-deps: $f:$l: policy/ must not include this" >&2; done
-	grep -qE '#include *[<"](ev\.h|ares\.h|openssl/|proxy/|conn\.h|session\.h|config\.h|tls\.h|dns\.h|log\.h)' "$f" && fail=1
+	grep -qE '#include *[<"](ev\.h|ares\.h|unbound\.h|openssl/|proxy/|conn\.h|session\.h|config\.h|tls\.h|dns\.h|log\.h)' "$f" && fail=1
 	if [ "$f" != policy/fetch.c ] && grep -qE '#include *<curl/' "$f"; then
 		bad "$f: only policy/fetch.c may include curl"
 	fi

@@ -366,6 +366,7 @@ allow_clients = 192.0.2.2/32
 state_dir = $tmp/state
 [dns]
 servers = 127.0.0.1:53
+dnssec = off
 allow_private_mx = yes
 timeout = 1
 [tls]

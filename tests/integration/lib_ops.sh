@@ -269,6 +269,7 @@ data_done_timeout = 5$OPS_PROXY
 
 [dns]
 servers = 127.0.0.1:${DNS_PORT:-53}
+dnssec = off
 allow_private_mx = yes
 timeout = 2
 

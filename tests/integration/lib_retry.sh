@@ -50,6 +50,7 @@ admin_listen = 127.0.0.1:$MXTLS_ADMIN_PORT$_px
 
 [dns]
 servers = 127.0.0.1:${DNS_PORT:-53}
+dnssec = off
 allow_private_mx = yes
 
 [tls]

@@ -82,7 +82,7 @@ tp_netns_up() {
 	fi
 	# `ip netns exec` bind-mounts /etc/netns/NS/resolv.conf on
 	# /etc/resolv.conf: Postfix's smtp client (the system resolver) and
-	# c-ares in the pod ask dnsmasq in the "net" namespace.
+	# the resolver in the pod asks dnsmasq in the "net" namespace.
 	[ -d /etc/netns ] || TP_ETC_NETNS_MADE=yes
 	mkdir -p "/etc/netns/$TP_POD" || return 1
 	printf 'nameserver 192.0.2.1\noptions timeout:2 attempts:2\n' >"/etc/netns/$TP_POD/resolv.conf"
@@ -309,6 +309,7 @@ $_who
 
 [dns]
 servers = 192.0.2.1:53
+dnssec = off
 
 [tls]
 ca_bundle = $PKI/test-root-ca.pem

@@ -585,7 +585,7 @@ deliver() {
 	check_if "$LAST_OK" "$_n: delivered byte-identical over TLS" saved_is "$1"
 	_mx=$(field "$1" 4)
 	check "$_n: mxtls logged verify=ok for $_mx" mxtls_delivery_since "$_x" \
-		'verify=ok' "mx=($(re_of "$_mx")|$(re_of "$_mx" | tr 'A-Z' 'a-z')) "
+		'verify=ok' "mx=$(re_of "$_mx" | sed 's/[A-Za-z]/[\U&\L&]/g') "
 }
 
 # refuse NAME REASON_ERE [notls]: RCPT 451 4.7.5 giving the reason and the

@@ -283,10 +283,10 @@ esac
 # dns_lookup_*; ASan checks that the abandoned query is freed exactly once.
 expect cancel-mx-answered "callbacks 0" "$NS" cancel-mx mx.test
 expect cancel-addr-answered "callbacks 0" "$NS" cancel-addr host.test
-# The query outlives the cancel until c-ares gives up on it.
+# The query outlives the cancel until libunbound lets it go.
 expect cancel-mx-timeout "callbacks 0" -t 0.2 blackhole cancel-mx example.com
 expect cancel-addr-timeout "callbacks 0" -t 0.2 blackhole cancel-addr example.com
-# c-ares completes a bad name inside ares_query(): cancel a delivered-later one.
+# A bad name fails at once, delivered later: cancel it before delivery.
 expect cancel-completed "callbacks 0" "$NS" cancel-mx a..test
 expect_fast free-pending 5000 "callbacks 0" -t 5 blackhole free-pending example.com
 expect free-in-callback "status OK

@@ -108,6 +108,7 @@ admin_listen = 127.0.0.1:$(free_port)
 
 [dns]
 servers = 127.0.0.1:$DNS_PORT
+dnssec = off
 allow_private_mx = yes
 
 [tls]

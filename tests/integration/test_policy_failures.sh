@@ -5,7 +5,7 @@
 #
 # One mxtls runs throughout (refresh 1 s).  Its [policy] url names
 # policy.central.test, and mxtls resolves that name at every refresh
-# (c-ares, dnsmasq); the test moves the name from one server to another
+# (libunbound, dnsmasq); the test moves the name from one server to another
 # (dnsmasq's addn-hosts, reread on SIGHUP), all on the same port:
 #
 #	.181 good      nginx, the document of the moment (text/plain)

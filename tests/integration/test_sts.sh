@@ -14,7 +14,7 @@
 # (the journal state_dir/mta-sts/journal; "disk:DOMAIN" prints a record).
 # Fetches are counted in nginx's access log; TXT queries in dnsmasq's log.
 #
-# Needs: dnsmasq, nginx, openssl, python3, cc, libev, c-ares, libcurl.
+# Needs: dnsmasq, nginx, openssl, python3, cc, libev, libunbound, libcurl.
 # Environment: MXTLS_FETCH=PATH uses that mxtls-fetch instead of
 # build/asan/mxtls-fetch (or one built here).
 . "$(dirname "$0")/lib.sh"

@@ -60,6 +60,7 @@ ${1:-}
 
 [dns]
 servers = 127.0.0.1:$DNS_PORT
+dnssec = off
 allow_private_mx = yes
 
 [tls]

@@ -155,6 +155,7 @@ user = nobody
 
 [dns]
 servers = 127.0.0.1:$DNS_PORT
+dnssec = off
 
 [tls]
 ca_bundle = $PKI/test-root-ca.pem

@@ -283,6 +283,7 @@ test_full(void)
 	    "ca_bundle    @T/ca.crt\t[tls] at @F:2\n"
 	    "mx           mx.xn--bcher-kva.example\t@F:18\n"
 	    "nexthop      relay.example.net:587\t@F:19\n"
+	    "dane         on\tbuilt-in default\n"
 	    "mta-sts      not consulted: an explicit match names this domain\n");
 
 	/* The same domain in A-label form, mixed case: no domain line. */
@@ -298,6 +299,7 @@ test_full(void)
 	    "ca_bundle    @T/ca.crt\t[tls] at @F:2\n"
 	    "mx           mx.xn--bcher-kva.example\t@F:18\n"
 	    "nexthop      relay.example.net:587\t@F:19\n"
+	    "dane         on\tbuilt-in default\n"
 	    "mta-sts      not consulted: an explicit match names this domain\n");
 
 	/* An address match; a built-in profile changed by a section. */
@@ -313,6 +315,7 @@ test_full(void)
 	    "ca_bundle    @T/ca.crt\t[tls] at @F:2\n"
 	    "mx           (none: the MX host name)\tbuilt-in\n"
 	    "nexthop      (none)\tbuilt-in default\n"
+	    "dane         on\tbuilt-in\n"
 	    "mta-sts      not consulted: an explicit match names this domain\n");
 
 	/* mx from the profile; a bare domain. */
@@ -328,6 +331,7 @@ test_full(void)
 	    "ca_bundle    @T/ca.crt\t[tls] at @F:2\n"
 	    "mx           *.mx.partner.example\t@F:11\n"
 	    "nexthop      (none)\tbuilt-in default\n"
+	    "dane         on\tbuilt-in default\n"
 	    "mta-sts      not consulted: an explicit match names this domain\n");
 
 	/* "*", a profile that sets every inherited key. */
@@ -343,6 +347,7 @@ test_full(void)
 	    "ca_bundle    @T/other.crt\t@F:31\n"
 	    "mx           (none: the MX host name)\tbuilt-in default\n"
 	    "nexthop      (none)\tbuilt-in default\n"
+	    "dane         on\tbuilt-in default\n"
 	    "mta-sts      no policy cached (looked up at the first message)\n");
 	config_free(&cfg);
 }
@@ -367,6 +372,7 @@ test_defaults(void)
 	    "ca_bundle    @T/ca.crt\t[tls] at @F:2\n"
 	    "mx           (none: the MX host name)\tbuilt-in\n"
 	    "nexthop      (none)\tbuilt-in default\n"
+	    "dane         on\tbuilt-in\n"
 	    "mta-sts      no policy cached (looked up at the first message)\n");
 	config_free(&cfg);
 
@@ -389,6 +395,7 @@ test_defaults(void)
 	    "ca_bundle    @T/ca.crt\t[tls] at @F:2\n"
 	    "mx           (none: the MX host name)\tbuilt-in default\n"
 	    "nexthop      (none)\tbuilt-in default\n"
+	    "dane         on\tbuilt-in default\n"
 	    "mta-sts      no policy cached (looked up at the first message)\n");
 	config_free(&cfg);
 }
@@ -423,6 +430,7 @@ test_long_value(void)
 		    "ca.crt\t[tls] at @F:2\n"
 		    "mx           mx1.example.org, mx2.example.org\t@F:5\n"
 		    "nexthop      (none)\tbuilt-in default\n"
+		    "dane         on\tbuilt-in\n"
 		    "mta-sts      not consulted: an explicit match names this domain\n");
 	}
 	config_free(&cfg);
@@ -469,6 +477,7 @@ test_invalid(void)
 	    "ca_bundle    @T/ca.crt\t[tls] at @F:2\n"
 	    "mx           (none: the MX host name)\tbuilt-in\n"
 	    "nexthop      (none)\tbuilt-in default\n"
+	    "dane         on\tbuilt-in\n"
 	    "mta-sts      no policy cached (looked up at the first message)\n");
 	config_free(&cfg);
 }
