@@ -16,7 +16,8 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       gcc make libc6-dev pkg-config ca-certificates android-libboringssl-dev \
-      libev-dev libinih-dev libc-ares-dev libidn2-dev libcurl4-gnutls-dev \
+      libev-dev libinih-dev libidn2-dev libcurl4-gnutls-dev \
+      libunbound-dev libevent-dev dns-root-data \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -38,7 +39,8 @@ CMD ["status"]
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      android-libboringssl libev4 libinih1 libc-ares2 libidn2-0 \
+      android-libboringssl libev4 libinih1 libidn2-0 \
+      libunbound8 libevent-2.1-7 dns-root-data \
       libcurl3-gnutls ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 # A fixed UID/GID, so that Kubernetes' runAsUser and the redirect's

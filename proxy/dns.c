@@ -952,6 +952,15 @@ dns_set_servers(struct dns *d, const char *servers, char *err, size_t errlen)
 	return 0;
 }
 
+static void
+dns_warm_done(void *arg, int err, struct ub_result *res)
+{
+	(void)arg;
+	(void)err;
+	if (res != NULL)
+		ub_resolve_free(res);
+}
+
 static int
 dns_opt(struct dns *d, const char *opt, const char *val, char *err,
     size_t errlen)
@@ -1052,6 +1061,13 @@ dns_new(struct ev_loop *loop, const struct dns_options *o, char *err,
 	}
 	ev_io_init(&d->io, dns_io_cb, fd, EV_READ);
 	d->io.data = d;
+	/*
+	 * Start the resolver thread now with a name libunbound answers
+	 * itself: its descriptors exist from the start, not from the first
+	 * message (a steady count is how leaks are told apart).
+	 */
+	(void)ub_resolve_async(d->ub, "localhost.", RR_A, 1, NULL,
+	    dns_warm_done, NULL);
 	return d;
 fail:
 	ub_ctx_delete(d->ub);

@@ -244,6 +244,13 @@ struct session {
 	int dane_tainted; /* an MX host's DNSSEC lookups were bogus or failed */
 	int dane_failed;  /* a DANE host could not be used */
 	char dane_error[400];
+	/*
+	 * Transparent mode: the first MX host of the recipient domain whose
+	 * secure addresses include the original destination (its TLSA name
+	 * after a CNAME in tp_dane_base); "" when there is none.
+	 */
+	char tp_dane[DNS_NAME_MAX];
+	char tp_dane_base[DNS_NAME_MAX];
 
 	/*
 	 * Transparent mode: where the MTA meant to connect, and which MX
@@ -1320,7 +1327,15 @@ session_dane_wanted(const struct session *s)
 
 	return s->cfg->dnssec != CONFIG_DNSSEC_OFF &&
 	    p->dane != DANE_MODE_OFF && p->tls != POLICY_TLS_OFF &&
-	    s->hops[s->hop_i].from_dns;
+	    (s->hops[s->hop_i].from_dns || s->transparent);
+}
+
+/* The MX host name DANE is about (in transparent mode, not the hop's). */
+static const char *
+session_dane_name(const struct session *s)
+{
+	return s->transparent ? s->tp_dane[0] ? s->tp_dane : s->orig_str :
+	    s->hops[s->hop_i].name;
 }
 
 /*
@@ -1351,7 +1366,7 @@ session_dane_note(struct session *s, enum tls_result r, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	log_warn(s->id, "dane-failure", "mx", s->hops[s->hop_i].name,
+	log_warn(s->id, "dane-failure", "mx", session_dane_name(s),
 	    "addr", s->up_addr[0] ? s->up_addr : NULL, "result",
 	    tls_result_name(r), "reason", why, NULL);
 	session_dane_count(r);
@@ -1364,7 +1379,7 @@ session_dane_note(struct session *s, enum tls_result r, const char *fmt, ...)
 static void
 session_dane_decided(struct session *s)
 {
-	const char *host = s->hops[s->hop_i].name;
+	const char *host = session_dane_name(s);
 	char fp[65];
 
 	s->verified_by[0] = '\0';
@@ -1523,6 +1538,17 @@ session_up_next_hop(struct session *s)
 		sin6->sin6_family = AF_INET6;
 		sin6->sin6_addr = a6;
 		s->naddrs = 1;
+	}
+	if (s->naddrs == 1 && s->transparent) {
+		/* The destination's DANE standing is its MX host's. */
+		s->addr_sec = s->tp_dane[0] ? DNSSEC_SECURE : DNSSEC_INSECURE;
+		snprintf(s->tlsa_base, sizeof(s->tlsa_base), "%s",
+		    s->tp_dane_base[0] ? s->tp_dane_base : s->tp_dane);
+		snprintf(s->tlsa_retry, sizeof(s->tlsa_retry), "%s",
+		    s->tp_dane_base[0] ? s->tp_dane : "");
+		session_enter(s, ST_UP_RESOLVE);
+		session_dane_host(s);
+		return;
 	}
 	if (s->naddrs == 1) {
 		session_up_try_addr(s);
@@ -1693,6 +1719,12 @@ session_tp_addr_result(void *arg, const struct dns_addr_result *res)
 		    s->ntp_names < s->tp_names->cap)
 			memcpy(s->tp_names->name[s->ntp_names++], name,
 			    strlen(name) + 1);
+		if (ok && s->tp_dane[0] == '\0' &&
+		    s->mx_sec == DNSSEC_SECURE && res->sec == DNSSEC_SECURE) {
+			snprintf(s->tp_dane, sizeof(s->tp_dane), "%s", name);
+			snprintf(s->tp_dane_base, sizeof(s->tp_dane_base), "%s",
+			    res->canon);
+		}
 		break;
 	}
 	session_tp_next(s);
@@ -1717,6 +1749,18 @@ session_tp_mx_result(void *arg, const struct dns_mx_result *res)
 
 	s->dq = NULL;
 	s->nhops = 0;
+	s->mx_sec = res->sec;
+	s->tp_dane[0] = '\0';
+	s->tp_dane_base[0] = '\0';
+	if (res->sec == DNSSEC_BOGUS) {
+		/* Its names cannot be trusted, nor its absence of DANE. */
+		log_warn(s->id, "dns", "domain", s->route_domain, "result",
+		    "bogus", "reason", res->error, NULL);
+		session_dane_count(TLS_RESULT_DNSSEC_INVALID);
+		session_log_delivery(s, "deferred", NULL, res->error);
+		session_txn_fail(s, "451 4.7.5 %s", res->error);
+		return;
+	}
 	if (res->status == DNS_OK)
 		for (i = 0; i < res->nmx && i < SESSION_HOSTS_MAX; i++) {
 			snprintf(s->hops[i].name, DNS_NAME_MAX, "%s",
@@ -2019,7 +2063,7 @@ session_dane_verify(struct session *s)
 
 	memset(&dr, 0, sizeof(dr));
 	if (s->up_dane == DANE_HOST_AUTH) {
-		names[nnames++] = s->hops[s->hop_i].name;
+		names[nnames++] = session_dane_name(s);
 		if (strcasecmp(s->tlsa_base, names[0]) != 0)
 			names[nnames++] = s->tlsa_base;
 		if (!dane_verify(s->up.ssl, &s->up_tlsa, names, nnames, &dr)) {
@@ -2046,7 +2090,7 @@ session_dane_verify(struct session *s)
 	    "version", s->facts.version, "cipher", s->facts.cipher, "verify",
 	    s->verify, "dane", dane_host_name(s->up_dane), "tlsa",
 	    dr.matched ? dr.matched_name[0] ? dr.matched_name :
-	    s->hops[s->hop_i].name : NULL, "resumed",
+	    session_dane_name(s) : NULL, "resumed",
 	    s->facts.resumed ? "yes" : "no", NULL);
 	session_tls_up(s);
 }

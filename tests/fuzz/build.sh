@@ -20,24 +20,24 @@ srcs() {
 	smtp_reply | smtp_command | smtp_data | smtp_normalise)
 		echo "proxy/smtp.c" ;;
 	config)
-		echo "proxy/config.c policy/seen.c policy/policy.c policy/failure.c -linih
+		echo "proxy/config.c policy/seen.c policy/policy.c policy/dane.c policy/dnssec.c policy/failure.c -linih
 		    -lidn2" ;;
 	document)
-		echo "policy/document.c policy/seen.c policy/policy.c -lidn2" ;;
+		echo "policy/document.c policy/seen.c policy/policy.c policy/dane.c policy/dnssec.c -lidn2" ;;
 	mtasts_txt | mtasts_policy)
-		echo "policy/mtasts.c policy/policy.c -lidn2" ;;
+		echo "policy/mtasts.c policy/policy.c policy/dane.c policy/dnssec.c -lidn2" ;;
 	fetchproto_request | fetchproto_response)
 		echo "policy/fetchproto.c" ;;
 	state)
-		echo "proxy/state.c policy/failure.c policy/policy.c -lidn2
+		echo "proxy/state.c policy/failure.c policy/policy.c policy/dane.c policy/dnssec.c -lidn2
 		    -lpthread" ;;
 	sts_record)
 		echo "proxy/sts.c proxy/clock.c proxy/dns.c proxy/fetcher.c
 		    proxy/file.c proxy/journal.c proxy/log.c proxy/metrics.c
-		    policy/mtasts.c policy/policy.c policy/fetchproto.c -lev
-		    -lcares -lidn2" ;;
+		    policy/mtasts.c policy/policy.c policy/dane.c policy/dnssec.c policy/fetchproto.c -levent
+		    -lunbound -lev -lidn2" ;;
 	policy_domain)
-		echo "policy/policy.c -lidn2" ;;
+		echo "policy/policy.c policy/dane.c policy/dnssec.c -lidn2" ;;
 	journal)
 		echo "proxy/journal.c -lev" ;;
 	*)
