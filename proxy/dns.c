@@ -21,7 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unbound.h>
+#include <unistd.h>
 
 #include "dns.h"
 
@@ -56,6 +58,16 @@ struct dns_part {
 	int pending;	 /* started, not yet answered or cancelled */
 	struct ub_result *res; /* kept until the user has seen it */
 	int err;	 /* libunbound error, when res is NULL */
+	/*
+	 * trust-ad: the AD bit comes from a query of our own to the
+	 * resolver (libunbound does not pass the bit on): its ID, whether
+	 * its answer is due, and what the bit said.
+	 */
+	unsigned short ad_id;
+	int ad_pending;
+	int ad;
+	unsigned char ad_q[DNS_NAME_MAX + 32]; /* the query, to match echoes */
+	size_t ad_qlen;
 };
 
 struct dns_query {
@@ -88,6 +100,9 @@ struct dns {
 	enum dns_dnssec dnssec;
 	double timeout;
 	ev_io io;	  /* libunbound's results pipe */
+	int ad_fd;	  /* trust-ad: UDP socket connected to the resolver */
+	ev_io ad_io;
+	unsigned short ad_next; /* IDs of our own AD queries */
 	ev_timer deliver; /* zero-delay: runs the ready list */
 	struct dns_query *live;	/* waiting for libunbound */
 	struct dns_query *ready, *ready_tail;
@@ -97,6 +112,8 @@ struct dns {
 
 static void dns_destroy(struct dns *d);
 static void dns_answered(void *arg, int err, struct ub_result *res);
+static void dns_maybe_finish(struct dns_query *q);
+static void dns_ad_io_cb(struct ev_loop *loop, ev_io *w, int revents);
 
 /*
  * The results pipe is watched only while lookups are out: an idle
@@ -105,10 +122,15 @@ static void dns_answered(void *arg, int err, struct ub_result *res);
 static void
 dns_watch(struct dns *d)
 {
-	if (d->live != NULL && !ev_is_active(&d->io))
+	if (d->live != NULL && !ev_is_active(&d->io)) {
 		ev_io_start(d->loop, &d->io);
-	else if (d->live == NULL && ev_is_active(&d->io))
+		if (d->ad_fd >= 0)
+			ev_io_start(d->loop, &d->ad_io);
+	} else if (d->live == NULL && ev_is_active(&d->io)) {
 		ev_io_stop(d->loop, &d->io);
+		if (d->ad_fd >= 0)
+			ev_io_stop(d->loop, &d->ad_io);
+	}
 }
 
 static void
@@ -252,14 +274,6 @@ dns_fail(struct dns_query *q, enum dns_status st, enum dnssec_status sec,
 	}
 }
 
-/* The AD bit of a trusted resolver's answer (header byte 3, 0x20). */
-static int
-dns_packet_ad(const struct ub_result *r)
-{
-	const unsigned char *p = r->answer_packet;
-
-	return p != NULL && r->answer_len >= 12 && (p[3] & 0x20) != 0;
-}
 
 /*
  * What one answer says: its status and DNSSEC standing.  Returns 1 when
@@ -301,7 +315,7 @@ dns_judge(struct dns *d, const struct dns_part *p, enum dns_status *st,
 	if (d->dnssec == DNS_DNSSEC_VALIDATE)
 		*sec = r->secure ? DNSSEC_SECURE : DNSSEC_INSECURE;
 	else if (d->dnssec == DNS_DNSSEC_TRUST_AD)
-		*sec = dns_packet_ad(r) ? DNSSEC_SECURE : DNSSEC_INSECURE;
+		*sec = p->ad ? DNSSEC_SECURE : DNSSEC_INSECURE;
 	else
 		*sec = DNSSEC_INSECURE;
 	if (r->havedata) {
@@ -651,10 +665,96 @@ dns_answered(void *arg, int err, struct ub_result *res)
 		dns_query_free(q);
 		return;
 	}
+	dns_maybe_finish(q);
+}
+
+/* Every part answered (and its AD query, under trust-ad): deliver. */
+static void
+dns_maybe_finish(struct dns_query *q)
+{
+	int i;
+
 	for (i = 0; i < q->started; i++)
-		if (q->part[i].pending)
+		if (q->part[i].pending || q->part[i].ad_pending)
 			return;
 	dns_finish(q);
+}
+
+/*
+ * trust-ad: a query of our own for the same name and type, RD and AD set
+ * (RFC 6840 5.7: a validating resolver then says in the AD bit whether
+ * the answer was validated).  Only the header of the answer is read.
+ */
+static void
+dns_ad_send(struct dns *d, struct dns_part *p, const char *name, int type)
+{
+	unsigned char *b = p->ad_q;
+	size_t at = 12;
+	const char *l = name;
+
+	p->ad_id = d->ad_next++;
+	memset(b, 0, 12);
+	b[0] = (unsigned char)(p->ad_id >> 8);
+	b[1] = (unsigned char)p->ad_id;
+	b[2] = 0x01; /* RD */
+	b[3] = 0x20; /* AD */
+	b[5] = 1;    /* one question */
+	while (*l != '\0') {
+		size_t n = strcspn(l, ".");
+
+		if (n == 0 || n > 63 || at + n + 6 > sizeof(p->ad_q))
+			return; /* not sent: no AD, the answer counts insecure */
+		b[at++] = (unsigned char)n;
+		memcpy(b + at, l, n);
+		at += n;
+		l += n;
+		if (*l == '.')
+			l++;
+	}
+	b[at++] = 0;
+	b[at++] = (unsigned char)(type >> 8);
+	b[at++] = (unsigned char)type;
+	b[at++] = 0;
+	b[at++] = 1; /* IN */
+	p->ad_qlen = at;
+	if (send(d->ad_fd, b, at, 0) == (ssize_t)at)
+		p->ad_pending = 1;
+}
+
+/* An answer to one of our AD queries: its ID and question must match. */
+static void
+dns_ad_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct dns *d = w->data;
+	unsigned char b[4096];
+	struct dns_query *q;
+	ssize_t n;
+	int i;
+
+	(void)loop;
+	(void)revents;
+	while ((n = recv(d->ad_fd, b, sizeof(b), MSG_DONTWAIT)) >= 12) {
+		unsigned short id = (unsigned short)(b[0] << 8 | b[1]);
+
+		if (!(b[2] & 0x80))
+			continue; /* not a response */
+		for (q = d->live; q != NULL; q = q->next)
+			for (i = 0; i < q->started; i++) {
+				struct dns_part *p = &q->part[i];
+
+				if (!p->ad_pending || p->ad_id != id ||
+				    (size_t)n < p->ad_qlen ||
+				    memcmp(b + 4, p->ad_q + 4, 2) != 0 ||
+				    strncasecmp((char *)b + 12,
+				    (char *)p->ad_q + 12, p->ad_qlen - 12) != 0)
+					continue;
+				p->ad = (b[3] & 0x20) != 0 && (b[3] & 0x0f) == 0;
+				p->ad_pending = 0;
+				if (!q->cancelled)
+					dns_maybe_finish(q);
+				return;
+			}
+	}
 }
 
 static void
@@ -683,9 +783,11 @@ dns_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			q->part[i].pending = 0;
 			q->part[i].err = DNS_ERR_TIMEOUT;
 		}
-	for (i = 0; i < q->started; i++)
+	for (i = 0; i < q->started; i++) {
+		q->part[i].ad_pending = 0; /* no answer: no AD */
 		if (q->part[i].pending)
 			return; /* its answer is on the way: take that */
+	}
 	dns_finish(q);
 }
 
@@ -741,6 +843,8 @@ dns_start(struct dns_query *q, const int *types, int ntypes, const char *name)
 	for (i = 0; i < ntypes; i++) {
 		q->part[i].pending = 1;
 		q->started = i + 1;
+		if (d->ad_fd >= 0)
+			dns_ad_send(d, &q->part[i], name, types[i]);
 		rc = ub_resolve_async(d->ub, name, types[i], 1, &q->part[i],
 		    dns_answered, &q->part[i].id);
 		if (rc != 0) {
@@ -749,7 +853,7 @@ dns_start(struct dns_query *q, const int *types, int ntypes, const char *name)
 		}
 	}
 	for (i = 0; i < q->started; i++)
-		if (q->part[i].pending) {
+		if (q->part[i].pending || q->part[i].ad_pending) {
 			/*
 			 * Two tries' worth, the second twice as long, as a
 			 * stub resolver would wait.
@@ -901,6 +1005,45 @@ dns_load_anchor(struct dns *d, const char *file, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * trust-ad: the socket for our AD queries, to the first server (the
+ * config allows only loopback ones for trust-ad).
+ */
+static int
+dns_ad_open(struct dns *d, const char *host, int port, char *err,
+    size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)&ss)->sin_addr) ==
+	    1) {
+		ss.ss_family = AF_INET;
+		((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
+		len = sizeof(struct sockaddr_in);
+	} else if (inet_pton(AF_INET6, host,
+	    &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
+		ss.ss_family = AF_INET6;
+		((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+		len = sizeof(struct sockaddr_in6);
+	} else {
+		snprintf(err, errlen, "dns: server \"%s\" is not an address",
+		    host);
+		return -1;
+	}
+	if ((d->ad_fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0)) < 0 ||
+	    connect(d->ad_fd, (struct sockaddr *)&ss, len) < 0) {
+		snprintf(err, errlen, "dns: trust-ad socket to %s: %s", host,
+		    strerror(errno));
+		return -1;
+	}
+	ev_io_init(&d->ad_io, dns_ad_io_cb, d->ad_fd, EV_READ);
+	d->ad_io.data = d;
+	return 0;
+}
+
 /* "ADDR:PORT,[V6]:PORT" (the config's form) to libunbound's forwarders. */
 static int
 dns_set_servers(struct dns *d, const char *servers, char *err, size_t errlen)
@@ -939,6 +1082,10 @@ dns_set_servers(struct dns *d, const char *servers, char *err, size_t errlen)
 			port = NULL;
 		snprintf(addr, sizeof(addr), "%s%s%s", host,
 		    port != NULL ? "@" : "", port != NULL ? port : "");
+		if (d->dnssec == DNS_DNSSEC_TRUST_AD && d->ad_fd < 0 &&
+		    dns_ad_open(d, host, port != NULL ? atoi(port) : 53, err,
+		    errlen) < 0)
+			return -1;
 		if ((rc = ub_ctx_set_fwd(d->ub, addr)) != 0) {
 			snprintf(err, errlen, "dns: servers \"%s\": \"%s\" is "
 			    "not ADDRESS[:PORT] (%s)", servers, item,
@@ -994,6 +1141,7 @@ dns_new(struct ev_loop *loop, const struct dns_options *o, char *err,
 		return NULL;
 	}
 	d->loop = loop;
+	d->ad_fd = -1;
 	d->dnssec = o->dnssec;
 	d->timeout = o->timeout;
 	ev_init(&d->deliver, dns_deliver_cb);
@@ -1071,6 +1219,8 @@ dns_new(struct ev_loop *loop, const struct dns_options *o, char *err,
 	return d;
 fail:
 	ub_ctx_delete(d->ub);
+	if (d->ad_fd >= 0)
+		close(d->ad_fd);
 	free(d);
 	return NULL;
 }
@@ -1083,6 +1233,10 @@ dns_destroy(struct dns *d)
 
 	ev_io_stop(d->loop, &d->io);
 	ev_timer_stop(d->loop, &d->deliver);
+	if (d->ad_fd >= 0) {
+		ev_io_stop(d->loop, &d->ad_io);
+		close(d->ad_fd);
+	}
 	/* Cancels what is in flight: no callback of ours runs after this. */
 	ub_ctx_delete(d->ub);
 	while ((q = d->live) != NULL) {
