@@ -23,7 +23,7 @@ LIB_ASAN_OBJ := $(filter-out build/asan/obj/proxy/main.o,$(ASAN_OBJ))
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(patsubst tests/unit/%.c,build/asan/%,$(UNIT_SRC))
 
-.PHONY: all run test unit integration deps deps-test check-deps bench fuzz fuzz-regress clean
+.PHONY: all run test unit integration deps deps-test check-deps bench bench-dane fuzz fuzz-regress clean
 
 all: build/mxtls build/mxtls-fetch
 
@@ -96,6 +96,12 @@ fuzz-regress:
 # stunnel4 if missing.  Not part of `make test`.
 bench: all
 	@sh tests/bench/run.sh
+	@$(MAKE) --no-print-directory bench-dane
+
+# What DANE costs: W1/W2 with DNSSEC validation and a TLSA record against
+# dnssec = off, on a signed test zone (docs/bench.md).
+bench-dane: all
+	@sh tests/bench/dane.sh
 
 clean:
 	rm -rf build

@@ -562,7 +562,7 @@ mx_wait_count() {
 # (a [proxy] line; repeatable), private_mx= ([dns] allow_private_mx, default
 # yes: the test MXs are on loopback), dnssec= ([dns] dnssec, default off:
 # dnsmasq's .test is unsigned and has no chain from a root), trust_anchor=
-# ([dns] trust_anchor), config=FILE (use FILE as it is).  The extra sections come from stdin (always give
+# ([dns] trust_anchor), log_level= (default debug), config=FILE (use FILE as it is).  The extra sections come from stdin (always give
 # one, </dev/null when there is nothing to add).  Sets MXTLS_PORT,
 # MXTLS_CONF, MXTLS_LOG, MXTLS_PID.  Each start gets a fresh state_dir.
 mxtls_start() {
@@ -574,8 +574,10 @@ mxtls_start() {
 	_pmx=yes
 	_dnssec=off
 	_anchor=""
+	_loglevel=debug
 	for _kv in "$@"; do
 		case $_kv in
+		log_level=*) _loglevel=${_kv#log_level=} ;;
 		default=*) _def=${_kv#default=} ;;
 		dnssec=*) _dnssec=${_kv#dnssec=} ;;
 		trust_anchor=*) _anchor="
@@ -606,7 +608,7 @@ listen = 127.0.0.1:$MXTLS_PORT
 hostname = mxtls.test
 allow_clients = 127.0.0.0/8
 state_dir = state
-log_level = debug
+log_level = $_loglevel
 user = nobody
 admin_listen = 127.0.0.1:$MXTLS_ADMIN_PORT$_px
 
