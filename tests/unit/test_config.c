@@ -1299,6 +1299,49 @@ test_private_mx(void)
 	    "ADDRESS or ADDRESS/PREFIX (or \"yes\", \"no\")");
 }
 
+/*
+ * [dns] dnssec: validate unless set; trust-ad only with loopback servers
+ * (anyone on the path could set the AD bit of a farther one); a trust
+ * anchor that cannot be read is an error of its line.
+ */
+static void
+test_dnssec(void)
+{
+	struct config cfg;
+
+	if (LOAD_OK("d.ini", "[tls]\nca_bundle = ca.crt\n", &cfg) == 0) {
+		CHECK_INT(cfg.dnssec, CONFIG_DNSSEC_VALIDATE);
+		CHECK(cfg.trust_anchor == NULL);
+	}
+	config_free(&cfg);
+	if (LOAD_OK("d.ini", "[tls]\nca_bundle = ca.crt\n[dns]\n"
+	    "servers = 127.0.0.1:53, [::1]:5353\ndnssec = trust-ad\n",
+	    &cfg) == 0)
+		CHECK_INT(cfg.dnssec, CONFIG_DNSSEC_TRUST_AD);
+	config_free(&cfg);
+	if (LOAD_OK("d.ini", "[tls]\nca_bundle = ca.crt\n[dns]\n"
+	    "servers = recursive\ndnssec = off\n", &cfg) == 0) {
+		CHECK_INT(cfg.dnssec, CONFIG_DNSSEC_OFF);
+		CHECK_STR(cfg.dns_servers, "recursive");
+	}
+	config_free(&cfg);
+	LOAD_ERR("e.ini", "[dns]\ndnssec = maybe\n",
+	    "F:2: [dns] dnssec: \"maybe\": expected validate, trust-ad or off");
+	LOAD_ERR("e.ini", "[tls]\nca_bundle = ca.crt\n[dns]\n"
+	    "servers = 192.0.2.53\ndnssec = trust-ad\n",
+	    "F:5: [dns] dnssec: trust-ad trusts the AD bit only from "
+	    "loopback servers, not 192.0.2.53:53");
+	LOAD_ERR("e.ini", "[tls]\nca_bundle = ca.crt\n[dns]\n"
+	    "dnssec = trust-ad\n",
+	    "F:4: [dns] dnssec: trust-ad needs [dns] servers naming a "
+	    "validating resolver on loopback");
+	LOAD_ERR("e.ini", "[dns]\ntrust_anchor = /nonexistent/root.key\n",
+	    "F:2: [dns] trust_anchor: /nonexistent/root.key: No such file or "
+	    "directory");
+	LOAD_ERR("e.ini", "[profile p]\ndane = sometimes\n",
+	    "F:2: [profile p] dane: \"sometimes\": expected on, off or only");
+}
+
 /* [policy] mta_sts_cache_bytes: 16 MiB unless set, at least 1 MiB. */
 static void
 test_mta_sts_cache_bytes(void)
@@ -1389,6 +1432,7 @@ main(void)
 	RUN(test_operations);
 	RUN(test_connection_cache);
 	RUN(test_private_mx);
+	RUN(test_dnssec);
 	RUN(test_mta_sts_cache_bytes);
 	RUN(test_dsn_submit);
 	RUN(R17_07_data_done_timeout_below_the_MTAs_600_s);
