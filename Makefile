@@ -1,13 +1,22 @@
 # mxtls — see README.md.  `make run` and `make test` install what is
 # missing (Debian packages), build, then run or test.
 
+# The one place the version is written: mxtls -V, mxtls-fetch -V, the .deb.
+VERSION = 0.1.0
 CC      = cc
+# Debian's BoringSSL lives in the multiarch directory of the target (amd64:
+# x86_64-linux-gnu, arm64: aarch64-linux-gnu); a cross build passes
+# DEB_HOST_MULTIARCH (or has dpkg-architecture read it from its environment).
+DEB_HOST_MULTIARCH ?= $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || $(CC) -print-multiarch)
 BSSL_INC = /usr/include/android
-BSSL_LIB = /usr/lib/x86_64-linux-gnu/android
+BSSL_LIB = /usr/lib/$(DEB_HOST_MULTIARCH)/android
 # Reply and log texts are cut to size on purpose: snprintf truncation is no bug.
 WARN    = -Wall -Wextra -Werror -Wno-format-truncation
-CFLAGS  = -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -Iproxy -Ipolicy -isystem $(BSSL_INC)
+DEFS    = -DMXTLS_VERSION='"$(VERSION)"'
+CFLAGS  = -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) $(DEFS) -Iproxy -Ipolicy -isystem $(BSSL_INC)
 LDLIBS  = -L$(BSSL_LIB) -Wl,-rpath,$(BSSL_LIB) -lssl -lcrypto -lev -lcares -linih -lidn2 -lpthread
+# sd_notify, for the daemon alone (unit tests and mxtls-fetch do without).
+MXTLS_LIBS = -lsystemd
 SAN     = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 PROXY_SRC  := $(wildcard proxy/*.c)
@@ -24,26 +33,28 @@ UNIT_BIN   := $(patsubst tests/unit/%.c,build/asan/%,$(UNIT_SRC))
 all: build/mxtls build/mxtls-fetch
 
 build/mxtls: $(OBJ)
-	$(CC) -o $@ $(OBJ) $(LDLIBS)
+	$(CC) -o $@ $(OBJ) $(LDLIBS) $(MXTLS_LIBS)
 
 build/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-# The fetcher links libcurl and never BoringSSL (SPEC.md section 2): it is
-# built without the BoringSSL include path and libraries.
+# The fetcher links libcurl and never BoringSSL (libcurl brings OpenSSL's
+# libcrypto, whose symbols BoringSSL would then serve in the same process;
+# docs/security.md, "One TLS library per process"): it is built without the
+# BoringSSL include path and libraries.
 FETCH_SRC := policy/fetch.c policy/fetchproto.c
 build/mxtls-fetch: $(FETCH_SRC) policy/fetchproto.h
 	@mkdir -p $(dir $@)
-	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -Ipolicy -o $@ $(FETCH_SRC) -lcurl
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) $(DEFS) -Ipolicy -o $@ $(FETCH_SRC) -lcurl
 
 build/asan/mxtls-fetch: $(FETCH_SRC) policy/fetchproto.h
 	@mkdir -p $(dir $@)
-	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) $(SAN) -Ipolicy -o $@ $(FETCH_SRC) -lcurl
+	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) $(DEFS) $(SAN) -Ipolicy -o $@ $(FETCH_SRC) -lcurl
 
 # The same daemon under AddressSanitizer + UBSan, used by the integration tests.
 build/asan/mxtls: $(ASAN_OBJ)
-	$(CC) $(SAN) -o $@ $(ASAN_OBJ) $(LDLIBS)
+	$(CC) $(SAN) -o $@ $(ASAN_OBJ) $(LDLIBS) $(MXTLS_LIBS)
 
 build/asan/obj/%.o: %.c
 	@mkdir -p $(dir $@)
