@@ -5,7 +5,7 @@
  *
  * Why a separate program: libcurl drags OpenSSL's libcrypto into the
  * process, and BoringSSL in mxtls would then serve OpenSSL's symbols
- * (SPEC.md section 2).  So this program links libcurl and never
+ * (docs/behaviour.md section 1).  So this program links libcurl and never
  * BoringSSL, and mxtls links BoringSSL and never libcurl.
  *
  * It transports bytes and nothing else: mxtls parses and validates what
