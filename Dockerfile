@@ -50,7 +50,8 @@ RUN groupadd --system --gid 10025 mxtls \
       --no-create-home --shell /usr/sbin/nologin mxtls \
  && install -d -o mxtls -g mxtls -m 0700 /var/lib/mxtls
 # Both programs of `make`: the proxy and its HTTPS policy fetcher
-# (mxtls-fetch links libcurl, mxtls BoringSSL: SPEC.md section 2).
+# (mxtls-fetch links libcurl, mxtls BoringSSL: never both in one process,
+# docs/behaviour.md "Parts").
 COPY --from=build /src/build/mxtls /src/build/mxtls-fetch /usr/local/bin/
 COPY ca-bundles/ca-certificates.crt /usr/share/mxtls/ca-certificates.crt
 COPY deploy/container/mxtls.ini /etc/mxtls/mxtls.ini

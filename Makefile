@@ -1,17 +1,29 @@
 # mxtls — see README.md.  `make run` and `make test` install what is
 # missing (Debian packages), build, then run or test.
 
+# The one place the version is written: mxtls -V, mxtls-fetch -V, the .deb.
+VERSION = 0.1.0
 CC      = cc
+# Debian's BoringSSL lives in the multiarch directory of the target (amd64:
+# x86_64-linux-gnu, arm64: aarch64-linux-gnu).  A cross build names the
+# Debian architecture (make DEB_HOST_ARCH=arm64 CC=aarch64-linux-gnu-gcc)
+# or the directory itself (DEB_HOST_MULTIARCH=aarch64-linux-gnu); without
+# dpkg-dev, the compiler says.
+DEB_HOST_ARCH ?= $(shell dpkg-architecture -qDEB_HOST_ARCH 2>/dev/null || dpkg --print-architecture)
+DEB_HOST_MULTIARCH ?= $(shell dpkg-architecture -a$(DEB_HOST_ARCH) -qDEB_HOST_MULTIARCH 2>/dev/null || $(CC) -print-multiarch)
 BSSL_INC = /usr/include/android
-BSSL_LIB = /usr/lib/x86_64-linux-gnu/android
+BSSL_LIB = /usr/lib/$(DEB_HOST_MULTIARCH)/android
 # Reply and log texts are cut to size on purpose: snprintf truncation is no bug.
 WARN    = -Wall -Wextra -Werror -Wno-format-truncation
-CFLAGS  = -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -Iproxy -Ipolicy -isystem $(BSSL_INC)
+DEFS    = -DMXTLS_VERSION='"$(VERSION)"'
+CFLAGS  = -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) $(DEFS) -Iproxy -Ipolicy -isystem $(BSSL_INC)
 # libev exports libevent-compatible event_* functions: libunbound's resolver
 # thread must find the real libevent first, so it is named before libev
 # (check-deps.sh checks the order in the binary).
 LDLIBS  = -L$(BSSL_LIB) -Wl,-rpath,$(BSSL_LIB) -lssl -lcrypto \
 	-Wl,--no-as-needed -levent -lunbound -lev -linih -lidn2 -lpthread
+# sd_notify, for the daemon alone (unit tests and mxtls-fetch do without).
+MXTLS_LIBS = -lsystemd
 SAN     = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 PROXY_SRC  := $(wildcard proxy/*.c)
@@ -23,31 +35,33 @@ LIB_ASAN_OBJ := $(filter-out build/asan/obj/proxy/main.o,$(ASAN_OBJ))
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(patsubst tests/unit/%.c,build/asan/%,$(UNIT_SRC))
 
-.PHONY: all run test unit integration deps deps-test check-deps bench bench-dane fuzz fuzz-regress clean
+.PHONY: all run test unit integration deps deps-test check-deps bench bench-dane fuzz fuzz-regress clean install deb
 
 all: build/mxtls build/mxtls-fetch
 
 build/mxtls: $(OBJ)
-	$(CC) -o $@ $(OBJ) $(LDLIBS)
+	$(CC) -o $@ $(OBJ) $(LDLIBS) $(MXTLS_LIBS)
 
 build/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-# The fetcher links libcurl and never BoringSSL (SPEC.md section 2): it is
-# built without the BoringSSL include path and libraries.
+# The fetcher links libcurl and never BoringSSL (libcurl brings OpenSSL's
+# libcrypto, whose symbols BoringSSL would then serve in the same process;
+# docs/security.md, "One TLS library per process"): it is built without the
+# BoringSSL include path and libraries.
 FETCH_SRC := policy/fetch.c policy/fetchproto.c
 build/mxtls-fetch: $(FETCH_SRC) policy/fetchproto.h
 	@mkdir -p $(dir $@)
-	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -Ipolicy -o $@ $(FETCH_SRC) -lcurl
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) $(DEFS) -Ipolicy -o $@ $(FETCH_SRC) -lcurl
 
 build/asan/mxtls-fetch: $(FETCH_SRC) policy/fetchproto.h
 	@mkdir -p $(dir $@)
-	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) $(SAN) -Ipolicy -o $@ $(FETCH_SRC) -lcurl
+	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) $(DEFS) $(SAN) -Ipolicy -o $@ $(FETCH_SRC) -lcurl
 
 # The same daemon under AddressSanitizer + UBSan, used by the integration tests.
 build/asan/mxtls: $(ASAN_OBJ)
-	$(CC) $(SAN) -o $@ $(ASAN_OBJ) $(LDLIBS)
+	$(CC) $(SAN) -o $@ $(ASAN_OBJ) $(LDLIBS) $(MXTLS_LIBS)
 
 build/asan/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -102,6 +116,64 @@ bench: all
 # dnssec = off, on a signed test zone (docs/bench.md).
 bench-dane: all
 	@sh tests/bench/dane.sh
+
+# ---- install, deb
+
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR  ?= $(PREFIX)/share/man
+DATADIR ?= $(PREFIX)/share/mxtls
+DOCDIR  ?= $(PREFIX)/share/doc/mxtls
+SYSCONFDIR ?= /etc
+# systemd reads units and sysusers.d from /usr/local/lib too.
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+# The shipped unit and config name /usr/local; they get the paths of this
+# install instead.
+SUBST = sed -e 's|/usr/local/bin/|$(BINDIR)/|g' -e 's|/usr/local/sbin/|$(SBINDIR)/|g' \
+	-e 's|/usr/local/share/mxtls/|$(DATADIR)/|g' -e 's|/etc/mxtls/|$(SYSCONFDIR)/mxtls/|g'
+
+# Binaries, man page, CA bundle, the systemd units and user, the example
+# config (and /etc/mxtls/mxtls.ini, only where there is none yet: never
+# overwrite an administrator's config).  DESTDIR stages it elsewhere.
+install: all
+	install -D -m 0755 build/mxtls $(DESTDIR)$(BINDIR)/mxtls
+	install -D -m 0755 build/mxtls-fetch $(DESTDIR)$(BINDIR)/mxtls-fetch
+	install -D -m 0755 deploy/redirect.sh $(DESTDIR)$(SBINDIR)/mxtls-redirect
+	install -D -m 0644 docs/mxtls.8 $(DESTDIR)$(MANDIR)/man8/mxtls.8
+	install -D -m 0644 ca-bundles/ca-certificates.crt $(DESTDIR)$(DATADIR)/ca-certificates.crt
+	install -d -m 0755 $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(DOCDIR)
+	$(SUBST) deploy/systemd/mxtls.service >$(DESTDIR)$(SYSTEMDUNITDIR)/mxtls.service
+	$(SUBST) deploy/systemd/mxtls-redirect.service >$(DESTDIR)$(SYSTEMDUNITDIR)/mxtls-redirect.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/mxtls.service $(DESTDIR)$(SYSTEMDUNITDIR)/mxtls-redirect.service
+	install -D -m 0644 deploy/systemd/mxtls.sysusers $(DESTDIR)$(SYSUSERSDIR)/mxtls.conf
+	$(SUBST) deploy/systemd/mxtls.ini >$(DESTDIR)$(DOCDIR)/mxtls.ini
+	install -m 0644 deploy/mxtls.example.ini README.md LICENSE docs/behaviour.md docs/security.md $(DESTDIR)$(DOCDIR)/
+	chmod 0644 $(DESTDIR)$(DOCDIR)/mxtls.ini
+	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/mxtls
+	[ -e $(DESTDIR)$(SYSCONFDIR)/mxtls/mxtls.ini ] || \
+		install -m 0644 $(DESTDIR)$(DOCDIR)/mxtls.ini $(DESTDIR)$(SYSCONFDIR)/mxtls/mxtls.ini
+
+# A .deb from a staged tree (dpkg-deb --build), for the architecture built
+# for; Depends from the libraries the binaries link (dpkg-shlibdeps).
+DEB      = build/mxtls_$(VERSION)_$(DEB_HOST_ARCH).deb
+DEBROOT  = build/deb/root
+deb: all
+	rm -rf build/deb
+	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/$(DEBROOT) PREFIX=/usr \
+		SYSTEMDUNITDIR=/lib/systemd/system SYSUSERSDIR=/usr/lib/sysusers.d
+	mkdir -p build/deb/src/debian $(DEBROOT)/DEBIAN
+	printf 'Source: mxtls\n\nPackage: mxtls\nArchitecture: any\n' >build/deb/src/debian/control
+	depends=$$(cd build/deb/src && dpkg-shlibdeps -O -e $(CURDIR)/$(DEBROOT)/usr/bin/mxtls \
+		-e $(CURDIR)/$(DEBROOT)/usr/bin/mxtls-fetch 2>/dev/null | sed -n 's/^shlibs:Depends=//p') && \
+	[ -n "$$depends" ] && \
+	sed -e 's/@VERSION@/$(VERSION)/' -e 's/@ARCH@/$(DEB_HOST_ARCH)/' \
+		-e "s/@DEPENDS@/$$depends/" \
+		-e "s/@SIZE@/$$(du -sk $(DEBROOT) | cut -f1)/" deploy/deb/control >$(DEBROOT)/DEBIAN/control
+	install -m 0644 deploy/deb/conffiles $(DEBROOT)/DEBIAN/conffiles
+	install -m 0755 deploy/deb/postinst $(DEBROOT)/DEBIAN/postinst
+	dpkg-deb --root-owner-group --build $(DEBROOT) $(DEB)
 
 clean:
 	rm -rf build

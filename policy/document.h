@@ -1,5 +1,5 @@
 /*
- * The central policy document (SPEC.md section 5): the config file's
+ * The central policy document (docs/behaviour.md section 6): the config file's
  * INI format, restricted to [profile NAME] and [match PATTERN] sections
  * plus one [document] section carrying "serial = N".  Parsed from memory
  * (it arrives from mxtls-fetch or from the copy in state_dir), never

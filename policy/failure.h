@@ -1,5 +1,5 @@
 /*
- * The failure table of SPEC.md section 4 as pure functions of
+ * The failure table of docs/behaviour.md section 7 as pure functions of
  * (profile, what happened, the retry record, now).  No clock, no I/O: the
  * caller passes the time and stores the record.
  */

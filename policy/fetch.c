@@ -5,7 +5,7 @@
  *
  * Why a separate program: libcurl drags OpenSSL's libcrypto into the
  * process, and BoringSSL in mxtls would then serve OpenSSL's symbols
- * (SPEC.md section 2).  So this program links libcurl and never
+ * (docs/behaviour.md section 1).  So this program links libcurl and never
  * BoringSSL, and mxtls links BoringSSL and never libcurl.
  *
  * It transports bytes and nothing else: mxtls parses and validates what
@@ -24,6 +24,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -866,14 +867,26 @@ read_input(void)
 	return 1;
 }
 
+/* The version comes from the Makefile (VERSION), as mxtls's. */
+#ifndef MXTLS_VERSION
+#define MXTLS_VERSION "unknown"
+#endif
+
 static void
-usage(void)
+usage(FILE *out)
 {
-	fprintf(stderr, "usage: mxtls-fetch [-f FD]\n"
-	    "  speaks policy/fetch-protocol.md on FD (default %d), which "
-	    "must be a socket\n  or bidirectional pipe set up by mxtls\n",
-	    DEFAULT_FD);
-	exit(64);
+	fprintf(out, "usage:\n"
+	    "  mxtls-fetch [-f FD]\n"
+	    "      Fetch policy documents over HTTPS for mxtls, which starts\n"
+	    "      it: speaks policy/fetch-protocol.md on FD (default %d), a\n"
+	    "      socket or bidirectional pipe set up by mxtls.\n"
+	    "  mxtls-fetch -h | --help\n"
+	    "      This text.\n"
+	    "  mxtls-fetch -V | --version\n"
+	    "      Print the version.\n"
+	    "See mxtls(8).\n", DEFAULT_FD);
+	if (out == stderr)
+		exit(64);
 }
 
 int
@@ -882,25 +895,36 @@ main(int argc, char **argv)
 	curl_version_info_data *v;
 	long wait_ms = POLL_MS;
 	int c, fl, running;
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
 
-	while ((c = getopt(argc, argv, "f:")) != -1) {
+	while ((c = getopt_long(argc, argv, "f:hV", longopts, NULL)) != -1) {
 		switch (c) {
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("mxtls-fetch %s\n", MXTLS_VERSION);
+			return 0;
 		case 'f': {
 			char *end;
 			long fd = strtol(optarg, &end, 10);
 
 			if (*optarg == '\0' || *end != '\0' || fd < 0 ||
 			    fd > INT_MAX)
-				usage();
+				usage(stderr);
 			io_fd = (int)fd;
 			break;
 		}
 		default:
-			usage();
+			usage(stderr);
 		}
 	}
 	if (optind != argc)
-		usage();
+		usage(stderr);
 	if ((fl = fcntl(io_fd, F_GETFL)) < 0) {
 		logmsg("error", "fd %d: %s (mxtls passes the socket as fd %d)",
 		    io_fd, strerror(errno), DEFAULT_FD);

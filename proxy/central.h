@@ -1,5 +1,5 @@
 /*
- * The central policy document (SPEC.md section 5): fetched from
+ * The central policy document (docs/behaviour.md section 6): fetched from
  * [policy] url every `refresh` seconds through mxtls-fetch, checked
  * (signature, serial, parse, fit with the local config) and handed to the
  * owner; the last good copy is kept in state_dir so a restart without

@@ -148,7 +148,7 @@ struct config {
 	 */
 	struct policy_origin tls_origins[POLICY_P_NKEYS];
 
-	/* [policy]: the central policy and MTA-STS (SPEC.md section 5) */
+	/* [policy]: the central policy and MTA-STS (docs/behaviour.md section 6) */
 	char *policy_url;	  /* https://...; NULL: no central policy */
 	double policy_refresh;	  /* seconds between fetches: 3600 */
 	char *https_ca_bundle;	  /* CAs of the policy server; NULL: system */

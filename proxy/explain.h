@@ -1,6 +1,6 @@
 /*
  * `mxtls explain RECIPIENT`: the effective policy for one recipient, and
- * where each part of it came from (SPEC.md section 6).
+ * where each part of it came from (docs/behaviour.md section 6).
  */
 #ifndef MXTLS_EXPLAIN_H
 #define MXTLS_EXPLAIN_H

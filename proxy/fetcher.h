@@ -1,6 +1,6 @@
 /*
  * mxtls's side of the fetcher: starts and supervises the separate
- * mxtls-fetch program (SPEC.md section 2; it links libcurl, which must
+ * mxtls-fetch program (docs/behaviour.md section 1; it links libcurl, which must
  * never share a process with BoringSSL), sends it requests over a
  * socketpair and hands each response back to whoever asked.  The framing
  * is policy/fetch-protocol.md (encoded and decoded by policy/fetchproto.c).

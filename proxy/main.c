@@ -3,6 +3,7 @@
  * else lives in its own module; this file only wires them together.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <grp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,7 +11,10 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <systemd/sd-daemon.h>
 
 #include "admin.h"
 #include "central.h"
@@ -28,8 +32,7 @@
 #include "sign.h"
 #include "state.h"
 #include "sts.h"
-
-#define MXTLS_VERSION "0.1.0"
+#include "usage.h"
 
 static struct {
 	const char *file;
@@ -89,19 +92,21 @@ main_explain(struct runtime *rt, const char *recipient)
 	return r;
 }
 
+/*
+ * Tell systemd (Type=notify) where we are.  sd_notify does nothing
+ * without NOTIFY_SOCKET, and a failure to tell is no reason to stop.
+ */
 static void
-usage(void)
+main_notify(const char *what)
 {
-	fprintf(stderr, "usage: mxtls [-t] -c FILE\n"
-	    "       mxtls -c FILE explain RECIPIENT\n"
-	    "       mxtls -c FILE state\n"
-	    "       mxtls keygen -o PRIVATE-KEY-FILE\n"
-	    "       mxtls sign-policy -k PRIVATE-KEY-FILE DOCUMENT\n"
-	    "  -c FILE  the configuration file\n"
-	    "  -t       check the configuration and exit (1 on errors)\n"
-	    "  explain  print the effective policy for RECIPIENT and where\n"
-	    "           each part of it comes from\n"
-	    "  state    list the retry records of hosts whose TLS failed\n");
+	(void)sd_notify(0, what);
+}
+
+/* A usage error: that command's usage (or all of it) and exit 2. */
+static void
+usage(const char *cmd)
+{
+	usage_write(stderr, cmd, cmd == NULL);
 	exit(2);
 }
 
@@ -144,6 +149,7 @@ main_stop(struct ev_loop *loop, ev_signal *w, int revents)
 		return;
 	}
 	log_info(0, "shutdown", "signal", n, NULL);
+	main_notify("STOPPING=1");
 	d.draining = 1;
 	d.px.draining = 1;
 	upcache_flush(&d.px.cache);
@@ -191,6 +197,23 @@ main_apply_document(void *arg, const char *text, size_t len,
 	return 0;
 }
 
+/*
+ * RELOADING=1 with the time it began: systemd's Type=notify-reload wants
+ * MONOTONIC_USEC, plain Type=notify ignores it.
+ */
+static void
+main_notify_reloading(void)
+{
+	struct timespec ts;
+	char msg[64];
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
+	    (unsigned long long)ts.tv_sec * 1000000ULL +
+	    (unsigned long long)ts.tv_nsec / 1000);
+	main_notify(msg);
+}
+
 /* SIGHUP: build the new config completely; keep the old one on error. */
 static void
 main_reload(struct ev_loop *loop, ev_signal *w, int revents)
@@ -203,8 +226,11 @@ main_reload(struct ev_loop *loop, ev_signal *w, int revents)
 
 	(void)w;
 	(void)revents;
-	if ((f = open_memstream(&errors, &len)) == NULL)
+	main_notify_reloading();
+	if ((f = open_memstream(&errors, &len)) == NULL) {
+		main_notify("READY=1");
 		return;
+	}
 	rt = runtime_load(loop, d.file, f);
 	/* The central document must fit the new local config too. */
 	eff = rt;
@@ -221,6 +247,8 @@ main_reload(struct ev_loop *loop, ev_signal *w, int revents)
 		metrics_inc("mxtls_config_reloads_total", "outcome=\"failed\"",
 		    1);
 		free(errors);
+		/* The old config stays in force: ready as before. */
+		main_notify("READY=1");
 		return;
 	}
 	free(errors);
@@ -236,6 +264,7 @@ main_reload(struct ev_loop *loop, ev_signal *w, int revents)
 		central_configure(d.central, &rt->cfg);
 	metrics_inc("mxtls_config_reloads_total", "outcome=\"ok\"", 1);
 	log_info(0, "reloaded", "config", d.file, NULL);
+	main_notify("READY=1");
 }
 
 /* Expired retry records are dropped so the file stays small. */
@@ -439,6 +468,8 @@ main_run(void)
 	    cfg->listen_str, "mode",
 	    cfg->mode == CONFIG_MODE_TRANSPARENT ? "transparent" : "relay",
 	    "hostname", cfg->hostname, "config", d.file, NULL);
+	/* Listening, privileges dropped, signals handled: mail may come. */
+	main_notify("READY=1");
 
 	ev_run(d.px.loop, 0);
 
@@ -476,7 +507,12 @@ main(int argc, char **argv)
 	struct state *st;
 	const char *cmd = NULL, *off;
 	char warn[512] = "";
-	int ch, check = 0, r;
+	int ch, check = 0, help = 0, r;
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
 
 	/* Tests move the clock across restarts through the environment. */
 	if ((off = getenv("MXTLS_CLOCK_OFFSET")) != NULL)
@@ -485,7 +521,7 @@ main(int argc, char **argv)
 	    strcmp(argv[1], "sign-policy") == 0))
 		return sign_main(argc - 1, argv + 1);
 
-	while ((ch = getopt(argc, argv, "c:th")) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:thV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			d.file = optarg;
@@ -493,18 +529,30 @@ main(int argc, char **argv)
 		case 't':
 			check = 1;
 			break;
+		case 'h':
+			help = 1;
+			break;
+		case 'V':
+			usage_version();
+			return 0;
 		default:
-			usage();
+			usage(NULL);
 		}
 	}
 	if (optind < argc)
 		cmd = argv[optind++];
+	if (cmd != NULL && strcmp(cmd, "explain") != 0 &&
+	    strcmp(cmd, "state") != 0)
+		usage(NULL);
+	/* Asked for: stdout and success, also without -c. */
+	if (help) {
+		usage_write(stdout, cmd, cmd == NULL);
+		return 0;
+	}
 	if (d.file == NULL || (cmd == NULL && optind != argc) ||
 	    (cmd != NULL && strcmp(cmd, "explain") == 0 && optind + 1 != argc) ||
-	    (cmd != NULL && strcmp(cmd, "state") == 0 && optind != argc) ||
-	    (cmd != NULL && strcmp(cmd, "explain") != 0 &&
-	    strcmp(cmd, "state") != 0))
-		usage();
+	    (cmd != NULL && strcmp(cmd, "state") == 0 && optind != argc))
+		usage(cmd);
 	if (cmd == NULL && !check)
 		return main_run();
 
@@ -526,6 +574,10 @@ main(int argc, char **argv)
 		if (warn[0] != '\0')
 			fprintf(stderr, "mxtls: %s\n", warn);
 		state_print(st, stdout, clock_now(), &rt->cfg.timing);
+		/* An empty listing must not look like a failure to read it. */
+		if (state_total(st) == 0)
+			printf("no retry records in %s: no TLS failure is on "
+			    "record\n", rt->cfg.state_dir);
 		state_free(st);
 	}
 	runtime_release(rt);

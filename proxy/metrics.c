@@ -20,12 +20,16 @@
  *
  * Single-threaded by design: only the event loop updates or writes.
  */
+#include <dirent.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "metrics.h"
 
@@ -60,6 +64,10 @@ struct family_def {
 	const char *help;
 	const double *bounds; /* histograms: ascending, +Inf implied */
 	int nbounds;
+	/* Used without labels: its one series is written as 0 until the
+	 * first update, so a fresh start scrapes "mxtls_sessions_total 0"
+	 * rather than nothing (rate() and alerts need the zero). */
+	int unlabelled;
 };
 
 /*
@@ -85,55 +93,55 @@ struct family_def {
  */
 static const struct family_def defs[] = {
 	{ "mxtls_sessions_current", M_GAUGE,
-	    "Client sessions open now.", NULL, 0 },
+	    "Client sessions open now.", NULL, 0, 1 },
 	{ "mxtls_sessions_total", M_COUNTER,
-	    "Client sessions accepted.", NULL, 0 },
+	    "Client sessions accepted.", NULL, 0, 1 },
 	{ "mxtls_sessions_refused_total", M_COUNTER,
-	    "Client connections refused, by reason.", NULL, 0 },
+	    "Client connections refused, by reason.", NULL, 0, 0 },
 	{ "mxtls_deliveries_total", M_COUNTER,
-	    "Delivery attempts by outcome and policy profile.", NULL, 0 },
+	    "Delivery attempts by outcome and policy profile.", NULL, 0, 0 },
 	{ "mxtls_tls_handshakes_total", M_COUNTER,
 	    "Completed upstream TLS handshakes by version and cipher.",
-	    NULL, 0 },
+	    NULL, 0, 0 },
 	{ "mxtls_tls_failures_total", M_COUNTER,
-	    "Upstream TLS failures by RFC 8460 result type.", NULL, 0 },
+	    "Upstream TLS failures by RFC 8460 result type.", NULL, 0, 0 },
 	{ "mxtls_retry_records", M_GAUGE,
-	    "Retry records of hosts whose TLS failed, by state.", NULL, 0 },
+	    "Retry records of hosts whose TLS failed, by state.", NULL, 0, 0 },
 	{ "mxtls_tls_handshake_seconds", M_HISTOGRAM,
 	    "Duration of upstream TLS handshakes.", handshake_bounds,
-	    NB(handshake_bounds) },
+	    NB(handshake_bounds), 1 },
 	{ "mxtls_upstream_connect_seconds", M_HISTOGRAM,
 	    "Duration of upstream TCP connects.", connect_bounds,
-	    NB(connect_bounds) },
+	    NB(connect_bounds), 1 },
 	{ "mxtls_bytes_relayed_total", M_COUNTER,
-	    "Bytes relayed, by direction.", NULL, 0 },
+	    "Bytes relayed, by direction.", NULL, 0, 0 },
 	{ "mxtls_policy_fetches_total", M_COUNTER,
-	    "Policy fetches by source and outcome.", NULL, 0 },
+	    "Policy fetches by source and outcome.", NULL, 0, 0 },
 	{ "mxtls_policy_age_seconds", M_GAUGE,
-	    "Age of the policy in use, by source.", NULL, 0 },
+	    "Age of the policy in use, by source.", NULL, 0, 0 },
 	{ "mxtls_config_reloads_total", M_COUNTER,
-	    "Configuration reloads by outcome.", NULL, 0 },
+	    "Configuration reloads by outcome.", NULL, 0, 0 },
 	{ "mxtls_upstream_cached", M_GAUGE,
-	    "Idle upstream TLS connections waiting for reuse.", NULL, 0 },
+	    "Idle upstream TLS connections waiting for reuse.", NULL, 0, 1 },
 	{ "mxtls_upstream_reuses_total", M_COUNTER,
 	    "Cached upstream connections taken for a transaction, by "
-	    "outcome (reused, or stale: the server had gone).", NULL, 0 },
+	    "outcome (reused, or stale: the server had gone).", NULL, 0, 0 },
 	{ "mxtls_mta_sts_evictions_total", M_COUNTER,
 	    "MTA-STS cache entries forgotten to stay within its bounds, by "
 	    "the mode of the policy (no-policy: only the TXT state).", NULL,
-	    0 },
+	    0, 0 },
 	{ "mxtls_mta_sts_cache_bytes", M_GAUGE,
 	    "What the MTA-STS cache holds, in bytes of memory (its journal "
-	    "on disk holds less).", NULL, 0 },
+	    "on disk holds less).", NULL, 0, 1 },
 	{ "mxtls_dsn_total", M_COUNTER,
 	    "Relayed-DSN notices by outcome: submitted to the MTA, a try "
 	    "that failed and will be repeated, failed (given up) or lost.",
-	    NULL, 0 },
+	    NULL, 0, 0 },
 	{ "mxtls_dsn_queued", M_GAUGE,
 	    "Relayed-DSN notices waiting to be submitted to the MTA.", NULL,
-	    0 },
+	    0, 1 },
 	{ "mxtls_build_info", M_GAUGE,
-	    "Always 1; the version of mxtls as a label.", NULL, 0 },
+	    "Always 1; the version of mxtls as a label.", NULL, 0, 0 },
 };
 
 #define NFAMILIES NB(defs)
@@ -477,15 +485,50 @@ series_cmp(const void *a, const void *b)
 }
 
 static void
-write_family(FILE *out, const struct family_def *d, const struct family *f)
+write_series(FILE *out, const struct family_def *d, const struct series *s)
 {
-	struct series *v[METRICS_SERIES_MAX + 1];
 	char num[64], le[80];
-	int n = 0, i, j;
+	uint64_t cum = 0;
+	int j;
+
+	if (d->type != M_HISTOGRAM) {
+		write_sample(out, d->name, "", s->labels, NULL,
+		    fmt_double(num, sizeof(num), s->value));
+		return;
+	}
+	for (j = 0; j < d->nbounds; j++) {
+		cum += s->buckets[j];
+		snprintf(le, sizeof(le), "le=\"%s\"",
+		    fmt_double(num, sizeof(num), d->bounds[j]));
+		snprintf(num, sizeof(num), "%llu", (unsigned long long)cum);
+		write_sample(out, d->name, "_bucket", s->labels, le, num);
+	}
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)s->count);
+	write_sample(out, d->name, "_bucket", s->labels, "le=\"+Inf\"", num);
+	write_sample(out, d->name, "_sum", s->labels, NULL,
+	    fmt_double(num, sizeof(num), s->value));
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)s->count);
+	write_sample(out, d->name, "_count", s->labels, NULL, num);
+}
+
+static void
+write_family(FILE *out, const struct family_def *d, struct family *f)
+{
+	struct series *v[METRICS_SERIES_MAX + 1], *zero;
+	int n = 0, i;
 
 	fprintf(out, "# HELP %s ", d->name);
 	write_help(out, d->help);
 	fprintf(out, "\n# TYPE %s %s\n", d->name, mtype_names[d->type]);
+	if (d->unlabelled && (f->slots == NULL || *slot_of(f, "") == NULL)) {
+		/* Not stored: a scrape must not change what metrics_value
+		 * says (nothing recorded yet). */
+		if ((zero = series_new(d, "")) != NULL) {
+			write_series(out, d, zero);
+			free(zero->labels);
+			free(zero);
+		}
+	}
 	if (f->slots == NULL)
 		return;
 	for (i = 0; i < METRICS_SLOTS && n < (int)(sizeof(v) / sizeof(v[0]));
@@ -495,30 +538,119 @@ write_family(FILE *out, const struct family_def *d, const struct family *f)
 	/* Sorted by label text: a scrape reads the same whatever the order
 	 * of events. */
 	qsort(v, (size_t)n, sizeof(v[0]), series_cmp);
-	for (i = 0; i < n; i++) {
-		const struct series *s = v[i];
-		uint64_t cum = 0;
+	for (i = 0; i < n; i++)
+		write_series(out, d, v[i]);
+}
 
-		if (d->type != M_HISTOGRAM) {
-			write_sample(out, d->name, "", s->labels, NULL,
-			    fmt_double(num, sizeof(num), s->value));
-			continue;
-		}
-		for (j = 0; j < d->nbounds; j++) {
-			cum += s->buckets[j];
-			snprintf(le, sizeof(le), "le=\"%s\"",
-			    fmt_double(num, sizeof(num), d->bounds[j]));
-			snprintf(num, sizeof(num), "%llu",
-			    (unsigned long long)cum);
-			write_sample(out, d->name, "_bucket", s->labels, le, num);
-		}
-		snprintf(num, sizeof(num), "%llu", (unsigned long long)s->count);
-		write_sample(out, d->name, "_bucket", s->labels, "le=\"+Inf\"",
-		    num);
-		write_sample(out, d->name, "_sum", s->labels, NULL,
-		    fmt_double(num, sizeof(num), s->value));
-		snprintf(num, sizeof(num), "%llu", (unsigned long long)s->count);
-		write_sample(out, d->name, "_count", s->labels, NULL, num);
+/* ---- the process, read from /proc/self at each scrape ---- */
+
+/*
+ * Fields 14, 15 (utime, stime) and 22 (starttime) of /proc/self/stat, in
+ * clock ticks.  The second field, the command, may hold spaces and
+ * parentheses: the rest starts after its last ')'.
+ */
+static int
+proc_stat(unsigned long long *utime, unsigned long long *stime,
+    unsigned long long *start)
+{
+	char buf[1024], *p;
+	size_t n;
+	FILE *f;
+	int field;
+
+	if ((f = fopen("/proc/self/stat", "re")) == NULL)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	if ((p = strrchr(buf, ')')) == NULL)
+		return -1;
+	/* p + 2 is field 3 (state). */
+	for (field = 3, p += 2; *p != '\0' && field < 22; field++) {
+		if (field == 14)
+			*utime = strtoull(p, NULL, 10);
+		else if (field == 15)
+			*stime = strtoull(p, NULL, 10);
+		if ((p = strchr(p, ' ')) == NULL)
+			return -1;
+		p++;
+	}
+	if (field != 22)
+		return -1;
+	*start = strtoull(p, NULL, 10);
+	return 0;
+}
+
+static int
+proc_open_fds(void)
+{
+	struct dirent *e;
+	DIR *dir;
+	int n = 0;
+
+	if ((dir = opendir("/proc/self/fd")) == NULL)
+		return -1;
+	while ((e = readdir(dir)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(dir);
+	return n - 1; /* not the one opendir holds */
+}
+
+static void
+write_process(FILE *out, const char *name, const char *type,
+    const char *help, double v)
+{
+	char num[64];
+
+	fprintf(out, "# HELP %s %s\n# TYPE %s %s\n%s %s\n", name, help,
+	    name, type, name, fmt_double(num, sizeof(num), v));
+}
+
+/*
+ * The standard process_* metrics of Prometheus client libraries.  The
+ * start time is the boot time plus the start in ticks since boot; the
+ * boot time comes from CLOCK_BOOTTIME, not /proc/stat, which the systemd
+ * unit's ProcSubset=pid hides.  A value that cannot be read is left out.
+ */
+static void
+write_process_metrics(FILE *out)
+{
+	unsigned long long ut, st, start;
+	long tck = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+	unsigned long long size, rss;
+	struct timespec now, boot;
+	struct rlimit rl;
+	FILE *f;
+	int fds;
+
+	if (tck > 0 && proc_stat(&ut, &st, &start) == 0) {
+		write_process(out, "process_cpu_seconds_total", "counter",
+		    "Total user and system CPU time spent in seconds.",
+		    (double)(ut + st) / (double)tck);
+		if (clock_gettime(CLOCK_REALTIME, &now) == 0 &&
+		    clock_gettime(CLOCK_BOOTTIME, &boot) == 0)
+			write_process(out, "process_start_time_seconds", "gauge",
+			    "Start time of the process since unix epoch in "
+			    "seconds.",
+			    floor((double)now.tv_sec - (double)boot.tv_sec +
+			    ((double)now.tv_nsec - (double)boot.tv_nsec) / 1e9 +
+			    (double)start / (double)tck + 0.5));
+	}
+	if ((fds = proc_open_fds()) >= 0)
+		write_process(out, "process_open_fds", "gauge",
+		    "Number of open file descriptors.", fds);
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		write_process(out, "process_max_fds", "gauge",
+		    "Maximum number of open file descriptors.",
+		    rl.rlim_cur == RLIM_INFINITY ? INFINITY :
+		    (double)rl.rlim_cur);
+	if (page > 0 && (f = fopen("/proc/self/statm", "re")) != NULL) {
+		if (fscanf(f, "%llu %llu", &size, &rss) == 2)
+			write_process(out, "process_resident_memory_bytes",
+			    "gauge", "Resident memory size in bytes.",
+			    (double)rss * (double)page);
+		fclose(f);
 	}
 }
 
@@ -529,6 +661,7 @@ metrics_write(FILE *out)
 
 	for (i = 0; i < NFAMILIES; i++)
 		write_family(out, &defs[i], &fams[i]);
+	write_process_metrics(out);
 }
 
 void

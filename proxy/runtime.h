@@ -38,7 +38,7 @@ struct runtime *runtime_load(struct ev_loop *loop, const char *path,
     FILE *errors);
 /*
  * A runtime whose policy is base's local policy merged with a central
- * document (local [match] sections win; SPEC.md section 4).  On error
+ * document (local [match] sections win; docs/behaviour.md section 6).  On error
  * (the document does not parse or does not fit the local config) NULL
  * with every reason printed to `errors`.
  */

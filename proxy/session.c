@@ -262,7 +262,7 @@ struct session {
 	/*
 	 * MTA-STS (RFC 8461) of the last recipient domain looked up: an
 	 * enforce policy makes the route mandatory + strict to its mx, and
-	 * never fails permanently (SPEC.md section 5).
+	 * never fails permanently (docs/behaviour.md section 6).
 	 */
 	struct sts_query *sts_q;
 	struct policy_decision sts_pending; /* the RCPT waiting for it */
@@ -464,7 +464,7 @@ session_relay_final(struct session *s, const struct smtp_reply *r)
 	session_relay_reply(s, &fin);
 }
 
-/* The one summary line per delivery attempt (SPEC.md section 3). */
+/* The one summary line per delivery attempt (docs/behaviour.md section 3). */
 static void
 session_log_delivery(struct session *s, const char *outcome,
     const char *reply, const char *reason)
@@ -780,7 +780,7 @@ session_message_done(struct session *s)
 /*
  * The deadline of an upstream phase, cut to what is left of rcpt_timeout
  * while the MTA waits for its RCPT, so that one MX host after another
- * never outlasts the MTA's own patience (ATTACKS D-15).
+ * never outlasts the MTA's own patience (docs/security.md D-15).
  */
 static double
 session_up_timeout(struct session *s, double phase)
@@ -929,7 +929,7 @@ session_note_verdict(struct session *s, enum failure_action a,
 }
 
 /*
- * A TLS failure at the host just contacted (SPEC.md section 4): the table
+ * A TLS failure at the host just contacted (docs/behaviour.md section 7): the table
  * decides from the host's retry record; the record is stored at once so a
  * restart does not forget it.  The next host may still deliver over TLS.
  */
@@ -1955,7 +1955,7 @@ session_after_ehlo(struct session *s)
 	/*
 	 * mta_sts=none on a first contact is what a network attacker who
 	 * drops the TXT record and strips STARTTLS leaves behind (RFC 8461
-	 * section 10): a line operators can count (ATTACKS F-16).
+	 * section 10): a line operators can count (docs/security.md F-16).
 	 */
 	log_info(s->id, "plaintext", "reason", "starttls-not-supported",
 	    "mx", s->up_host, "addr", s->up_addr, "mta_sts",
@@ -2042,7 +2042,7 @@ static void
 session_tls_up(struct session *s)
 {
 	session_tls_ok(s);
-	/* Forget everything learnt before TLS (SPEC.md section 3). */
+	/* Forget everything learnt before TLS (docs/behaviour.md section 3). */
 	memset(&s->up_ehlo, 0, sizeof(s->up_ehlo));
 	session_up_send(s, ST_UP_EHLO_TLS, s->cfg->timeouts.command,
 	    "EHLO %s", s->cfg->hostname);
@@ -2602,7 +2602,7 @@ session_cmd_mail(struct session *s, const struct smtp_command *cmd)
 
 /*
  * MTA-STS counts where no explicit local or central match names the
- * domain (SPEC.md section 4): the default or "*" decided, no nexthop.
+ * domain (docs/behaviour.md section 6): the default or "*" decided, no nexthop.
  */
 static int
 session_sts_wanted(const struct session *s, const struct policy_decision *d)

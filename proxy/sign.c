@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <libgen.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,6 +29,7 @@
 #include <openssl/mem.h>
 
 #include "document.h"
+#include "usage.h"
 #include "sign.h"
 
 #define B64_IN_MAX 128 /* longer than any key or signature we accept */
@@ -160,21 +162,17 @@ sign_key_valid(const char *pub_b64)
 
 /* ---- the tools ---- */
 
+/* The usage of cmd (keygen, sign-policy), the same text as in mxtls -h. */
 static void
-sign_usage(void)
+sign_usage(const char *cmd)
 {
-	fprintf(stderr, "usage: mxtls keygen -o PRIVATE-KEY-FILE\n"
-	    "       mxtls sign-policy -k PRIVATE-KEY-FILE [-o SIGNATURE-FILE] "
-	    "DOCUMENT\n"
-	    "  keygen       make an Ed25519 key pair: prints the public key "
-	    "for\n"
-	    "               [policy] signing_key, writes the private key to a "
-	    "new\n"
-	    "               file (mode 0600)\n"
-	    "  sign-policy  sign a central policy document: writes "
-	    "DOCUMENT.sig,\n"
-	    "               to be served at the document's URL + \".sig\"\n");
+	usage_write(stderr, cmd, 0);
 }
+
+static const struct option sign_longopts[] = {
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
 
 /* getopt said '?' (opterr is off): say which option, then the usage. */
 static int
@@ -185,7 +183,9 @@ sign_bad_option(const char *cmd, const char *withargs)
 		    optopt);
 	else if (optopt != 0)
 		fprintf(stderr, "mxtls %s: unknown option -%c\n", cmd, optopt);
-	sign_usage();
+	else
+		fprintf(stderr, "mxtls %s: unknown option\n", cmd);
+	sign_usage(cmd);
 	return 2;
 }
 
@@ -271,7 +271,11 @@ sign_keygen_main(int argc, char **argv)
 	size_t len;
 	int c, fd;
 
-	while ((c = getopt(argc, argv, "o:")) != -1) {
+	while ((c = getopt_long(argc, argv, "ho:", sign_longopts, NULL)) != -1) {
+		if (c == 'h') {
+			usage_write(stdout, "keygen", 0);
+			return 0;
+		}
 		if (c != 'o')
 			return sign_bad_option("keygen", "o");
 		out = optarg;
@@ -280,7 +284,7 @@ sign_keygen_main(int argc, char **argv)
 		fprintf(stderr, "mxtls keygen: %s\n", out == NULL ?
 		    "-o PRIVATE-KEY-FILE is required: the private key is never "
 		    "printed" : "unexpected arguments");
-		sign_usage();
+		sign_usage("keygen");
 		return 2;
 	}
 	if (sign_keygen(pub, sizeof(pub), priv, sizeof(priv)) == -1) {
@@ -379,7 +383,12 @@ sign_policy_main(int argc, char **argv)
 	struct stat st;
 	int c, r = 1;
 
-	while ((c = getopt(argc, argv, "k:o:")) != -1) {
+	while ((c = getopt_long(argc, argv, "hk:o:", sign_longopts, NULL)) !=
+	    -1) {
+		if (c == 'h') {
+			usage_write(stdout, "sign-policy", 0);
+			return 0;
+		}
 		if (c == 'k')
 			keyfile = optarg;
 		else if (c == 'o')
@@ -391,7 +400,7 @@ sign_policy_main(int argc, char **argv)
 		fprintf(stderr, "mxtls sign-policy: %s\n", keyfile == NULL ?
 		    "-k PRIVATE-KEY-FILE is required" :
 		    "exactly one DOCUMENT is required");
-		sign_usage();
+		sign_usage("sign-policy");
 		return 2;
 	}
 	doc = argv[optind];
@@ -459,7 +468,7 @@ int
 sign_main(int argc, char **argv)
 {
 	if (argc < 1) {
-		sign_usage();
+		usage_write(stderr, NULL, 1);
 		return 2;
 	}
 	/*
@@ -472,6 +481,6 @@ sign_main(int argc, char **argv)
 		return sign_keygen_main(argc, argv);
 	if (strcmp(argv[0], "sign-policy") == 0)
 		return sign_policy_main(argc, argv);
-	sign_usage();
+	usage_write(stderr, NULL, 1);
 	return 2;
 }

@@ -1,5 +1,5 @@
 /*
- * Ed25519 signatures of the central policy document (SPEC.md section 5,
+ * Ed25519 signatures of the central policy document (docs/behaviour.md section 6,
  * [policy] signing_key): the document at url must come with a detached
  * signature at url + ".sig", checked here before the document is parsed.
  *

@@ -1200,7 +1200,7 @@ sts_addr_cb(void *arg, const struct dns_addr_result *res)
 	addrs[used] = '\0';
 	/*
 	 * Where the policy host is, as mxtls resolved it: a name pointing at
-	 * a private or loopback address shows here (ATTACKS F-14).
+	 * a private or loopback address shows here (docs/security.md F-14).
 	 */
 	log_info(0, "mta-sts", "domain", d->name, "result", "fetching", "id",
 	    d->fetch_id, "addrs", used > 0 ? addrs : "(none)", NULL);

@@ -1,6 +1,6 @@
 /*
- * The MTA-STS policy cache of mxtls (RFC 8461 sections 3.3, 4, 5; SPEC.md
- * section 5): per recipient domain, the "_mta-sts" TXT id, the policy
+ * The MTA-STS policy cache of mxtls (RFC 8461 sections 3.3, 4, 5;
+ * docs/behaviour.md section 6): per recipient domain, the "_mta-sts" TXT id, the policy
  * fetched from https://mta-sts.DOMAIN/.well-known/mta-sts.txt through
  * mxtls-fetch, and a cache of those policies in memory and on disk.
  *
@@ -152,7 +152,7 @@ void sts_cancel(struct sts_query *q);
 
 /*
  * After a delivery failed under an enforce policy (RFC 8461 section 5,
- * SPEC.md section 5): check the TXT record now (ignoring the
+ * docs/behaviour.md section 6): check the TXT record now (ignoring the
  * STS_TXT_INTERVAL limit) and fetch the policy again, even with an
  * unchanged id, unless the cached copy is younger than STS_REFRESH_MIN
  * or a fetch failed less than STS_FETCH_RETRY seconds ago.  Lookups made

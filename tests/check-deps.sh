@@ -21,9 +21,18 @@ for f in proxy/*.c proxy/*.h; do
 		bad "$f: only proxy/conn.c, proxy/tls.c, proxy/sign.c and proxy/dane.c may include BoringSSL"
 	fi
 	if grep -qE '#include *<curl/' "$f"; then
-		bad "$f: curl must never be linked into mxtls (SPEC.md section 2)"
+		bad "$f: curl must never be linked into mxtls (docs/behaviour.md section 1)"
 	fi
 done
+# The repository stands on its own: comments, tests and docs cite docs/
+# (behaviour.md, security.md), never the design notes that were never in
+# it.  The pattern is written so that this line does not match itself.
+cited=$(git ls-files 2>/dev/null | grep -v '^build/' |
+	xargs grep -nE 'SPEC[.]md|SPEC[ ]§|SPEC [0-9]|ATTACK[S]' 2>/dev/null)
+if [ -n "$cited" ]; then
+	printf '%s\n' "$cited" | sed 's/^/check-deps: cites a document outside the repository: /' >&2
+	fail=1
+fi
 # And in the binaries: no process may load both BoringSSL and libcurl.
 if [ -x build/mxtls ] && ldd build/mxtls | grep -q libcurl; then
 	bad "build/mxtls links libcurl"

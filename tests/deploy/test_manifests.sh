@@ -85,7 +85,7 @@ has() { # file line: the unit has this exact line
 	grep -q -x -F -- "$2" "$1"
 }
 # shellcheck disable=SC2016 # $MAINPID is the unit's, not ours
-for l in 'Type=simple' 'User=mxtls' 'StateDirectory=mxtls' \
+for l in 'Type=notify' 'SyslogFacility=mail' 'User=mxtls' 'StateDirectory=mxtls' \
 	'ExecStart=/usr/local/bin/mxtls -c /etc/mxtls/mxtls.ini' \
 	'ExecReload=/bin/kill -HUP $MAINPID' 'ProtectSystem=strict' \
 	'ProtectHome=yes' 'PrivateTmp=yes' 'NoNewPrivileges=yes' \
@@ -109,9 +109,12 @@ if command -v systemd-analyze >/dev/null 2>&1; then
 			-e "s|/usr/local/sbin/mxtls-redirect |$REPO/deploy/redirect.sh |g" \
 			"$u" >"$tmp/units/$(basename "$u")"
 	done
+	# Documentation=man:mxtls(8): verify runs man, which finds ours here.
+	mkdir -p "$tmp/man/man8"
+	cp "$REPO/docs/mxtls.8" "$tmp/man/man8/"
 	for u in "$tmp"/units/*.service; do
 		n=$(basename "$u")
-		if out=$(systemd-analyze verify "$u" 2>&1) && [ -z "$out" ]; then
+		if out=$(MANPATH="$tmp/man:" systemd-analyze verify "$u" 2>&1) && [ -z "$out" ]; then
 			ok "systemd-analyze verify $n"
 		else
 			fail "systemd-analyze verify $n" "$out"

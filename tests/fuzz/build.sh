@@ -8,7 +8,8 @@ cd "$(dirname "$0")/../.."
 
 CLANG=${CLANG:-clang}
 BSSL_INC=/usr/include/android
-BSSL_LIB=/usr/lib/x86_64-linux-gnu/android
+# The multiarch directory of Debian's BoringSSL, as in the Makefile.
+BSSL_LIB=/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || cc -print-multiarch)/android
 OUT=build/fuzz
 FLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer
  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined

@@ -1,5 +1,5 @@
 #!/usr/bin/perl
-# renegd.pl: an SMTP server that renegotiates TLS (ATTACKS.md A-12, issue 8).
+# renegd.pl: an SMTP server that renegotiates TLS (docs/security.md A-12).
 #
 #   perl tests/hostile/renegd.pl --listen 127.0.11.2:25 --cert CHAIN.pem --key KEY.pem
 #        --at ehlo|data|body|dot [--body-bytes N] [--hostname NAME] [--maildir DIR]

@@ -418,7 +418,7 @@ _pf_run() {
 #   tls=yes|no          offer STARTTLS (default yes)
 #   cert=LEAF           certificate from the test PKI (default valid):
 #                       $PKI/LEAF.key + $PKI/LEAF.chain.pem
-#   protocols=SPEC      smtpd_tls_protocols, e.g. ">=TLSv1.2" (default),
+#   protocols=LIST      smtpd_tls_protocols, e.g. ">=TLSv1.2" (default),
 #                       "TLSv1.2" (1.2 only), "TLSv1.3" (1.3 only)
 #   hostname=NAME       myhostname (default mx.example.test)
 #   main='param = value'  any further main.cf line (repeatable)

@@ -2,7 +2,7 @@
 # test_attacks_downstream.sh): hostile servers of tests/hostile/smtpd.py,
 # each on an address of its own, the raw client tests/attacks/smtpx.py, a
 # healthy session to a real Postfix MX run at the same time as each attack,
-# and the checks every attack shares (SPEC.md section 8; ATTACKS.md
+# and the checks every attack shares (docs/security.md;
 # section 0: no false 250, no plaintext under mandatory, byte hygiene).
 # Source it after lib.sh and it_setup:
 #

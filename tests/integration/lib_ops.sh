@@ -1,4 +1,4 @@
-# Helpers of test_ops.sh (SPEC.md section 6, issue 6: operating mxtls).
+# Helpers of test_ops.sh (docs/behaviour.md section 9: operating mxtls).
 # Source it after lib.sh; call ops_init after it_setup:
 #
 #	. "$(dirname "$0")/lib.sh"

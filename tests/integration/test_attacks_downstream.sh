@@ -1,10 +1,10 @@
 #!/bin/sh
 # The attack suite, part 2 (issue 8): hostile or broken downstream input
-# (ATTACKS.md sections G, H, I and D-06/D-09/D-10), sent with the raw
+# (docs/security.md sections G, H, I and D-06/D-09/D-10), sent with the raw
 # client tests/attacks/smtpx.py.  The upstream is the scripted server of
 # tests/hostile in mode "sink" (it keeps the raw bytes of every message,
 # acknowledged or aborted, and counts bare CR, bare LF and NUL) or a real
-# Postfix MX.  Invariants checked throughout (ATTACKS.md section 0):
+# Postfix MX.  Invariants checked throughout (docs/security.md, "Invariants"):
 # exactly one reply per command (nothing smuggled runs), no message split
 # in two, the upstream never sees an end of data other than CRLF.CRLF nor
 # a stray CR/LF/NUL, as many messages arrive as got 250, and mxtls keeps
@@ -115,7 +115,7 @@ smug_body nul-dot '\r\n\x00.\r\n' sink.test
 smtpx "$W/g01-nul.out" mxtls "$E" "$F" "RCPT TO:<u-nul@sink.test>" 'RAW=DATA\r\n' "RAWF=$SMUG/nul-dot" QUIET=1 NOOP QUIT
 check "G-01 smuggling CRLF NUL . CRLF: one reply, in sync, no second transaction" sh -c \
 	"grep -q '^QUIET => ok' '$W/g01-nul.out' && grep -q '^NOOP => 250' '$W/g01-nul.out' || { cat '$W/g01-nul.out'; false; }"
-check "G-02 NUL in the body is not passed upstream (ATTACKS invariant 5: refused, or the sink counts no NUL)" sh -c \
+check "G-02 NUL in the body is not passed upstream (docs/security.md invariant 5: refused, or the sink counts no NUL)" sh -c \
 	"grep -qE '^RAW => 5' '$W/g01-nul.out' || ! grep -l '^nul: [1-9]' '$(at_dir sink)'/[0-9]*.env | grep -q . || { echo 'the sink got a NUL:'; grep -l '^nul: [1-9]' '$(at_dir sink)'/*.env; cat '$W/g01-nul.out'; false; }"
 # The same through a real Postfix MX.
 for name in lf-dot-lf lf-dot-crlf cr-dot-crlf; do

@@ -1,6 +1,6 @@
 #!/bin/sh
 # The attack suite, part 1 (issue 8): hostile upstream servers.  Each case
-# of ATTACKS.md sections A-D and I-02 is one scripted server
+# of docs/security.md sections A-D and I-02 is one scripted server
 # (tests/hostile/smtpd.py) on an address of its own (127.0.1.N:25), reached
 # through a literal nexthop (the certificate is checked against
 # mx.tls.test, which the test PKI's valid leaf carries).  Every attack runs
@@ -268,7 +268,7 @@ std a03d "A-03 STARTTLS answered 421 and closed" '4\.7\.5.*421' 'outcome=deferre
 std a04 "A-04 EHLO refused (500), HELO has no STARTTLS: mandatory tempfails" '4\.7\.' 'outcome=deferred'
 check "A-04 EHLO refused: mxtls fell back to HELO" at_saw a04 '^C: plain HELO'
 std a05m "A-05 EHLO answered 220 under mandatory" '4\.[0-9]\.[0-9].*220 EHLO client' ''
-check "A-05 EHLO answered 220 under opportunistic: a protocol violation, the MTA gets 4xx (ATTACKS A-05)" tempfail "$W/a05o.out"
+check "A-05 EHLO answered 220 under opportunistic: a protocol violation, the MTA gets 4xx (docs/security.md A-05)" tempfail "$W/a05o.out"
 check "A-05 EHLO answered 220 under opportunistic: not delivered on that connection" at_saved_is a05o 0
 std a06a "A-06 greeting 554: nothing but QUIT sent" '4\.4\.' 'outcome=deferred'
 check "A-06 greeting 554: no EHLO was sent" at_not_saw a06a '^C: plain (EHLO|HELO)'

@@ -1,5 +1,5 @@
 #!/bin/sh
-# ATTACKS.md section E cases that test_certs.sh and test_cert_matrix.sh do
+# docs/security.md section E cases that test_certs.sh and test_cert_matrix.sh do
 # not cover, and the missing parts of D-14 and D-15.  mxtls runs under
 # mandatory + verify = strict (its default here) against MXs that are
 # tests/hostile/smtpd.py --mode normal serving certificates made here with
@@ -65,7 +65,7 @@
 # D-15 four: one tls_timeout per MX host would hold the MTA's RCPT for
 # their sum; rcpt_timeout bounds it below the MTA's own patience.  E-14
 # (revocation, optional): mxtls checks neither CRLs nor OCSP and README
-# and SPEC.md promise neither, so there is nothing to pin here.
+# and docs/security.md promise neither, so there is nothing to pin here.
 # Each "451" case: RCPT 451 4.7.5 (4.4.3 for DNS) with the reason, nothing
 # delivered, the recipient never reached the MX, verify=fail logged.  Each
 # "deliver": 250 to the final dot, the MX saved it byte for byte over TLS.

@@ -1,5 +1,5 @@
 #!/bin/sh
-# The certificate matrix of issue 8 (ATTACKS.md section E) beyond the cases
+# The certificate matrix of issue 8 (docs/security.md section E) beyond the cases
 # test_certs.sh covers (expired, not yet valid, wrong name, self-signed,
 # unknown CA, missing intermediate): mxtls under mandatory + verify =
 # strict against an MX that presents
@@ -247,7 +247,7 @@ PY
 	grep -qx 'tls: yes' "${_e%.eml}.env" || { echo "not over TLS:"; cat "${_e%.eml}.env"; return 1; }
 }
 
-# case_id NAME: the ATTACKS.md case NAME proves and a blank, which check
+# case_id NAME: the docs/security.md case NAME proves and a blank, which check
 # names start with ("" for the README decisions cnonly and cnsan).
 case_id() {
 	case $1 in

@@ -80,7 +80,7 @@ good() {
 }
 
 # bad ID CASE MXNAME REASON_ERE: 451 4.7.5 naming the reason, nothing
-# delivered; check names start with ID, the ATTACKS.md case.
+# delivered; check names start with ID, the docs/security.md case.
 bad() {
 	_id=$1
 	shift

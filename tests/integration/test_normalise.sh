@@ -1,5 +1,5 @@
 #!/bin/sh
-# [proxy] bare_line_endings = normalise (SPEC.md section 8, ATTACKS.md G-01,
+# [proxy] bare_line_endings = normalise (docs/security.md section G: G-01,
 # G-02): a message with bare LF or bare CR is delivered once, rewritten so
 # that the upstream gets only CRLF lines (bare LF -> CRLF with dot-stuffing
 # re-applied, bare CR -> space), the smuggled commands after a non-canonical
@@ -64,7 +64,7 @@ def expected(body):
     return b"".join(out)
 
 cmd = sys.argv[1]
-if cmd == "body":  # FILE NAME SEQ: a smuggling body, as ATTACKS.md G-01
+if cmd == "body":  # FILE NAME SEQ: a smuggling body, as docs/security.md G-01
     path, name, seq = sys.argv[2], sys.argv[3], sys.argv[4]
     seq = seq.encode().decode("unicode_escape").encode("latin-1")
     body = (b"From: a@sender.test\r\nSubject: smuggle " + name.encode() +

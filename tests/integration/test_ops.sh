@@ -1,5 +1,5 @@
 #!/bin/sh
-# Operating mxtls end to end (SPEC.md section 6, issue 6): the admin
+# Operating mxtls end to end (docs/behaviour.md section 9): the admin
 # endpoint and its metrics (promtool), SIGHUP reload (in-flight sessions keep
 # their config, a broken config is refused, reload under load), SIGTERM
 # drain, privileges, limits, JSON logs and log_addresses.

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Attacks on the policy sources (ATTACKS.md section F: F-10, F-11, F-13,
+# Attacks on the policy sources (docs/security.md section F: F-10, F-11, F-13,
 # F-14, F-15, F-16), end to end: one mxtls with a signed central policy
 # ([policy] url, signing_key, refresh 1 s) and MTA-STS, a private nginx for
 # the central document and the mta-sts.* policy hosts, dnsmasq (restarted
@@ -665,7 +665,7 @@ check "F-15 authentic newer signed serial 9 (sts.test -> tls off): taken" \
 	logged "event=central-policy url=$URL how=fetched serial=9( |$)" 8
 mx_mark
 send w1.sts.test
-check "F-15 authentic downgrade: the explicit central match wins over w1.sts.test's cached enforce (SPEC 4): delivered in the clear" \
+check "F-15 authentic downgrade: the explicit central match wins over w1.sts.test's cached enforce (docs/behaviour.md section 6): delivered in the clear" \
 	plain_delivered
 check "F-15 ... rcpt logged under the document's match (profile c-off, match sts.test)" \
 	rcpt_logged 'profile=c-off' 'match=sts\.test'

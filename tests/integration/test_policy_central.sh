@@ -1,5 +1,5 @@
 #!/bin/sh
-# The central policy document end to end (SPEC.md section 5, issue 4):
+# The central policy document end to end (docs/behaviour.md section 6):
 # a running mxtls fetches [policy] url from a private nginx over HTTPS
 # (a certificate for policy.central.test from the test PKI; the name
 # resolved through dnsmasq), and the document's [match] sections decide

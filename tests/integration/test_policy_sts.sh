@@ -1,5 +1,5 @@
 #!/bin/sh
-# MTA-STS (RFC 8461; SPEC.md sections 4 and 5, issue 4) end to end: a
+# MTA-STS (RFC 8461; docs/behaviour.md sections 6 and 7) end to end: a
 # running mxtls looks up _mta-sts.DOMAIN TXT in dnsmasq, fetches
 # https://mta-sts.DOMAIN/.well-known/mta-sts.txt from a private nginx on
 # 127.0.0.161:443 (a certificate for every mta-sts.*.test name from the
@@ -210,7 +210,7 @@ check "... rcpt logged with mta_sts=enforce, profile mta-sts (the built-in enfor
 check "... delivery logged: outcome=tls verify=ok, strict to the MX name" \
 	mxtls_delivery_since 0 'outcome=tls' 'rcpt_domain=sts.test' 'mx=mx1.example.test' \
 	'verify=ok' 'profile=mta-sts' 'policy_source=mta-sts'
-# SPEC.md section 3: "Every delivery logs: TLS version, cipher,
+# docs/behaviour.md section 3: "Every delivery logs: TLS version, cipher,
 # verification result (and why it failed), policy source."
 check "... the delivery line names its policy source (MTA-STS)" \
 	mxtls_delivery_since 0 'rcpt_domain=sts.test' 'mta[-_]sts'
@@ -382,7 +382,7 @@ check "mta_sts = off: no event=mta-sts, no mta_sts= in the rcpt lines" pol_all \
 
 # The operator relaxed the built-in mandatory profile for their own
 # matches; an MTA-STS enforce policy still means strict verification
-# (RFC 8461 section 4.2; SPEC.md section 4: "mandatory + strict").
+# (RFC 8461 section 4.2; docs/behaviour.md section 6: mandatory + strict).
 mxtls_stop
 rt_config policy="mta_sts_ca_bundle = $CA" <<EOF
 [profile mandatory]

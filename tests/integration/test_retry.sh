@@ -1,5 +1,5 @@
 #!/bin/sh
-# The failure table of SPEC.md section 4, end to end: an SMTP client ->
+# The failure table of docs/behaviour.md section 7, end to end: an SMTP client ->
 # mxtls -> real Postfix MXs and the scripted hostile server, with mxtls's
 # clock moved by restarting it with MXTLS_CLOCK_OFFSET (same state_dir, so
 # every phase after the first also proves that the retry records persisted

@@ -1,5 +1,5 @@
 #!/bin/sh
-# ATTACKS.md I-04: fault injection with Postfix's smtp-sink as the upstream
+# docs/security.md I-04: fault injection with Postfix's smtp-sink as the upstream
 # MX, mxtls driven by smtp-source and by a small client that records the
 # reply to every step.  smtp-sink has no TLS: every domain is delivered in
 # the clear under profile opportunistic (the sink offers no STARTTLS).

@@ -1,5 +1,5 @@
 /*
- * policy/failure.c: the failure table of SPEC.md section 4 as data.
+ * policy/failure.c: the failure table of docs/behaviour.md section 7 as data.
  *
  * One row per cell: the profile column, the record before the attempt,
  * the time, what is called (failure_before, or failure_after with what the

@@ -3,10 +3,14 @@
  * escaping and validation, overflow folding, and the exposition text,
  * compared exactly.
  */
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "metrics.h"
 #include "t.h"
@@ -364,56 +368,136 @@ test_overflow(void)
 	metrics_reset();
 }
 
-/* Nothing recorded yet: HELP and TYPE of every family, once, in order. */
+/*
+ * Nothing recorded yet: HELP and TYPE of every family, once, in order; a
+ * family used without labels has its zero sample from the first scrape
+ * (a counter that appears only at its first increment hides that first
+ * increment from rate()); then the process_* families.
+ */
 static void
 test_empty(void)
 {
-	static const char *const fams[][2] = {
-		{ "mxtls_sessions_current", "gauge" },
-		{ "mxtls_sessions_total", "counter" },
-		{ "mxtls_sessions_refused_total", "counter" },
-		{ "mxtls_deliveries_total", "counter" },
-		{ "mxtls_tls_handshakes_total", "counter" },
-		{ "mxtls_tls_failures_total", "counter" },
-		{ "mxtls_retry_records", "gauge" },
-		{ "mxtls_tls_handshake_seconds", "histogram" },
-		{ "mxtls_upstream_connect_seconds", "histogram" },
-		{ "mxtls_bytes_relayed_total", "counter" },
-		{ "mxtls_policy_fetches_total", "counter" },
-		{ "mxtls_policy_age_seconds", "gauge" },
-		{ "mxtls_config_reloads_total", "counter" },
-		{ "mxtls_upstream_cached", "gauge" },
-		{ "mxtls_upstream_reuses_total", "counter" },
-		{ "mxtls_mta_sts_evictions_total", "counter" },
-		{ "mxtls_mta_sts_cache_bytes", "gauge" },
-		{ "mxtls_dsn_total", "counter" },
-		{ "mxtls_dsn_queued", "gauge" },
-		{ "mxtls_build_info", "gauge" },
+	static const char *const fams[][3] = {
+		{ "mxtls_sessions_current", "gauge", "0" },
+		{ "mxtls_sessions_total", "counter", "0" },
+		{ "mxtls_sessions_refused_total", "counter", NULL },
+		{ "mxtls_deliveries_total", "counter", NULL },
+		{ "mxtls_tls_handshakes_total", "counter", NULL },
+		{ "mxtls_tls_failures_total", "counter", NULL },
+		{ "mxtls_retry_records", "gauge", NULL },
+		{ "mxtls_tls_handshake_seconds", "histogram", "h" },
+		{ "mxtls_upstream_connect_seconds", "histogram", "h" },
+		{ "mxtls_bytes_relayed_total", "counter", NULL },
+		{ "mxtls_policy_fetches_total", "counter", NULL },
+		{ "mxtls_policy_age_seconds", "gauge", NULL },
+		{ "mxtls_config_reloads_total", "counter", NULL },
+		{ "mxtls_upstream_cached", "gauge", "0" },
+		{ "mxtls_upstream_reuses_total", "counter", NULL },
+		{ "mxtls_mta_sts_evictions_total", "counter", NULL },
+		{ "mxtls_mta_sts_cache_bytes", "gauge", "0" },
+		{ "mxtls_dsn_total", "counter", NULL },
+		{ "mxtls_dsn_queued", "gauge", "0" },
+		{ "mxtls_build_info", "gauge", NULL },
+		{ "process_cpu_seconds_total", "counter", "p" },
+		{ "process_start_time_seconds", "gauge", "p" },
+		{ "process_open_fds", "gauge", "p" },
+		{ "process_max_fds", "gauge", "p" },
+		{ "process_resident_memory_bytes", "gauge", "p" },
 	};
 	const char *t, *p;
 	char want[256];
 	size_t i, n = sizeof(fams) / sizeof(fams[0]);
-	int lines = 0;
+	int j;
 
 	metrics_reset();
 	t = exposition();
-	for (p = t; *p != '\0'; p++)
-		lines += *p == '\n';
-	CHECK_INT(lines, 2 * n);
 	p = t;
 	for (i = 0; i < n; i++) {
 		snprintf(want, sizeof(want), "# HELP %s ", fams[i][0]);
 		CHECK(strncmp(p, want, strlen(want)) == 0);
+		if (strncmp(p, want, strlen(want)) != 0) {
+			fprintf(stderr, "  at: %.80s\n", p);
+			return;
+		}
 		p = strchr(p, '\n') + 1;
 		snprintf(want, sizeof(want), "# TYPE %s %s\n", fams[i][0],
 		    fams[i][1]);
 		CHECK(strncmp(p, want, strlen(want)) == 0);
 		p = strchr(p, '\n') + 1;
+		if (fams[i][2] == NULL)
+			continue;
+		if (fams[i][2][0] == 'h') {
+			/* 13 bounds, +Inf, _sum and _count: all zero. */
+			for (j = 0; j < 16; j++) {
+				CHECK(strncmp(p, fams[i][0], strlen(fams[i][0])) ==
+				    0);
+				CHECK(strstr(p, " 0\n") == strchr(p, '\n') - 2);
+				p = strchr(p, '\n') + 1;
+			}
+			continue;
+		}
+		if (fams[i][2][0] == 'p') {
+			/* Read from /proc: a value, checked in test_process. */
+			snprintf(want, sizeof(want), "%s ", fams[i][0]);
+			CHECK(strncmp(p, want, strlen(want)) == 0);
+			p = strchr(p, '\n') + 1;
+			continue;
+		}
+		snprintf(want, sizeof(want), "%s %s\n", fams[i][0],
+		    fams[i][2]);
+		CHECK(strncmp(p, want, strlen(want)) == 0);
+		p = strchr(p, '\n') + 1;
 	}
+	CHECK_STR(p, "");
 	CHECK_STR(family_text("mxtls_build_info"),
 	    "# HELP mxtls_build_info Always 1; the version of mxtls as a "
 	    "label.\n"
 	    "# TYPE mxtls_build_info gauge\n");
+	/* Scraping stores nothing: still no value recorded. */
+	CHECK(isnan(metrics_value("mxtls_sessions_total", "")));
+	/* Once counted, the stored series alone is written. */
+	metrics_inc("mxtls_sessions_total", "", 2);
+	CHECK_STR(samples("mxtls_sessions_total"), "mxtls_sessions_total 2\n");
+	metrics_reset();
+}
+
+/* The value of the sample "name VALUE" in the exposition, or NAN. */
+static double
+sample_value(const char *name)
+{
+	char want[128];
+	const char *p;
+
+	snprintf(want, sizeof(want), "\n%s ", name);
+	if ((p = strstr(exposition(), want)) == NULL)
+		return NAN;
+	return strtod(p + strlen(want), NULL);
+}
+
+/* process_*: what this very process has, read at the scrape. */
+static void
+test_process(void)
+{
+	double start = sample_value("process_start_time_seconds");
+	double now = (double)time(NULL);
+	struct rlimit rl;
+	int fd, before;
+
+	/* This test started less than an hour ago, and not in the future. */
+	CHECK(start <= now + 1 && start > now - 3600);
+	CHECK(sample_value("process_cpu_seconds_total") >= 0);
+	CHECK(sample_value("process_resident_memory_bytes") > 1024 * 1024);
+	CHECK(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+	CHECK(sample_value("process_max_fds") == (double)rl.rlim_cur);
+	/* Open fds: stdin, stdout, stderr and the memstream at least; one
+	 * more file makes one more. */
+	before = (int)sample_value("process_open_fds");
+	CHECK(before >= 3);
+	fd = open("/dev/null", O_RDONLY);
+	CHECK(fd >= 0);
+	CHECK_INT(sample_value("process_open_fds"), before + 1);
+	close(fd);
+	CHECK_INT(sample_value("process_open_fds"), before);
 }
 
 /* A small set, the whole text of each family written, exactly. */
@@ -462,6 +546,7 @@ main(void)
 	RUN(test_invalid_labels);
 	RUN(test_overflow);
 	RUN(test_empty);
+	RUN(test_process);
 	RUN(test_exposition);
 	metrics_reset();
 	free(text);

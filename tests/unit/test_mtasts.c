@@ -1,6 +1,6 @@
 /*
  * policy/mtasts.c: the _mta-sts TXT record, the policy file and the mx
- * patterns.  Bad inputs follow ATTACKS.md F-01 and F-05 (after
+ * patterns.  Bad inputs follow docs/security.md F-01 and F-05 (after
  * postfix-mta-sts-resolver's bad-record and bad-policy cases) plus the
  * RFC 8461 rules on repeated fields.
  */
