@@ -448,7 +448,8 @@ relay_domains =
 smtp_dns_support_level = dnssec
 smtp_host_lookup = dns
 smtp_tls_security_level = dane
-smtp_tls_loglevel = 1
+# 2: the TLSA record that matched (trust anchor or end entity) is logged.
+smtp_tls_loglevel = 2
 smtp_helo_name = client.dane.test
 smtp_address_preference = ipv4
 # One connection per delivery: each case is judged on its own handshake.
@@ -492,7 +493,8 @@ pf_dane_outcome() {
 		s = substr($0, RSTART, RLENGTH); sub(/.*\[/, "", s); sub(/\]/, "", s); return s
 	}
 	/ TLS connection established to / { p = pid(); tls[p] = $0; next }
-	/ depth=[0-9]+ matched / { p = pid(); m[p] = m[p] " " $0; next }
+	/: Matched DANE (EE|TA) / { p = pid(); m[p] = m[p] " " $0; next }
+	/ status=/ && !index($0, rcpt) { p = pid(); tls[p] = ""; m[p] = ""; next }
 	index($0, rcpt) && / status=/ {
 		p = pid()
 		st = $0; sub(/.* status=/, "", st)
@@ -500,7 +502,7 @@ pf_dane_outcome() {
 		why = st; sub(/^[a-z]+ /, "", why)
 		if (kind == "sent") {
 			if (tls[p] == "") out = "clear"
-			else if (tls[p] ~ / Verified TLS/) out = (m[p] ~ /trust anchor/ ? "dane-ta" : "dane-ee")
+			else if (tls[p] ~ / Verified TLS/) out = (m[p] ~ /Matched DANE TA/ ? "dane-ta" : "dane-ee")
 			else out = "tls"
 		} else
 			out = kind " " why
