@@ -312,8 +312,10 @@ EOF
 }
 
 # The server settings every validator of this world needs: the anchor, the
-# forwarding to NSD on loopback (which unbound refuses by default), and
-# test. resolved (unbound answers it locally by default, RFC 6761).
+# forwarding to NSD on loopback (which the unbound daemon refuses without
+# do-not-query-localhost: every answer SERVFAIL), and "test." resolved:
+# unbound and libunbound answer it themselves by default (RFC 6761),
+# NXDOMAIN, "insecure".
 _dnssec_unbound_common() {
 	cat <<EOF
 	trust-anchor-file: "$DNSSEC_TA"
