@@ -8,7 +8,7 @@ libev-dev libinih-dev libidn2-dev libcurl4-gnutls-dev
 libunbound-dev libevent-dev dns-root-data libsystemd-dev dpkg-dev"
 test="$build postfix swaks dnsmasq-base openssl iproute2 python3 procps prometheus nginx
 iptables nftables python3-yaml shellcheck systemd clang libclang-rt-14-dev
-valgrind libnet-ssleay-perl nsd ldnsutils unbound bind9-dnsutils"
+valgrind libnet-ssleay-perl nsd ldnsutils unbound unbound-host bind9-dnsutils"
 
 case "${1:-build}" in
 build) want=$build ;;

@@ -312,12 +312,14 @@ EOF
 }
 
 # The server settings every validator of this world needs: the anchor, the
-# forwarding to NSD, and "test." resolved: unbound and libunbound answer it
-# themselves by default (RFC 6761), NXDOMAIN, "insecure".  (A forward-addr
-# on loopback needs no do-not-query-localhost.)
+# forwarding to NSD on loopback (which the unbound daemon refuses without
+# do-not-query-localhost: every answer SERVFAIL), and "test." resolved:
+# unbound and libunbound answer it themselves by default (RFC 6761),
+# NXDOMAIN, "insecure".
 _dnssec_unbound_common() {
 	cat <<EOF
 	trust-anchor-file: "$DNSSEC_TA"
+	do-not-query-localhost: no
 	local-zone: "test." nodefault
 	qname-minimisation: no
 	val-log-level: 2

@@ -1,0 +1,460 @@
+#!/bin/sh
+# DANE for SMTP (RFC 7672) end to end, in a signed private DNS world
+# (lib_dnssec.sh: NSD, a private root as trust anchor).  Every case is
+# delivered by two clients and each must give the expected result:
+#
+#   Postfix  the reference: a Postfix delivering by MX with
+#            smtp_dns_support_level = dnssec and smtp_tls_security_level =
+#            dane, its resolver a validating unbound on 127.0.0.1:53
+#   mxtls    [dns] dnssec = validate with the world's anchor, forwarding to
+#            NSD, under the opportunistic default profile (DANE must hold
+#            even where the profile would fall back to plaintext)
+#
+# DANE_CLIENTS=postfix|mxtls|both (default both) runs one column or both.
+#
+# Receivers (Postfix MXs, one address per case):
+#   S  self-signed certificate ($PKI/selfsigned)
+#   T  issued by a private CA (in no bundle; a DANE-TA record's anchor),
+#      naming mx.ta-ok.test
+#   N  issued by the same CA, naming only wrong.example.net
+#   W  issued by the test PKI (valid under the WebPKI test bundle), naming
+#      the MX hosts of the insecure cases: today's behaviour verifies it
+#   P  no STARTTLS
+#
+# Results: dane-ee, dane-ta (delivered over TLS, authenticated by that
+# record), tls (delivered over TLS, not DANE-authenticated), clear
+# (delivered in plaintext), deferred (nothing delivered: Postfix defers,
+# mxtls answers 451 4.7.5 unless the row says otherwise).
+#
+# Needs: root (port 25 and 53 on loopback, unshare -m), nsd, ldnsutils,
+# unbound, unbound-host, bind9-dnsutils (dig), Postfix, swaks, nginx, openssl.
+# shellcheck source-path=SCRIPTDIR disable=SC2317 # zone_NAME called by name, others through check
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib_dnssec.sh"
+. "$(dirname "$0")/lib_policy.sh"
+IT_TIMEOUT=${IT_TIMEOUT:-120}
+DANE_CLIENTS=${DANE_CLIENTS:-both}
+case $DANE_CLIENTS in
+postfix | mxtls | both) ;;
+*) echo "DANE_CLIENTS must be postfix, mxtls or both" >&2; exit 2 ;;
+esac
+it_setup
+T_START=$(date +%s)
+
+# ---------------------------------------------------------------- the cases
+
+# name            receiver  expected  mxtls reply when deferred (ERE)
+CASES='
+ee-ok             S  dane-ee
+ee-mismatch       S  deferred
+ee-mismatch-plain P  deferred
+ee-301            S  dane-ee
+ee-312            S  dane-ee
+ta-ok             T  dane-ta
+ta-wrongname      N  deferred
+rollover          S  dane-ee
+pkix-only         S  tls
+pkix-only-plain   P  deferred
+tlsa-expired      S  deferred
+mx-bogus          S  deferred  451 4\.(4\.3|7\.5)
+tlsa-servfail     S  deferred
+notlsa            W  tls
+insecure          W  tls
+insecure-plain    P  clear
+mixed             W  tls
+cname             S  dane-ee
+cname-fallback    S  dane-ee
+dane-sts          S  dane-ee
+'
+# mxtls alone.  retry: the same mxtls once retry_delay (1 s here) has
+# passed, when an opportunistic profile would fall back to plaintext: DANE
+# must not.  trust-ad: [dns] dnssec = trust-ad, mxtls asks the validating
+# unbound and believes its AD bit.
+# name               phase     domain of          expected
+MXTLS_ONLY='
+retry-mismatch       retry     ee-mismatch        deferred
+retry-mismatch-plain retry     ee-mismatch-plain  deferred
+trust-ad-ok          trust-ad  ee-ok              dane-ee
+trust-ad-mismatch    trust-ad  ee-mismatch        deferred
+'
+
+SS=$PKI/selfsigned.pem # what S presents
+OTHER=$PKI/valid.pem   # another key: a record for it matches nothing here
+
+# secure_mx DOMAIN ADDR [zone options]: DOMAIN a zone of its own, MX
+# mx.DOMAIN at ADDR.
+secure_mx() {
+	_dom=$1 _addr=$2
+	shift 2
+	dnssec_zone "$_dom" "$@"
+	dnssec_mx "$_dom" "mx.$_dom"
+	dnssec_a "mx.$_dom" "$_addr"
+}
+
+# expect_dns NAME TYPE STATUS: what the validator must make of NAME TYPE
+# (checked once the world runs).
+expect_dns() { echo "$1 $2 $3" >>"$W/dns.expect"; }
+: >"$W/dns.expect"
+
+# One function per case: zone_NAME DOMAIN ADDR (dashes become underscores).
+zone_ee_ok() {
+	secure_mx "$1" "$2"
+	dnssec_tlsa "mx.$1" 3 1 1 "$SS"
+	expect_dns "$1" MX secure
+	expect_dns "_25._tcp.mx.$1" TLSA secure
+}
+zone_ee_mismatch() { secure_mx "$1" "$2"; dnssec_tlsa "mx.$1" 3 1 1 "$OTHER"; }
+zone_ee_mismatch_plain() { zone_ee_mismatch "$@"; }
+zone_ee_301() { secure_mx "$1" "$2"; dnssec_tlsa "mx.$1" 3 0 1 "$SS"; }
+zone_ee_312() { secure_mx "$1" "$2"; dnssec_tlsa "mx.$1" 3 1 2 "$SS"; }
+zone_ta_ok() { secure_mx "$1" "$2"; dnssec_tlsa "mx.$1" 2 1 1 "$W/dane/dane-ca.pem"; }
+zone_ta_wrongname() { zone_ta_ok "$@"; }
+# A key rollover: the next key published beside the current one.
+zone_rollover() {
+	secure_mx "$1" "$2"
+	dnssec_tlsa "mx.$1" 3 1 1 "$OTHER"
+	dnssec_tlsa "mx.$1" 3 1 1 "$SS"
+}
+# PKIX-TA and PKIX-EE only: unusable for SMTP (RFC 7672 section 3.1.3),
+# but a secure TLSA RRset still makes TLS mandatory.
+zone_pkix_only() {
+	secure_mx "$1" "$2"
+	dnssec_tlsa "mx.$1" 0 0 1 "$PKI/root.pem"
+	dnssec_tlsa "mx.$1" 1 1 1 "$SS"
+}
+zone_pkix_only_plain() { zone_pkix_only "$@"; }
+# The TLSA record would match; its signature expired yesterday.
+zone_tlsa_expired() {
+	secure_mx "$1" "$2" expired=TLSA
+	dnssec_tlsa "mx.$1" 3 1 1 "$SS"
+	expect_dns "$1" MX secure
+	expect_dns "mx.$1" A secure
+	expect_dns "_25._tcp.mx.$1" TLSA bogus
+}
+# The MX RRset's signature does not match it; the host and its TLSA are fine.
+zone_mx_bogus() {
+	secure_mx "$1" "$2" bogus=MX
+	dnssec_tlsa "mx.$1" 3 1 1 "$SS"
+	expect_dns "$1" MX bogus
+	expect_dns "mx.$1" A secure
+	expect_dns "_25._tcp.mx.$1" TLSA secure
+}
+# _tcp.mx.DOMAIN is delegated to a zone NSD answers SERVFAIL for: the MX
+# and its address are secure, the TLSA lookup fails.
+zone_tlsa_servfail() {
+	secure_mx "$1" "$2"
+	dnssec_zone "_tcp.mx.$1" serve=broken
+	expect_dns "$1" MX secure
+	expect_dns "mx.$1" A secure
+	expect_dns "_25._tcp.mx.$1" TLSA servfail
+}
+# Secure, without TLSA (a proven absence): no DANE.
+zone_notlsa() {
+	secure_mx "$1" "$2"
+	expect_dns "_25._tcp.mx.$1" TLSA nxdomain
+}
+# Unsigned zones: their TLSA records (matching nothing) must be ignored.
+zone_insecure() {
+	secure_mx "$1" "$2" sign=no
+	dnssec_tlsa "mx.$1" 3 1 1 "$OTHER"
+	expect_dns "$1" MX insecure
+	expect_dns "_25._tcp.mx.$1" TLSA insecure
+}
+zone_insecure_plain() { zone_insecure "$@"; }
+# A secure domain whose MX host lies in an unsigned child zone.
+zone_mixed() {
+	dnssec_zone "$1"
+	dnssec_zone "unsigned.$1" sign=no
+	dnssec_mx "$1" "mx.unsigned.$1"
+	dnssec_a "mx.unsigned.$1" "$2"
+	dnssec_tlsa "mx.unsigned.$1" 3 1 1 "$OTHER"
+	expect_dns "$1" MX secure
+	expect_dns "mx.unsigned.$1" A insecure
+	expect_dns "_25._tcp.mx.unsigned.$1" TLSA insecure
+}
+# The MX host is an alias (another signed zone holds the target): TLSA is
+# looked up at the target first, then at the alias (RFC 7672 section
+# 2.2.2).  Here only the target's matches.
+zone_cname() {
+	dnssec_zone "$1"
+	dnssec_zone "target.$1"
+	dnssec_mx "$1" "mx.$1"
+	dnssec_cname "mx.$1" "host.target.$1"
+	dnssec_a "host.target.$1" "$2"
+	dnssec_tlsa "host.target.$1" 3 1 1 "$SS"
+	dnssec_tlsa "mx.$1" 3 1 1 "$OTHER"
+	expect_dns "mx.$1" A secure
+	expect_dns "_25._tcp.host.target.$1" TLSA secure
+}
+# The target has no TLSA: the alias's (matching) record counts.
+zone_cname_fallback() {
+	dnssec_zone "$1"
+	dnssec_zone "target.$1"
+	dnssec_mx "$1" "mx.$1"
+	dnssec_cname "mx.$1" "host.target.$1"
+	dnssec_a "host.target.$1" "$2"
+	dnssec_tlsa "mx.$1" 3 1 1 "$SS"
+	expect_dns "_25._tcp.host.target.$1" TLSA nxdomain
+}
+# DANE and an MTA-STS enforce policy for the same MX: DANE wins (RFC 8461
+# section 2).  Under MTA-STS alone the self-signed certificate would fail.
+STS_ADDR=127.0.0.200
+zone_dane_sts() {
+	secure_mx "$1" "$2"
+	dnssec_tlsa "mx.$1" 3 1 1 "$SS"
+	dnssec_txt "_mta-sts.$1" "v=STSv1; id=1"
+	dnssec_a "mta-sts.$1" "$STS_ADDR"
+	mkdir -p "$W/www/mta-sts.$1/.well-known"
+	printf 'version: STSv1\r\nmode: enforce\r\nmx: mx.%s\r\nmax_age: 86400\r\n' "$1" \
+		>"$W/www/mta-sts.$1/.well-known/mta-sts.txt"
+	chmod -R a+rX "$W/www"
+}
+
+# ---------------------------------------------------------------- the world
+
+dnssec_init
+# The private CA first: the TA records hash it.
+if ! { dane_cert ta-right dane-ca mx.ta-ok.test && dane_cert ta-wrong dane-ca wrong.example.net &&
+	dane_cert web webpki mx.notlsa.test mx.insecure.test mx.insecure-plain.test \
+		mx.unsigned.mixed.test; } >/dev/null; then
+	fail "DANE certificates"
+	finish
+fi
+
+# Each case: its domain NAME.test, its own address 127.0.0.(20+i), its
+# receiver's address list.
+i=0
+L_S="" L_T="" L_N="" L_W="" L_P=""
+printf '%s\n' "$CASES" | while read -r name rcv exp code; do
+	[ -n "$name" ] || continue
+	i=$((i + 1))
+	echo "$name $name.test 127.0.0.$((20 + i)) $rcv $exp ${code:-451 4\\.7\\.5}"
+done >"$W/cases"
+while read -r name dom addr rcv exp code; do
+	"zone_$(echo "$name" | tr - _)" "$dom" "$addr"
+	eval "L_$rcv=\"\${L_$rcv:+\$L_$rcv,}$addr:25\""
+done <"$W/cases"
+
+T0=$(date +%s)
+dnssec_start || { fail "the DNSSEC world starts (NSD)"; finish; }
+note "world built and served in $(($(date +%s) - T0)) s: $(wc -l <"$W/dnssec/zonelist") zones, NSD on 127.0.0.1:$DNS_PORT"
+dnssec_unbound_start 127.0.0.1 53 || { fail "validating unbound on 127.0.0.1:53"; finish; }
+
+# What a forwarding validator (libunbound, as in mxtls) makes of the world.
+check "world: the root zone validates from the anchor" dnssec_status_is . SOA secure
+while read -r qn qt st; do
+	check "world: $qn $qt is $st" dnssec_status_is "$qn" "$qt" "$st"
+done <"$W/dns.expect"
+# The same through the local unbound (the resolver Postfix uses), with AD.
+dig_is() { # NAME TYPE ERE: dig +dnssec through unbound; the header matches
+	_h=$(dig +dnssec +time=10 +tries=1 @127.0.0.1 "$1" "$2" 2>&1 | grep -E 'status:|flags:' | tr '\n' ' ')
+	printf '%s\n' "$_h" | grep -qE -- "$3" && return 0
+	echo "dig $1 $2 via unbound: expected /$3/, got: $_h"
+	return 1
+}
+check "world: unbound answers ee-ok.test MX with AD" dig_is ee-ok.test MX 'NOERROR.*flags: [a-z ]* ad;'
+check "world: unbound answers SERVFAIL for the expired TLSA" dig_is _25._tcp.mx.tlsa-expired.test TLSA 'SERVFAIL'
+check "world: unbound answers the insecure MX without AD" dig_is insecure.test MX 'NOERROR.*flags: qr rd ra;'
+
+# ---------------------------------------------------------------- receivers
+
+start_mx() { # LETTER LISTEN key=value...
+	_l=$1 _a=$2
+	shift 2
+	[ -n "$_a" ] || return 0
+	pf_mx "$_l" "$_a" "$@" || { fail "receiver $_l starts"; finish; }
+}
+start_mx S "$L_S" cert=selfsigned hostname=mx.s.test
+start_mx T "$L_T" "cert=../$IT_NAME/dane/ta-right" hostname=mx.ta-ok.test
+start_mx N "$L_N" "cert=../$IT_NAME/dane/ta-wrong" hostname=mx.n.test
+start_mx W "$L_W" "cert=../$IT_NAME/dane/web" hostname=mx.w.test
+start_mx P "$L_P" tls=no hostname=mx.p.test
+
+mkmsg "$W/msg.txt" "DANE test message"
+
+# delivered_to RCV RCPT SECONDS: the receiver got the message for RCPT
+# (waiting up to SECONDS).  nothing_to RCV RCPT: it got nothing for RCPT.
+delivered_to() { mx_wait_rcpt "$1" "$2" 1 "$3"; }
+nothing_to() { mx_none "$1" "$2"; }
+
+# ---------------------------------------------------------------- Postfix
+
+if [ "$DANE_CLIENTS" != mxtls ]; then
+	PF_PORT=$(free_port)
+	HOST_RESOLV=$(cat /etc/resolv.conf)
+	pf_dane_client C "127.0.0.1:$PF_PORT" || { fail "Postfix DANE client starts"; finish; }
+	check "postfix: its processes see the private resolv.conf" sh -c \
+		"nsenter -t '$(cat "$(pf_dir C)/master.job")' -m cat /etc/resolv.conf | grep -qx 'options trust-ad.*'"
+	check "postfix: /etc/resolv.conf outside it is untouched" test "$(cat /etc/resolv.conf)" = "$HOST_RESOLV"
+	T0=$(date +%s)
+	while read -r name dom addr rcv exp code; do
+		swaks --server "127.0.0.1:$PF_PORT" --from s@sender.test --to "pf-$name@$dom" \
+			--helo client.test --data "@$W/msg.txt" >"$W/swaks.$name" 2>&1
+		echo "exit=$?" >>"$W/swaks.$name"
+	done <"$W/cases"
+	# Every case's first attempt logged (deferred ones stay in the queue).
+	_t=$(it_until 30)
+	while :; do
+		_left=""
+		while read -r name dom addr rcv exp code; do
+			[ "$(pf_dane_outcome C "pf-$name@$dom")" = none ] && _left="$_left $name"
+		done <"$W/cases"
+		[ -z "$_left" ] && break
+		[ "$(date +%s)" -ge "$_t" ] && { note "Postfix: no attempt logged for:$_left"; break; }
+		sleep 0.2
+	done
+	note "Postfix column: $(($(date +%s) - T0)) s"
+	# Postfix probes its resolver (dnssec_probe) and warns when AD is missing.
+	check "postfix: its resolver validates (no dnssec_probe warning)" \
+		no_grep_since "$(pf_log C)" 0 'DNSSEC validation may be unavailable'
+	while read -r name dom addr rcv exp code; do
+		check "postfix $name: accepted for delivery" swaks_ok "$W/swaks.$name"
+		pf_dane_outcome C "pf-$name@$dom" >"$W/pf.$name"
+	done <"$W/cases"
+fi
+
+# ---------------------------------------------------------------- mxtls
+
+# mxtls_outcome OUT DOMAIN MARK: the result of the session in transcript
+# OUT, one line like pf_dane_outcome's ("deferred REPLY" has mxtls's reply).
+mxtls_outcome() {
+	_d=$(awk '/ => 4[0-9][0-9] / { print substr($0, index($0, " => ") + 4); exit }' "$1")
+	if [ -n "$_d" ]; then
+		echo "deferred $_d"
+		return
+	fi
+	if ! grep -qE '^DOT => 250 ' "$1"; then
+		echo "other $(grep -E ' => [45]' "$1" | head -n 1)"
+		return
+	fi
+	_l=$(log_since "$MXTLS_LOG" "$3" | grep -E " event=delivery .*rcpt_domain=$2 " | grep ' reply="250' | tail -n 1)
+	case $_l in
+	"") echo "other: no event=delivery line" ;;
+	*" tls=none "*) echo clear ;;
+	*" verify=dane-ee "*) echo dane-ee ;;
+	*" verify=dane-ta "*) echo dane-ta ;;
+	*) echo tls ;;
+	esac
+}
+
+# mxtls_cases <<EOF (NAME DOMAIN lines) EOF: one message per line through
+# the current mxtls, all at once (each session's delivery line is told
+# apart by its domain); each outcome to $W/mx.NAME.
+mxtls_cases() {
+	cat >"$W/mx.batch"
+	_pids=""
+	while read -r _n _dom; do
+		smtpc "$W/smtp.$_n" mxtls "EHLO client.test" "MAIL FROM:<s@sender.test>" \
+			"RCPT TO:<mx-$_n@$_dom>" "DATA=$W/msg.txt" "QUIT" &
+		_pids="$_pids $!"
+	done <"$W/mx.batch"
+	for _p in $_pids; do wait "$_p"; done
+	while read -r _n _dom; do
+		if [ -n "${MXTLS_PID:-}" ]; then
+			mxtls_outcome "$W/smtp.$_n" "$_dom" 0 >"$W/mx.$_n"
+		else
+			echo "mxtls did not start" >"$W/mx.$_n"
+		fi
+	done <"$W/mx.batch"
+}
+
+if [ "$DANE_CLIENTS" != postfix ]; then
+	pol_leaf sts mta-sts.dane-sts.test || { fail "MTA-STS server certificate"; finish; }
+	pol_nginx_start "$STS_ADDR:443" <<EOF || { fail "nginx starts on $STS_ADDR:443"; finish; }
+	server {
+		listen $STS_ADDR:443 ssl;
+		server_name mta-sts.dane-sts.test;
+		ssl_certificate $W/certs/sts.chain.pem;
+		ssl_certificate_key $W/certs/sts.key;
+		root $W/www/\$host;
+	}
+EOF
+	T0=$(date +%s)
+	# The [policy] section goes on from mxtls_start's "default =" line.
+	mxtls_start dnssec=validate "trust_anchor=$DNSSEC_TA" <<EOF
+mta_sts_ca_bundle = $PKI/test-root-ca.pem
+mta_sts_wait = 5
+retry_delay = 1
+EOF
+	[ -n "${MXTLS_PID:-}" ] || fail "mxtls starts with [dns] dnssec = validate"
+	awk '{ print $1, $2 }' "$W/cases" | mxtls_cases
+	sleep 2
+	printf '%s\n' "$MXTLS_ONLY" | awk '$2 == "retry" { print $1, $3 ".test" }' | mxtls_cases
+	mxtls_stop
+	# [dns] dnssec = trust-ad: the validating unbound answers, mxtls
+	# believes its AD bit.
+	_nsd_port=$DNS_PORT
+	DNS_PORT=53
+	mxtls_start dnssec=trust-ad </dev/null
+	DNS_PORT=$_nsd_port
+	[ -n "${MXTLS_PID:-}" ] || fail "mxtls starts with [dns] dnssec = trust-ad"
+	printf '%s\n' "$MXTLS_ONLY" | awk '$2 == "trust-ad" { print $1, $3 ".test" }' | mxtls_cases
+	mxtls_stop
+	note "mxtls column: $(($(date +%s) - T0)) s"
+fi
+
+# ---------------------------------------------------------------- results
+
+# class OUTCOME: its first word.
+class() { echo "${1%% *}"; }
+
+# judge CLIENT NAME RCPT RCV EXP CODE OUTCOME: the checks of one cell.
+judge() {
+	_c=$1 _n=$2 _r=$3 _rcv=$4 _e=$5 _code=$6 _o=$7
+	check "$_c $_n: $_e" test "$(class "$_o")" = "$_e"
+	[ "$LAST_OK" = yes ] || echo "    $_c got: $_o"
+	case $_e in
+	deferred)
+		check "$_c $_n: nothing delivered" nothing_to "$_rcv" "$_r"
+		if [ "$_c" = mxtls ] && [ "$(class "$_o")" = deferred ]; then
+			check "$_c $_n: reply $_code" test -n "$(echo "${_o#deferred }" | grep -E "^$_code")"
+		fi
+		;;
+	*)
+		# The client saw the 250: the receiver's local delivery follows
+		# at once.  Otherwise there is nothing to wait for.
+		case $(class "$_o") in
+		dane-ee | dane-ta | tls | clear) _s=5 ;;
+		*) _s=0 ;;
+		esac
+		check "$_c $_n: delivered to $_rcv" delivered_to "$_rcv" "$_r" $_s
+		;;
+	esac
+}
+
+: >"$W/table"
+while read -r name dom addr rcv exp code; do
+	p=- m=-
+	if [ "$DANE_CLIENTS" != mxtls ]; then
+		p=$(cat "$W/pf.$name")
+		judge postfix "$name" "pf-$name@$dom" "$rcv" "$exp" "$code" "$p"
+	fi
+	if [ "$DANE_CLIENTS" != postfix ]; then
+		m=$(cat "$W/mx.$name")
+		judge mxtls "$name" "mx-$name@$dom" "$rcv" "$exp" "$code" "$m"
+	fi
+	agree=-
+	if [ "$DANE_CLIENTS" = both ]; then
+		agree=yes
+		[ "$(class "$p")" = "$(class "$m")" ] || agree=NO
+		check "$name: Postfix and mxtls agree" test $agree = yes
+	fi
+	printf '%s|%s|%s|%s|%s\n' "$name" "$exp" "$p" "$m" "$agree" >>"$W/table"
+done <"$W/cases"
+if [ "$DANE_CLIENTS" != postfix ]; then
+	printf '%s\n' "$MXTLS_ONLY" | while read -r name phase base exp; do
+		[ -n "$name" ] || continue
+		rcv=$(awk -v n="$base" '$1 == n { print $4 }' "$W/cases")
+		m=$(cat "$W/mx.$name")
+		judge mxtls "$name" "mx-$name@$base.test" "$rcv" "$exp" '451 4\.7\.5' "$m"
+		printf '%s|%s|%s|%s|%s\n' "$name" "$exp" "(mxtls only: $phase)" "$m" - >>"$W/table"
+	done
+fi
+
+echo
+echo "case | expected | Postfix | mxtls | agree?"
+awk -F'|' '{ for (i = 1; i <= 5; i++) { v = $i; if (length(v) > 60) v = substr(v, 1, 57) "..."; c[NR, i] = v; if (length(v) > w[i]) w[i] = length(v) } }
+END { for (r = 1; r <= NR; r++) { l = ""; for (i = 1; i <= 5; i++) l = l sprintf("%-" w[i] "s", c[r, i]) (i < 5 ? " | " : ""); sub(/ +$/, "", l); print l } }' "$W/table"
+echo
+note "took $(($(date +%s) - T_START)) s"
+finish
