@@ -17,7 +17,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       gcc make libc6-dev pkg-config ca-certificates android-libboringssl-dev \
       libev-dev libinih-dev libidn2-dev libcurl4-gnutls-dev \
-      libunbound-dev libevent-dev dns-root-data \
+      libunbound-dev libevent-dev dns-root-data libsystemd-dev dpkg-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -40,7 +40,7 @@ FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       android-libboringssl libev4 libinih1 libidn2-0 \
-      libunbound8 libevent-2.1-7 dns-root-data \
+      libunbound8 libevent-2.1-7 dns-root-data libsystemd0 \
       libcurl3-gnutls ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 # A fixed UID/GID, so that Kubernetes' runAsUser and the redirect's

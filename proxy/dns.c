@@ -858,6 +858,8 @@ dns_start(struct dns_query *q, const int *types, int ntypes, const char *name)
 			 * Two tries' worth, the second twice as long, as a
 			 * stub resolver would wait.
 			 */
+			/* From now, not from when the loop last woke. */
+			ev_now_update(d->loop);
 			ev_timer_set(&q->deadline, 3 * d->timeout, 0.);
 			ev_timer_start(d->loop, &q->deadline);
 			return q;
