@@ -70,10 +70,18 @@ dane-sts          S  dane-ee
 # passed, when an opportunistic profile would fall back to plaintext: DANE
 # must not.  trust-ad: [dns] dnssec = trust-ad, mxtls asks the validating
 # unbound and believes its AD bit.
+# profile: the profile's dane key, set by a [match] for the one recipient:
+# only (no usable TLSA record: deferred, never plaintext nor unverified)
+# and off (the TLSA records are not looked at: a verify = none profile
+# delivers past a mismatching record).
 # name               phase     domain of          expected
 MXTLS_ONLY='
 retry-mismatch       retry     ee-mismatch        deferred
 retry-mismatch-plain retry     ee-mismatch-plain  deferred
+only-ok              profile   ee-ok              dane-ee
+only-notlsa          profile   notlsa             deferred
+only-insecure        profile   insecure           deferred
+off-mismatch         profile   ee-mismatch        tls
 trust-ad-ok          trust-ad  ee-ok              dane-ee
 trust-ad-mismatch    trust-ad  ee-mismatch        deferred
 '
@@ -375,9 +383,31 @@ EOF
 mta_sts_ca_bundle = $PKI/test-root-ca.pem
 mta_sts_wait = 5
 retry_delay = 1
+
+[profile dane-only]
+dane = only
+
+[profile dane-off]
+verify = none
+dane = off
+
+[match mx-only-ok@ee-ok.test]
+profile = dane-only
+
+[match mx-only-notlsa@notlsa.test]
+profile = dane-only
+
+[match mx-only-insecure@insecure.test]
+profile = dane-only
+
+[match mx-off-mismatch@ee-mismatch.test]
+profile = dane-off
 EOF
 	[ -n "${MXTLS_PID:-}" ] || fail "mxtls starts with [dns] dnssec = validate"
-	awk '{ print $1, $2 }' "$W/cases" | mxtls_cases
+	{
+		awk '{ print $1, $2 }' "$W/cases"
+		printf '%s\n' "$MXTLS_ONLY" | awk '$2 == "profile" { print $1, $3 ".test" }'
+	} | mxtls_cases
 	sleep 2
 	printf '%s\n' "$MXTLS_ONLY" | awk '$2 == "retry" { print $1, $3 ".test" }' | mxtls_cases
 	mxtls_stop
