@@ -332,7 +332,8 @@ tlsrpt_policy_sts(char *dst, size_t len, const char *mode, long max_age,
 	add_line(dst, len, &used, "mode: %s\n", mode);
 	for (i = 0; i < nmx; i++)
 		add_line(dst, len, &used, "mx: %s\n", mx[i]);
-	add_line(dst, len, &used, "max_age: %ld\n", max_age);
+	if (max_age >= 0)
+		add_line(dst, len, &used, "max_age: %ld\n", max_age);
 }
 
 void

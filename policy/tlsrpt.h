@@ -73,7 +73,8 @@ const char *tlsrpt_policy_type_name(enum tlsrpt_policy_type t);
 /*
  * The policy-string of an MTA-STS policy (RFC 8460 section 4.3: the
  * policy's lines): "version: STSv1", "mode: MODE", one "mx: PATTERN" a
- * pattern, "max_age: N", each line ending in LF, into dst.  Lines that
+ * pattern, "max_age: N" (unless max_age < 0: not known), each line
+ * ending in LF, into dst.  Lines that
  * do not fit (dst shorter than TLSRPT_POLICY_MAX + 1) are left out.
  */
 void tlsrpt_policy_sts(char *dst, size_t len, const char *mode,

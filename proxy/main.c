@@ -28,6 +28,7 @@
 #include "sign.h"
 #include "state.h"
 #include "sts.h"
+#include "tlsrpt.h"
 
 #define MXTLS_VERSION "0.1.0"
 
@@ -95,13 +96,16 @@ usage(void)
 	fprintf(stderr, "usage: mxtls [-t] -c FILE\n"
 	    "       mxtls -c FILE explain RECIPIENT\n"
 	    "       mxtls -c FILE state\n"
+	    "       mxtls -c FILE report --dry-run [YYYY-MM-DD]\n"
 	    "       mxtls keygen -o PRIVATE-KEY-FILE\n"
 	    "       mxtls sign-policy -k PRIVATE-KEY-FILE DOCUMENT\n"
 	    "  -c FILE  the configuration file\n"
 	    "  -t       check the configuration and exit (1 on errors)\n"
 	    "  explain  print the effective policy for RECIPIENT and where\n"
 	    "           each part of it comes from\n"
-	    "  state    list the retry records of hosts whose TLS failed\n");
+	    "  state    list the retry records of hosts whose TLS failed\n"
+	    "  report   print the TLS reports (RFC 8460) of a day, yesterday\n"
+	    "           (UTC) by default, without sending them\n");
 	exit(2);
 }
 
@@ -417,6 +421,12 @@ main_run(void)
 	/* After the drop: the fetcher never runs with our old privileges. */
 	if (main_start_fetching(cfg) == -1)
 		return 1;
+	/* Counts for TLS reports, written as the user mxtls now is. */
+	if (cfg->report_enabled && (d.px.tlsrpt = tlsrpt_open(d.px.loop,
+	    cfg->state_dir, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "mxtls: tlsrpt: %s\n", err);
+		return 1;
+	}
 	metrics_set("mxtls_build_info", "version=\"" MXTLS_VERSION "\"", 1);
 
 	if ((d.px.dsnq = dsnq_new(d.px.loop)) == NULL) {
@@ -451,6 +461,7 @@ main_run(void)
 	ev_run(d.px.loop, EVRUN_NOWAIT);
 	upcache_free(&d.px.cache);
 	dsnq_free(d.px.dsnq);
+	tlsrpt_close(d.px.tlsrpt);
 	if (d.admin != NULL)
 		admin_stop(d.admin);
 	central_free(d.central);
@@ -485,7 +496,8 @@ main(int argc, char **argv)
 	    strcmp(argv[1], "sign-policy") == 0))
 		return sign_main(argc - 1, argv + 1);
 
-	while ((ch = getopt(argc, argv, "c:th")) != -1) {
+	/* "+": options end at the command (report has its own). */
+	while ((ch = getopt(argc, argv, "+c:th")) != -1) {
 		switch (ch) {
 		case 'c':
 			d.file = optarg;
@@ -502,8 +514,10 @@ main(int argc, char **argv)
 	if (d.file == NULL || (cmd == NULL && optind != argc) ||
 	    (cmd != NULL && strcmp(cmd, "explain") == 0 && optind + 1 != argc) ||
 	    (cmd != NULL && strcmp(cmd, "state") == 0 && optind != argc) ||
+	    (cmd != NULL && strcmp(cmd, "report") == 0 && (optind == argc ||
+	    strcmp(argv[optind], "--dry-run") != 0 || argc - optind > 2)) ||
 	    (cmd != NULL && strcmp(cmd, "explain") != 0 &&
-	    strcmp(cmd, "state") != 0))
+	    strcmp(cmd, "state") != 0 && strcmp(cmd, "report") != 0))
 		usage();
 	if (cmd == NULL && !check)
 		return main_run();
@@ -512,7 +526,13 @@ main(int argc, char **argv)
 		return 1;
 	if (check)
 		printf("%s: ok\n", d.file);
-	else if (strcmp(cmd, "explain") == 0) {
+	else if (strcmp(cmd, "report") == 0) {
+		/* Part 1 of TLS reporting: what would be sent, nothing sent. */
+		r = tlsrpt_dry_run(&rt->cfg, optind + 1 < argc ?
+		    argv[optind + 1] : NULL, stdout);
+		runtime_release(rt);
+		return r;
+	} else if (strcmp(cmd, "explain") == 0) {
 		r = main_explain(rt, argv[optind]);
 		runtime_release(rt);
 		return r;

@@ -132,6 +132,13 @@ static const struct family_def defs[] = {
 	{ "mxtls_dsn_queued", M_GAUGE,
 	    "Relayed-DSN notices waiting to be submitted to the MTA.", NULL,
 	    0 },
+	{ "mxtls_tlsrpt_sessions_total", M_COUNTER,
+	    "TLS sessions counted for TLS reports (RFC 8460), by policy "
+	    "type (sts, tlsa, no-policy-found) and result (ok or the RFC "
+	    "8460 result type).", NULL, 0 },
+	{ "mxtls_tlsrpt_overflow_total", M_COUNTER,
+	    "Sessions left out of TLS reports: the day's distinct entries "
+	    "were at their bound.", NULL, 0 },
 	{ "mxtls_build_info", M_GAUGE,
 	    "Always 1; the version of mxtls as a label.", NULL, 0 },
 };
