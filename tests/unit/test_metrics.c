@@ -388,6 +388,8 @@ test_empty(void)
 		{ "mxtls_mta_sts_cache_bytes", "gauge" },
 		{ "mxtls_dsn_total", "counter" },
 		{ "mxtls_dsn_queued", "gauge" },
+		{ "mxtls_tlsrpt_sessions_total", "counter" },
+		{ "mxtls_tlsrpt_overflow_total", "counter" },
 		{ "mxtls_build_info", "gauge" },
 	};
 	const char *t, *p;
