@@ -22,7 +22,15 @@
 #include "runtime.h"
 #include "tlsrpt.h"
 
+struct tlsrpt_loading {
+	struct tlsrpt_store *store;
+	const char *path;
+	FILE *out; /* NULL: the log (the daemon); else a report's stderr */
+	size_t bad;
+};
+
 struct tlsrpt {
+	struct tlsrpt_loading ld; /* the journal's argument */
 	struct ev_loop *loop;
 	struct journal *j;
 	struct tlsrpt_store *store;
@@ -34,13 +42,6 @@ struct tlsrpt {
 };
 
 /* ---- the journal ---- */
-
-struct tlsrpt_loading {
-	struct tlsrpt_store *store;
-	const char *path;
-	FILE *out; /* NULL: the log (the daemon); else a report's stderr */
-	size_t bad;
-};
 
 static int
 tlsrpt_load_record(void *arg, const char *key, const char *value,
@@ -167,7 +168,6 @@ struct tlsrpt *
 tlsrpt_open(struct ev_loop *loop, const char *state_dir, char *err,
     size_t errlen)
 {
-	struct tlsrpt_loading ld;
 	struct journal_loaded info;
 	struct tlsrpt *t;
 	char dir[PATH_MAX], torn[24];
@@ -187,12 +187,11 @@ tlsrpt_open(struct ev_loop *loop, const char *state_dir, char *err,
 		goto fail;
 	}
 	snprintf(t->path, sizeof(t->path), "%s/" TLSRPT_JOURNAL, dir);
-	memset(&ld, 0, sizeof(ld));
-	ld.store = t->store;
-	ld.path = t->path;
+	t->ld.store = t->store;
+	t->ld.path = t->path;
 	if ((t->j = journal_open(loop, t->path, TLSRPT_JOURNAL_NAME,
-	    TLSRPT_QUEUE_MAX, tlsrpt_load_record, tlsrpt_journal_error, t,
-	    &info, err, errlen)) == NULL)
+	    TLSRPT_QUEUE_MAX, tlsrpt_load_record, tlsrpt_journal_error,
+	    &t->ld, &info, err, errlen)) == NULL)
 		goto fail;
 	if (info.torn > 0) {
 		snprintf(torn, sizeof(torn), "%zu", info.torn);
