@@ -64,6 +64,7 @@ enum kind {
 	K_DNS,
 	K_TLS,
 	K_POLICY,
+	K_REPORT,
 	K_PROFILE, /* [profile NAME]: policy_set_key() */
 	K_MATCH,   /* [match PATTERN]: policy_set_key() */
 	K_SKIP,	   /* a section already reported as wrong: keys ignored */
@@ -74,6 +75,7 @@ static const char *const kind_names[] = {
 	[K_DNS] = "dns",
 	[K_TLS] = "tls",
 	[K_POLICY] = "policy",
+	[K_REPORT] = "report",
 };
 
 struct keydef {
@@ -135,6 +137,11 @@ static const struct keydef keydefs[] = {
 	{ K_POLICY, "mta_sts_ca_bundle", 0 },
 	{ K_POLICY, "mta_sts_cache_bytes", 0 },
 	{ K_POLICY, "fetch_program", 0 },
+	{ K_REPORT, "enabled", 0 },
+	{ K_REPORT, "organization_name", 0 },
+	{ K_REPORT, "contact_info", 0 },
+	{ K_REPORT, "submitter", 0 },
+	{ K_REPORT, "submit", 0 },
 	{ K_PROFILE, "tls", 0 },
 	{ K_PROFILE, "verify", 0 },
 	{ K_PROFILE, "min_version", 0 },
@@ -215,6 +222,7 @@ struct loader {
 	int dnssec_line; /* [dns] dnssec, for the trust-ad check */
 	int listen_line, admin_line; /* 0: the default */
 	int dsn_submit_line;
+	int report_enabled_line, report_submit_line;
 	char *default_name;
 	int default_line;
 };
@@ -1259,6 +1267,64 @@ policy_key_done(struct loader *ld, const char *key, int line, int applied)
 	}
 }
 
+/*
+ * [report]: TLS reporting (RFC 8460).  Values are checked here; that
+ * enabled needs organization_name is checked after the whole file.
+ */
+static int
+apply_report(struct loader *ld, const char *key, const char *v, char *why,
+    size_t whylen)
+{
+	struct config *cfg = ld->cfg;
+	size_t i;
+
+	if (strcmp(key, "enabled") == 0) {
+		if (strcmp(v, "yes") == 0 || strcmp(v, "on") == 0)
+			cfg->report_enabled = 1;
+		else if (strcmp(v, "no") == 0 || strcmp(v, "off") == 0)
+			cfg->report_enabled = 0;
+		else {
+			snprintf(why, whylen, "\"%s\": expected yes or no", v);
+			return -1;
+		}
+		ld->report_enabled_line = ld->pline;
+		return 0;
+	}
+	if (strcmp(key, "submit") == 0) {
+		if (parse_sockaddr(v, 0, &cfg->report_submit,
+		    &cfg->report_submit_len) < 0) {
+			snprintf(why, whylen, "invalid address \"%s\": expected "
+			    "IPV4:PORT or [IPV6]:PORT (the MTA's SMTP listener)",
+			    v);
+			return -1;
+		}
+		ld->report_submit_line = ld->pline;
+		return set_str(ld, &cfg->report_submit_str, v);
+	}
+	/* Text that goes into reports: one line of printable characters. */
+	for (i = 0; v[i] != '\0'; i++)
+		if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f) {
+			snprintf(why, whylen, "a control character");
+			return -1;
+		}
+	if (i > 255) {
+		snprintf(why, whylen, "longer than 255 bytes");
+		return -1;
+	}
+	if (strcmp(key, "organization_name") == 0)
+		return set_str(ld, &cfg->report_org, v);
+	if (strcmp(key, "contact_info") == 0)
+		return set_str(ld, &cfg->report_contact, v);
+	if (strcmp(key, "submitter") == 0) {
+		if (strchr(v, ' ') != NULL || strchr(v, '@') != NULL) {
+			snprintf(why, whylen, "\"%s\": expected a domain name", v);
+			return -1;
+		}
+		return set_str(ld, &cfg->report_submitter, v);
+	}
+	return 0;
+}
+
 /* A key of a fixed section: 0, or -1 with why (empty when reported). */
 static int
 apply_fixed(struct loader *ld, char *why, size_t whylen)
@@ -1279,6 +1345,8 @@ apply_fixed(struct loader *ld, char *why, size_t whylen)
 		return apply_tls(ld, k, v, ld->pline, why, whylen);
 	case K_POLICY:
 		return apply_policy(ld, k, v, ld->pline, why, whylen);
+	case K_REPORT:
+		return apply_report(ld, k, v, why, whylen);
 	default:
 		return 0;
 	}
@@ -1399,10 +1467,10 @@ begin_section(struct loader *ld, char *name)
 	if (ld->sect == NULL)
 		return;
 
-	for (i = K_PROXY; i <= K_POLICY; i++)
+	for (i = K_PROXY; i <= K_REPORT; i++)
 		if (strcmp(name, kind_names[i]) == 0)
 			break;
-	if (i <= K_POLICY) {
+	if (i <= K_REPORT) {
 		ld->kind = (enum kind)i;
 		snprintf(ld->norm, sizeof(ld->norm), "%s", name);
 	} else if (first_word(name, "profile") || first_word(name, "match")) {
@@ -1733,6 +1801,32 @@ check_dnssec(struct loader *ld)
 	}
 }
 
+/*
+ * [report]: a report names who sends it, so counting starts only with
+ * an organization_name; submitter and contact_info have defaults.
+ */
+static void
+check_report(struct loader *ld)
+{
+	struct config *cfg = ld->cfg;
+	char *c;
+
+	if (cfg->report_enabled && cfg->report_org == NULL)
+		lerr(ld, ld->report_enabled_line, "[report] enabled: reports "
+		    "need organization_name (the organization-name they "
+		    "carry): set it, or enabled = no");
+	if (cfg->report_submit_len > 0 && same_socket(&cfg->listen,
+	    &cfg->report_submit, cfg->report_submit_len))
+		lerr(ld, ld->report_submit_line, "[report] submit: %s is the "
+		    "listen address of mxtls itself: name the MTA's SMTP "
+		    "listener", cfg->report_submit_str);
+	if (cfg->report_submitter == NULL && cfg->hostname != NULL)
+		cfg->report_submitter = xstrdup(ld, cfg->hostname);
+	if (cfg->report_contact == NULL && cfg->report_submitter != NULL &&
+	    asprintf(&c, "postmaster@%s", cfg->report_submitter) != -1)
+		cfg->report_contact = c;
+}
+
 static void
 check_all(struct loader *ld)
 {
@@ -1768,6 +1862,7 @@ check_all(struct loader *ld)
 		lerr(ld, ld->dsn_submit_line, "[proxy] dsn_submit: %s is the "
 		    "listen address of mxtls itself: name the MTA's SMTP "
 		    "listener", cfg->dsn_submit_str);
+	check_report(ld);
 
 	for (i = 0; i < set->nprofiles; i++) {
 		const struct policy_profile *p = &set->profiles[i];
@@ -2019,6 +2114,10 @@ config_free(struct config *cfg)
 	free(cfg->listen_str);
 	free(cfg->admin_listen_str);
 	free(cfg->dsn_submit_str);
+	free(cfg->report_org);
+	free(cfg->report_contact);
+	free(cfg->report_submitter);
+	free(cfg->report_submit_str);
 	free(cfg->user);
 	free(cfg->hostname);
 	free(cfg->state_dir);

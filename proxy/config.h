@@ -160,6 +160,21 @@ struct config {
 	long mta_sts_cache_bytes; /* the cache, memory and disk: 16 MiB */
 	char *fetch_program;	  /* mxtls-fetch; NULL: beside mxtls */
 
+	/*
+	 * [report]: TLS reporting (RFC 8460).  Counting runs only when
+	 * enabled (off by default; read at start), which needs org.
+	 * submitter defaults to hostname, contact to postmaster@submitter;
+	 * submit (for mailto reports) is the MTA's SMTP listener,
+	 * report_submit_len 0 when not set.
+	 */
+	int report_enabled;
+	char *report_org;
+	char *report_contact;
+	char *report_submitter;
+	struct sockaddr_storage report_submit;
+	socklen_t report_submit_len;
+	char *report_submit_str;
+
 	/* [policy] retry_delay and fallback_ttl (whole seconds, > 0) */
 	struct failure_timing timing;
 

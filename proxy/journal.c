@@ -983,3 +983,56 @@ journal_get(const char *path, const char *name, const char *key,
 	munmap((void *)map, mlen);
 	return found;
 }
+
+int
+journal_read(const char *path, const char *name, journal_load_cb *load,
+    void *arg, struct journal_loaded *info, char *err, size_t errlen)
+{
+	struct journal *j;
+	const char *map = NULL;
+	size_t len = 0;
+	long long end;
+	int fd;
+
+	memset(info, 0, sizeof(*info));
+	info->why = "";
+	if (!journal_name_ok(name)) {
+		snprintf(err, errlen, "%s: invalid journal name", path);
+		return -1;
+	}
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (journal_map(fd, &map, &len) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	/* The loader of journal_open(), without the file, lock or thread. */
+	if ((j = calloc(1, sizeof(*j))) == NULL) {
+		if (map != NULL)
+			munmap((void *)map, len);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	j->fd = j->lockfd = -1;
+	pthread_mutex_init(&j->mu, NULL);
+	pthread_cond_init(&j->wake, NULL);
+	pthread_cond_init(&j->done, NULL);
+	snprintf(j->name, sizeof(j->name), "%s", name);
+	j->hlen = (size_t)snprintf(j->header, sizeof(j->header), "%s%s\n",
+	    JOURNAL_MAGIC, name);
+	end = journal_load(j, map, len, load, arg, info);
+	if (map != NULL)
+		munmap((void *)map, len);
+	journal_free(j);
+	if (end < 0) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return -1;
+	}
+	return 0;
+}

@@ -115,6 +115,16 @@ void journal_close(struct journal *j);
 int journal_get(const char *path, const char *name, const char *key,
     char **value, size_t *len, char *err, size_t errlen);
 
+/*
+ * Call load for every record in force in the journal at PATH, as
+ * journal_open() would, without opening it for writing (the running
+ * mxtls may hold it): what another process (a report) reads.  A torn
+ * end is ignored and said in *info.  0 (also when there is no file),
+ * or -1 with err.
+ */
+int journal_read(const char *path, const char *name, journal_load_cb *load,
+    void *arg, struct journal_loaded *info, char *err, size_t errlen);
+
 /* ---------------------------------------------------------------------
  * The pure parts, for the unit tests and the fuzzer.
  */

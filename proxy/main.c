@@ -32,6 +32,7 @@
 #include "sign.h"
 #include "state.h"
 #include "sts.h"
+#include "tlsrpt.h"
 #include "usage.h"
 
 static struct {
@@ -446,6 +447,12 @@ main_run(void)
 	/* After the drop: the fetcher never runs with our old privileges. */
 	if (main_start_fetching(cfg) == -1)
 		return 1;
+	/* Counts for TLS reports, written as the user mxtls now is. */
+	if (cfg->report_enabled && (d.px.tlsrpt = tlsrpt_open(d.px.loop,
+	    cfg->state_dir, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "mxtls: tlsrpt: %s\n", err);
+		return 1;
+	}
 	metrics_set("mxtls_build_info", "version=\"" MXTLS_VERSION "\"", 1);
 
 	if ((d.px.dsnq = dsnq_new(d.px.loop)) == NULL) {
@@ -482,6 +489,7 @@ main_run(void)
 	ev_run(d.px.loop, EVRUN_NOWAIT);
 	upcache_free(&d.px.cache);
 	dsnq_free(d.px.dsnq);
+	tlsrpt_close(d.px.tlsrpt);
 	if (d.admin != NULL)
 		admin_stop(d.admin);
 	central_free(d.central);
@@ -521,7 +529,8 @@ main(int argc, char **argv)
 	    strcmp(argv[1], "sign-policy") == 0))
 		return sign_main(argc - 1, argv + 1);
 
-	while ((ch = getopt_long(argc, argv, "c:thV", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "+c:thV", longopts,
+	    NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			d.file = optarg;
@@ -541,8 +550,12 @@ main(int argc, char **argv)
 	}
 	if (optind < argc)
 		cmd = argv[optind++];
+	/* Options end at the command; its own --help comes after it. */
+	if (cmd != NULL && optind < argc && (strcmp(argv[optind], "--help") ==
+	    0 || strcmp(argv[optind], "-h") == 0))
+		help = 1;
 	if (cmd != NULL && strcmp(cmd, "explain") != 0 &&
-	    strcmp(cmd, "state") != 0)
+	    strcmp(cmd, "state") != 0 && strcmp(cmd, "report") != 0)
 		usage(NULL);
 	/* Asked for: stdout and success, also without -c. */
 	if (help) {
@@ -551,7 +564,9 @@ main(int argc, char **argv)
 	}
 	if (d.file == NULL || (cmd == NULL && optind != argc) ||
 	    (cmd != NULL && strcmp(cmd, "explain") == 0 && optind + 1 != argc) ||
-	    (cmd != NULL && strcmp(cmd, "state") == 0 && optind != argc))
+	    (cmd != NULL && strcmp(cmd, "state") == 0 && optind != argc) ||
+	    (cmd != NULL && strcmp(cmd, "report") == 0 && (optind == argc ||
+	    strcmp(argv[optind], "--dry-run") != 0 || argc - optind > 2)))
 		usage(cmd);
 	if (cmd == NULL && !check)
 		return main_run();
@@ -560,7 +575,13 @@ main(int argc, char **argv)
 		return 1;
 	if (check)
 		printf("%s: ok\n", d.file);
-	else if (strcmp(cmd, "explain") == 0) {
+	else if (strcmp(cmd, "report") == 0) {
+		/* Part 1 of TLS reporting: what would be sent, nothing sent. */
+		r = tlsrpt_dry_run(&rt->cfg, optind + 1 < argc ?
+		    argv[optind + 1] : NULL, stdout);
+		runtime_release(rt);
+		return r;
+	} else if (strcmp(cmd, "explain") == 0) {
 		r = main_explain(rt, argv[optind]);
 		runtime_release(rt);
 		return r;

@@ -78,6 +78,7 @@ struct family_def {
  *                              failed), profile
  *   tls_handshakes_total       version, cipher
  *   tls_failures_total         result: RFC 8460 result types
+ *   dane_total                 result: ok or an RFC 8460 result type
  *   retry_records              state: failed-once, broken
  *   bytes_relayed_total        direction: upstream, downstream
  *   policy_fetches_total       source, outcome
@@ -140,6 +141,17 @@ static const struct family_def defs[] = {
 	{ "mxtls_dsn_queued", M_GAUGE,
 	    "Relayed-DSN notices waiting to be submitted to the MTA.", NULL,
 	    0, 1 },
+	{ "mxtls_tlsrpt_sessions_total", M_COUNTER,
+	    "TLS sessions counted for TLS reports (RFC 8460), by policy "
+	    "type (sts, tlsa, no-policy-found) and result (ok or the RFC "
+	    "8460 result type).", NULL, 0, 0 },
+	{ "mxtls_tlsrpt_overflow_total", M_COUNTER,
+	    "Sessions left out of TLS reports: the day's distinct entries "
+	    "were at their bound.", NULL, 0, 1 },
+	{ "mxtls_dane_total", M_COUNTER,
+	    "DANE outcomes (RFC 7672) by RFC 8460 result type: ok, "
+	    "tlsa-invalid, dnssec-invalid, dane-required, "
+	    "validation-failure.", NULL, 0, 0 },
 	{ "mxtls_build_info", M_GAUGE,
 	    "Always 1; the version of mxtls as a label.", NULL, 0, 0 },
 };

@@ -20,6 +20,7 @@
 #include "state.h"
 #include "sts.h"
 #include "tls.h"
+#include "tlsrpt.h"
 #include "upcache.h"
 
 #define SESSION_BUFSIZE 16384
@@ -270,6 +271,7 @@ struct session {
 	enum mtasts_mode sts_mode;
 	struct session_names *sts_mx; /* NULL until a policy names mx */
 	int sts_nmx;
+	long sts_max_age; /* for TLS reports; -1: no policy */
 	int route_sts; /* the route's profile comes from MTA-STS enforce */
 	int route_sts_testing; /* MTA-STS testing: report what would fail */
 
@@ -289,6 +291,7 @@ static void session_dane_count(enum tls_result r);
 static void session_dane_host(struct session *s);
 static int session_dane_by_table(const struct session *s);
 static int session_dane_host_tls(const struct session *s);
+static void session_tlsrpt(struct session *s, enum tls_result r, int dane);
 static void session_dane_note(struct session *s, enum tls_result r,
     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void session_up_try_addr(struct session *s);
@@ -959,6 +962,7 @@ session_tls_failure(struct session *s, enum failure_event ev,
 		session_up_try_addr(s);
 		return;
 	}
+	session_tlsrpt(s, result, 0);
 	session_verdict_key(s, &k, policy);
 	old = state_get(s->px->state, &k);
 	if (old != NULL)
@@ -1356,6 +1360,39 @@ session_dane_host_tls(const struct session *s)
 	return s->up_dane == DANE_HOST_AUTH || s->up_dane == DANE_HOST_ENCRYPT;
 }
 
+/*
+ * Count the attempt at the host just tried for TLS reports (RFC 8460):
+ * r is TLS_RESULT_OK for a session as required, else the failure; dane
+ * says a DANE host failed (also before any connection).  Only the
+ * recipient domain's own hosts with TLS wanted count: a nexthop is the
+ * operator's choice, not the domain's, and TLS off tried nothing.
+ */
+static void
+session_tlsrpt(struct session *s, enum tls_result r, int dane)
+{
+	struct tlsrpt_attempt a;
+	int same = strcmp(s->sts_domain, s->route_domain) == 0;
+
+	if (s->px->tlsrpt == NULL || !s->have_route || s->dec.nexthop != NULL ||
+	    s->dec.profile->tls == POLICY_TLS_OFF || s->route_domain[0] == '[')
+		return;
+	memset(&a, 0, sizeof(a));
+	a.domain = s->route_domain;
+	a.result = r;
+	a.dane = dane || session_dane_host_tls(s);
+	a.tlsa = &s->up_tlsa;
+	a.sts = s->route_sts || s->route_sts_testing;
+	a.sts_mode = s->route_sts ? "enforce" : "testing";
+	/* A later RCPT's lookup may have replaced the policy's details. */
+	a.sts_max_age = same ? s->sts_max_age : -1;
+	a.sts_mx = same && s->sts_nmx > 0 ? s->sts_mx->p : NULL;
+	a.sts_nmx = same ? s->sts_nmx : 0;
+	a.mx_host = a.dane ? session_dane_name(s) : session_up_name(s);
+	a.mx_addr = s->up_open ? s->up_addr : NULL;
+	a.fd = s->up_open ? s->up.fd : -1;
+	tlsrpt_count(s->px->tlsrpt, s->id, &a);
+}
+
 /* A DANE host cannot be used: remember why for the route's 451 4.7.5. */
 static void __attribute__((format(printf, 3, 4)))
 session_dane_note(struct session *s, enum tls_result r, const char *fmt, ...)
@@ -1370,6 +1407,7 @@ session_dane_note(struct session *s, enum tls_result r, const char *fmt, ...)
 	    "addr", s->up_addr[0] ? s->up_addr : NULL, "result",
 	    tls_result_name(r), "reason", why, NULL);
 	session_dane_count(r);
+	session_tlsrpt(s, r, 1);
 	if (!s->dane_failed)
 		snprintf(s->dane_error, sizeof(s->dane_error), "%s", why);
 	s->dane_failed = 1;
@@ -1961,6 +1999,7 @@ session_after_ehlo(struct session *s)
 	    "mx", s->up_host, "addr", s->up_addr, "mta_sts",
 	    strcmp(s->sts_domain, s->route_domain) == 0 ?
 	    mtasts_mode_name(s->sts_mode) : "not-looked-up", NULL);
+	session_tlsrpt(s, TLS_RESULT_STARTTLS_NOT_SUPPORTED, 0);
 	session_sts_testing_report(s, "server does not offer STARTTLS");
 	session_send_mail(s);
 }
@@ -2305,6 +2344,8 @@ session_on_up_reply(struct session *s, const struct smtp_reply *r)
 			session_message_done(s);
 			return;
 		}
+		if (r->code == 250 && s->up_tls)
+			session_tlsrpt(s, TLS_RESULT_OK, 0);
 		session_log_delivery(s,
 		    r->code == 250 ? (s->up_tls ? "tls" : s->fallback ?
 		    "fallback" : "plaintext") :
@@ -2652,6 +2693,7 @@ session_sts_answer(void *arg, const struct sts_answer *a)
 	}
 	snprintf(s->sts_domain, sizeof(s->sts_domain), "%s", dec.domain);
 	s->sts_mode = a->policy != NULL ? a->policy->mode : MTASTS_NONE;
+	s->sts_max_age = a->policy != NULL ? a->policy->max_age : -1;
 	s->sts_nmx = 0;
 	for (i = 0; a->policy != NULL && i < a->policy->nmx; i++) {
 		snprintf(s->sts_mx->name[i], DNS_NAME_MAX, "%s",

@@ -14,6 +14,7 @@
 
 struct dns;
 struct dsnq;
+struct tlsrpt;
 struct session;
 
 /* What all sessions share: the loop, the runtime, the retry records. */
@@ -23,6 +24,7 @@ struct proxy {
 	struct state *state; /* retry records */
 	struct sts *sts;     /* MTA-STS policies; NULL when off */
 	struct dsnq *dsnq;   /* "relayed" notices on their way to the MTA */
+	struct tlsrpt *tlsrpt; /* counts for TLS reports; NULL when off */
 	unsigned long next_sid;
 	int nsessions;
 	struct session *live;  /* all open sessions */

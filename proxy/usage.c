@@ -26,6 +26,10 @@ static const struct {
 	    "  mxtls -c FILE state\n"
 	    "      List the retry records of hosts whose TLS failed (read only;\n"
 	    "      the running mxtls alone writes state_dir).\n" },
+	{ "report",
+	    "  mxtls -c FILE report --dry-run [YYYY-MM-DD]\n"
+	    "      Print the TLS reports (RFC 8460) of a day, yesterday (UTC) by\n"
+	    "      default: each domain's rua and the JSON, without sending.\n" },
 	{ "keygen",
 	    "  mxtls keygen -o PRIVATE-KEY-FILE\n"
 	    "      Make an Ed25519 key pair: print the public key for [policy]\n"

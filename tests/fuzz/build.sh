@@ -39,6 +39,8 @@ srcs() {
 		    -lunbound -lev -lidn2" ;;
 	policy_domain)
 		echo "policy/policy.c policy/dane.c policy/dnssec.c -lidn2" ;;
+	tlsrpt_txt)
+		echo "policy/tlsrpt.c policy/dane.c" ;;
 	journal)
 		echo "proxy/journal.c -lev" ;;
 	*)
@@ -49,7 +51,7 @@ srcs() {
 
 ALL="smtp_reply smtp_command smtp_data smtp_normalise config document
  mtasts_txt mtasts_policy fetchproto_request fetchproto_response state
- sts_record policy_domain journal"
+ sts_record policy_domain journal tlsrpt_txt"
 
 command -v "$CLANG" >/dev/null || {
 	echo "build.sh: $CLANG not found (apt-get install clang)" >&2

@@ -325,6 +325,24 @@ T = {
 for k, v in T.items():
     put("mtasts_txt", k, v)
 
+# ---- tlsrpt_txt: _smtp._tls TXT records, one per line ---------------
+T = {
+    "valid": "v=TLSRPTv1; rua=mailto:tlsrpt@example.com",
+    "two-uris": "v=TLSRPTv1;rua=mailto:a@example.com,https://r.example.com/v1;",
+    "spaces-ext": "v=TLSRPTv1 ;\trua=mailto:a@example.com , https://r.example/ ; x.y-1=v ;",
+    "other-scheme": "v=TLSRPTv1; rua=ftp://x.example/r,MAILTO:b@example.com",
+    "only-other-scheme": "v=TLSRPTv1; rua=ftp://x.example/r",
+    "two-records": "v=TLSRPTv1; rua=mailto:a@x.example\nv=TLSRPTv1; rua=mailto:b@x.example",
+    "other-records": "v=spf1 -all\nv=TLSRPTv1; rua=mailto:a@x.example",
+    "no-rua": "v=TLSRPTv1;",
+    "two-rua": "v=TLSRPTv1; rua=mailto:a@x.example; rua=mailto:b@x.example",
+    "not-tlsrpt": "v=TLSRPTv10; rua=mailto:a@x.example",
+    "empty-uri": "v=TLSRPTv1; rua=mailto:a@x.example,",
+    "many-uris": "v=TLSRPTv1; rua=" + ",".join("mailto:r%d@x.example" % i for i in range(12)),
+}
+for k, v in T.items():
+    put("tlsrpt_txt", k, v)
+
 # ---- mtasts_policy --------------------------------------------------
 P = {
     "enforce": "version: STSv1\nmode: enforce\nmx: mail.example.com\n"

@@ -1389,6 +1389,60 @@ test_dsn_submit(void)
 }
 
 /*
+ * [report] (TLS reporting): off by default; on only with an
+ * organization_name; submitter and contact_info default from hostname.
+ */
+static void
+test_report(void)
+{
+	struct config cfg;
+
+	if (LOAD_OK("r.ini", "[tls]\nca_bundle = ca.crt\n", &cfg) == 0) {
+		CHECK_INT(cfg.report_enabled, 0);
+		CHECK(cfg.report_org == NULL);
+		CHECK_INT(cfg.report_submit_len, 0);
+	}
+	config_free(&cfg);
+	if (LOAD_OK("r.ini", "[tls]\nca_bundle = ca.crt\n[proxy]\n"
+	    "hostname = mta.sender.example\n[report]\nenabled = yes\n"
+	    "organization_name = Sender \"X\" AG\n", &cfg) == 0) {
+		CHECK_INT(cfg.report_enabled, 1);
+		CHECK_STR(cfg.report_org, "Sender \"X\" AG");
+		CHECK_STR(cfg.report_submitter, "mta.sender.example");
+		CHECK_STR(cfg.report_contact,
+		    "postmaster@mta.sender.example");
+	}
+	config_free(&cfg);
+	if (LOAD_OK("r.ini", "[tls]\nca_bundle = ca.crt\n[report]\n"
+	    "enabled = on\norganization_name = Sender\n"
+	    "contact_info = tls@sender.example\nsubmitter = sender.example\n"
+	    "submit = 127.0.0.1:25\n", &cfg) == 0) {
+		CHECK_STR(cfg.report_contact, "tls@sender.example");
+		CHECK_STR(cfg.report_submitter, "sender.example");
+		CHECK_STR(cfg.report_submit_str, "127.0.0.1:25");
+		CHECK(cfg.report_submit_len > 0);
+	}
+	config_free(&cfg);
+	LOAD_ERR("e.ini", "[report]\nenabled = yes\n",
+	    "F:2: [report] enabled: reports need organization_name (the "
+	    "organization-name they carry): set it, or enabled = no");
+	LOAD_ERR("e.ini", "[report]\nenabled = sometimes\n",
+	    "F:2: [report] enabled: \"sometimes\": expected yes or no");
+	LOAD_ERR("e.ini", "[report]\nsubmit = mta.example:25\n",
+	    "F:2: [report] submit: invalid address \"mta.example:25\": "
+	    "expected IPV4:PORT or [IPV6]:PORT (the MTA's SMTP listener)");
+	LOAD_ERR("e.ini", "[proxy]\nlisten = 127.0.0.1:2525\n[report]\n"
+	    "submit = 127.0.0.1:2525\n",
+	    "F:4: [report] submit: 127.0.0.1:2525 is the listen address of "
+	    "mxtls itself: name the MTA's SMTP listener");
+	LOAD_ERR("e.ini", "[report]\nsubmitter = a@b.example\n",
+	    "F:2: [report] submitter: \"a@b.example\": expected a domain "
+	    "name");
+	LOAD_ERR("e.ini", "[report]\nreport_to = x\n",
+	    "F:2: [report] report_to: unknown key");
+}
+
+/*
  * R17-07: the MTA waits 600 s for the reply to its final dot (Postfix's
  * smtp_data_done_timeout, Exim's final_timeout).  mxtls must give up on
  * the upstream first, so that the MTA gets a 4xx from mxtls instead of
@@ -1435,6 +1489,7 @@ main(void)
 	RUN(test_dnssec);
 	RUN(test_mta_sts_cache_bytes);
 	RUN(test_dsn_submit);
+	RUN(test_report);
 	RUN(R17_07_data_done_timeout_below_the_MTAs_600_s);
 	cleanup();
 	return T_DONE();

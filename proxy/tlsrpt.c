@@ -1,0 +1,475 @@
+/*
+ * TLS reporting (RFC 8460): the counts of the running mxtls and the dry
+ * run of its reports (see tlsrpt.h).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ev.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include "clock.h"
+#include "config.h"
+#include "conn.h"
+#include "dns.h"
+#include "journal.h"
+#include "log.h"
+#include "metrics.h"
+#include "runtime.h"
+#include "tlsrpt.h"
+
+struct tlsrpt_loading {
+	struct tlsrpt_store *store;
+	const char *path;
+	FILE *out; /* NULL: the log (the daemon); else a report's stderr */
+	size_t bad;
+};
+
+struct tlsrpt {
+	struct tlsrpt_loading ld; /* the journal's argument */
+	struct ev_loop *loop;
+	struct journal *j;
+	struct tlsrpt_store *store;
+	ev_timer flush;
+	long today;	    /* the day of the last count or expiry */
+	long warned_day;    /* a full day is logged once */
+	size_t ndirty;	    /* counts since the last flush */
+	char path[PATH_MAX];
+};
+
+/* ---- the journal ---- */
+
+static int
+tlsrpt_load_record(void *arg, const char *key, const char *value,
+    size_t len)
+{
+	struct tlsrpt_loading *ld = arg;
+	char err[320];
+
+	if (tlsrpt_record_load(ld->store, key, value, len, err,
+	    sizeof(err)) == 0)
+		return 0;
+	/* A record that cannot be read is forgotten, not fatal. */
+	ld->bad++;
+	if (ld->out != NULL)
+		fprintf(ld->out, "mxtls: %s: record ignored: %s\n", ld->path,
+		    err);
+	else
+		log_warn(0, "tlsrpt", "result", "record-ignored", "file",
+		    ld->path, "error", err, NULL);
+	return -1;
+}
+
+static void
+tlsrpt_journal_error(void *arg, const char *error)
+{
+	(void)arg;
+	log_warn(0, "tlsrpt", "result", "write-failed", "error", error, NULL);
+}
+
+/* Queue the dirty entries and overflow counts for the writer thread. */
+static void
+tlsrpt_write_dirty(struct tlsrpt *t)
+{
+	struct tlsrpt_entry *e;
+	struct tlsrpt_day *d;
+	char key[TLSRPT_KEY_LEN], err[256], *v;
+	size_t len;
+	int i;
+
+	if (t->ndirty == 0)
+		return;
+	t->ndirty = 0;
+	for (i = 0; i < t->store->ndays; i++) {
+		d = &t->store->days[i];
+		for (e = d->first; e != NULL; e = e->dnext) {
+			if (!e->dirty)
+				continue;
+			tlsrpt_entry_key(e, key, sizeof(key));
+			if ((v = tlsrpt_entry_format(e, &len)) == NULL ||
+			    journal_put(t->j, key, v, len, err,
+			    sizeof(err)) < 0) {
+				/* Kept dirty: the next flush tries again. */
+				log_warn(0, "tlsrpt", "result", "write-failed",
+				    "key", key, "error", v ? err :
+				    "out of memory", NULL);
+				free(v);
+				t->ndirty++;
+				continue;
+			}
+			free(v);
+			e->dirty = 0;
+		}
+		if (d->overflow_dirty) {
+			tlsrpt_overflow_key(d->day, key, sizeof(key));
+			if ((v = tlsrpt_overflow_format(d, &len)) != NULL &&
+			    journal_put(t->j, key, v, len, err,
+			    sizeof(err)) == 0)
+				d->overflow_dirty = 0;
+			else
+				t->ndirty++;
+			free(v);
+		}
+	}
+}
+
+/* Forget days past keeping, in memory and in the journal. */
+static void
+tlsrpt_expire(struct tlsrpt *t, long today)
+{
+	struct tlsrpt_entry *e;
+	struct tlsrpt_day *d;
+	char key[TLSRPT_KEY_LEN], err[256], day[16];
+	int i;
+
+	t->today = today;
+	for (i = 0; i < t->store->ndays;) {
+		d = &t->store->days[i];
+		if (d->day >= today - TLSRPT_KEEP_DAYS) {
+			i++;
+			continue;
+		}
+		for (e = d->first; e != NULL; e = e->dnext) {
+			tlsrpt_entry_key(e, key, sizeof(key));
+			if (journal_del(t->j, key, err, sizeof(err)) < 0)
+				log_warn(0, "tlsrpt", "result", "write-failed",
+				    "key", key, "error", err, NULL);
+		}
+		tlsrpt_overflow_key(d->day, key, sizeof(key));
+		if (d->overflow > 0 && journal_del(t->j, key, err,
+		    sizeof(err)) < 0)
+			log_warn(0, "tlsrpt", "result", "write-failed", "key",
+			    key, "error", err, NULL);
+		tlsrpt_day_text(d->day, day, sizeof(day));
+		log_info(0, "tlsrpt", "result", "day-dropped", "day", day,
+		    NULL);
+		tlsrpt_store_drop(t->store, d->day); /* moves the last here */
+	}
+}
+
+static void
+tlsrpt_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct tlsrpt *t = w->data;
+	long today = tlsrpt_day_of(clock_now());
+
+	(void)loop;
+	(void)revents;
+	if (today != t->today)
+		tlsrpt_expire(t, today);
+	tlsrpt_write_dirty(t);
+}
+
+struct tlsrpt *
+tlsrpt_open(struct ev_loop *loop, const char *state_dir, char *err,
+    size_t errlen)
+{
+	struct journal_loaded info;
+	struct tlsrpt *t;
+	char dir[PATH_MAX], torn[24];
+
+	if ((t = calloc(1, sizeof(*t))) == NULL ||
+	    (t->store = tlsrpt_store_new(TLSRPT_ENTRIES_MAX,
+	    TLSRPT_DAY_BYTES_MAX)) == NULL) {
+		free(t);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	t->loop = loop;
+	t->warned_day = -1;
+	snprintf(dir, sizeof(dir), "%s/" TLSRPT_DIR, state_dir);
+	if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		goto fail;
+	}
+	snprintf(t->path, sizeof(t->path), "%s/" TLSRPT_JOURNAL, dir);
+	t->ld.store = t->store;
+	t->ld.path = t->path;
+	if ((t->j = journal_open(loop, t->path, TLSRPT_JOURNAL_NAME,
+	    TLSRPT_QUEUE_MAX, tlsrpt_load_record, tlsrpt_journal_error,
+	    &t->ld, &info, err, errlen)) == NULL)
+		goto fail;
+	if (info.torn > 0) {
+		snprintf(torn, sizeof(torn), "%zu", info.torn);
+		log_warn(0, "tlsrpt", "result", "journal-torn", "file", t->path,
+		    "ignored_bytes", torn, "error", info.why, NULL);
+	}
+	tlsrpt_expire(t, tlsrpt_day_of(clock_now()));
+	ev_timer_init(&t->flush, tlsrpt_timer, TLSRPT_FLUSH_SECONDS,
+	    TLSRPT_FLUSH_SECONDS);
+	t->flush.data = t;
+	ev_timer_start(loop, &t->flush);
+	ev_unref(loop); /* housekeeping keeps nothing alive */
+	return t;
+fail:
+	tlsrpt_store_free(t->store);
+	free(t);
+	return NULL;
+}
+
+void
+tlsrpt_flush(struct tlsrpt *t)
+{
+	if (t == NULL)
+		return;
+	tlsrpt_write_dirty(t);
+	journal_flush(t->j);
+}
+
+void
+tlsrpt_close(struct tlsrpt *t)
+{
+	if (t == NULL)
+		return;
+	tlsrpt_write_dirty(t);
+	ev_ref(t->loop);
+	ev_timer_stop(t->loop, &t->flush);
+	journal_close(t->j);
+	tlsrpt_store_free(t->store);
+	free(t);
+}
+
+/* ---- counting ---- */
+
+/* The local address of the upstream socket: RFC 8460's sending-mta-ip. */
+static void
+tlsrpt_sending_ip(int fd, char *dst, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	dst[0] = '\0';
+	if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &sl) == -1 ||
+	    conn_sockaddr_str((struct sockaddr *)&ss, dst, len) == -1)
+		dst[0] = '\0';
+}
+
+void
+tlsrpt_count(struct tlsrpt *t, unsigned long sid,
+    const struct tlsrpt_attempt *a)
+{
+	static char policy[TLSRPT_POLICY_MAX + 1], mx[TLSRPT_POLICY_MAX + 1];
+	char sip[INET6_ADDRSTRLEN], labels[160], day[16];
+	struct tlsrpt_key k;
+	struct tlsrpt_day *d;
+	long today;
+	size_t used = 0;
+	int i, r, n;
+
+	if (t == NULL || a->domain == NULL || a->domain[0] == '\0')
+		return;
+	memset(&k, 0, sizeof(k));
+	policy[0] = mx[0] = '\0';
+	k.domain = a->domain;
+	if (a->dane) {
+		k.type = TLSRPT_POLICY_TLSA;
+		tlsrpt_policy_tlsa(policy, sizeof(policy), a->tlsa);
+		if (a->mx_host != NULL && a->mx_host[0] != '\0')
+			snprintf(mx, sizeof(mx), "%s\n", a->mx_host);
+	} else if (a->sts) {
+		k.type = TLSRPT_POLICY_STS;
+		tlsrpt_policy_sts(policy, sizeof(policy), a->sts_mode,
+		    a->sts_max_age, a->sts_mx, a->sts_nmx);
+		for (i = 0; i < a->sts_nmx; i++) {
+			n = snprintf(mx + used, sizeof(mx) - used, "%s\n",
+			    a->sts_mx[i]);
+			if (n < 0 || (size_t)n >= sizeof(mx) - used) {
+				mx[used] = '\0';
+				break;
+			}
+			used += (size_t)n;
+		}
+	} else
+		k.type = TLSRPT_POLICY_NONE;
+	k.policy = policy;
+	k.mx = mx;
+	k.result = a->result == TLS_RESULT_OK ? NULL :
+	    tls_result_name(a->result);
+	tlsrpt_sending_ip(a->fd, sip, sizeof(sip));
+	k.sending_ip = sip;
+	k.mx_host = a->mx_host ? a->mx_host : "";
+	k.receiving_ip = a->mx_addr ? a->mx_addr : "";
+	today = tlsrpt_day_of(clock_now());
+	if (today != t->today)
+		tlsrpt_expire(t, today);
+	r = tlsrpt_store_add(t->store, today, &k, 1, NULL);
+	log_debug(sid, "tlsrpt", "domain", k.domain, "policy",
+	    tlsrpt_policy_type_name(k.type), "result",
+	    tls_result_name(a->result), "mx", k.mx_host[0] ? k.mx_host : NULL,
+	    "addr", k.receiving_ip[0] ? k.receiving_ip : NULL, "from",
+	    sip[0] ? sip : NULL, "counted", r == 0 ? "yes" : r == 1 ?
+	    "overflow" : "invalid", NULL);
+	if (r < 0)
+		return;
+	t->ndirty++;
+	if (r == 1) {
+		metrics_inc("mxtls_tlsrpt_overflow_total", "", 1);
+		d = tlsrpt_store_day(t->store, today);
+		if (t->warned_day != today) {
+			t->warned_day = today;
+			tlsrpt_day_text(today, day, sizeof(day));
+			log_warn(sid, "tlsrpt-overflow", "day", day, "reason",
+			    "the day's report entries are at their bound: "
+			    "sessions with new policies or failures are only "
+			    "counted as overflow", "overflow", d ? "yes" : "no",
+			    NULL);
+		}
+		return;
+	}
+	metrics_inc("mxtls_tlsrpt_sessions_total", metrics_labels(labels,
+	    sizeof(labels), "policy", tlsrpt_policy_type_name(k.type),
+	    "result", tls_result_name(a->result), NULL), 1);
+}
+
+/* ---- mxtls report --dry-run ---- */
+
+struct tlsrpt_dry {
+	struct ev_loop *loop;
+	FILE *out;
+	const char *name;
+	int done;
+};
+
+static void
+tlsrpt_dry_txt(void *arg, const struct dns_txt_result *res)
+{
+	struct tlsrpt_dry *x = arg;
+	const char *recs[DNS_TXT_MAX];
+	struct tlsrpt_txt txt;
+	char err[320];
+	int i;
+
+	x->done = 1;
+	if (res->status != DNS_OK && res->status != DNS_NODATA &&
+	    res->status != DNS_NXDOMAIN) {
+		fprintf(x->out, "rua unknown: %s: %s\n", x->name,
+		    res->error ? res->error : "DNS lookup failed");
+		fprintf(x->out, "dnssec %s\n", dnssec_status_name(res->sec));
+		return;
+	}
+	for (i = 0; i < res->ntxt; i++)
+		recs[i] = res->txt[i];
+	switch (tlsrpt_parse_txt(recs, res->len, res->status == DNS_OK ?
+	    res->ntxt : 0, &txt, err, sizeof(err))) {
+	case TLSRPT_TXT_OK:
+		fprintf(x->out, "rua");
+		for (i = 0; i < txt.nrua; i++)
+			fprintf(x->out, " %s", txt.rua[i]);
+		fprintf(x->out, "\n");
+		break;
+	case TLSRPT_TXT_NONE:
+		fprintf(x->out, "rua none: %s: %s (no report would be sent)\n",
+		    x->name, err);
+		break;
+	case TLSRPT_TXT_INVALID:
+		fprintf(x->out, "rua invalid: %s: %s (no report would be "
+		    "sent)\n", x->name, err);
+		break;
+	}
+	fprintf(x->out, "dnssec %s\n", dnssec_status_name(res->sec));
+}
+
+int
+tlsrpt_dry_run(const struct config *cfg, const char *daytext, FILE *out)
+{
+	struct tlsrpt_report_info ri;
+	struct tlsrpt_loading ld;
+	struct journal_loaded info;
+	struct tlsrpt_store *store;
+	struct tlsrpt_dry x;
+	struct tlsrpt_day *d;
+	struct dns *dns = NULL;
+	const char **doms = NULL;
+	char path[PATH_MAX], err[512], name[DNS_NAME_MAX + 16], dtext[16];
+	char *json;
+	size_t len;
+	long day;
+	int i, n, rc = 1;
+
+	memset(&x, 0, sizeof(x));
+	x.out = out;
+	if (daytext == NULL)
+		day = tlsrpt_day_of(clock_now()) - 1;
+	else if (tlsrpt_day_parse(daytext, &day) < 0) {
+		fprintf(stderr, "mxtls: report: \"%s\" is not a day "
+		    "(YYYY-MM-DD)\n", daytext);
+		return 1;
+	}
+	if (!cfg->report_enabled)
+		fprintf(stderr, "mxtls: report: [report] enabled is not yes: "
+		    "mxtls counts nothing for reports\n");
+	if ((store = tlsrpt_store_new(TLSRPT_ENTRIES_MAX,
+	    TLSRPT_DAY_BYTES_MAX)) == NULL) {
+		fprintf(stderr, "mxtls: out of memory\n");
+		return 1;
+	}
+	snprintf(path, sizeof(path), "%s/" TLSRPT_DIR "/" TLSRPT_JOURNAL,
+	    cfg->state_dir);
+	memset(&ld, 0, sizeof(ld));
+	ld.store = store;
+	ld.path = path;
+	ld.out = stderr;
+	/* Read only: the running mxtls alone writes the journal. */
+	if (journal_read(path, TLSRPT_JOURNAL_NAME, tlsrpt_load_record, &ld,
+	    &info, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mxtls: report: %s\n", err);
+		goto out;
+	}
+	tlsrpt_day_text(day, dtext, sizeof(dtext));
+	fprintf(out, "day %s\n", dtext);
+	if ((n = tlsrpt_store_domains(store, day, &doms)) < 0) {
+		fprintf(stderr, "mxtls: out of memory\n");
+		goto out;
+	}
+	if ((d = tlsrpt_store_day(store, day)) != NULL && d->overflow > 0)
+		fprintf(out, "overflow %lu\n", d->overflow);
+	if (n == 0) {
+		fprintf(out, "no sessions counted on %s\n", dtext);
+		rc = 0;
+		goto out;
+	}
+	if ((x.loop = ev_loop_new(EVFLAG_AUTO)) == NULL) {
+		fprintf(stderr, "mxtls: report: no event loop\n");
+		goto out;
+	}
+	if ((dns = runtime_dns_new(x.loop, cfg, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "mxtls: report: %s\n", err);
+		goto out;
+	}
+	ri.organization = cfg->report_org;
+	ri.contact = cfg->report_contact;
+	ri.submitter = cfg->report_submitter;
+	for (i = 0; i < n; i++) {
+		fprintf(out, "domain %s\n", doms[i]);
+		/* Discovery (RFC 8460 section 3): when the report is due. */
+		snprintf(name, sizeof(name), "_smtp._tls.%s", doms[i]);
+		x.name = name;
+		x.done = 0;
+		if (dns_lookup_txt(dns, name, tlsrpt_dry_txt, &x) == NULL) {
+			fprintf(stderr, "mxtls: out of memory\n");
+			goto out;
+		}
+		while (!x.done)
+			ev_run(x.loop, EVRUN_ONCE);
+		if ((json = tlsrpt_report_json(store, day, doms[i], &ri,
+		    &len)) == NULL) {
+			fprintf(stderr, "mxtls: out of memory\n");
+			goto out;
+		}
+		fprintf(out, "json %s\n", json);
+		free(json);
+	}
+	rc = 0;
+out:
+	free(doms);
+	if (dns != NULL)
+		dns_free(dns);
+	if (x.loop != NULL)
+		ev_loop_destroy(x.loop);
+	tlsrpt_store_free(store);
+	return rc;
+}
