@@ -291,6 +291,7 @@ static void session_dane_count(enum tls_result r);
 static void session_dane_host(struct session *s);
 static int session_dane_by_table(const struct session *s);
 static int session_dane_host_tls(const struct session *s);
+static const char *session_dane_name(const struct session *s);
 static void session_tlsrpt(struct session *s, enum tls_result r, int dane);
 static void session_dane_note(struct session *s, enum tls_result r,
     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -954,7 +955,8 @@ session_tls_failure(struct session *s, enum failure_event ev,
 		    TLS_RESULT_DANE_REQUIRED : result == TLS_RESULT_TLSA_INVALID ?
 		    result : TLS_RESULT_VALIDATION_FAILURE,
 		    "TLS to %s (%s) failed: %s; its TLSA records (DANE) "
-		    "require TLS%s", s->up_host, s->up_addr, reason,
+		    "require TLS%s", s->up_host[0] ? s->up_host :
+		    session_dane_name(s), s->up_addr, reason,
 		    s->up_dane == DANE_HOST_AUTH ? " with a matching "
 		    "certificate" : "");
 		session_log_delivery(s, "tls-failed", NULL, reason);

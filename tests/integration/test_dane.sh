@@ -70,6 +70,9 @@ dane-sts          S  dane-ee
 # passed, when an opportunistic profile would fall back to plaintext: DANE
 # must not.  trust-ad: [dns] dnssec = trust-ad, mxtls asks the validating
 # unbound and believes its AD bit.
+# transparent: mode = transparent, the MTA dials the MX's own address and
+# an iptables redirect hands the connection to mxtls: the destination is
+# a DANE host as the secure address of a secure MX host of the domain.
 # profile: the profile's dane key, set by a [match] for the one recipient:
 # only (no usable TLSA record: deferred, never plaintext nor unverified)
 # and off (the TLSA records are not looked at: a verify = none profile
@@ -82,6 +85,9 @@ only-ok              profile   ee-ok              dane-ee
 only-notlsa          profile   notlsa             deferred
 only-insecure        profile   insecure           deferred
 off-mismatch         profile   ee-mismatch        tls
+tp-ok                transparent ee-ok            dane-ee
+tp-mismatch          transparent ee-mismatch      deferred
+tp-insecure          transparent insecure         tls
 trust-ad-ok          trust-ad  ee-ok              dane-ee
 trust-ad-mismatch    trust-ad  ee-mismatch        deferred
 '
@@ -419,6 +425,28 @@ EOF
 	DNS_PORT=$_nsd_port
 	[ -n "${MXTLS_PID:-}" ] || fail "mxtls starts with [dns] dnssec = trust-ad"
 	printf '%s\n' "$MXTLS_ONLY" | awk '$2 == "trust-ad" { print $1, $3 ".test" }' | mxtls_cases
+	mxtls_stop
+	# Transparent mode.  The redirect spares mxtls's own connections (it
+	# runs as nobody).
+	mxtls_start dnssec=validate "trust_anchor=$DNSSEC_TA" \
+		proxy='mode = transparent' </dev/null
+	[ -n "${MXTLS_PID:-}" ] || fail "mxtls starts in transparent mode"
+	if iptables -t nat -A OUTPUT -p tcp -d 127.0.0.0/8 --dport 25 -m owner \
+		! --uid-owner 65534 -j REDIRECT --to-ports "$MXTLS_PORT" 2>"$W/iptables.err"; then
+		printf '%s\n' "$MXTLS_ONLY" | awk '$2 == "transparent" { print $1, $3 }' |
+			while read -r _n _base; do
+				_addr=$(awk -v n="$_base" '$1 == n { print $3 }' "$W/cases")
+				_m=$(mxtls_mark)
+				smtpc "$W/smtp.$_n" "$_addr:25" "EHLO client.test" \
+					"MAIL FROM:<s@sender.test>" "RCPT TO:<mx-$_n@$_base.test>" \
+					"DATA=$W/msg.txt" "QUIT"
+				mxtls_outcome "$W/smtp.$_n" "$_base.test" "$_m" >"$W/mx.$_n"
+			done
+		iptables -t nat -D OUTPUT -p tcp -d 127.0.0.0/8 --dport 25 -m owner \
+			! --uid-owner 65534 -j REDIRECT --to-ports "$MXTLS_PORT"
+	else
+		fail "transparent: redirect to mxtls installed (iptables)" "$(cat "$W/iptables.err")"
+	fi
 	mxtls_stop
 	note "mxtls column: $(($(date +%s) - T0)) s"
 fi
