@@ -414,6 +414,13 @@ EOF
 		awk '{ print $1, $2 }' "$W/cases"
 		printf '%s\n' "$MXTLS_ONLY" | awk '$2 == "profile" { print $1, $3 ".test" }'
 	} | mxtls_cases
+	# mxtls explain asks the DNS as the proxy does.
+	"$MXTLS" -c "$MXTLS_CONF" explain u@ee-ok.test >"$W/explain.ok" 2>&1
+	check "mxtls explain u@ee-ok.test: MX secure, the host DANE-authenticated by its 3 1 1 record" \
+		sh -c "grep -q 'MX of ee-ok.test: secure' '$W/explain.ok' && grep -qE '^ +dane +auth' '$W/explain.ok' && grep -qE '^ +tlsa +3 1 1 .* usable' '$W/explain.ok' || cat '$W/explain.ok'"
+	"$MXTLS" -c "$MXTLS_CONF" explain u@insecure.test >"$W/explain.ins" 2>&1
+	check "mxtls explain u@insecure.test: MX insecure, no TLSA lookup" \
+		sh -c "grep -q 'MX of insecure.test: insecure' '$W/explain.ins' && grep -qE '^ +dane +none .*no TLSA lookup' '$W/explain.ins' || cat '$W/explain.ins'"
 	sleep 2
 	printf '%s\n' "$MXTLS_ONLY" | awk '$2 == "retry" { print $1, $3 ".test" }' | mxtls_cases
 	mxtls_stop
