@@ -8,7 +8,7 @@ libev-dev libinih-dev libidn2-dev libcurl4-gnutls-dev
 libunbound-dev libevent-dev dns-root-data libsystemd-dev dpkg-dev"
 test="$build postfix swaks dnsmasq-base openssl iproute2 python3 procps prometheus nginx
 iptables nftables python3-yaml shellcheck systemd clang libclang-rt-14-dev
-valgrind libnet-ssleay-perl nsd ldnsutils unbound unbound-host bind9-dnsutils"
+valgrind libnet-ssleay-perl nsd ldnsutils unbound unbound-host bind9-dnsutils m4"
 
 case "${1:-build}" in
 build) want=$build ;;
@@ -22,21 +22,29 @@ else
 	SUDO=
 fi
 
-# Exim and OpenSMTPD as sending MTAs for the tests.  exim4, opensmtpd and
-# postfix cannot be installed together (one mail-transport-agent), so
-# their packages are unpacked into build/mta, once, and run from there
-# with private configs (tests/integration/lib_mta.sh).
+# Exim, OpenSMTPD and Sendmail as sending MTAs for the tests.  exim4,
+# opensmtpd, sendmail and postfix cannot be installed together (one
+# mail-transport-agent), so their packages are unpacked into build/mta,
+# each once, and run from there with private configs
+# (tests/integration/lib_mta.sh).  sendmail-cf's macros build the .cf from
+# deploy/sendmail/mxtls.mc with m4 (a package of the test list).
 mta_senders() {
-	[ -x build/mta/usr/sbin/exim4 ] && [ -x build/mta/usr/sbin/smtpd ] &&
-		return 0
+	_pkgs=""
+	[ -x build/mta/usr/sbin/exim4 ] || _pkgs="$_pkgs exim4-daemon-light libidn12"
+	[ -x build/mta/usr/sbin/smtpd ] || _pkgs="$_pkgs opensmtpd"
+	{ [ -x build/mta/usr/libexec/sendmail/sendmail ] &&
+		[ -f build/mta/usr/share/sendmail/cf/m4/cf.m4 ]; } ||
+		_pkgs="$_pkgs sendmail-bin sendmail-cf"
+	[ -n "$_pkgs" ] || return 0
 	_tmp=$(mktemp -d)
 	# apt downloads as _apt where it can.
 	chown _apt "$_tmp" 2>/dev/null || true
-	# apt-get download writes to the current directory.
-	(cd "$_tmp" && $SUDO apt-get download -q exim4-daemon-light libidn12 \
-	    opensmtpd >/dev/null) || {
+	# apt-get download writes to the current directory.  $_pkgs is a
+	# list of words on purpose.
+	# shellcheck disable=SC2086
+	(cd "$_tmp" && $SUDO apt-get download -q $_pkgs >/dev/null) || {
 		rm -rf "$_tmp"
-		echo "install-deps: cannot download exim4-daemon-light, libidn12, opensmtpd" >&2
+		echo "install-deps: cannot download$_pkgs" >&2
 		return 1
 	}
 	mkdir -p build/mta
