@@ -15,7 +15,7 @@ proxy settings) and changes only what a test needs:
   - no `ports`: podman 4.3 binds every containerPort on the host (the
     MTA's 25 would collide with the test MX), and the probes name the
     admin port by number instead;
-  - the Deployment's name, and restartPolicy OnFailure: podman 4.3 gives
+  - the names of the Deployment and the ConfigMap, and restartPolicy OnFailure: podman 4.3 gives
     the pod's restart policy to init containers too, and restarts the
     redirect forever under Always (Kubernetes never restarts a finished
     init container).
@@ -66,6 +66,13 @@ def main(repo, out, name, tag, mx, dns_port, rcpt, subject, ca_file):
 
     dep["metadata"]["name"] = name
     pod = dep["spec"]["template"]["spec"]
+    # podman keeps a ConfigMap as a volume of its name: one of the test's
+    # own, which the test removes.
+    cm_name = cm["metadata"]["name"]
+    cm["metadata"]["name"] = name + "-config"
+    for v in pod.get("volumes", []):
+        if v.get("configMap", {}).get("name") == cm_name:
+            v["configMap"]["name"] = name + "-config"
     pod["restartPolicy"] = "OnFailure"
     for c in pod.get("initContainers", []) + pod["containers"]:
         img = c["image"].rsplit(":", 1)[0]

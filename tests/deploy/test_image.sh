@@ -58,10 +58,17 @@ img_cleanup() {
 		podman kube down "$W/kube.yaml" >/dev/null 2>&1
 	fi
 	podman pod rm -f -t 0 "$POD-pod-0" >/dev/null 2>&1
+	# What kube play creates besides the pod: the ConfigMap's volume, and
+	# its network unless it was there before.
+	podman volume rm -f "$POD-config" >/dev/null 2>&1
+	[ "$kube_net_before" = yes ] ||
+		podman network rm -f podman-default-kube-network >/dev/null 2>&1
 	return 0
 }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
+kube_net_before=no
+podman network exists podman-default-kube-network && kube_net_before=yes
 it_setup
 trap 'img_cleanup; it_stop_all' EXIT
 trap 'img_cleanup; it_interrupted' INT TERM
@@ -205,5 +212,6 @@ done
 img_cleanup
 check "no container, pod or volume of the test is left" sh -c \
 	'! podman ps -a --format "{{.Names}}" | grep -q "^mxtls-test-image" &&
-	 ! podman pod exists "$1-pod-0" && ! podman volume exists "$2"' sh "$POD" "$VOL"
+	 ! podman pod exists "$1-pod-0" && ! podman volume exists "$2" &&
+	 ! podman volume exists "$1-config"' sh "$POD" "$VOL"
 finish
