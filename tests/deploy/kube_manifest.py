@@ -2,7 +2,7 @@
 """The shipped Kubernetes manifests, made runnable by `podman kube play`
 on one machine for tests/deploy/test_image.sh.
 
-  kube_manifest.py REPO OUT NAME TAG MX-ADDR DNS-PORT RCPT SUBJECT CA-FILE
+  kube_manifest.py REPO OUT NAME TAG MX-ADDR DNS-PORT RCPT SUBJECT CA-FILE EMPTYDIR
 
 Keeps everything the manifests say (the init container's arguments and
 security context, the mxtls container's, the volumes, the ConfigMap's
@@ -12,6 +12,10 @@ proxy settings) and changes only what a test needs:
     1000 (any UID but mxtls's, which the redirect leaves alone);
   - mxtls.ini: hostname mxtls.test, the test DNS server, private MX
     addresses allowed, the test PKI's root as ca_bundle (a ConfigMap key);
+  - the emptyDir becomes the host directory EMPTYDIR, which the test makes
+    as the kubelet makes an emptyDir (root's, mode 0777): podman would
+    give its own emptyDir to the container's user, and so hide a state_dir
+    that mxtls cannot own in Kubernetes;
   - no `ports`: podman 4.3 binds every containerPort on the host (the
     MTA's 25 would collide with the test MX), and the probes name the
     admin port by number instead;
@@ -36,7 +40,8 @@ def literal(dumper, text):
 yaml.SafeDumper.add_representer(str, literal)
 
 
-def main(repo, out, name, tag, mx, dns_port, rcpt, subject, ca_file):
+def main(repo, out, name, tag, mx, dns_port, rcpt, subject, ca_file,
+         emptydir):
     kdir = os.path.join(repo, "deploy", "kubernetes")
     with open(os.path.join(kdir, "kustomization.yaml")) as f:
         kust = yaml.safe_load(f)
@@ -73,6 +78,9 @@ def main(repo, out, name, tag, mx, dns_port, rcpt, subject, ca_file):
     for v in pod.get("volumes", []):
         if v.get("configMap", {}).get("name") == cm_name:
             v["configMap"]["name"] = name + "-config"
+        if "emptyDir" in v:
+            del v["emptyDir"]
+            v["hostPath"] = {"path": emptydir, "type": "Directory"}
     pod["restartPolicy"] = "OnFailure"
     for c in pod.get("initContainers", []) + pod["containers"]:
         img = c["image"].rsplit(":", 1)[0]

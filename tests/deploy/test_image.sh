@@ -181,9 +181,12 @@ podman logs "$CTR" >"$W/container.log" 2>&1
 podman rm -f -t 10 "$CTR" >/dev/null 2>&1
 
 # ==== 2. the Kubernetes manifests under podman kube play ====
+# The emptyDir as the kubelet makes it (see kube_manifest.py).
+mkdir -p "$W/emptydir"
+chmod 0777 "$W/emptydir"
 if python3 "$IT_ROOT/tests/deploy/kube_manifest.py" "$IT_ROOT" "$W/kube.yaml" \
 	"$POD" "$TAG" "$MXADDR" "$DNS_PORT" pod@pod.example.test "through the pod" \
-	"$PKI/test-root-ca.pem" >"$W/kube_manifest.out" 2>&1; then
+	"$PKI/test-root-ca.pem" "$W/emptydir" >"$W/kube_manifest.out" 2>&1; then
 	check "the manifests made runnable ($W/kube.yaml)" true
 else
 	fail "the manifests made runnable" "$(cat "$W/kube_manifest.out")"
@@ -204,6 +207,8 @@ check_if "$delivered" "mxtls logged the delivery to $MXADDR" \
 	sh -c 'podman logs "$1-pod-0-mxtls" 2>&1 | grep "delivery" | grep -q "$2"' sh "$POD" "$MXADDR"
 check_if "$played" "mxtls in the pod runs as UID 10025" \
 	sh -c 'test "$(podman exec "$1-pod-0-mxtls" id -u)" = 10025' sh "$POD"
+check_if "$played" "mxtls made its state_dir, 0700, on the emptyDir" \
+	sh -c 'test "$(stat -c %u:%a "$1/state")" = 10025:700' sh "$W/emptydir"
 for c in mta mxtls; do
 	podman logs "$POD-pod-0-$c" >"$W/pod-$c.log" 2>&1
 done
