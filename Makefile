@@ -177,3 +177,14 @@ deb: all
 
 clean:
 	rm -rf build
+
+# The container images with podman, no Docker or registry needed
+# (deploy/container/build-image.sh), and a delivery through them: the image
+# run alone, and the Kubernetes manifests under `podman kube play`
+# (tests/deploy/test_image.sh).  Not part of `make test`: minutes, and
+# podman.
+image:
+	@nice sh deploy/container/build-image.sh
+
+test-image: image
+	@MXTLS_TEST_IMAGE=1 sh tests/deploy/test_image.sh

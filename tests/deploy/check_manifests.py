@@ -90,6 +90,98 @@ def k8s_validate(obj, typename, where, errors):
         k8s_validate(val, model.openapi_types[attr], where + "." + key, errors)
 
 
+def check_pod(kind, workload, proxy, cm, state_volume):
+    """The pod of a Deployment or StatefulSet: the security settings,
+    mounts, probes and the redirect's arguments.  state_volume(pod, name)
+    says whether the volume NAME is the kind of state volume this
+    workload should have (emptyDir, or a volumeClaimTemplate)."""
+    p = kind + ": "
+    pod = workload.get("spec", {}).get("template", {}).get("spec", {})
+    inits = {c["name"]: c for c in pod.get("initContainers", [])}
+    ctrs = {c["name"]: c for c in pod.get("containers", [])}
+    vols = {v["name"]: v for v in pod.get("volumes", [])}
+    check(p + "pod: seccompProfile RuntimeDefault",
+          pod.get("securityContext", {}).get("seccompProfile", {})
+          .get("type") == "RuntimeDefault")
+    check(p + "pod: an MTA container beside mxtls",
+          "mxtls" in ctrs and len(ctrs) >= 2, "containers: %s" % list(ctrs))
+
+    mx = ctrs.get("mxtls", {})
+    sc = mx.get("securityContext", {})
+    check(p + "mxtls: runAsNonRoot: true", sc.get("runAsNonRoot") is True)
+    uid = sc.get("runAsUser")
+    check(p + "mxtls: runAsUser is a non-root UID",
+          isinstance(uid, int) and uid > 0, "runAsUser: %r" % uid)
+    check(p + "mxtls: readOnlyRootFilesystem: true",
+          sc.get("readOnlyRootFilesystem") is True)
+    check(p + "mxtls: allowPrivilegeEscalation: false",
+          sc.get("allowPrivilegeEscalation") is False)
+    caps = sc.get("capabilities", {})
+    check(p + "mxtls: capabilities drop ALL, add none",
+          caps.get("drop") == ["ALL"] and not caps.get("add"), str(caps))
+    check(p + "mxtls: args -c /etc/mxtls/mxtls.ini",
+          mx.get("args") == ["-c", "/etc/mxtls/mxtls.ini"], str(mx.get("args")))
+
+    mounts = {m["mountPath"]: m for m in mx.get("volumeMounts", [])}
+    # A directory below the mount, which mxtls makes and owns: the
+    # mount point itself is root's in Kubernetes, and mxtls chmods its
+    # state_dir to 0700.
+    state_dir = (proxy.get("state_dir") if proxy else None) or ""
+    parent = os.path.dirname(state_dir.rstrip("/"))
+    sm = mounts.get(parent)
+    kind_ok, what = state_volume(pod, sm["name"]) if sm else (False, "")
+    check(p + "mxtls: state_dir (%s) is a directory on the %s at %s" %
+          (state_dir, what or "state volume", parent),
+          sm is not None and kind_ok, "mounts: %s" % list(mounts))
+    cmnt = mounts.get("/etc/mxtls")
+    cvol = vols.get(cmnt["name"], {}) if cmnt else {}
+    check(p + "mxtls: /etc/mxtls is the ConfigMap, read-only",
+          cmnt is not None and cmnt.get("readOnly") is True and
+          cvol.get("configMap", {}).get("name") ==
+          cm.get("metadata", {}).get("name"), str(cmnt))
+
+    ports = {p.get("name"): p["containerPort"] for p in mx.get("ports", [])}
+    admin = proxy.get("admin_listen", "127.0.0.1:9925") if proxy else ""
+    for probe, path in (("livenessProbe", "/healthz"),
+                        ("readinessProbe", "/readyz")):
+        hg = mx.get(probe, {}).get("httpGet", {})
+        port = hg.get("port")
+        port = ports.get(port, port)
+        check(p + "mxtls: %s is httpGet %s on the admin port" % (probe, path),
+              hg.get("path") == path and admin and port == port_of(admin),
+              "%s (admin_listen %s)" % (hg, admin))
+    check(p + "mxtls: admin_listen is reachable by the kubelet (not loopback)",
+          admin.startswith(("0.0.0.0:", "[::]:")), "admin_listen = %s" % admin)
+    if proxy:
+        check(p + "ConfigMap: mode = transparent, listen on 127.0.0.1",
+              proxy.get("mode") == "transparent" and
+              proxy.get("listen", "").startswith("127.0.0.1:"),
+              "mode=%s listen=%s" % (proxy.get("mode"), proxy.get("listen")))
+
+    ic = inits.get("mxtls-redirect", {})
+    isc = ic.get("securityContext", {})
+    icaps = isc.get("capabilities", {})
+    check(p + "init mxtls-redirect: capabilities drop ALL, add only NET_ADMIN",
+          icaps.get("drop") == ["ALL"] and icaps.get("add") == ["NET_ADMIN"],
+          str(icaps))
+    check(p + "init mxtls-redirect: allowPrivilegeEscalation: false",
+          isc.get("allowPrivilegeEscalation") is False)
+    check(p + "init mxtls-redirect: not privileged", not isc.get("privileged"))
+    args = ic.get("args", [])
+
+    def opt(name):
+        return args[args.index(name) + 1] if name in args[:-1] else None
+    check(p + "init mxtls-redirect: runs install", args[:1] == ["install"],
+          str(args))
+    check(p + "init mxtls-redirect: --uid is mxtls's runAsUser",
+          opt("--uid") == str(uid), "--uid %s, runAsUser %s" % (opt("--uid"), uid))
+    if proxy:
+        check(p + "init mxtls-redirect: --port is mxtls's listen port",
+              opt("--port") == str(port_of(proxy.get("listen", ":0"))),
+              "--port %s, listen %s" % (opt("--port"), proxy.get("listen")))
+    return pod
+
+
 def main(repo, outdir):
     deploy = os.path.join(repo, "deploy")
 
@@ -156,84 +248,56 @@ def main(repo, outdir):
         fail("ConfigMap mxtls.ini reads as INI", str(e))
         ini, proxy = None, {}
 
-    pod = dep.get("spec", {}).get("template", {}).get("spec", {})
-    inits = {c["name"]: c for c in pod.get("initContainers", [])}
-    ctrs = {c["name"]: c for c in pod.get("containers", [])}
-    vols = {v["name"]: v for v in pod.get("volumes", [])}
-    check("pod: seccompProfile RuntimeDefault",
-          pod.get("securityContext", {}).get("seccompProfile", {})
-          .get("type") == "RuntimeDefault")
-    check("pod: an MTA container beside mxtls",
-          "mxtls" in ctrs and len(ctrs) >= 2, "containers: %s" % list(ctrs))
+    def empty_dir(pod, name):
+        vols = {v["name"]: v for v in pod.get("volumes", [])}
+        return "emptyDir" in vols.get(name, {}), "emptyDir"
 
-    mx = ctrs.get("mxtls", {})
-    sc = mx.get("securityContext", {})
-    check("mxtls: runAsNonRoot: true", sc.get("runAsNonRoot") is True)
-    uid = sc.get("runAsUser")
-    check("mxtls: runAsUser is a non-root UID",
-          isinstance(uid, int) and uid > 0, "runAsUser: %r" % uid)
-    check("mxtls: readOnlyRootFilesystem: true",
-          sc.get("readOnlyRootFilesystem") is True)
-    check("mxtls: allowPrivilegeEscalation: false",
-          sc.get("allowPrivilegeEscalation") is False)
-    caps = sc.get("capabilities", {})
-    check("mxtls: capabilities drop ALL, add none",
-          caps.get("drop") == ["ALL"] and not caps.get("add"), str(caps))
-    check("mxtls: args -c /etc/mxtls/mxtls.ini",
-          mx.get("args") == ["-c", "/etc/mxtls/mxtls.ini"], str(mx.get("args")))
+    dep_pod = check_pod("Deployment", dep, proxy, cm, empty_dir)
 
-    mounts = {m["mountPath"]: m for m in mx.get("volumeMounts", [])}
-    state_dir = proxy.get("state_dir") if proxy else None
-    sm = mounts.get(state_dir or "")
-    check("mxtls: state_dir (%s) is an emptyDir mount" % state_dir,
-          sm is not None and "emptyDir" in vols.get(sm["name"], {}),
-          "mounts: %s" % list(mounts))
-    cmnt = mounts.get("/etc/mxtls")
-    cvol = vols.get(cmnt["name"], {}) if cmnt else {}
-    check("mxtls: /etc/mxtls is the ConfigMap, read-only",
-          cmnt is not None and cmnt.get("readOnly") is True and
-          cvol.get("configMap", {}).get("name") ==
-          cm.get("metadata", {}).get("name"), str(cmnt))
+    # ---- the StatefulSet variant (statefulset.yaml, outside the
+    # kustomization: used instead of deployment.yaml) ----
+    sdocs = docs.get(kdir + "/statefulset.yaml", [])
+    skinds = {}
+    for o in sdocs:
+        skinds.setdefault(o.get("kind"), []).append(o)
+    check("statefulset.yaml: one Service and one StatefulSet",
+          len(skinds.get("Service", [])) == 1 and
+          len(skinds.get("StatefulSet", [])) == 1, "kinds: %s" % sorted(skinds))
+    sts = (skinds.get("StatefulSet") or [{}])[0]
+    svc = (skinds.get("Service") or [{}])[0]
+    if have_k8s:
+        for o, t in ((sts, "V1StatefulSet"), (svc, "V1Service")):
+            errors = []
+            k8s_validate(o, t, o.get("kind", "?"), errors)
+            check("kubernetes: %s fields are Kubernetes API fields" %
+                  o.get("kind"), not errors, "; ".join(errors))
+    claims = {c.get("metadata", {}).get("name"): c
+              for c in sts.get("spec", {}).get("volumeClaimTemplates", [])}
 
-    ports = {p.get("name"): p["containerPort"] for p in mx.get("ports", [])}
-    admin = proxy.get("admin_listen", "127.0.0.1:9925") if proxy else ""
-    for probe, path in (("livenessProbe", "/healthz"),
-                        ("readinessProbe", "/readyz")):
-        hg = mx.get(probe, {}).get("httpGet", {})
-        port = hg.get("port")
-        port = ports.get(port, port)
-        check("mxtls: %s is httpGet %s on the admin port" % (probe, path),
-              hg.get("path") == path and admin and port == port_of(admin),
-              "%s (admin_listen %s)" % (hg, admin))
-    check("mxtls: admin_listen is reachable by the kubelet (not loopback)",
-          admin.startswith(("0.0.0.0:", "[::]:")), "admin_listen = %s" % admin)
-    if proxy:
-        check("ConfigMap: mode = transparent, listen on 127.0.0.1",
-              proxy.get("mode") == "transparent" and
-              proxy.get("listen", "").startswith("127.0.0.1:"),
-              "mode=%s listen=%s" % (proxy.get("mode"), proxy.get("listen")))
+    def claim(pod, name):
+        c = claims.get(name, {}).get("spec", {})
+        return ("ReadWriteOnce" in c.get("accessModes", []) and
+                bool(c.get("resources", {}).get("requests", {})
+                     .get("storage")), "volumeClaimTemplate (ReadWriteOnce)")
 
-    ic = inits.get("mxtls-redirect", {})
-    isc = ic.get("securityContext", {})
-    icaps = isc.get("capabilities", {})
-    check("init mxtls-redirect: capabilities drop ALL, add only NET_ADMIN",
-          icaps.get("drop") == ["ALL"] and icaps.get("add") == ["NET_ADMIN"],
-          str(icaps))
-    check("init mxtls-redirect: allowPrivilegeEscalation: false",
-          isc.get("allowPrivilegeEscalation") is False)
-    check("init mxtls-redirect: not privileged", not isc.get("privileged"))
-    args = ic.get("args", [])
-
-    def opt(name):
-        return args[args.index(name) + 1] if name in args[:-1] else None
-    check("init mxtls-redirect: runs install", args[:1] == ["install"],
-          str(args))
-    check("init mxtls-redirect: --uid is mxtls's runAsUser",
-          opt("--uid") == str(uid), "--uid %s, runAsUser %s" % (opt("--uid"), uid))
-    if proxy:
-        check("init mxtls-redirect: --port is mxtls's listen port",
-              opt("--port") == str(port_of(proxy.get("listen", ":0"))),
-              "--port %s, listen %s" % (opt("--port"), proxy.get("listen")))
+    sts_pod = check_pod("StatefulSet", sts, proxy, cm, claim)
+    ssc = sts_pod.get("securityContext", {})
+    check("StatefulSet: fsGroup is mxtls's group (it writes on the claim)",
+          ssc.get("fsGroup") == 10025, str(ssc))
+    check("StatefulSet: serviceName is its headless Service",
+          sts.get("spec", {}).get("serviceName") ==
+          svc.get("metadata", {}).get("name") and
+          svc.get("spec", {}).get("clusterIP") == "None")
+    check("StatefulSet: the selector matches the pod's labels",
+          sts.get("spec", {}).get("selector", {}).get("matchLabels", {})
+          .items() <= sts.get("spec", {}).get("template", {})
+          .get("metadata", {}).get("labels", {}).items())
+    check("StatefulSet: no state volume besides the claim",
+          not any(v["name"] in claims for v in sts_pod.get("volumes", [])))
+    # No drift: the containers are the Deployment's, word for word.
+    for key in ("initContainers", "containers"):
+        check("StatefulSet: %s are the Deployment's" % key,
+              sts_pod.get(key) == dep_pod.get(key))
 
     # ---- docker-compose ----
     comp = (docs.get("deploy/docker-compose.yml") or [{}])[0]
