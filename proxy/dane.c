@@ -11,6 +11,7 @@
 #include <openssl/x509v3.h>
 
 #include "dane.h"
+#include "tls.h"
 
 /*
  * Certificates of the sent chain looked at, the leaf included.  Real
@@ -81,56 +82,6 @@ dane_match_cert(const struct dane_tlsa *t, const struct dane_cert *c)
 }
 
 /* A name from a certificate, other bytes than printable ASCII as \xHH. */
-static size_t
-dane_name_text(char *dst, size_t len, const ASN1_STRING *name)
-{
-	const unsigned char *s = ASN1_STRING_get0_data(name);
-	int i, slen = ASN1_STRING_length(name);
-	size_t used = 0;
-
-	for (i = 0; i < slen && used + 5 < len; i++)
-		used += (size_t)(s[i] > 0x20 && s[i] < 0x7f ?
-		    snprintf(dst + used, len - used, "%c", s[i]) :
-		    snprintf(dst + used, len - used, "\\x%02x", s[i]));
-	if (len > 0)
-		dst[used] = '\0';
-	return used;
-}
-
-/* "a, b" of the leaf's DNS names, or its CN when it has none. */
-static void
-dane_leaf_names(X509 *leaf, char *dst, size_t len)
-{
-	GENERAL_NAMES *sans;
-	size_t used = 0;
-	int i, n, shown = 0;
-
-	dst[0] = '\0';
-	sans = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
-	n = sans != NULL ? (int)sk_GENERAL_NAME_num(sans) : 0;
-	for (i = 0; i < n && shown < 4 && used + 8 < len; i++) {
-		const GENERAL_NAME *gn = sk_GENERAL_NAME_value(sans, i);
-
-		if (gn->type != GEN_DNS)
-			continue;
-		if (shown++)
-			used += (size_t)snprintf(dst + used, len - used, ", ");
-		used += dane_name_text(dst + used, len - used, gn->d.dNSName);
-	}
-	GENERAL_NAMES_free(sans);
-	if (shown == 0) {
-		X509_NAME *subj = X509_get_subject_name(leaf);
-		int at = X509_NAME_get_index_by_NID(subj, NID_commonName, -1);
-
-		if (at >= 0) {
-			used = dane_name_text(dst, len, X509_NAME_ENTRY_get_data(
-			    X509_NAME_get_entry(subj, at)));
-			snprintf(dst + used, len - used, " (CN)");
-		} else
-			snprintf(dst, len, "no names");
-	}
-}
-
 /*
  * RFC 7672 3.2.3: DNS-IDs of the subjectAltName, the CN only when there
  * is none; a wildcard only as the whole leftmost label, matching one
@@ -372,7 +323,7 @@ dane_verify_chain(X509 *leaf, STACK_OF(X509) *sent,
 				goto done;
 			}
 			if (!specific) {
-				dane_leaf_names(leaf, have, sizeof(have));
+				tls_leaf_names(leaf, have, sizeof(have));
 				dane_wanted(names, nnames, wanted,
 				    sizeof(wanted));
 				snprintf(out->reason, sizeof(out->reason),

@@ -647,7 +647,9 @@ session_route_id(const struct session *s, const struct policy_decision *d,
 /*
  * What a cached connection may carry: one made under the same runtime (a
  * changed policy never reuses one verified under the old) for the same
- * route (session_route_id).
+ * route (session_route_id).  Not the host's DNSSEC standing nor its TLSA
+ * records: the cache is asked before the DNS, so a TLSA change can go
+ * unseen on a reused connection for at most connection_reuse_time.
  */
 static void
 session_cache_key(const struct session *s, char *dst, size_t len)

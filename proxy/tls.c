@@ -307,8 +307,7 @@ tls_name_text(char *dst, size_t len, const ASN1_STRING *name)
 	return used;
 }
 
-/* "a, b, c" of the leaf's DNS names (or its CN when it has none). */
-static void
+void
 tls_leaf_names(X509 *leaf, char *dst, size_t len)
 {
 	GENERAL_NAMES *sans;

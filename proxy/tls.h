@@ -10,6 +10,7 @@
 
 typedef struct ssl_st SSL;
 typedef struct ssl_ctx_st SSL_CTX;
+typedef struct x509_st X509;
 
 /* RFC 8460 section 4.3 result types, used in logs and replies. */
 enum tls_result {
@@ -71,6 +72,13 @@ int tls_prepare(SSL *ssl, const char *key);
  */
 void tls_facts_collect(SSL *ssl, const char *const *names, int nnames,
     unsigned flags, struct tls_facts *facts);
+
+/*
+ * "a, b, c" of the leaf's DNS names (or its CN, marked, when it has
+ * none), bytes other than printable ASCII as \xHH: for reasons in logs
+ * and replies.
+ */
+void tls_leaf_names(X509 *leaf, char *dst, size_t len);
 
 /* A human reason for a failed handshake (alert name, library error). */
 void tls_handshake_error(SSL *ssl, int ret, char *dst, size_t len);
