@@ -655,6 +655,12 @@ EOF
 		fail "mxtls[$MXTLS_N] starts and listens on 127.0.0.1:$MXTLS_PORT" "$(tail -n 30 "$MXTLS_LOG")"
 		return 1
 	fi
+	# The socket listens before the fetcher and the journals are up; a
+	# test that counts descriptors or sends at once waits for the rest.
+	if ! wait_for_log "$MXTLS_LOG" '( event=start |"event":"start")' 10; then
+		fail "mxtls[$MXTLS_N] logs event=start" "$(tail -n 30 "$MXTLS_LOG")"
+		return 1
+	fi
 	return 0
 }
 
