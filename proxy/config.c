@@ -133,6 +133,7 @@ static const struct keydef keydefs[] = {
 	{ K_POLICY, "signing_key", 0 },
 	{ K_POLICY, "max_stale", 0 },
 	{ K_POLICY, "mta_sts", 0 },
+	{ K_POLICY, "honour_tls_required_no", 0 },
 	{ K_POLICY, "mta_sts_wait", 0 },
 	{ K_POLICY, "mta_sts_ca_bundle", 0 },
 	{ K_POLICY, "mta_sts_cache_bytes", 0 },
@@ -1157,6 +1158,17 @@ apply_policy(struct loader *ld, const char *key, const char *v, int line,
 			return -1;
 		}
 		return set_str(ld, &ld->cfg->signing_key, v);
+	}
+	if (strcmp(key, "honour_tls_required_no") == 0) {
+		if (strcmp(v, "yes") == 0 || strcmp(v, "on") == 0)
+			ld->cfg->honour_tls_required_no = 1;
+		else if (strcmp(v, "no") == 0 || strcmp(v, "off") == 0)
+			ld->cfg->honour_tls_required_no = 0;
+		else {
+			snprintf(why, whylen, "\"%s\": expected yes or no", v);
+			return -1;
+		}
+		return 0;
 	}
 	if (strcmp(key, "mta_sts") == 0) {
 		if (strcmp(v, "on") == 0 || strcmp(v, "yes") == 0)

@@ -155,6 +155,8 @@ struct config {
 	char *signing_key;	  /* base64 Ed25519 public key, or NULL */
 	double policy_max_stale;  /* warn past this age: 48 h */
 	int mta_sts;		  /* honour recipients' MTA-STS: on */
+	/* "TLS-Required: No" may lift a local mandatory profile: no */
+	int honour_tls_required_no;
 	double mta_sts_wait;	  /* first message to a domain waits: 10 s */
 	char *mta_sts_ca_bundle;  /* CAs for mta-sts.DOMAIN; NULL: system */
 	long mta_sts_cache_bytes; /* the cache, memory and disk: 16 MiB */
