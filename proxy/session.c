@@ -181,6 +181,7 @@ struct session {
 	char up_ckey[UPCACHE_KEY_LEN + 1]; /* ... as the cache knows it */
 	double up_opened; /* clock_mono() at connect */
 	int up_reused;	  /* taken from the connection cache */
+	int up_late;	  /* ... per address, after the DANE verdict */
 	int up_await;	  /* a command was sent and its reply is due */
 	int up_body;	  /* message bytes went up, the final dot not yet */
 	/*
@@ -244,6 +245,7 @@ struct session {
 	const char *dane_why;
 	int dane_tainted; /* an MX host's DNSSEC lookups were bogus or failed */
 	int dane_failed;  /* a DANE host could not be used */
+	int dane_required; /* no TLSA, dane = only, judged by the table */
 	char dane_error[400];
 	/*
 	 * Transparent mode: the first MX host of the recipient domain whose
@@ -581,6 +583,13 @@ session_up_close(struct session *s)
 	s->up_reused = 0;
 }
 
+static socklen_t
+session_ss_len(const struct sockaddr_storage *ss)
+{
+	return ss->ss_family == AF_INET ? sizeof(struct sockaddr_in) :
+	    sizeof(struct sockaddr_in6);
+}
+
 /*
  * SHA-256 (hex, dst[len]) of head followed by each name and a comma: the
  * fingerprint of a key whose list of names may be long.  -1 when out of
@@ -645,18 +654,41 @@ session_route_id(const struct session *s, const struct policy_decision *d,
 }
 
 /*
+ * DANE may apply to the route's hosts: a profile that wants it, TLS not
+ * switched off, DNSSEC standing known, and hosts the recipient domain's
+ * DNS names (MX, implicit MX, the transparent destination's MX): a
+ * nexthop is the operator's choice.
+ */
+static int
+session_route_dane(const struct session *s)
+{
+	const struct policy_profile *p = s->dec.profile;
+
+	return s->cfg->dnssec != CONFIG_DNSSEC_OFF &&
+	    p->dane != DANE_MODE_OFF && p->tls != POLICY_TLS_OFF &&
+	    (s->dec.nexthop == NULL || s->transparent);
+}
+
+/*
  * What a cached connection may carry: one made under the same runtime (a
  * changed policy never reuses one verified under the old) for the same
- * route (session_route_id).  Not the host's DNSSEC standing nor its TLSA
- * records: the cache is asked before the DNS, so a TLSA change can go
- * unseen on a reused connection for at most connection_reuse_time.
+ * route (session_route_id).  Where DANE may apply, also the host, its
+ * address and port, their DNSSEC standing and the DANE verdict with the
+ * TLSA records' fingerprint (verified_by): such a connection is taken
+ * only after this session's own DNS lookups found the same facts.
  */
 static void
 session_cache_key(const struct session *s, char *dst, size_t len)
 {
-	char k[SESSION_ROUTE_KEY_LEN + 32];
+	char k[SESSION_ROUTE_KEY_LEN + DNS_NAME_MAX + INET6_ADDRSTRLEN + 160];
 
-	snprintf(k, sizeof(k), "%lu|%s", s->rt->gen, s->route_key);
+	if (session_route_dane(s))
+		snprintf(k, sizeof(k), "%lu|%s|%s|%s|%d|%s|%s", s->rt->gen,
+		    s->route_key, s->up_host, s->up_addr, s->up_port,
+		    dnssec_status_name(dnssec_status_worst(s->mx_sec,
+		    s->addr_sec)), s->verified_by);
+	else
+		snprintf(k, sizeof(k), "%lu|%s", s->rt->gen, s->route_key);
 	tls_sha256_hex(k, dst, len);
 }
 
@@ -692,21 +724,25 @@ session_up_cache_put(struct session *s)
 }
 
 /*
- * Take a cached connection for the route of the transaction, and ask it
- * with RSET whether it is still there.  0 when there is none.
+ * Take a cached connection under the session's cache key, and ask it
+ * with RSET whether it is still there.  0 when there is none.  Routes
+ * without DANE ask before the DNS (the route is the whole key); DANE
+ * routes ask per address, after the host's DANE verdict (late).
  */
 static int
-session_up_cache_take(struct session *s)
+session_up_cache_take(struct session *s, int late)
 {
 	struct upcache_info info;
 	char key[UPCACHE_KEY_LEN + 1];
 
-	if (s->cfg->cache_max == 0 || s->cfg->cache_time <= 0)
+	if (s->cfg->cache_max == 0 || s->cfg->cache_time <= 0 ||
+	    session_route_dane(s) != late)
 		return 0;
 	session_cache_key(s, key, sizeof(key));
 	if (!upcache_take(&s->px->cache, key, s->cfg->reuse_time, &s->up,
 	    session_up_event, s, &info))
 		return 0;
+	s->up_late = late;
 	s->up_open = 1;
 	s->up_tls = 1;
 	s->up_reused = 1;
@@ -1010,7 +1046,6 @@ session_apply_verdict(struct session *s)
 	const char *prof = s->dec.profile->name;
 	char where[320], when[32];
 	struct tm tm;
-	socklen_t len;
 
 	snprintf(s->up_host, sizeof(s->up_host), "%s", s->verdict_host);
 	conn_sockaddr_str((struct sockaddr *)&s->verdict_ss, s->up_addr,
@@ -1057,10 +1092,9 @@ session_apply_verdict(struct session *s)
 		/* A fresh connection, never the one whose TLS failed. */
 		log_warn(s->id, "fallback-clear", "host", where, "reason",
 		    s->verdict_reason, NULL);
-		len = s->verdict_ss.ss_family == AF_INET ?
-		    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
 		s->fallback = 1;
-		session_up_connect(s, &s->verdict_ss, len);
+		session_up_connect(s, &s->verdict_ss,
+		    session_ss_len(&s->verdict_ss));
 		return;
 	default:
 		session_txn_fail(s, "451 4.3.0 Internal error: verdict %s",
@@ -1331,10 +1365,7 @@ session_dane_count(enum tls_result r)
 static int
 session_dane_wanted(const struct session *s)
 {
-	const struct policy_profile *p = s->dec.profile;
-
-	return s->cfg->dnssec != CONFIG_DNSSEC_OFF &&
-	    p->dane != DANE_MODE_OFF && p->tls != POLICY_TLS_OFF &&
+	return session_route_dane(s) &&
 	    (s->hops[s->hop_i].from_dns || s->transparent);
 }
 
@@ -1435,6 +1466,11 @@ session_dane_decided(struct session *s)
 		session_up_next_hop(s);
 		return;
 	case DANE_HOST_NONE:
+		if (s->dec.profile->dane == DANE_MODE_ONLY &&
+		    session_dane_by_table(s)) {
+			s->dane_required = 1;
+			break;
+		}
 		if (s->dec.profile->dane == DANE_MODE_ONLY) {
 			session_dane_note(s, TLS_RESULT_DANE_REQUIRED,
 			    "MX host %s has no usable DNSSEC-signed TLSA "
@@ -1519,6 +1555,7 @@ session_dane_host(struct session *s)
 	dane_tlsa_set_clear(&s->up_tlsa);
 	memset(&s->up_tlsa, 0, sizeof(s->up_tlsa));
 	s->up_dane = DANE_HOST_NONE;
+	s->dane_required = 0;
 	s->dane_why = NULL;
 	if (!session_dane_wanted(s)) {
 		session_dane_decided(s);
@@ -1545,6 +1582,7 @@ session_up_next_hop(struct session *s)
 	struct in_addr a4;
 
 	s->up_dane = DANE_HOST_NONE;
+	s->dane_required = 0;
 	s->verified_by[0] = '\0';
 	if (++s->hop_i >= s->nhops) {
 		if (s->verdict != FAILURE_CONTACT) {
@@ -1612,6 +1650,7 @@ session_up_connect(struct session *s, const struct sockaddr_storage *ss,
 	snprintf(s->up_key, sizeof(s->up_key), "%s", s->route_key);
 	session_cache_key(s, s->up_ckey, sizeof(s->up_ckey));
 	s->up_reused = 0;
+	s->up_late = 0;
 	s->t_phase = clock_mono();
 	s->up_opened = s->t_phase;
 	session_enter(s, ST_UP_CONNECT);
@@ -1699,6 +1738,19 @@ session_up_try_addr(struct session *s)
 		session_up_try_addr(s);
 		return;
 	}
+	if (s->dane_required) {
+		char why[DNS_NAME_MAX + POLICY_NAME_MAX + 80];
+
+		/* No TLSA under dane = only: a failure the table judges. */
+		snprintf(why, sizeof(why), "MX host %s has no usable "
+		    "DNSSEC-signed TLSA records and profile %s requires DANE",
+		    session_dane_name(s), s->dec.profile->name);
+		session_tls_failure(s, FAILURE_CERTIFICATE,
+		    TLS_RESULT_DANE_REQUIRED, why);
+		return;
+	}
+	if (session_up_cache_take(s, 1))
+		return;
 	session_up_connect(s, ss, len);
 }
 
@@ -1867,7 +1919,7 @@ session_up_open(struct session *s)
 	session_up_cache_put(s);
 	session_up_close(s);
 	s->attempt_logged = 0;
-	if (!session_up_cache_take(s))
+	if (!session_up_cache_take(s, 0))
 		session_up_open_new(s);
 }
 
@@ -1884,7 +1936,11 @@ session_up_reuse_failed(struct session *s, const char *reason)
 	log_info(s->id, "upstream-reuse-failed", "mx", session_up_name(s),
 	    "addr", s->up_addr, "reason", reason, NULL);
 	session_up_close(s);
-	session_up_open_new(s);
+	if (s->up_late)
+		session_up_connect(s, &s->addrs[s->addr_i],
+		    session_ss_len(&s->addrs[s->addr_i]));
+	else
+		session_up_open_new(s);
 }
 
 /* --- upstream: the protocol --------------------------------------------- */

@@ -91,12 +91,12 @@ dnssec_zone() {
 	echo "$_z $_sign $_exp $_bog $_ds $_serve" >>"$DNSSEC_DIR/zonelist"
 }
 
-# dnssec_rr OWNER TYPE RDATA...: a record (TTL 300).
+# dnssec_rr OWNER TYPE RDATA...: a record (TTL $DNSSEC_TTL, default 300).
 dnssec_rr() {
 	_o=$(_dnssec_fqdn "$1")
 	_t=$2
 	shift 2
-	printf '%s\t300\tIN\t%s\t%s\n' "$_o" "$_t" "$*" >>"$DNSSEC_DIR/rr"
+	printf '%s\t%s\tIN\t%s\t%s\n' "$_o" "${DNSSEC_TTL:-300}" "$_t" "$*" >>"$DNSSEC_DIR/rr"
 }
 dnssec_mx() { dnssec_rr "$1" MX "${3:-10}" "$(_dnssec_fqdn "$2")"; } # DOMAIN HOST [PREF]
 dnssec_a() { dnssec_rr "$1" A "$2"; }                                # NAME ADDR
@@ -272,6 +272,39 @@ EOF
 	until dig +short +norec +time=1 +tries=1 -p "$DNS_PORT" @127.0.0.1 . SOA 2>/dev/null | grep -q 'ns.test'; do
 		[ "$(date +%s)" -ge "$_t" ] && { echo "NSD does not answer for the root zone" >&2; cat "$_dd/nsd.out" >&2; return 1; }
 		sleep 0.05
+	done
+}
+
+# dnssec_retlsa ZONE HOST U S M CERT: while the world runs, replace the
+# port-25 TLSA records of HOST (in ZONE, signed, one key) by one for CERT
+# (TTL 1), sign ZONE again with its key and have NSD load it.
+dnssec_retlsa() {
+	_z=$(_dnssec_fqdn "$1")
+	_own=$(_dnssec_fqdn "_25._tcp.$2")
+	_td=$(tlsa_data "$6" "$3" "$4" "$5") || return 1
+	_f=${_z%.}
+	_src=$DNSSEC_DIR/zones/$_f.zone
+	_key=$(ls "$DNSSEC_DIR/keys/K$_z"+*.key 2>/dev/null | head -n 1)
+	[ -n "$_key" ] || { echo "dnssec_retlsa: no key for $_z" >&2; return 1; }
+	_now=$(date -u +%s)
+	{
+		awk -v o="$_own" 'BEGIN { OFS = "\t" }
+		$4 == "SOA" { $7 = $7 + 1 }
+		!($1 == o && $4 == "TLSA") { print }' "$_src"
+		printf '%s\t1\tIN\tTLSA\t%s\n' "$_own" "$_td"
+	} >"$_src.new"
+	mv "$_src.new" "$_src"
+	ldns-signzone -o "$_z" -i "$(date -u -d "@$((_now - 3600))" +%Y%m%d%H%M%S)" \
+		-e "$(date -u -d "@$((_now + 30 * 86400))" +%Y%m%d%H%M%S)" \
+		-f "$DNSSEC_DIR/zones/$_f.signed" "$_src" "${_key%.key}" >"$DNSSEC_DIR/sign.out" 2>&1 ||
+		{ echo "ldns-signzone $_z failed: $(cat "$DNSSEC_DIR/sign.out")" >&2; return 1; }
+	kill -HUP "$(cat "$DNSSEC_DIR/nsd/nsd.pid")" || return 1
+	# Loaded: NSD answers with the new record.
+	_t=$(it_until 10)
+	until dig +short +norec +time=1 +tries=1 -p "$DNS_PORT" @127.0.0.1 "$_own" TLSA 2>/dev/null |
+		tr -d ' ' | tr '[:upper:]' '[:lower:]' | grep -q "$(echo "$_td" | tr -d ' ')"; do
+		[ "$(date +%s)" -ge "$_t" ] && { echo "NSD does not serve the new TLSA of $2" >&2; return 1; }
+		sleep 0.1
 	done
 }
 

@@ -77,7 +77,15 @@ dane-sts          S  dane-ee
 # only (no usable TLSA record: deferred, never plaintext nor unverified)
 # and off (the TLSA records are not looked at: a verify = none profile
 # delivers past a mismatching record).
-# name               phase     domain of          expected
+# onlym: the domain onlym.test (secure, no TLSA) under an explicit match
+# with a mandatory profile that has dane = only: the failure table judges
+# it like any TLS failure, deferred at first and bounced (550 5.7.5) at
+# the retry, never delivered.
+# cache: three sessions one after the other to cachex.test (DANE-EE, TTL
+# 1 s), the connection cache on: the second reuses the first one's
+# connection; then the TLSA record changes to one that matches nothing,
+# and the third must not reuse the connection verified under the old one.
+# name               phase     domain of          expected  reply (ERE)
 MXTLS_ONLY='
 retry-mismatch       retry     ee-mismatch        deferred
 retry-mismatch-plain retry     ee-mismatch-plain  deferred
@@ -85,6 +93,11 @@ only-ok              profile   ee-ok              dane-ee
 only-notlsa          profile   notlsa             deferred
 only-insecure        profile   insecure           deferred
 off-mismatch         profile   ee-mismatch        tls
+onlym-first          profile   onlym              deferred  451 4\.7\.5
+onlym-retry          retry     onlym              failed    550 5\.7\.5
+cache-first          cache     cachex             dane-ee
+cache-reuse          cache     cachex             dane-ee
+cache-changed        cache     cachex             deferred
 tp-ok                transparent ee-ok            dane-ee
 tp-mismatch          transparent ee-mismatch      deferred
 tp-insecure          transparent insecure         tls
@@ -210,6 +223,15 @@ zone_cname_fallback() {
 	dnssec_tlsa "mx.$1" 3 1 1 "$SS"
 	expect_dns "_25._tcp.host.target.$1" TLSA nxdomain
 }
+# The mxtls-only domains ($W/extra below).
+zone_onlym() { zone_notlsa "$@"; }
+zone_cachex() {
+	DNSSEC_TTL=1
+	secure_mx "$1" "$2"
+	dnssec_tlsa "mx.$1" 3 1 1 "$SS"
+	DNSSEC_TTL=300
+}
+
 # DANE and an MTA-STS enforce policy for the same MX: DANE wins (RFC 8461
 # section 2).  Under MTA-STS alone the self-signed certificate would fail.
 STS_ADDR=127.0.0.200
@@ -244,10 +266,15 @@ printf '%s\n' "$CASES" | while read -r name rcv exp code; do
 	i=$((i + 1))
 	echo "$name $name.test 127.0.0.$((20 + i)) $rcv $exp ${code:-451 4\\.7\\.5}"
 done >"$W/cases"
-while read -r name dom addr rcv exp code; do
+# The domains of the mxtls-only rows that no shared case has.
+printf '%s\n' 'onlym onlym.test 127.0.0.60 W' 'cachex cachex.test 127.0.0.61 S' >"$W/extra"
+cat "$W/cases" "$W/extra" | while read -r name dom addr rcv exp code; do
+	echo "$name $dom $addr $rcv"
+done >"$W/domains"
+while read -r name dom addr rcv; do
 	"zone_$(echo "$name" | tr - _)" "$dom" "$addr"
 	eval "L_$rcv=\"\${L_$rcv:+\$L_$rcv,}$addr:25\""
-done <"$W/cases"
+done <"$W/domains"
 
 T0=$(date +%s)
 dnssec_start || { fail "the DNSSEC world starts (NSD)"; finish; }
@@ -332,11 +359,11 @@ fi
 # mxtls_outcome OUT DOMAIN MARK: the result of the session in transcript
 # OUT, one line like pf_dane_outcome's ("deferred REPLY" has mxtls's reply).
 mxtls_outcome() {
-	_d=$(awk '/ => 4[0-9][0-9] / { print substr($0, index($0, " => ") + 4); exit }' "$1")
-	if [ -n "$_d" ]; then
-		echo "deferred $_d"
-		return
-	fi
+	_d=$(awk '/ => [45][0-9][0-9] / { print substr($0, index($0, " => ") + 4); exit }' "$1")
+	case $_d in
+	4*) echo "deferred $_d"; return ;;
+	5*) echo "failed $_d"; return ;;
+	esac
 	if ! grep -qE '^DOT => 250 ' "$1"; then
 		echo "other $(grep -E ' => [45]' "$1" | head -n 1)"
 		return
@@ -397,6 +424,13 @@ dane = only
 verify = none
 dane = off
 
+[profile dane-only-mandatory]
+tls = mandatory
+dane = only
+
+[match onlym.test]
+profile = dane-only-mandatory
+
 [match mx-only-ok@ee-ok.test]
 profile = dane-only
 
@@ -432,6 +466,35 @@ EOF
 	DNS_PORT=$_nsd_port
 	[ -n "${MXTLS_PID:-}" ] || fail "mxtls starts with [dns] dnssec = trust-ad"
 	printf '%s\n' "$MXTLS_ONLY" | awk '$2 == "trust-ad" { print $1, $3 ".test" }' | mxtls_cases
+	mxtls_stop
+	# The connection cache (the cache rows), one session after the other.
+	mxtls_start dnssec=validate "trust_anchor=$DNSSEC_TA" \
+		proxy='connection_cache_time = 60' </dev/null
+	[ -n "${MXTLS_PID:-}" ] || fail "mxtls starts with connection_cache_time = 60"
+	cache_send() { # NAME
+		_m=$(mxtls_mark)
+		smtpc "$W/smtp.$1" mxtls "EHLO client.test" "MAIL FROM:<s@sender.test>" \
+			"RCPT TO:<mx-$1@cachex.test>" "DATA=$W/msg.txt" "QUIT"
+		mxtls_outcome "$W/smtp.$1" cachex.test "$_m" >"$W/mx.$1"
+		log_since "$MXTLS_LOG" "$_m" >"$W/log.$1"
+	}
+	cache_send cache-first
+	cache_send cache-reuse
+	check "cache-reuse: the connection of cache-first was reused" \
+		grep -qE ' event=delivery .* reused=yes' "$W/log.cache-reuse"
+	check "cache-reuse: ... after this session's own TLSA lookup (event=dane)" \
+		grep -qE ' event=dane mx=mx\.cachex\.test .*state=auth' "$W/log.cache-reuse"
+	if dnssec_retlsa cachex.test mx.cachex.test 3 1 1 "$OTHER"; then
+		sleep 2 # the old record's TTL (1 s) runs out in mxtls's resolver
+		cache_send cache-changed
+		check "cache-changed: the connection verified under the old TLSA record was not reused" \
+			no_grep_since "$W/log.cache-changed" 0 ' reused=yes'
+		check "cache-changed: a new connection failed the new record" \
+			grep -qE 'did not match the certificate' "$W/log.cache-changed"
+	else
+		fail "cachex.test: the TLSA record changed (NSD reloaded)"
+		echo "changed: not run" >"$W/mx.cache-changed"
+	fi
 	mxtls_stop
 	# Transparent mode.  The redirect spares mxtls's own connections (it
 	# runs as nobody).
@@ -469,10 +532,10 @@ judge() {
 	check "$_c $_n: $_e" test "$(class "$_o")" = "$_e"
 	[ "$LAST_OK" = yes ] || echo "    $_c got: $_o"
 	case $_e in
-	deferred)
+	deferred | failed)
 		check "$_c $_n: nothing delivered" nothing_to "$_rcv" "$_r"
-		if [ "$_c" = mxtls ] && [ "$(class "$_o")" = deferred ]; then
-			check "$_c $_n: reply $_code" test -n "$(echo "${_o#deferred }" | grep -E "^$_code")"
+		if [ "$_c" = mxtls ] && [ "$(class "$_o")" = "$_e" ]; then
+			check "$_c $_n: reply $_code" test -n "$(echo "${_o#"$_e" }" | grep -E "^$_code")"
 		fi
 		;;
 	*)
@@ -507,11 +570,11 @@ while read -r name dom addr rcv exp code; do
 	printf '%s|%s|%s|%s|%s\n' "$name" "$exp" "$p" "$m" "$agree" >>"$W/table"
 done <"$W/cases"
 if [ "$DANE_CLIENTS" != postfix ]; then
-	printf '%s\n' "$MXTLS_ONLY" | while read -r name phase base exp; do
+	printf '%s\n' "$MXTLS_ONLY" | while read -r name phase base exp code; do
 		[ -n "$name" ] || continue
-		rcv=$(awk -v n="$base" '$1 == n { print $4 }' "$W/cases")
+		rcv=$(awk -v n="$base" '$1 == n { print $4 }' "$W/domains")
 		m=$(cat "$W/mx.$name")
-		judge mxtls "$name" "mx-$name@$base.test" "$rcv" "$exp" '451 4\.7\.5' "$m"
+		judge mxtls "$name" "mx-$name@$base.test" "$rcv" "$exp" "${code:-451 4\.7\.5}" "$m"
 		printf '%s|%s|%s|%s|%s\n' "$name" "$exp" "(mxtls only: $phase)" "$m" - >>"$W/table"
 	done
 fi
