@@ -690,7 +690,7 @@ dns_ad_send(struct dns *d, struct dns_part *p, const char *name, int type)
 {
 	unsigned char *b = p->ad_q;
 	size_t at = 12;
-	const char *l = name;
+	const char *l = strcmp(name, ".") == 0 ? "" : name; /* the root */
 
 	p->ad_id = d->ad_next++;
 	memset(b, 0, 12);

@@ -49,6 +49,7 @@ static struct {
 	ev_timer drain;
 	ev_timer expire;
 	int draining;
+	struct dns_query *dnssec_probe;
 } d;
 
 /*
@@ -134,6 +135,49 @@ main_drain_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 	/* The rest end when their reply came (main_session_end). */
 	if (session_drain_over(&d.px, "421 4.3.2 Service shutting down") == 0)
 		ev_break(loop, EVBREAK_ALL);
+}
+
+/*
+ * The answer for the root zone tells whether DNSSEC works through the
+ * configured resolvers.  One that strips signatures makes every signed
+ * domain's answers bogus, and all their mail deferred: say so at start,
+ * not in a thousand deferrals.
+ */
+static void
+main_dnssec_checked(void *arg, const struct dns_txt_result *res)
+{
+	const struct config *cfg = d.base->cfgp;
+	const char *anchor = cfg->trust_anchor != NULL ? cfg->trust_anchor :
+	    DEFAULT_TRUST_ANCHOR;
+
+	(void)arg;
+	d.dnssec_probe = NULL;
+	switch (res->sec) {
+	case DNSSEC_SECURE:
+		log_info(0, "dnssec-check", "result", "secure", NULL);
+		break;
+	case DNSSEC_BOGUS:
+		log_warn(0, "dnssec-check", "result", "bogus", "reason",
+		    cfg->dnssec == CONFIG_DNSSEC_VALIDATE ?
+		    "the root zone's answer does not validate from "
+		    "[dns] trust_anchor: the resolvers may strip DNSSEC "
+		    "records, and mail to every signed domain will be "
+		    "deferred (451 4.7.5)" : "the resolver calls the root "
+		    "zone's answer bogus", "trust_anchor",
+		    cfg->dnssec == CONFIG_DNSSEC_VALIDATE ? anchor : NULL,
+		    "error", res->error, NULL);
+		break;
+	case DNSSEC_INSECURE:
+		log_warn(0, "dnssec-check", "result", "insecure", "reason",
+		    "the root zone's answer is not authenticated (no AD "
+		    "bit from the resolver): no domain gets DANE", NULL);
+		break;
+	case DNSSEC_FAILED:
+		log_warn(0, "dnssec-check", "result", "failed", "reason",
+		    "no answer for the root zone: DNS lookups may fail",
+		    "error", res->error, NULL);
+		break;
+	}
 }
 
 /* SIGTERM/SIGINT: stop accepting, let sessions finish; twice: now. */
@@ -477,6 +521,9 @@ main_run(void)
 	    "hostname", cfg->hostname, "config", d.file, NULL);
 	/* Listening, privileges dropped, signals handled: mail may come. */
 	main_notify("READY=1");
+	if (cfg->dnssec != CONFIG_DNSSEC_OFF)
+		d.dnssec_probe = dns_lookup_txt(d.base->dns, ".",
+		    main_dnssec_checked, NULL);
 
 	ev_run(d.px.loop, 0);
 
@@ -499,6 +546,8 @@ main_run(void)
 		fetcher_free(d.fetcher);
 	if (d.policy_dns != NULL)
 		dns_free(d.policy_dns);
+	if (d.dnssec_probe != NULL)
+		dns_cancel(d.dnssec_probe);
 	if (state_sync(d.px.state, err, sizeof(err)) == -1)
 		log_error(0, "state-write-failed", "error", err, NULL);
 	state_free(d.px.state);

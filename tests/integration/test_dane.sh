@@ -444,6 +444,8 @@ profile = dane-only
 profile = dane-off
 EOF
 	[ -n "${MXTLS_PID:-}" ] || fail "mxtls starts with [dns] dnssec = validate"
+	check "validate: the start-up check finds the root zone secure" \
+		wait_for_log "$MXTLS_LOG" ' event=dnssec-check result=secure' 15
 	{
 		awk '{ print $1, $2 }' "$W/cases"
 		printf '%s\n' "$MXTLS_ONLY" | awk '$2 == "profile" { print $1, $3 ".test" }'
@@ -466,7 +468,24 @@ EOF
 	DNS_PORT=$_nsd_port
 	[ -n "${MXTLS_PID:-}" ] || fail "mxtls starts with [dns] dnssec = trust-ad"
 	printf '%s\n' "$MXTLS_ONLY" | awk '$2 == "trust-ad" { print $1, $3 ".test" }' | mxtls_cases
+	check "trust-ad: the start-up check finds the root zone secure" \
+		wait_for_log "$MXTLS_LOG" ' event=dnssec-check result=secure' 15
 	mxtls_stop
+	# A trust anchor the world was not signed with (as when the resolvers
+	# strip signatures, every answer is bogus): said once, at start.
+	mkdir -p "$W/wrong-anchor"
+	if _k=$(cd "$W/wrong-anchor" && ldns-keygen -a ECDSAP256SHA256 -k .); then
+		{
+			ldns-key2ds -n -2 "$W/wrong-anchor/$_k.key"
+			cat "$W/wrong-anchor/$_k.key"
+		} >"$W/wrong-anchor/root.key"
+		mxtls_start dnssec=validate "trust_anchor=$W/wrong-anchor/root.key" </dev/null
+		check "wrong trust anchor: mxtls warns at start (event=dnssec-check result=bogus)" \
+			wait_for_log "$MXTLS_LOG" 'level=warn event=dnssec-check result=bogus .*trust_anchor=' 15
+		mxtls_stop
+	else
+		fail "wrong trust anchor: ldns-keygen"
+	fi
 	# The connection cache (the cache rows), one session after the other.
 	mxtls_start dnssec=validate "trust_anchor=$DNSSEC_TA" \
 		proxy='connection_cache_time = 60' </dev/null
