@@ -152,6 +152,9 @@ static const struct family_def defs[] = {
 	    "DANE outcomes (RFC 7672) by RFC 8460 result type: ok, "
 	    "tlsa-invalid, dnssec-invalid, dane-required, "
 	    "validation-failure.", NULL, 0, 0 },
+	{ "mxtls_requiretls_total", M_COUNTER,
+	    "Attempts at messages with REQUIRETLS (RFC 8689) by outcome: "
+	    "tls (delivered), deferred, failed.", NULL, 0, 0 },
 	{ "mxtls_build_info", M_GAUGE,
 	    "Always 1; the version of mxtls as a label.", NULL, 0, 0 },
 };

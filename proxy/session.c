@@ -166,6 +166,13 @@ struct session {
 	char route_domain[DNS_NAME_MAX];
 	char route_key[SESSION_ROUTE_KEY_LEN + 1]; /* session_route_id */
 	struct policy_decision dec;
+	/*
+	 * MAIL ... REQUIRETLS (RFC 8689): dec.profile is then req_profile,
+	 * a copy of req_orig that demands verified TLS.
+	 */
+	int requiretls;
+	struct policy_profile req_profile;
+	const struct policy_profile *req_orig;
 	char txn_fail[512]; /* reply for the rest of the transaction, if set */
 	int attempt_logged; /* the route's attempt has its summary line */
 	struct smtp_data_scan scan;
@@ -483,6 +490,10 @@ session_log_delivery(struct session *s, const char *outcome,
 		    metrics_labels(labels, sizeof(labels), "outcome", outcome,
 		    "profile", s->dec.profile ? s->dec.profile->name : "none",
 		    NULL), 1);
+	if (strcmp(outcome, "tls-failed") != 0 && s->requiretls)
+		metrics_inc("mxtls_requiretls_total",
+		    metrics_labels(labels, sizeof(labels), "outcome", outcome,
+		    NULL), 1);
 	snprintf(port, sizeof(port), "%d", s->up_port);
 	snprintf(nrcpt, sizeof(nrcpt), "%d", s->nrcpt_ok);
 	/* Where the profile came from: MTA-STS, a match, or the default. */
@@ -513,6 +524,7 @@ session_log_delivery(struct session *s, const char *outcome,
 	    s->dec.profile != NULL ? s->dec.profile->name : NULL,
 	    "policy_source", s->have_route ? source : NULL, "fallback",
 	    s->fallback ? "yes" : NULL, "reused", s->up_reused ? "yes" : NULL,
+	    "requiretls", s->requiretls ? "yes" : NULL,
 	    "nrcpt", nrcpt, "size", size, "reply",
 	    reply, "reason",
 	    reason == NULL && s->fallback ? s->verdict_reason : reason, NULL);
@@ -525,6 +537,8 @@ session_txn_reset(struct session *s)
 {
 	s->mail_from[0] = '\0';
 	s->mail_params[0] = '\0';
+	s->requiretls = 0;
+	s->req_orig = NULL;
 	s->nrcpt_ok = 0;
 	s->nrcpt_tried = 0;
 	s->nrcpt_tempfail = 0;
@@ -1071,6 +1085,18 @@ session_apply_verdict(struct session *s)
 		    "451 4.7.5 TLS to %s for domain %s failed: %s; the "
 		    "domain's MTA-STS policy requires TLS, will retry",
 		    where, s->route_domain, s->verdict_reason);
+		return;
+	default:
+		break;
+	}
+	switch (s->verdict) {
+	case FAILURE_FAIL_NO_TLS:
+	case FAILURE_FAIL:
+		if (!s->requiretls)
+			break;
+		session_txn_fail(s, "550 5.7.30 REQUIRETLS: TLS to %s for "
+		    "domain %s failed again: %s", where, s->route_domain,
+		    s->verdict_reason);
 		return;
 	default:
 		break;
@@ -1960,6 +1986,10 @@ session_param_needs(const char *tok, int *refuse)
 {
 	*refuse = strcasecmp(tok, "BODY=8BITMIME") == 0 ||
 	    strcasecmp(tok, "SMTPUTF8") == 0;
+	if (strcasecmp(tok, "REQUIRETLS") == 0) {
+		*refuse = 1;
+		return SMTP_EXT_REQUIRETLS;
+	}
 	if (strncasecmp(tok, "SIZE=", 5) == 0)
 		return SMTP_EXT_SIZE;
 	if (strncasecmp(tok, "BODY=", 5) == 0)
@@ -1992,7 +2022,10 @@ session_mail_unrelayable(struct session *s, char *dst, size_t len)
 		if (!refuse || (s->up_ehlo.ext & need))
 			continue;
 		session_up_where(s, where, sizeof(where));
-		if (need == SMTP_EXT_8BITMIME)
+		if (need == SMTP_EXT_REQUIRETLS)
+			snprintf(dst, len, "550 5.7.30 REQUIRETLS support "
+			    "required: %s does not offer REQUIRETLS", where);
+		else if (need == SMTP_EXT_8BITMIME)
 			snprintf(dst, len, "554 5.6.3 %s does not accept 8-bit "
 			    "messages (no 8BITMIME) and mxtls never alters a "
 			    "message", where);
@@ -2180,6 +2213,13 @@ session_dane_verify(struct session *s)
 			return;
 		}
 		s->verify = dr.usage == 2 ? "dane-ta" : "dane-ee";
+	} else if (s->requiretls) {
+		s->verify = "fail";
+		session_tls_failure(s, FAILURE_CERTIFICATE,
+		    TLS_RESULT_VALIDATION_FAILURE, "REQUIRETLS needs an "
+		    "authenticated server; its TLSA records are unusable for "
+		    "that (usages 0 and 1)");
+		return;
 	} else
 		s->verify = "dane-encrypt";
 	s->facts.result = TLS_RESULT_OK;
@@ -2311,8 +2351,9 @@ session_on_up_reply(struct session *s, const struct smtp_reply *r)
 		}
 		/* Bytes after the 220 came in plaintext: an injection. */
 		if (buf_len(&s->up.in) > 0 ||
-		    conn_start_tls(&s->up, s->rt->ctx[s->dec.profile -
-		    s->rt->policy->profiles], s->up_host[0] ? s->up_host :
+		    conn_start_tls(&s->up, s->rt->ctx[(s->requiretls ?
+		    s->req_orig : s->dec.profile) - s->rt->policy->profiles],
+		    s->up_host[0] ? s->up_host :
 		    s->transparent && s->ntp_names > 0 ? s->tp_names->name[0] :
 		    NULL, s->verified_by) == -1) {
 			session_tls_failure(s, FAILURE_HANDSHAKE,
@@ -2592,7 +2633,7 @@ session_cmd_ehlo(struct session *s, const struct smtp_command *cmd)
 		snprintf(r, sizeof(r),
 		    "250-%s\r\n250-PIPELINING\r\n250-SIZE %ld\r\n"
 		    "250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n"
-		    "250%sSMTPUTF8%s",
+		    "250-REQUIRETLS\r\n250%sSMTPUTF8%s",
 		    cfg->hostname, cfg->max_message_size,
 		    cfg->dsn_submit_len > 0 ? "-" : " ",
 		    cfg->dsn_submit_len > 0 ? "\r\n250 DSN" : "");
@@ -2623,6 +2664,7 @@ session_check_mail_params(struct session *s, const char *params)
 		} else if (strcasecmp(tok, "BODY=8BITMIME") == 0 ||
 		    strcasecmp(tok, "BODY=7BIT") == 0 ||
 		    strcasecmp(tok, "SMTPUTF8") == 0 ||
+		    strcasecmp(tok, "REQUIRETLS") == 0 ||
 		    strncasecmp(tok, "RET=", 4) == 0 ||
 		    strncasecmp(tok, "ENVID=", 6) == 0) {
 			continue;
@@ -2630,6 +2672,37 @@ session_check_mail_params(struct session *s, const char *params)
 			return "555 5.5.4 Unsupported MAIL parameter";
 	}
 	return NULL;
+}
+
+/* The parameter word (no value) is among params. */
+static int
+session_has_param(const char *params, const char *word)
+{
+	char tmp[SESSION_PARAMS_MAX], *tok, *save = NULL;
+
+	snprintf(tmp, sizeof(tmp), "%s", params);
+	for (tok = strtok_r(tmp, " ", &save); tok != NULL;
+	    tok = strtok_r(NULL, " ", &save))
+		if (strcasecmp(tok, word) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * REQUIRETLS (RFC 8689 section 4.2.1): whatever the profile says, TLS
+ * verified by DANE, MTA-STS or the web PKI, never the clear.  The copy
+ * is named apart, so that no route, cached connection or retry record
+ * made for mail that did not ask for it serves this mail.
+ */
+static void
+session_requiretls_profile(const struct policy_profile *p,
+    struct policy_profile *dst)
+{
+	*dst = *p;
+	snprintf(dst->name, sizeof(dst->name), "%.*s+requiretls",
+	    (int)sizeof(dst->name) - 12, p->name);
+	dst->tls = POLICY_TLS_MANDATORY;
+	dst->verify = POLICY_VERIFY_STRICT;
 }
 
 /* An envelope address as [proxy] log_addresses wants it in the logs. */
@@ -2694,8 +2767,9 @@ session_cmd_mail(struct session *s, const struct smtp_command *cmd)
 		return;
 	}
 	snprintf(s->mail_from, sizeof(s->mail_from), "%s", addr);
+	s->requiretls = session_has_param(s->mail_params, "REQUIRETLS");
 	log_info(s->id, "mail", "from", session_log_addr(s, addr, la,
-	    sizeof(la)), NULL);
+	    sizeof(la)), "requiretls", s->requiretls ? "yes" : NULL, NULL);
 	session_reply(s, "250 2.1.0 Ok");
 	if (!s->closed)
 		session_enter(s, ST_MAIL);
@@ -2844,10 +2918,17 @@ session_rcpt_route(struct session *s, struct policy_decision *dec)
 {
 	char key[sizeof(s->route_key)], la[SMTP_PATH_MAX + 1];
 	const char *domain = dec->domain;
+	const struct policy_profile *orig;
+	struct policy_profile req;
 	int sts = session_sts_wanted(s, dec);
 
 	if (sts && strcmp(s->sts_domain, dec->domain) == 0)
 		session_sts_apply(s, dec);
+	orig = dec->profile;
+	if (s->requiretls) {
+		session_requiretls_profile(orig, &req);
+		dec->profile = &req;
+	}
 	if (session_route_id(s, dec, sts && s->sts_mode == MTASTS_ENFORCE,
 	    sts && s->sts_mode == MTASTS_TESTING, key) == -1) {
 		session_reply(s, "451 4.3.0 Out of memory, try again later");
@@ -2880,6 +2961,11 @@ session_rcpt_route(struct session *s, struct policy_decision *dec)
 	if (!s->have_route) {
 		s->have_route = 1;
 		s->dec = *dec;
+		if (s->requiretls) {
+			s->req_profile = req;
+			s->req_orig = orig;
+			s->dec.profile = &s->req_profile;
+		}
 		s->route_sts = session_sts_wanted(s, dec) &&
 		    s->sts_mode == MTASTS_ENFORCE;
 		s->route_sts_testing = session_sts_wanted(s, dec) &&

@@ -452,7 +452,7 @@ class Session:
 
     def ehlo_lines(self):
         lines = [args.hostname, "PIPELINING", "SIZE %d" % MAX_MESSAGE, "8BITMIME",
-                 "ENHANCEDSTATUSCODES", "SMTPUTF8"]
+                 "ENHANCEDSTATUSCODES", "SMTPUTF8"] + args.ehlo_extra
         if self.offers_starttls():
             lines.append("STARTTLS")
         out = []
@@ -962,6 +962,8 @@ def main():
                     help="mode scripted: the reply for KEY (greeting, ehlo, helo, starttls, "
                          "tls_hello, mail, rcpt, data, body, dot, rset, noop, quit, vrfy, other; "
                          "KEY#N, KEY_tls, KEY_plain), VALUE with Python escapes and @...@ tokens")
+    ap.add_argument("--ehlo-extra", action="append", default=[], metavar="KEYWORD",
+                    help="one more EHLO keyword (e.g. REQUIRETLS); may be repeated")
     ap.add_argument("--weak-ciphers", default="NULL-SHA256:NULL-SHA:@SECLEVEL=0",
                     help="mode weak-cipher: the only TLS 1.2 cipher suites offered "
                          "(default NULL-SHA256:NULL-SHA:@SECLEVEL=0, needs an RSA certificate)")
