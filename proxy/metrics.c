@@ -155,6 +155,10 @@ static const struct family_def defs[] = {
 	{ "mxtls_requiretls_total", M_COUNTER,
 	    "Attempts at messages with REQUIRETLS (RFC 8689) by outcome: "
 	    "tls (delivered), deferred, failed.", NULL, 0, 0 },
+	{ "mxtls_tls_required_no_total", M_COUNTER,
+	    "Attempts at messages sent on their TLS-Required: No header "
+	    "(RFC 8689) after the TLS policy failed, by outcome: tls, "
+	    "plaintext, deferred, failed.", NULL, 0, 0 },
 	{ "mxtls_build_info", M_GAUGE,
 	    "Always 1; the version of mxtls as a label.", NULL, 0, 0 },
 };

@@ -53,6 +53,8 @@ enum sess_state {
 	ST_UP_DATA,	 /* DATA relayed; waiting for 354 */
 	ST_DATA,	 /* streaming the message upstream */
 	ST_DATA_DISCARD, /* reading the message to its end; it will be refused */
+	ST_DATA_HOLD,	 /* message bytes wait unread for their header to
+			    say "TLS-Required: No" or not */
 	ST_UP_DATA_END,	 /* waiting for the reply to the final dot */
 	ST_UP_RSET,	 /* RSET relayed */
 	ST_UP_REUSE,	 /* RSET on a connection from the cache: alive? */
@@ -77,6 +79,7 @@ static const char *const sess_state_names[] = {
 	[ST_UP_DATA] = "up-data",
 	[ST_DATA] = "data",
 	[ST_DATA_DISCARD] = "data-discard",
+	[ST_DATA_HOLD] = "data-hold",
 	[ST_UP_DATA_END] = "up-data-end",
 	[ST_UP_RSET] = "up-rset",
 	[ST_UP_REUSE] = "up-reuse",
@@ -168,11 +171,26 @@ struct session {
 	struct policy_decision dec;
 	/*
 	 * MAIL ... REQUIRETLS (RFC 8689): dec.profile is then req_profile,
-	 * a copy of req_orig that demands verified TLS.
+	 * a copy of the runtime's profile that demands verified TLS.
 	 */
 	int requiretls;
 	struct policy_profile req_profile;
-	const struct policy_profile *req_orig;
+	/* The runtime's profile dec.profile copies (its SSL_CTX); NULL
+	 * when dec.profile is the runtime's own. */
+	const struct policy_profile *prof_orig;
+	/*
+	 * "TLS-Required: No" (RFC 8689 section 5).  When the route's TLS
+	 * policy fails for the transaction's first recipient, that
+	 * recipient is held (accepted for now, the only one: PENDING); at
+	 * DATA the message's header decides (HOLD); with the header the
+	 * route is tried again without the policy (RUN), without it the
+	 * message gets tlsno_reply, the answer it would have had at once.
+	 */
+	enum { TLSNO_NONE, TLSNO_PENDING, TLSNO_HOLD, TLSNO_RUN } tlsno;
+	int tls_required_no; /* this message goes on its TLS-Required: No */
+	char tlsno_reply[512];
+	struct policy_decision dec_base; /* the route's, before MTA-STS */
+	struct policy_profile tlsno_profile;
 	char txn_fail[512]; /* reply for the rest of the transaction, if set */
 	int attempt_logged; /* the route's attempt has its summary line */
 	struct smtp_data_scan scan;
@@ -305,6 +323,7 @@ static void session_tlsrpt(struct session *s, enum tls_result r, int dane);
 static void session_dane_note(struct session *s, enum tls_result r,
     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void session_up_try_addr(struct session *s);
+static void session_up_open(struct session *s);
 static void session_up_failed(struct session *s, const char *reason);
 static void session_up_reuse_failed(struct session *s, const char *reason);
 static void session_up_out_of_time(struct session *s);
@@ -494,6 +513,10 @@ session_log_delivery(struct session *s, const char *outcome,
 		metrics_inc("mxtls_requiretls_total",
 		    metrics_labels(labels, sizeof(labels), "outcome", outcome,
 		    NULL), 1);
+	if (strcmp(outcome, "tls-failed") != 0 && s->tls_required_no)
+		metrics_inc("mxtls_tls_required_no_total",
+		    metrics_labels(labels, sizeof(labels), "outcome", outcome,
+		    NULL), 1);
 	snprintf(port, sizeof(port), "%d", s->up_port);
 	snprintf(nrcpt, sizeof(nrcpt), "%d", s->nrcpt_ok);
 	/* Where the profile came from: MTA-STS, a match, or the default. */
@@ -525,6 +548,7 @@ session_log_delivery(struct session *s, const char *outcome,
 	    "policy_source", s->have_route ? source : NULL, "fallback",
 	    s->fallback ? "yes" : NULL, "reused", s->up_reused ? "yes" : NULL,
 	    "requiretls", s->requiretls ? "yes" : NULL,
+	    "tls_required_no", s->tls_required_no ? "yes" : NULL,
 	    "nrcpt", nrcpt, "size", size, "reply",
 	    reply, "reason",
 	    reason == NULL && s->fallback ? s->verdict_reason : reason, NULL);
@@ -538,7 +562,10 @@ session_txn_reset(struct session *s)
 	s->mail_from[0] = '\0';
 	s->mail_params[0] = '\0';
 	s->requiretls = 0;
-	s->req_orig = NULL;
+	s->prof_orig = NULL;
+	s->tlsno = TLSNO_NONE;
+	s->tls_required_no = 0;
+	s->tlsno_reply[0] = '\0';
 	s->nrcpt_ok = 0;
 	s->nrcpt_tried = 0;
 	s->nrcpt_tempfail = 0;
@@ -798,10 +825,124 @@ session_txn_fail(struct session *s, const char *fmt, ...)
 	if (!s->attempt_logged)
 		session_log_delivery(s, s->txn_fail[0] == '4' ? "deferred" :
 		    "failed", s->txn_fail, NULL);
+	if (s->tlsno == TLSNO_RUN) {
+		/* The MTA is past DATA: the answer waits for the dot. */
+		snprintf(s->data_reply, sizeof(s->data_reply), "%s",
+		    s->txn_fail);
+		session_up_close(s);
+		session_enter(s, ST_DATA_DISCARD);
+		return;
+	}
 	session_reply(s, "%s", s->txn_fail);
 	if (s->closed)
 		return;
 	session_enter(s, s->nrcpt_ok > 0 ? ST_RCPT : ST_MAIL);
+}
+
+/*
+ * The route's TLS policy failed with `reply` for the transaction's first
+ * recipient.  A message whose header says "TLS-Required: No" (RFC 8689
+ * section 5) may go all the same, without the recipient domain's
+ * MTA-STS or DANE policy; local: the failure is the local profile's
+ * (the failure table's verdict), the operator's policy, which it lifts
+ * only with [policy] honour_tls_required_no.  Only the message says
+ * whether it has the
+ * header: hold the recipient (accepted for now, and the transaction's
+ * only one) and decide at DATA.  1 when held; 0 leaves the failure to
+ * the caller.  Never under REQUIRETLS (section 4.1: it prevails).
+ */
+static int
+session_tlsno_wait(struct session *s, int local, const char *reply)
+{
+	if (s->requiretls || s->tlsno != TLSNO_NONE || s->nrcpt_ok > 0 ||
+	    (local && !s->cfg->honour_tls_required_no))
+		return 0;
+	snprintf(s->tlsno_reply, sizeof(s->tlsno_reply), "%s", reply);
+	s->tlsno = TLSNO_PENDING;
+	session_up_close(s);
+	log_info(s->id, "tls-required-wait", "rcpt_domain", s->route_domain,
+	    "reason", reply, NULL);
+	s->nrcpt_ok = 1;
+	s->t_rcpt = 0;
+	session_reply(s, "250 2.1.5 Held: the TLS policy for %s failed; "
+	    "the message goes only if it says TLS-Required: No",
+	    s->route_domain);
+	if (!s->closed)
+		session_enter(s, ST_RCPT);
+	return 1;
+}
+
+/*
+ * The held message's header is read (ST_DATA_HOLD): without
+ * "TLS-Required: No" it gets the reply it was held with; with it, the
+ * route is tried again with its TLS policy lifted: no MTA-STS, no DANE,
+ * no certificate check, and the clear only where the profile allows it
+ * (a mandatory one keeps TLS unless honour_tls_required_no).
+ */
+static void
+session_tlsno_decide(struct session *s, int found)
+{
+	struct policy_profile *p = &s->tlsno_profile;
+	const struct policy_profile *base = s->dec_base.profile;
+
+	if (!found) {
+		s->tlsno = TLSNO_NONE;
+		log_info(s->id, "tls-required-absent", "rcpt_domain",
+		    s->route_domain, "reply", s->tlsno_reply, NULL);
+		if (!s->attempt_logged)
+			session_log_delivery(s, s->tlsno_reply[0] == '4' ?
+			    "deferred" : "failed", s->tlsno_reply,
+			    "no TLS-Required: No header");
+		snprintf(s->data_reply, sizeof(s->data_reply), "%s",
+		    s->tlsno_reply);
+		session_enter(s, ST_DATA_DISCARD);
+		return;
+	}
+	*p = *base;
+	snprintf(p->name, sizeof(p->name), "%.*s+tls-required-no",
+	    (int)sizeof(p->name) - 18, base->name);
+	p->dane = DANE_MODE_OFF;
+	p->verify = POLICY_VERIFY_NONE;
+	if (p->tls == POLICY_TLS_MANDATORY && s->cfg->honour_tls_required_no)
+		p->tls = POLICY_TLS_OPPORTUNISTIC;
+	s->prof_orig = base;
+	s->dec = s->dec_base;
+	s->dec.profile = p;
+	s->route_sts = 0;
+	s->route_sts_testing = 0;
+	if (session_route_id(s, &s->dec, 0, 0, s->route_key) == -1) {
+		s->tlsno = TLSNO_NONE;
+		snprintf(s->data_reply, sizeof(s->data_reply),
+		    "451 4.3.0 Out of memory, try again later");
+		session_enter(s, ST_DATA_DISCARD);
+		return;
+	}
+	s->tlsno = TLSNO_RUN;
+	s->tls_required_no = 1;
+	s->attempt_logged = 0;
+	s->txn_fail[0] = '\0';
+	log_info(s->id, "tls-required-no", "rcpt_domain", s->route_domain,
+	    "profile", p->name, "policy_failure", s->tlsno_reply, NULL);
+	session_up_open(s);
+}
+
+/* Look at the held message's first bytes for its TLS-Required field. */
+static void
+session_tlsno_look(struct session *s)
+{
+	struct buf *in = &s->down.in;
+
+	switch (smtp_tls_required_no(buf_head(in), buf_len(in),
+	    buf_room(in) == 0)) {
+	case SMTP_TRN_MORE:
+		return;
+	case SMTP_TRN_ABSENT:
+		session_tlsno_decide(s, 0);
+		return;
+	case SMTP_TRN_NO:
+		session_tlsno_decide(s, 1);
+		return;
+	}
 }
 
 /* mxtls is stopping: tell the MTA and close, no new transaction. */
@@ -1058,7 +1199,7 @@ static void
 session_apply_verdict(struct session *s)
 {
 	const char *prof = s->dec.profile->name;
-	char where[320], when[32];
+	char where[320], when[32], reply[512];
 	struct tm tm;
 
 	snprintf(s->up_host, sizeof(s->up_host), "%s", s->verdict_host);
@@ -1070,10 +1211,12 @@ session_apply_verdict(struct session *s)
 	case FAILURE_DEFER:
 		gmtime_r(&s->verdict_retry, &tm);
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		session_txn_fail(s,
+		snprintf(reply, sizeof(reply),
 		    "451 4.7.5 TLS to %s for domain %s failed: %s; retry "
 		    "after %s", where, s->route_domain, s->verdict_reason,
 		    when);
+		if (!session_tlsno_wait(s, !s->route_sts, reply))
+			session_txn_fail(s, "%s", reply);
 		return;
 	case FAILURE_FAIL_NO_TLS:
 	case FAILURE_FAIL:
@@ -1081,10 +1224,12 @@ session_apply_verdict(struct session *s)
 			break;
 		/* RFC 8461 section 5: defer, and fetch the policy again. */
 		sts_refresh(s->px->sts, s->route_domain);
-		session_txn_fail(s,
+		snprintf(reply, sizeof(reply),
 		    "451 4.7.5 TLS to %s for domain %s failed: %s; the "
 		    "domain's MTA-STS policy requires TLS, will retry",
 		    where, s->route_domain, s->verdict_reason);
+		if (!session_tlsno_wait(s, 0, reply))
+			session_txn_fail(s, "%s", reply);
 		return;
 	default:
 		break;
@@ -1103,16 +1248,20 @@ session_apply_verdict(struct session *s)
 	}
 	switch (s->verdict) {
 	case FAILURE_FAIL_NO_TLS:
-		session_txn_fail(s,
+		snprintf(reply, sizeof(reply),
 		    "550 5.7.10 %s does not offer STARTTLS and profile %s "
 		    "requires TLS for domain %s", where, prof,
 		    s->route_domain);
+		if (!session_tlsno_wait(s, 1, reply))
+			session_txn_fail(s, "%s", reply);
 		return;
 	case FAILURE_FAIL:
-		session_txn_fail(s,
+		snprintf(reply, sizeof(reply),
 		    "550 5.7.5 TLS to %s for domain %s failed again: %s "
 		    "(profile %s)", where, s->route_domain, s->verdict_reason,
 		    prof);
+		if (!session_tlsno_wait(s, 1, reply))
+			session_txn_fail(s, "%s", reply);
 		return;
 	case FAILURE_FALLBACK_CLEAR:
 		/* A fresh connection, never the one whose TLS failed. */
@@ -1434,7 +1583,9 @@ session_tlsrpt(struct session *s, enum tls_result r, int dane)
 	struct tlsrpt_attempt a;
 	int same = strcmp(s->sts_domain, s->route_domain) == 0;
 
+	/* A message sent on its TLS-Required: No applied no policy. */
 	if (s->px->tlsrpt == NULL || !s->have_route || s->dec.nexthop != NULL ||
+	    s->tlsno == TLSNO_RUN ||
 	    s->dec.profile->tls == POLICY_TLS_OFF || s->route_domain[0] == '[')
 		return;
 	memset(&a, 0, sizeof(a));
@@ -1616,8 +1767,14 @@ session_up_next_hop(struct session *s)
 			return;
 		}
 		if (s->dane_failed) {
+			char reply[sizeof(s->dane_error) + 16];
+
+			snprintf(reply, sizeof(reply), "451 4.7.5 %s",
+			    s->dane_error);
+			if (session_tlsno_wait(s, 0, reply))
+				return;
 			session_log_delivery(s, "deferred", NULL, s->dane_error);
-			session_txn_fail(s, "451 4.7.5 %s", s->dane_error);
+			session_txn_fail(s, "%s", reply);
 			return;
 		}
 		session_log_delivery(s, "deferred", NULL, s->last_error);
@@ -2351,8 +2508,8 @@ session_on_up_reply(struct session *s, const struct smtp_reply *r)
 		}
 		/* Bytes after the 220 came in plaintext: an injection. */
 		if (buf_len(&s->up.in) > 0 ||
-		    conn_start_tls(&s->up, s->rt->ctx[(s->requiretls ?
-		    s->req_orig : s->dec.profile) - s->rt->policy->profiles],
+		    conn_start_tls(&s->up, s->rt->ctx[(s->prof_orig != NULL ?
+		    s->prof_orig : s->dec.profile) - s->rt->policy->profiles],
 		    s->up_host[0] ? s->up_host :
 		    s->transparent && s->ntp_names > 0 ? s->tp_names->name[0] :
 		    NULL, s->verified_by) == -1) {
@@ -2381,6 +2538,12 @@ session_on_up_reply(struct session *s, const struct smtp_reply *r)
 			session_log_delivery(s,
 			    r->code / 100 == 5 ? "failed" : "deferred", sum,
 			    NULL);
+			if (s->tlsno == TLSNO_RUN &&
+			    (r->code / 100 == 4 || r->code / 100 == 5)) {
+				session_txn_fail(s, "%s%s", r->code == 421 ?
+				    "451" : "", r->code == 421 ? sum + 3 : sum);
+				return;
+			}
 			if (r->code / 100 == 4 || r->code / 100 == 5) {
 				/* 421 closes the server's channel, not ours. */
 				snprintf(s->txn_fail, sizeof(s->txn_fail),
@@ -2403,6 +2566,19 @@ session_on_up_reply(struct session *s, const struct smtp_reply *r)
 			session_up_protocol_error(s, sum, "RCPT");
 			return;
 		}
+		if (s->tlsno == TLSNO_RUN) {
+			/* The held recipient: on to the held message. */
+			if (r->code / 100 != 2) {
+				session_txn_fail(s, "%s%s", r->code == 421 ?
+				    "451" : "", r->code == 421 ? sum + 3 : sum);
+				return;
+			}
+			dsn_txn_accepted(s->dsn,
+			    (s->up_ehlo.ext & SMTP_EXT_DSN) != 0);
+			session_up_send(s, ST_UP_DATA,
+			    s->cfg->timeouts.data_init, "DATA");
+			return;
+		}
 		if (r->code / 100 == 2) {
 			s->nrcpt_ok++;
 			dsn_txn_accepted(s->dsn,
@@ -2418,13 +2594,20 @@ session_on_up_reply(struct session *s, const struct smtp_reply *r)
 			session_up_protocol_error(s, sum, "DATA");
 			return;
 		}
+		if (r->code != 354 && s->tlsno == TLSNO_RUN) {
+			session_txn_fail(s, "%s%s", r->code == 421 ? "451" :
+			    "", r->code == 421 ? sum + 3 : sum);
+			return;
+		}
 		if (r->code != 354) {
 			session_relay_reply(s, r);
 			if (!s->closed)
 				session_enter(s, ST_RCPT);
 			return;
 		}
-		session_relay_reply(s, r);
+		/* A held message had its 354 from mxtls already. */
+		if (s->tlsno != TLSNO_RUN)
+			session_relay_reply(s, r);
 		if (!s->closed) {
 			smtp_data_scan_init(&s->scan);
 			smtp_normalise_init(&s->norm);
@@ -2881,6 +3064,13 @@ session_cmd_rcpt(struct session *s, const struct smtp_command *cmd)
 		session_reply(s, "452 4.5.3 Too many recipients");
 		return;
 	}
+	if (s->tlsno != TLSNO_NONE) {
+		/* The held recipient's answer must be its own alone. */
+		session_reply(s, "452 4.5.3 One recipient at a time while the "
+		    "first one's TLS policy failed: send it in a separate "
+		    "transaction");
+		return;
+	}
 	if (policy_lookup(s->rt->policy, addr, &dec) != POLICY_OK) {
 		session_reply(s, "553 5.1.3 Bad recipient domain: %s", dec.why);
 		return;
@@ -2920,6 +3110,7 @@ session_rcpt_route(struct session *s, struct policy_decision *dec)
 	const char *domain = dec->domain;
 	const struct policy_profile *orig;
 	struct policy_profile req;
+	struct policy_decision base = *dec;
 	int sts = session_sts_wanted(s, dec);
 
 	if (sts && strcmp(s->sts_domain, dec->domain) == 0)
@@ -2961,9 +3152,10 @@ session_rcpt_route(struct session *s, struct policy_decision *dec)
 	if (!s->have_route) {
 		s->have_route = 1;
 		s->dec = *dec;
+		s->dec_base = base;
 		if (s->requiretls) {
 			s->req_profile = req;
-			s->req_orig = orig;
+			s->prof_orig = orig;
 			s->dec.profile = &s->req_profile;
 		}
 		s->route_sts = session_sts_wanted(s, dec) &&
@@ -3002,6 +3194,15 @@ session_cmd_data(struct session *s)
 			    "deferred" : "failed", NULL,
 			    "every recipient was refused");
 		session_reply(s, "554 5.5.1 No valid recipients");
+		return;
+	}
+	if (s->tlsno == TLSNO_PENDING) {
+		/* The header decides (session_tlsno_look). */
+		session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+		if (!s->closed) {
+			s->tlsno = TLSNO_HOLD;
+			session_enter(s, ST_DATA_HOLD);
+		}
 		return;
 	}
 	if (s->txn_fail[0] != '\0' || !s->up_open || !s->up_txn) {
@@ -3250,7 +3451,8 @@ session_data(struct session *s)
 static int
 session_reads_downstream(enum sess_state st)
 {
-	return st <= ST_RCPT || st == ST_DATA || st == ST_DATA_DISCARD;
+	return st <= ST_RCPT || st == ST_DATA || st == ST_DATA_DISCARD ||
+	    st == ST_DATA_HOLD;
 }
 
 /* Derive what each side should be doing from the state, in one place. */
@@ -3327,6 +3529,12 @@ session_process_input(struct session *s)
 	s->processing = 1;
 	while (!s->closed && session_reads_downstream(s->state) &&
 	    buf_len(in) > 0) {
+		if (s->state == ST_DATA_HOLD) {
+			session_tlsno_look(s);
+			if (s->state == ST_DATA_HOLD)
+				break; /* more bytes to come */
+			continue;
+		}
 		if (s->state == ST_DATA || s->state == ST_DATA_DISCARD) {
 			size_t before = buf_len(in);
 

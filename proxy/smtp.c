@@ -727,3 +727,56 @@ smtp_normalise(struct smtp_normalise *n, const char *in, size_t len,
 	*produced = o;
 	return i;
 }
+
+/* ---- TLS-Required (RFC 8689 section 5) ---- */
+
+static int
+smtp_trn_value_is_no(const char *v, size_t n)
+{
+	while (n > 0 && (*v == ' ' || *v == '\t' || *v == '\r' || *v == '\n')) {
+		v++;
+		n--;
+	}
+	while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t' ||
+	    v[n - 1] == '\r' || v[n - 1] == '\n'))
+		n--;
+	return n == 2 && (v[0] == 'N' || v[0] == 'n') &&
+	    (v[1] == 'O' || v[1] == 'o');
+}
+
+enum smtp_trn
+smtp_tls_required_no(const char *p, size_t len, int complete)
+{
+	static const char field[] = "TLS-Required:";
+	size_t fl = sizeof(field) - 1, at = 0, end, vend;
+	const char *lf;
+
+	for (;;) {
+		if ((lf = memchr(p + at, '\n', len - at)) == NULL)
+			return complete ? SMTP_TRN_ABSENT : SMTP_TRN_MORE;
+		end = (size_t)(lf - p) + 1;
+		/* A blank line ends the header; a lone "." the message. */
+		if (end - at <= 2 && (p[at] == '\n' || p[at] == '\r'))
+			return SMTP_TRN_ABSENT;
+		if (end - at <= 3 && p[at] == '.' &&
+		    (p[at + 1] == '\n' || p[at + 1] == '\r'))
+			return SMTP_TRN_ABSENT;
+		if (end - at > fl && strncasecmp(p + at, field, fl) == 0) {
+			/* The value runs on over folded lines (SP or HT). */
+			vend = end;
+			while (vend < len && (p[vend] == ' ' || p[vend] == '\t')) {
+				if ((lf = memchr(p + vend, '\n', len - vend)) ==
+				    NULL)
+					return complete ? SMTP_TRN_ABSENT :
+					    SMTP_TRN_MORE;
+				vend = (size_t)(lf - p) + 1;
+			}
+			if (vend == len && !complete)
+				return SMTP_TRN_MORE; /* a fold may follow */
+			if (smtp_trn_value_is_no(p + at + fl, vend - at - fl))
+				return SMTP_TRN_NO;
+			end = vend;
+		}
+		at = end;
+	}
+}

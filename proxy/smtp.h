@@ -200,4 +200,18 @@ void smtp_normalise_init(struct smtp_normalise *n);
 size_t smtp_normalise(struct smtp_normalise *n, const char *in, size_t len,
     char *out, size_t cap, size_t *produced);
 
+/*
+ * Whether a message's header says "TLS-Required: No" (RFC 8689 section
+ * 5), from the DATA bytes at p (dot-stuffed, as the client sends them):
+ * SMTP_TRN_NO, SMTP_TRN_ABSENT (the header ended, or the message, without
+ * it), or SMTP_TRN_MORE (undecided: more bytes needed).  complete: no
+ * more bytes will be looked at, so what is undecided counts as absent.
+ */
+enum smtp_trn {
+	SMTP_TRN_MORE,
+	SMTP_TRN_ABSENT,
+	SMTP_TRN_NO,
+};
+enum smtp_trn smtp_tls_required_no(const char *p, size_t len, int complete);
+
 #endif

@@ -459,6 +459,19 @@ EOF
 		sh -c "grep -q 'MX of insecure.test: insecure' '$W/explain.ins' && grep -qE '^ +dane +none .*no TLSA lookup' '$W/explain.ins' || cat '$W/explain.ins'"
 	sleep 2
 	printf '%s\n' "$MXTLS_ONLY" | awk '$2 == "retry" { print $1, $3 ".test" }' | mxtls_cases
+	# TLS-Required: No (RFC 8689) lifts the DANE policy: the message goes
+	# over TLS without authentication, the DANE failure still logged.
+	awk 'NR == 3 { print "TLS-Required: No" } { print }' "$W/msg.txt" >"$W/msg-trn.txt"
+	_m=$(mxtls_mark)
+	smtpc "$W/smtp.trn" mxtls "EHLO client.test" "MAIL FROM:<s@sender.test>" \
+		"RCPT TO:<mx-trn@ee-mismatch.test>" "DATA=$W/msg-trn.txt" QUIT
+	check "TLS-Required: No to ee-mismatch.test (its TLSA record matches nothing): delivered" \
+		reply_is "$W/smtp.trn" DOT '250 '
+	check "TLS-Required: No: received by S" delivered_to S mx-trn@ee-mismatch.test 5
+	log_since "$MXTLS_LOG" "$_m" >"$W/log.trn"
+	check "TLS-Required: No: the DANE failure logged" grep -q ' event=dane-failure .*result=tlsa-invalid' "$W/log.trn"
+	check "TLS-Required: No: then the delivery without DANE" \
+		grep -qE ' event=delivery outcome=tls .*verify=none .*tls_required_no=yes' "$W/log.trn"
 	mxtls_stop
 	# [dns] dnssec = trust-ad: the validating unbound answers, mxtls
 	# believes its AD bit.

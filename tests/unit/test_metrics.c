@@ -401,6 +401,7 @@ test_empty(void)
 		{ "mxtls_tlsrpt_overflow_total", "counter", "0" },
 		{ "mxtls_dane_total", "counter", NULL },
 		{ "mxtls_requiretls_total", "counter", NULL },
+		{ "mxtls_tls_required_no_total", "counter", NULL },
 		{ "mxtls_build_info", "gauge", NULL },
 		{ "process_cpu_seconds_total", "counter", "p" },
 		{ "process_start_time_seconds", "gauge", "p" },

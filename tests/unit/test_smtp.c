@@ -4,7 +4,9 @@
  * end-of-message scanner (including the SMTP smuggling sequences) and the
  * bare CR/LF normaliser (exhaustively over short inputs and every split).
  */
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "smtp.h"
 #include "t.h"
@@ -1604,6 +1606,54 @@ R17_17_summary_that_cannot_fit_is_refused(void)
 	append_is("250 ok\r\n", suf, want);
 }
 
+/* ---- smtp_tls_required_no ---- */
+
+static void
+test_tls_required_no(void)
+{
+	static const struct {
+		const char *in;
+		int complete;
+		enum smtp_trn want;
+	} c[] = {
+		{ "Subject: x\r\nTLS-Required: No\r\n\r\nbody\r\n", 0,
+		    SMTP_TRN_NO },
+		{ "tls-required:no\r\n\r\n", 0, SMTP_TRN_NO },
+		{ "TLS-Required:   nO  \r\n\r\n", 0, SMTP_TRN_NO },
+		{ "TLS-Required:\r\n No\r\n\r\n", 0, SMTP_TRN_NO },
+		{ "TLS-Required: Yes\r\n\r\n", 0, SMTP_TRN_ABSENT },
+		{ "TLS-Required: Nope\r\n\r\n", 0, SMTP_TRN_ABSENT },
+		{ "TLS-Required: No thanks\r\n\r\n", 0, SMTP_TRN_ABSENT },
+		{ "X-TLS-Required: No\r\n\r\n", 0, SMTP_TRN_ABSENT },
+		/* In the body, not the header. */
+		{ "Subject: x\r\n\r\nTLS-Required: No\r\n", 0,
+		    SMTP_TRN_ABSENT },
+		/* The message ends before any such field. */
+		{ "Subject: x\r\n.\r\n", 0, SMTP_TRN_ABSENT },
+		/* Undecided until the line, and a possible fold, are seen. */
+		{ "Subject: x\r\nTLS-Requ", 0, SMTP_TRN_MORE },
+		{ "TLS-Required: No\r\n", 0, SMTP_TRN_MORE },
+		{ "TLS-Required: No\r\n", 1, SMTP_TRN_NO },
+		{ "Subject: x\r\nTLS-Requ", 1, SMTP_TRN_ABSENT },
+		{ "TLS-Required: No\r\n\tagain\r\n\r\n", 0,
+		    SMTP_TRN_ABSENT },
+		{ "", 0, SMTP_TRN_MORE },
+		{ "", 1, SMTP_TRN_ABSENT },
+		/* Bare LF line ends are read the same way. */
+		{ "Subject: x\nTLS-Required: No\n\n", 0, SMTP_TRN_NO },
+	};
+	size_t i;
+
+	for (i = 0; i < NELEM(c); i++) {
+		enum smtp_trn got = smtp_tls_required_no(c[i].in,
+		    strlen(c[i].in), c[i].complete);
+
+		if (got != c[i].want)
+			printf("    case %zu\n", i);
+		CHECK_INT((int)got, (int)c[i].want);
+	}
+}
+
 int
 main(void)
 {
@@ -1648,5 +1698,6 @@ main(void)
 	RUN(R17_17_summary_line_within_512_octets);
 	RUN(R17_17_summary_cut_keeps_utf8_whole);
 	RUN(R17_17_summary_that_cannot_fit_is_refused);
+	RUN(test_tls_required_no);
 	return T_DONE();
 }
