@@ -1,25 +1,16 @@
 /*
- * The configuration file: inih turned into a validated struct config.
+ * The configuration file turned into a validated struct config.
  * Never logs, never exits: every error is collected as
  * "FILE:LINE: [section] key: why" (or "FILE:LINE: why" for a line that is
  * not a key, "FILE: why" for the file as a whole), sorted by line.
  *
- * How inih is driven.  Debian's inih 55 passes no line number to the
- * handler, truncates section names to 49 bytes and cuts lines at
- * INI_MAX_LINE without saying so until later.  So the file is fed through
- * our own reader, which
- *   - counts lines (the handler runs while its line is the last one read),
- *   - refuses lines longer than the buffer inih offers ("line too long"),
- *     and lines with NUL bytes, handing inih an empty line instead,
- *   - mirrors inih's classification of each line (comment, continuation,
- *     section header, key) to keep the full section name, to know whether
- *     a handler call is a continuation, and to report every syntax error
- *     rather than only the first one inih returns.
- * A key's value is applied when the next non-continuation line starts (or
- * at the end of the file), so that indented continuation lines of list
- * keys (allow_clients, servers, mx) are joined with a comma first; a
- * continuation of any other key is a "duplicate key".  Inline comments
- * (" ;") are stripped from continuation lines too, which inih does not do.
+ * Lines, sections, keys and their continuation lines come from
+ * policy/inireader.c, the reader of the central document too: one
+ * grammar and one line limit for both.  Indented continuation lines of
+ * list keys (allow_clients, servers, mx) are joined with a comma; a
+ * continuation of any other key is a "duplicate key".  The keys are the
+ * table keydefs: each names its type, its field of struct config and
+ * what its errors say; apply_value() applies it.
  *
  * Origins, for `mxtls explain`: policy/ records the line of every key of
  * a [profile] or [match] section; this file sets the origin of each such
@@ -45,9 +36,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <ini.h>
-
 #include "config.h"
+#include "inireader.h"
 #include "seen.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:10025"
@@ -339,29 +329,14 @@ struct loader {
 	struct config *cfg;
 	const char *file;
 	char *dir; /* absolute directory of the file, for relative paths */
-	FILE *fp;
-	char *buf;
-	size_t bufcap;
-	int lineno;
-	int cont;      /* the line being parsed continues the previous key */
-	int have_prev; /* inih's prev_name is set: continuations possible */
 
 	enum kind kind; /* the current section */
 	char *sect;
 	int sect_line;
-	int sect_nkeys;
 	char norm[POLICY_PATTERN_MAX]; /* normalized profile name / pattern */
 	int index;		       /* profile or match index, or -1 */
-	struct seenlist keys;	       /* keys of the current section */
 	struct seenlist sects;	       /* every section, for duplicates */
 	struct policy_set *scratch;    /* to validate section headers */
-
-	int pending; /* a key waiting for continuation lines */
-	char *pkey;
-	char *pval;
-	int pline;
-	const struct keydef *pkd;
-	int pcont_err;
 
 	struct lerr *errs;
 	int nerrs, caperrs;
@@ -416,17 +391,6 @@ lerr(struct loader *ld, int line, const char *fmt, ...)
 	ld->errs[ld->nerrs].line = line;
 	ld->errs[ld->nerrs].msg = msg;
 	ld->nerrs++;
-}
-
-static int
-has_error_at(const struct loader *ld, int line)
-{
-	int i;
-
-	for (i = 0; i < ld->nerrs; i++)
-		if (ld->errs[i].line == line)
-			return 1;
-	return 0;
 }
 
 static char *
@@ -1311,62 +1275,73 @@ key_line(const struct loader *ld, enum kind kind, const char *name)
  * for `mxtls explain`.
  */
 static void
-apply_fixed(struct loader *ld)
+apply_fixed(struct loader *ld, const struct keydef *kd, const char *value,
+    int line)
 {
-	const struct keydef *kd = ld->pkd;
 	char why[WHY_MAX];
 
 	why[0] = '\0';
-	if (*ld->pval == '\0' && !(kd->flags & F_EMPTY))
+	if (*value == '\0' && !(kd->flags & F_EMPTY))
 		snprintf(why, sizeof(why), "empty value");
-	else if (apply_value(ld, kd, ld->pval, why, sizeof(why)) == 0) {
-		ld->lines[kd - keydefs] = ld->pline;
+	else if (apply_value(ld, kd, value, why, sizeof(why)) == 0) {
+		ld->lines[kd - keydefs] = line;
 		if (kd->origin > 0) {
 			ld->cfg->tls_origins[kd->origin - 1].file = ld->cfg->file;
-			ld->cfg->tls_origins[kd->origin - 1].line = ld->pline;
+			ld->cfg->tls_origins[kd->origin - 1].line = line;
 		}
 		return;
 	}
 	if (why[0] != '\0') /* else: out of memory, reported at the end */
-		lerr(ld, ld->pline, "[%s] %s: %s", ld->sect, ld->pkey, why);
+		lerr(ld, line, "[%s] %s: %s", ld->sect, kd->name, why);
 }
 
-/* Apply the pending key, now that its continuation lines are in. */
+/*
+ * A key with its continuation lines joined.  After a refused continuation
+ * (bad, reported) the first line's value still applies, as with inih.
+ */
 static void
-flush(struct loader *ld)
+cfg_key(void *user, const char *key, const char *value, int line, int bad)
 {
+	struct loader *ld = user;
 	char why[WHY_MAX];
+	int r;
 
-	if (!ld->pending)
-		return;
-	ld->pending = 0;
-	why[0] = '\0';
+	(void)bad;
 	if (ld->kind == K_PROFILE || ld->kind == K_MATCH) {
-		struct policy_origin o = { ld->cfg->file, ld->pline };
+		struct policy_origin o = { ld->cfg->file, line };
 
 		/* policy/ reports "key: why" itself. */
-		int r = policy_set_key(&ld->cfg->policy, ld->sect, ld->pkey,
-		    ld->pval, o, why, sizeof(why));
-
+		r = policy_set_key(&ld->cfg->policy, ld->sect, key, value, o, why,
+		    sizeof(why));
 		if (r != 0)
-			lerr(ld, ld->pline, "[%s] %s", ld->sect, why);
-		policy_key_done(ld, ld->pkey, ld->pline, r == 0);
+			lerr(ld, line, "[%s] %s", ld->sect, why);
+		policy_key_done(ld, key, line, r == 0);
 	} else
-		apply_fixed(ld);
-	free(ld->pkey);
-	free(ld->pval);
-	ld->pkey = ld->pval = NULL;
+		apply_fixed(ld, find_key(ld->kind, key), value, line);
 }
 
 static void
-end_section(struct loader *ld)
+cfg_section_end(void *user, int nkeys)
 {
-	flush(ld);
-	if ((ld->kind == K_PROFILE || ld->kind == K_MATCH) &&
-	    ld->sect_nkeys == 0)
+	struct loader *ld = user;
+
+	if ((ld->kind == K_PROFILE || ld->kind == K_MATCH) && nkeys == 0)
 		lerr(ld, ld->sect_line, "[%s]: empty section", ld->sect);
 	ld->kind = K_SKIP;
-	seen_clear(&ld->keys);
+}
+
+static int
+cfg_key_kind(void *user, const char *key)
+{
+	const struct keydef *kd = find_key(((struct loader *)user)->kind, key);
+
+	return kd == NULL ? -1 : (kd->flags & F_LIST) != 0;
+}
+
+static void
+cfg_error(void *user, int line, const char *msg)
+{
+	lerr(user, line, "%s", msg);
 }
 
 /*
@@ -1378,7 +1353,7 @@ static int
 probe_section(struct loader *ld, const char *name, enum kind kind)
 {
 	struct policy_set *s = ld->scratch;
-	struct policy_origin o = { ld->file, ld->lineno };
+	struct policy_origin o = { ld->file, ld->sect_line };
 	const char *key = kind == K_PROFILE ? "verify" : "profile";
 	const char *value = kind == K_PROFILE ? "strict" : "opportunistic";
 	char why[WHY_MAX];
@@ -1389,7 +1364,7 @@ probe_section(struct loader *ld, const char *name, enum kind kind)
 	policy_set_init(s);
 	r = policy_set_key(s, name, key, value, o, why, sizeof(why));
 	if (r > 0) {
-		lerr(ld, ld->lineno, "[%s]: unknown section", name);
+		lerr(ld, ld->sect_line, "[%s]: unknown section", name);
 		return -1;
 	}
 	if (r < 0) {
@@ -1398,7 +1373,7 @@ probe_section(struct loader *ld, const char *name, enum kind kind)
 		if (strncmp(w, key, klen) == 0 && w[klen] == ':' &&
 		    w[klen + 1] == ' ')
 			w += klen + 2;
-		lerr(ld, ld->lineno, "[%s]: %s", name, w);
+		lerr(ld, ld->sect_line, "[%s]: %s", name, w);
 		return -1;
 	}
 	if (kind == K_MATCH) {
@@ -1406,7 +1381,7 @@ probe_section(struct loader *ld, const char *name, enum kind kind)
 		return 0;
 	}
 	for (i = 0; i < s->nprofiles; i++)
-		if (s->profiles[i].origin.line == ld->lineno) {
+		if (s->profiles[i].origin.line == ld->sect_line) {
 			snprintf(ld->norm, sizeof(ld->norm), "%s",
 			    s->profiles[i].name);
 			return 0;
@@ -1423,28 +1398,23 @@ first_word(const char *s, const char *word)
 	    (s[n] == '\0' || isspace((unsigned char)s[n]));
 }
 
-static void
-begin_section(struct loader *ld, char *name)
+/* "[name]" at line: 0 to read its keys, -1 when refused (reported). */
+static int
+cfg_section(void *user, const char *name, int line)
 {
-	char *e, key[POLICY_PATTERN_MAX + 16];
+	struct loader *ld = user;
+	char key[POLICY_PATTERN_MAX + 16];
 	struct seen *prev;
 	int i;
 
-	end_section(ld);
-	while (isspace((unsigned char)*name))
-		name++;
-	e = name + strlen(name);
-	while (e > name && isspace((unsigned char)e[-1]))
-		*--e = '\0';
 	free(ld->sect);
 	ld->sect = xstrdup(ld, name);
-	ld->sect_line = ld->lineno;
-	ld->sect_nkeys = 0;
+	ld->sect_line = line;
 	ld->index = -1;
 	ld->norm[0] = '\0';
 	ld->kind = K_SKIP;
 	if (ld->sect == NULL)
-		return;
+		return -1;
 
 	for (i = K_PROXY; i <= K_REPORT; i++)
 		if (strcmp(name, kind_names[i]) == 0)
@@ -1456,226 +1426,27 @@ begin_section(struct loader *ld, char *name)
 		enum kind k = name[0] == 'p' ? K_PROFILE : K_MATCH;
 
 		if (probe_section(ld, name, k) < 0)
-			return;
+			return -1;
 		ld->kind = k;
 	} else {
-		lerr(ld, ld->lineno, "[%s]: unknown section", name);
-		return;
+		lerr(ld, ld->sect_line, "[%s]: unknown section", name);
+		return -1;
 	}
 	snprintf(key, sizeof(key), "%d %s", (int)ld->kind, ld->norm);
 	if ((prev = seen_find(&ld->sects, key)) != NULL) {
-		lerr(ld, ld->lineno, "[%s]: duplicate %s (first at line %d)",
+		lerr(ld, ld->sect_line, "[%s]: duplicate %s (first at line %d)",
 		    name, ld->kind == K_MATCH ? "pattern" : "section",
 		    prev->line);
 		ld->kind = K_SKIP;
-		return;
+		return -1;
 	}
-	if (seen_add(&ld->sects, key, ld->lineno) == -1)
+	if (seen_add(&ld->sects, key, ld->sect_line) == -1)
 		ld->oom = 1;
+	return 0;
 }
 
-/* inih's find_chars_or_comment(), with its default inline comments. */
-static char *
-find_chars_or_comment(char *s, const char *chars)
-{
-	int was_space = 0;
-
-	while (*s != '\0' && (chars == NULL || strchr(chars, *s) == NULL) &&
-	    !(was_space && *s == ';')) {
-		was_space = isspace((unsigned char)*s);
-		s++;
-	}
-	return s;
-}
-
-/* Mirror what inih does with this line (already NUL-terminated). */
-static void
-classify(struct loader *ld, char *line)
-{
-	char *s = line, *e;
-
-	e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = '\0';
-	while (isspace((unsigned char)*s))
-		s++;
-	if (*s == ';' || *s == '#')
-		return;
-	if (ld->have_prev && *s != '\0' && s > line) {
-		ld->cont = 1;
-		return;
-	}
-	if (*s == '[') {
-		e = find_chars_or_comment(s + 1, "]");
-		if (*e == ']') {
-			*e = '\0';
-			begin_section(ld, s + 1);
-			ld->have_prev = 0;
-		} else {
-			end_section(ld);
-			lerr(ld, ld->lineno, "unterminated section header");
-		}
-		return;
-	}
-	if (*s != '\0') {
-		flush(ld);
-		e = find_chars_or_comment(s, "=:");
-		if (*e != '=' && *e != ':')
-			lerr(ld, ld->lineno, "expected \"key = value\"");
-	}
-}
-
-/* A line refused before inih sees it: keep our state consistent. */
-static void
-refuse_line(struct loader *ld, char *line, size_t len)
-{
-	size_t i = 0;
-
-	while (i < len && isspace((unsigned char)line[i]))
-		i++;
-	if (i == len || line[i] == ';' || line[i] == '#')
-		return;
-	if (ld->have_prev && i > 0)
-		return; /* a continuation: the key stays pending, in error */
-	if (line[i] == '[')
-		end_section(ld); /* keys up to the next header are ignored */
-	else
-		flush(ld);
-}
-
-static char *
-reader(char *str, int num, void *stream)
-{
-	struct loader *ld = stream;
-	ssize_t n;
-	size_t len;
-	char *line;
-
-	errno = 0;
-	if ((n = getline(&ld->buf, &ld->bufcap, ld->fp)) < 0) {
-		if (ferror(ld->fp))
-			lerr(ld, ld->lineno + 1, "read error: %s",
-			    strerror(errno ? errno : EIO));
-		else if (errno == ENOMEM)
-			ld->oom = 1;
-		return NULL;
-	}
-	ld->lineno++;
-	ld->cont = 0;
-	line = ld->buf;
-	len = (size_t)n;
-	if (len > 0 && line[len - 1] == '\n')
-		len--;
-	if (len > 0 && line[len - 1] == '\r')
-		len--;
-	line[len] = '\0';
-	if (ld->lineno == 1 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
-		line += 3;
-		len -= 3;
-	}
-	if (num < 1)
-		return NULL;
-	str[0] = '\0';
-	if (strlen(line) != len) {
-		lerr(ld, ld->lineno, "line contains a NUL byte");
-		refuse_line(ld, line, len);
-		return str;
-	}
-	if (len > (size_t)num - 1) {
-		lerr(ld, ld->lineno, "line too long (max %d bytes)", num - 1);
-		refuse_line(ld, line, len);
-		return str;
-	}
-	memcpy(str, line, len + 1);
-	classify(ld, line);
-	return str;
-}
-
-static void
-continuation(struct loader *ld, const char *value)
-{
-	char *v, *e;
-	size_t len;
-
-	if (!ld->pending)
-		return;
-	if ((v = xstrdup(ld, value)) == NULL)
-		return;
-	e = find_chars_or_comment(v, NULL);
-	*e = '\0';
-	while (e > v && isspace((unsigned char)e[-1]))
-		*--e = '\0';
-	if (*v != '\0') {
-		if (ld->pkd->flags & F_LIST) {
-			char *j;
-
-			len = strlen(ld->pval);
-			if ((j = realloc(ld->pval, len + strlen(v) + 2)) == NULL)
-				ld->oom = 1;
-			else {
-				j[len] = ',';
-				strcpy(j + len + 1, v);
-				ld->pval = j;
-			}
-		} else if (!ld->pcont_err) {
-			lerr(ld, ld->lineno, "[%s] %s: duplicate key (an indented "
-			    "line continues a single value)", ld->sect, ld->pkey);
-			ld->pcont_err = 1;
-		}
-	}
-	free(v);
-}
-
-
-static int
-handler(void *user, const char *section, const char *name, const char *value)
-{
-	struct loader *ld = user;
-	struct seen *prev;
-	const struct keydef *kd;
-
-	(void)section; /* truncated by inih; ours is ld->sect */
-	if (ld->cont) {
-		continuation(ld, value);
-		return 1;
-	}
-	ld->have_prev = 1;
-	if (ld->kind == K_SKIP)
-		return 1;
-	if (ld->kind == K_NONE) {
-		lerr(ld, ld->lineno, "%s: not in a section", name);
-		return 1;
-	}
-	ld->sect_nkeys++;
-	if (*name == '\0') {
-		lerr(ld, ld->lineno, "[%s]: missing key name", ld->sect);
-		return 1;
-	}
-	if ((kd = find_key(ld->kind, name)) == NULL) {
-		lerr(ld, ld->lineno, "[%s] %s: unknown key", ld->sect, name);
-		return 1;
-	}
-	if ((prev = seen_find(&ld->keys, name)) != NULL) {
-		lerr(ld, ld->lineno, "[%s] %s: duplicate key (first at line %d)",
-		    ld->sect, name, prev->line);
-		return 1;
-	}
-	if (seen_add(&ld->keys, name, ld->lineno) == -1)
-		ld->oom = 1;
-	ld->pkey = xstrdup(ld, name);
-	ld->pval = xstrdup(ld, value);
-	if (ld->pkey == NULL || ld->pval == NULL) {
-		free(ld->pkey);
-		free(ld->pval);
-		ld->pkey = ld->pval = NULL;
-		return 1;
-	}
-	ld->pending = 1;
-	ld->pline = ld->lineno;
-	ld->pkd = kd;
-	ld->pcont_err = 0;
-	return 1;
-}
+static const struct ini_ops cfg_ops = { cfg_section, cfg_section_end,
+	cfg_key_kind, cfg_key, cfg_error };
 
 /* ---- after the whole file ---- */
 
@@ -2018,11 +1789,50 @@ config_dir(struct loader *ld, const char *path)
 	return abs;
 }
 
+/* The whole file into *text (malloc'd): 0, or -1 with the error reported. */
+static int
+read_all(struct loader *ld, const char *path, char **text, size_t *len)
+{
+	FILE *fp = fopen(path, "re");
+	char *buf = NULL, *nb;
+	size_t cap = 0, n = 0;
+
+	if (fp == NULL) {
+		lerr(ld, 0, "%s", strerror(errno));
+		return -1;
+	}
+	for (;;) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 8192;
+			if ((nb = realloc(buf, cap)) == NULL) {
+				ld->oom = 1;
+				break;
+			}
+			buf = nb;
+		}
+		n += fread(buf + n, 1, cap - n, fp);
+		if (n < cap)
+			break;
+	}
+	if (!ld->oom && ferror(fp))
+		lerr(ld, 0, "read error: %s", strerror(errno ? errno : EIO));
+	fclose(fp);
+	if (ld->oom || ld->nerrs > 0) {
+		free(buf);
+		return -1;
+	}
+	*text = buf;
+	*len = n;
+	return 0;
+}
+
 int
 config_load(const char *path, struct config *cfg, struct config_errors *errs)
 {
 	struct loader ld;
-	int i, r, failed;
+	char *text;
+	size_t len;
+	int i, failed;
 
 	memset(cfg, 0, sizeof(*cfg));
 	memset(&ld, 0, sizeof(ld));
@@ -2036,16 +1846,10 @@ config_load(const char *path, struct config *cfg, struct config_errors *errs)
 	ld.scratch = calloc(1, sizeof(*ld.scratch));
 	if (ld.scratch == NULL || ld.dir == NULL)
 		ld.oom = 1;
-	else if ((ld.fp = fopen(path, "re")) == NULL)
-		lerr(&ld, 0, "%s", strerror(errno));
-	else {
-		r = ini_parse_stream(reader, &ld, handler, &ld);
-		end_section(&ld);
-		if (r > 0 && !has_error_at(&ld, r))
-			lerr(&ld, r, "syntax error");
-		else if (r < 0)
+	else if (read_all(&ld, path, &text, &len) == 0) {
+		if (ini_read(text, len, &cfg_ops, &ld) < 0)
 			ld.oom = 1;
-		fclose(ld.fp);
+		free(text);
 		check_all(&ld);
 	}
 	if (ld.oom)
@@ -2063,13 +1867,9 @@ config_load(const char *path, struct config *cfg, struct config_errors *errs)
 	for (i = 0; i < ld.nmatch; i++)
 		free(ld.match[i].sect);
 	free(ld.match);
-	seen_clear(&ld.keys);
 	seen_clear(&ld.sects);
 	free(ld.sect);
-	free(ld.pkey);
-	free(ld.pval);
 	free(ld.default_name);
-	free(ld.buf);
 	free(ld.dir);
 	if (ld.scratch != NULL) {
 		policy_set_free(ld.scratch);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "inireader.h"
 #include "t.h"
 
 static char tmp[PATH_MAX];    /* the temporary directory, absolute */
@@ -851,10 +852,36 @@ test_idna(void)
 	config_free(&cfg);
 }
 
+/*
+ * A 306-byte allow_clients line, refused by inih's 199-byte buffer, is
+ * read whole (the central document always took such lines).
+ */
+static void
+test_long_line(void)
+{
+	char line[400], text[512];
+	struct config cfg;
+	int i;
+
+	strcpy(line, "allow_clients =");
+	for (i = 1; strlen(line) < 290; i++)
+		snprintf(line + strlen(line), sizeof(line) - strlen(line),
+		    " 192.0.2.%d/32,", i);
+	while (strlen(line) < 306 - strlen(" ::1"))
+		strcat(line, " ");
+	strcat(line, " ::1");
+	CHECK_INT((int)strlen(line), 306);
+	snprintf(text, sizeof(text), "[tls]\nca_bundle = ca.crt\n[proxy]\n%s\n",
+	    line);
+	if (LOAD_OK("long.ini", text, &cfg) == 0)
+		CHECK_INT(cfg.nallow_clients, i);
+	config_free(&cfg);
+}
+
 static void
 test_syntax_errors(void)
 {
-	char line[512];
+	char line[INI_LINE_MAX + 512];
 
 	LOAD_ERR("e.ini", "[proxyy]\nlisten = nonsense\n",
 	    "F:1: [proxyy]: unknown section");
@@ -880,10 +907,13 @@ test_syntax_errors(void)
 	    "F:4: [dns] timeout: \"x\" is not a number of seconds > 0 (at most "
 	    "86400)");
 
-	/* 199 bytes fit, 200 do not: inih would cut the line silently. */
+	/*
+	 * INI_LINE_MAX (4096) bytes fit, one more does not, with the same
+	 * limit and message as the central document (inih's was 199 bytes).
+	 */
 	memset(line, 0, sizeof(line));
 	strcpy(line, "[tls]\nca_bundle = ca.crt\n;");
-	memset(line + strlen(line), 'x', 198);
+	memset(line + strlen(line), 'x', INI_LINE_MAX - 1);
 	strcat(line, "\n");
 	{
 		struct config cfg;
@@ -893,25 +923,26 @@ test_syntax_errors(void)
 	}
 	memset(line, 0, sizeof(line));
 	strcpy(line, "[proxy]\nhostname = ");
-	memset(line + strlen(line), 'a', 200 - strlen("hostname = "));
+	memset(line + strlen(line), 'a', INI_LINE_MAX + 1 -
+	    strlen("hostname = "));
 	strcat(line, "\nmax_sessions = 0\n");
-	LOAD_ERR("e.ini", line, "F:2: line too long (max 199 bytes)",
+	LOAD_ERR("e.ini", line, "F:2: line too long (max 4096 bytes)",
 	    "F:3: [proxy] max_sessions: \"0\" is not a whole number from 1 to "
 	    "1000000");
 
 	/* A too-long section header: its keys are not given to another. */
 	memset(line, 0, sizeof(line));
 	strcpy(line, "[proxy]\n[match ");
-	memset(line + strlen(line), 'a', 200);
+	memset(line + strlen(line), 'a', INI_LINE_MAX);
 	strcat(line, ".example]\nprofile = mandatory\nmax_sessions = 0\n");
-	LOAD_ERR("e.ini", line, "F:2: line too long (max 199 bytes)");
+	LOAD_ERR("e.ini", line, "F:2: line too long (max 4096 bytes)");
 
 	/* A too-long continuation line. */
 	memset(line, 0, sizeof(line));
 	strcpy(line, "[proxy]\nallow_clients = 127.0.0.1\n    ");
-	memset(line + strlen(line), ' ', 200);
+	memset(line + strlen(line), ' ', INI_LINE_MAX);
 	strcat(line, "10.0.0.1\nmax_sessions = 0\n");
-	LOAD_ERR("e.ini", line, "F:3: line too long (max 199 bytes)",
+	LOAD_ERR("e.ini", line, "F:3: line too long (max 4096 bytes)",
 	    "F:4: [proxy] max_sessions: \"0\" is not a whole number from 1 to "
 	    "1000000");
 
@@ -1481,6 +1512,7 @@ main(void)
 	RUN(test_policy_errors);
 	RUN(test_idna);
 	RUN(test_syntax_errors);
+	RUN(test_long_line);
 	RUN(test_multiline);
 	RUN(test_many_errors);
 	RUN(test_operations);
