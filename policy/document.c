@@ -15,14 +15,13 @@
 
 #include "document.h"
 #include "inireader.h"
-#include "seen.h"
+#include "sections.h"
 
 #define SERIAL_MAX 9223372036854775807ULL
 #define WHY_MAX 512
 
 enum kind {
-	K_NONE, /* before the first section */
-	K_DOCUMENT,
+	K_DOCUMENT = 1, /* a section id for sections_other() */
 	K_PROFILE,
 	K_MATCH,
 	K_SKIP, /* a section already reported as wrong: keys ignored */
@@ -41,9 +40,7 @@ struct parser {
 	enum kind kind; /* the current section */
 	char *sect;
 	int sect_line;
-	char norm[POLICY_PATTERN_MAX]; /* normalized profile name / pattern */
-	struct seenlist sects;	       /* every section, for duplicates */
-	struct policy_set *scratch;    /* to validate section headers */
+	struct sections secs; /* [profile] and [match], and duplicates */
 
 	struct derr *errs;
 	int nerrs, caperrs;
@@ -113,15 +110,6 @@ xstrdup(struct parser *ps, const char *s)
 	return p;
 }
 
-static int
-first_word(const char *s, const char *word)
-{
-	size_t n = strlen(word);
-
-	return strncmp(s, word, n) == 0 &&
-	    (s[n] == '\0' || isspace((unsigned char)s[n]));
-}
-
 /* The keys of each section; 1 for a list key, 0 a single value, -1 none. */
 static int
 doc_key_kind(void *user, const char *key)
@@ -151,17 +139,6 @@ doc_key_kind(void *user, const char *key)
 	}
 }
 
-static struct policy_match *
-match_by_pattern(const struct policy_set *set, const char *pattern)
-{
-	int i;
-
-	for (i = 0; i < set->nmatches; i++)
-		if (strcmp(set->matches[i].pattern, pattern) == 0)
-			return &set->matches[i];
-	return NULL;
-}
-
 /* ---- applying keys ---- */
 
 static int
@@ -189,7 +166,6 @@ doc_key(void *user, const char *key, const char *value, int line, int bad)
 {
 	struct parser *ps = user;
 	struct policy_document *doc = ps->doc;
-	struct policy_origin o = { doc->name, line };
 	char why[WHY_MAX];
 
 	if (ps->kind == K_DOCUMENT)
@@ -210,77 +186,62 @@ doc_key(void *user, const char *key, const char *value, int line, int bad)
 		    "needs an absolute path", ps->sect, value);
 		return;
 	}
-	if (policy_set_key(&doc->set, ps->sect, key, value, o, why,
-	    sizeof(why)) != 0)
-		perr(ps, line, "[%s] %s", ps->sect, why);
+	if (sections_key(&ps->secs, ps->sect, key, value, line, why,
+	    sizeof(why)) < 0)
+		perr(ps, line, "%s", why);
+}
+
+/* No [tls] to inherit from: both versions are in the profile. */
+static void
+check_versions(struct parser *ps, const struct policy_profile *p)
+{
+	if (p->min_version != 0 && p->max_version != 0 &&
+	    p->min_version > p->max_version)
+		perr(ps, p->origins[POLICY_P_MIN_VERSION].line,
+		    "[%s] min_version: %s is above max_version %s", ps->sect,
+		    policy_version_name(p->min_version),
+		    policy_version_name(p->max_version));
 }
 
 static void
 doc_section_end(void *user, int nkeys)
 {
 	struct parser *ps = user;
-	struct policy_set *set = &ps->doc->set;
-	struct policy_origin o = { ps->doc->name, ps->sect_line };
-	struct policy_match *m;
-	int i;
+	char why[WHY_MAX];
+	int i = sections_end(&ps->secs, ps->sect, nkeys, why, sizeof(why));
 
-	if ((ps->kind == K_PROFILE || ps->kind == K_MATCH) && nkeys == 0)
-		perr(ps, ps->sect_line, "[%s]: empty section", ps->sect);
-	/* As config.c does: a section's origin is its header line. */
-	if (ps->kind == K_PROFILE &&
-	    (i = policy_profile_find(set, ps->norm)) >= 0 &&
-	    set->profiles[i].origin.line != 0) {
-		const struct policy_profile *p = &set->profiles[i];
-
-		set->profiles[i].origin = o;
-		if (p->min_version != 0 && p->max_version != 0 &&
-		    p->min_version > p->max_version)
-			perr(ps, p->origins[POLICY_P_MIN_VERSION].line,
-			    "[%s] min_version: %s is above max_version %s",
-			    ps->sect, policy_version_name(p->min_version),
-			    policy_version_name(p->max_version));
-	}
-	if (ps->kind == K_MATCH && (m = match_by_pattern(set, ps->norm)) != NULL)
-		m->origin = o;
+	if (i == -2)
+		perr(ps, ps->sect_line, "%s", why);
+	else if (ps->kind == K_PROFILE && i >= 0)
+		check_versions(ps, &ps->doc->set.profiles[i]);
 	ps->kind = K_SKIP;
 }
 
-/*
- * Validate a "[profile NAME]" or "[match PATTERN]" header by applying one
- * harmless key to a scratch set (as config.c does): the error lands on
- * the header line, once, and the normalized name comes back.
- */
+/* "[document]", or one of the config's sections: what it says. */
 static int
-probe_section(struct parser *ps, const char *name, enum kind kind)
+other_section(struct parser *ps, const char *name, int line)
 {
-	struct policy_set *s = ps->scratch;
-	struct policy_origin o = { ps->doc->name, ps->sect_line };
-	const char *key = kind == K_PROFILE ? "verify" : "profile";
-	const char *value = kind == K_PROFILE ? "strict" : "opportunistic";
 	char why[WHY_MAX];
-	size_t klen = strlen(key);
-	const char *w = why;
-	int i;
+	size_t i;
 
-	policy_set_free(s);
-	policy_set_init(s);
-	if (policy_set_key(s, name, key, value, o, why, sizeof(why)) != 0) {
-		if (strncmp(w, key, klen) == 0 && w[klen] == ':' &&
-		    w[klen + 1] == ' ')
-			w += klen + 2;
-		perr(ps, ps->sect_line, "[%s]: %s", name, w);
-		return -1;
-	}
-	if (kind == K_MATCH) {
-		snprintf(ps->norm, sizeof(ps->norm), "%s", s->matches[0].pattern);
+	if (strcmp(name, "document") == 0) {
+		if (sections_other(&ps->secs, K_DOCUMENT, name, line, why,
+		    sizeof(why)) < 0) {
+			perr(ps, line, "%s", why);
+			return -1;
+		}
+		ps->kind = K_DOCUMENT;
 		return 0;
 	}
-	for (i = 0; i < s->nprofiles; i++)
-		if (s->profiles[i].origin.line == ps->sect_line) {
-			snprintf(ps->norm, sizeof(ps->norm), "%s",
-			    s->profiles[i].name);
-			return 0;
+	for (i = 0; i < sizeof(config_sections) / sizeof(config_sections[0]);
+	    i++)
+		if (strcmp(name, config_sections[i]) == 0) {
+			perr(ps, line, "[%s]: only [document], [profile NAME] "
+			    "and [match PATTERN] are allowed in a policy "
+			    "document", name);
+			return -1;
 		}
+	perr(ps, line, "[%s]: unknown section", name);
 	return -1;
 }
 
@@ -289,56 +250,32 @@ static int
 doc_section(void *user, const char *name, int line)
 {
 	struct parser *ps = user;
-	char key[POLICY_PATTERN_MAX + 16];
-	struct seen *prev;
-	enum kind k;
+	char why[WHY_MAX];
 	size_t i;
+	int k;
 
 	free(ps->sect);
 	ps->sect = xstrdup(ps, name);
 	ps->sect_line = line;
-	ps->norm[0] = '\0';
 	ps->kind = K_SKIP;
 	if (ps->sect == NULL)
 		return -1;
-
-	if (strcmp(name, "document") == 0) {
-		k = K_DOCUMENT;
-		snprintf(ps->norm, sizeof(ps->norm), "document");
-	} else if (first_word(name, "profile") || first_word(name, "match")) {
-		k = name[0] == 'p' ? K_PROFILE : K_MATCH;
-		if (probe_section(ps, name, k) < 0)
+	if ((k = sections_begin(&ps->secs, name, line, why, sizeof(why))) < 0) {
+		perr(ps, line, "%s", why);
+		return -1;
+	}
+	if (k == SECTIONS_OTHER)
+		return other_section(ps, name, line);
+	for (i = 0; k == SECTIONS_PROFILE && i < sizeof(builtin_profiles) /
+	    sizeof(builtin_profiles[0]); i++)
+		if (strcmp(ps->secs.norm, builtin_profiles[i]) == 0) {
+			perr(ps, line, "[%s]: a policy document cannot change "
+			    "the built-in profile \"%s\" (local matches rely on "
+			    "it): use another name", name, ps->secs.norm);
+			sections_refuse(&ps->secs);
 			return -1;
-		for (i = 0; k == K_PROFILE && i < sizeof(builtin_profiles) /
-		    sizeof(builtin_profiles[0]); i++)
-			if (strcmp(ps->norm, builtin_profiles[i]) == 0) {
-				perr(ps, ps->sect_line, "[%s]: a policy document "
-				    "cannot change the built-in profile \"%s\" "
-				    "(local matches rely on it): use another "
-				    "name", name, ps->norm);
-				return -1;
-			}
-	} else {
-		for (i = 0; i < sizeof(config_sections) /
-		    sizeof(config_sections[0]); i++)
-			if (strcmp(name, config_sections[i]) == 0) {
-				perr(ps, ps->sect_line, "[%s]: only [document], "
-				    "[profile NAME] and [match PATTERN] are "
-				    "allowed in a policy document", name);
-				return -1;
-			}
-		perr(ps, ps->sect_line, "[%s]: unknown section", name);
-		return -1;
-	}
-	snprintf(key, sizeof(key), "%d %s", (int)k, ps->norm);
-	if ((prev = seen_find(&ps->sects, key)) != NULL) {
-		perr(ps, ps->sect_line, "[%s]: duplicate %s (first at line %d)",
-		    name, k == K_MATCH ? "pattern" : "section", prev->line);
-		return -1;
-	}
-	if (seen_add(&ps->sects, key, ps->sect_line) == -1)
-		ps->oom = 1;
-	ps->kind = k;
+		}
+	ps->kind = k == SECTIONS_PROFILE ? K_PROFILE : K_MATCH;
 	return 0;
 }
 
@@ -375,12 +312,10 @@ document_parse(const char *text, size_t len, const char *name,
 	memset(&ps, 0, sizeof(ps));
 	policy_set_init(&doc->set);
 	ps.doc = doc;
-	ps.kind = K_NONE;
+	ps.kind = K_SKIP;
 	doc->name = xstrdup(&ps, name != NULL ? name : "policy document");
-	ps.scratch = calloc(1, sizeof(*ps.scratch));
-	if (ps.scratch == NULL)
-		ps.oom = 1;
-	else if (len > DOCUMENT_MAX)
+	sections_init(&ps.secs, &doc->set, doc->name);
+	if (len > DOCUMENT_MAX)
 		perr(&ps, 0, "document of %zu bytes (max %u)", len, DOCUMENT_MAX);
 	else {
 		if (ini_read(text, len, &doc_ops, &ps) < 0)
@@ -407,11 +342,7 @@ document_parse(const char *text, size_t len, const char *name,
 	}
 	free(ps.errs);
 	free(ps.sect);
-	seen_clear(&ps.sects);
-	if (ps.scratch != NULL) {
-		policy_set_free(ps.scratch);
-		free(ps.scratch);
-	}
+	sections_free(&ps.secs);
 	if (failed) {
 		document_free(doc);
 		return -1;

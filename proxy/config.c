@@ -12,10 +12,14 @@
  * table keydefs: each names its type, its field of struct config and
  * what its errors say; apply_value() applies it.
  *
+ * [profile NAME] and [match PATTERN] sections go through
+ * policy/sections.c, as in the central document.
+ *
  * Origins, for `mxtls explain`: policy/ records the line of every key of
- * a [profile] or [match] section; this file sets the origin of each such
- * section to its header line, and records the lines of the [tls] keys
- * (tls_origins) and of [policy] default (policy.default_origin).
+ * a [profile] or [match] section, and policy/sections.c makes the header
+ * line the origin of the section; this file records the lines of the
+ * [tls] keys (tls_origins) and of [policy] default
+ * (policy.default_origin).
  *
  * Relative paths (ca_bundle, state_dir) resolve against the directory of
  * the config file, made absolute so that a later chdir() does not matter.
@@ -38,7 +42,7 @@
 
 #include "config.h"
 #include "inireader.h"
-#include "seen.h"
+#include "sections.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:10025"
 #define DEFAULT_ADMIN_LISTEN "127.0.0.1:9925"
@@ -333,10 +337,8 @@ struct loader {
 	enum kind kind; /* the current section */
 	char *sect;
 	int sect_line;
-	char norm[POLICY_PATTERN_MAX]; /* normalized profile name / pattern */
-	int index;		       /* profile or match index, or -1 */
-	struct seenlist sects;	       /* every section, for duplicates */
-	struct policy_set *scratch;    /* to validate section headers */
+	int index;	      /* profile or match index, or -1 */
+	struct sections secs; /* [profile] and [match], and duplicates */
 
 	struct lerr *errs;
 	int nerrs, caperrs;
@@ -1210,11 +1212,11 @@ policy_key_done(struct loader *ld, const char *key, int line, int applied)
 
 	if (ld->index < 0) {
 		if (ld->kind == K_PROFILE)
-			ld->index = policy_profile_find(set, ld->norm);
+			ld->index = policy_profile_find(set, ld->secs.norm);
 		else
 			for (i = set->nmatches - 1; i >= 0; i--)
 				if (strcmp(set->matches[i].pattern,
-				    ld->norm) == 0) {
+				    ld->secs.norm) == 0) {
 					ld->index = i;
 					break;
 				}
@@ -1228,11 +1230,6 @@ policy_key_done(struct loader *ld, const char *key, int line, int applied)
 	if (si->sect == NULL) {
 		si->sect = xstrdup(ld, ld->sect);
 		si->header_line = ld->sect_line;
-		/* The section's header says where it was declared. */
-		if (ld->kind == K_PROFILE)
-			set->profiles[ld->index].origin.line = ld->sect_line;
-		else
-			set->matches[ld->index].origin.line = ld->sect_line;
 	}
 	if (ld->kind == K_PROFILE) {
 		struct policy_profile *p = &set->profiles[ld->index];
@@ -1308,13 +1305,10 @@ cfg_key(void *user, const char *key, const char *value, int line, int bad)
 
 	(void)bad;
 	if (ld->kind == K_PROFILE || ld->kind == K_MATCH) {
-		struct policy_origin o = { ld->cfg->file, line };
-
-		/* policy/ reports "key: why" itself. */
-		r = policy_set_key(&ld->cfg->policy, ld->sect, key, value, o, why,
+		r = sections_key(&ld->secs, ld->sect, key, value, line, why,
 		    sizeof(why));
-		if (r != 0)
-			lerr(ld, line, "[%s] %s", ld->sect, why);
+		if (r < 0)
+			lerr(ld, line, "%s", why);
 		policy_key_done(ld, key, line, r == 0);
 	} else
 		apply_fixed(ld, find_key(ld->kind, key), value, line);
@@ -1324,9 +1318,10 @@ static void
 cfg_section_end(void *user, int nkeys)
 {
 	struct loader *ld = user;
+	char why[WHY_MAX];
 
-	if ((ld->kind == K_PROFILE || ld->kind == K_MATCH) && nkeys == 0)
-		lerr(ld, ld->sect_line, "[%s]: empty section", ld->sect);
+	if (sections_end(&ld->secs, ld->sect, nkeys, why, sizeof(why)) == -2)
+		lerr(ld, ld->sect_line, "%s", why);
 	ld->kind = K_SKIP;
 }
 
@@ -1344,105 +1339,40 @@ cfg_error(void *user, int line, const char *msg)
 	lerr(user, line, "%s", msg);
 }
 
-/*
- * Validate a "[profile NAME]" or "[match PATTERN]" header by applying one
- * harmless key to a scratch set: the error lands on the header line, once,
- * and the normalized name comes back for duplicate detection.
- */
-static int
-probe_section(struct loader *ld, const char *name, enum kind kind)
-{
-	struct policy_set *s = ld->scratch;
-	struct policy_origin o = { ld->file, ld->sect_line };
-	const char *key = kind == K_PROFILE ? "verify" : "profile";
-	const char *value = kind == K_PROFILE ? "strict" : "opportunistic";
-	char why[WHY_MAX];
-	size_t klen = strlen(key);
-	int i, r;
-
-	policy_set_free(s);
-	policy_set_init(s);
-	r = policy_set_key(s, name, key, value, o, why, sizeof(why));
-	if (r > 0) {
-		lerr(ld, ld->sect_line, "[%s]: unknown section", name);
-		return -1;
-	}
-	if (r < 0) {
-		const char *w = why;
-
-		if (strncmp(w, key, klen) == 0 && w[klen] == ':' &&
-		    w[klen + 1] == ' ')
-			w += klen + 2;
-		lerr(ld, ld->sect_line, "[%s]: %s", name, w);
-		return -1;
-	}
-	if (kind == K_MATCH) {
-		snprintf(ld->norm, sizeof(ld->norm), "%s", s->matches[0].pattern);
-		return 0;
-	}
-	for (i = 0; i < s->nprofiles; i++)
-		if (s->profiles[i].origin.line == ld->sect_line) {
-			snprintf(ld->norm, sizeof(ld->norm), "%s",
-			    s->profiles[i].name);
-			return 0;
-		}
-	return -1;
-}
-
-static int
-first_word(const char *s, const char *word)
-{
-	size_t n = strlen(word);
-
-	return strncmp(s, word, n) == 0 &&
-	    (s[n] == '\0' || isspace((unsigned char)s[n]));
-}
-
 /* "[name]" at line: 0 to read its keys, -1 when refused (reported). */
 static int
 cfg_section(void *user, const char *name, int line)
 {
 	struct loader *ld = user;
-	char key[POLICY_PATTERN_MAX + 16];
-	struct seen *prev;
+	char why[WHY_MAX];
 	int i;
 
 	free(ld->sect);
 	ld->sect = xstrdup(ld, name);
 	ld->sect_line = line;
 	ld->index = -1;
-	ld->norm[0] = '\0';
 	ld->kind = K_SKIP;
 	if (ld->sect == NULL)
 		return -1;
-
-	for (i = K_PROXY; i <= K_REPORT; i++)
-		if (strcmp(name, kind_names[i]) == 0)
-			break;
-	if (i <= K_REPORT) {
-		ld->kind = (enum kind)i;
-		snprintf(ld->norm, sizeof(ld->norm), "%s", name);
-	} else if (first_word(name, "profile") || first_word(name, "match")) {
-		enum kind k = name[0] == 'p' ? K_PROFILE : K_MATCH;
-
-		if (probe_section(ld, name, k) < 0)
-			return -1;
-		ld->kind = k;
-	} else {
-		lerr(ld, ld->sect_line, "[%s]: unknown section", name);
-		return -1;
+	i = sections_begin(&ld->secs, name, line, why, sizeof(why));
+	if (i == SECTIONS_PROFILE || i == SECTIONS_MATCH) {
+		ld->kind = i == SECTIONS_PROFILE ? K_PROFILE : K_MATCH;
+		return 0;
 	}
-	snprintf(key, sizeof(key), "%d %s", (int)ld->kind, ld->norm);
-	if ((prev = seen_find(&ld->sects, key)) != NULL) {
-		lerr(ld, ld->sect_line, "[%s]: duplicate %s (first at line %d)",
-		    name, ld->kind == K_MATCH ? "pattern" : "section",
-		    prev->line);
-		ld->kind = K_SKIP;
-		return -1;
+	if (i == SECTIONS_OTHER) {
+		for (i = K_PROXY; i <= K_REPORT; i++)
+			if (strcmp(name, kind_names[i]) == 0)
+				break;
+		if (i > K_REPORT)
+			snprintf(why, sizeof(why), "[%s]: unknown section", name);
+		else if (sections_other(&ld->secs, i, name, line, why,
+		    sizeof(why)) == 0) {
+			ld->kind = (enum kind)i;
+			return 0;
+		}
 	}
-	if (seen_add(&ld->sects, key, ld->sect_line) == -1)
-		ld->oom = 1;
-	return 0;
+	lerr(ld, line, "%s", why);
+	return -1;
 }
 
 static const struct ini_ops cfg_ops = { cfg_section, cfg_section_end,
@@ -1843,8 +1773,8 @@ config_load(const char *path, struct config *cfg, struct config_errors *errs)
 	cfg->file = xstrdup(&ld, path);
 	set_defaults(&ld);
 	ld.dir = config_dir(&ld, path);
-	ld.scratch = calloc(1, sizeof(*ld.scratch));
-	if (ld.scratch == NULL || ld.dir == NULL)
+	sections_init(&ld.secs, &cfg->policy, cfg->file);
+	if (ld.dir == NULL)
 		ld.oom = 1;
 	else if (read_all(&ld, path, &text, &len) == 0) {
 		if (ini_read(text, len, &cfg_ops, &ld) < 0)
@@ -1867,14 +1797,10 @@ config_load(const char *path, struct config *cfg, struct config_errors *errs)
 	for (i = 0; i < ld.nmatch; i++)
 		free(ld.match[i].sect);
 	free(ld.match);
-	seen_clear(&ld.sects);
+	sections_free(&ld.secs);
 	free(ld.sect);
 	free(ld.default_name);
 	free(ld.dir);
-	if (ld.scratch != NULL) {
-		policy_set_free(ld.scratch);
-		free(ld.scratch);
-	}
 	if (failed) {
 		config_free(cfg);
 		return -1;
