@@ -55,8 +55,7 @@
 #define WHY_MAX 512
 
 enum kind {
-	K_NONE,	   /* before the first section */
-	K_PROXY,
+	K_PROXY = 1, /* from 1: the ids of sections_other() */
 	K_DNS,
 	K_TLS,
 	K_POLICY,
@@ -1516,13 +1515,101 @@ check_listeners(struct loader *ld)
 		    "name the MTA's SMTP listener", cfg->dsn_submit_str);
 }
 
+/* Profiles with versions: checked with what they inherit from [tls]. */
+static void
+check_profiles(struct loader *ld)
+{
+	const struct policy_set *set = &ld->cfg->policy;
+	int i;
+
+	for (i = 0; i < set->nprofiles; i++) {
+		const struct policy_profile *p = &set->profiles[i];
+		const struct sectinfo *si = &ld->prof[i];
+
+		if (si->sect == NULL || (p->min_version == 0 &&
+		    p->max_version == 0))
+			continue;
+		check_versions(ld, si->sect,
+		    config_profile_min_version(ld->cfg, p),
+		    config_profile_max_version(ld->cfg, p),
+		    p->min_version ? si->line_a : 0,
+		    p->max_version ? si->line_b : 0, 1);
+	}
+}
+
+/* [policy] default names a profile declared by now. */
+static void
+check_default(struct loader *ld)
+{
+	struct policy_set *set = &ld->cfg->policy;
+	int line = key_line(ld, K_POLICY, "default");
+	int i;
+
+	if (ld->default_name == NULL)
+		return;
+	i = policy_profile_find(set, ld->default_name);
+	if (i < 0 || !declared(ld, i)) {
+		lerr(ld, line, "[policy] default: unknown profile \"%s\"",
+		    ld->default_name);
+		return;
+	}
+	set->default_profile = i;
+	set->default_origin.file = ld->cfg->file;
+	set->default_origin.line = line;
+}
+
+/*
+ * A match with a strict profile and an address as nexthop, but no mx
+ * names: no certificate can name an address, so nothing would verify.
+ */
+static int
+nexthop_unverifiable(const struct policy_match *m,
+    const struct policy_profile *p)
+{
+	char host[256];
+	unsigned char addr[16];
+	int port;
+
+	return m->nexthop != NULL && m->nmx == 0 && p->nmx == 0 &&
+	    p->verify == POLICY_VERIFY_STRICT && p->tls != POLICY_TLS_OFF &&
+	    config_parse_hostport(m->nexthop, 25, host, sizeof(host),
+		&port) == 0 &&
+	    (inet_pton(AF_INET, host, addr) == 1 ||
+		inet_pton(AF_INET6, host, addr) == 1);
+}
+
+/* Every [match] of this file names a declared profile that can work. */
+static void
+check_matches(struct loader *ld)
+{
+	const struct policy_set *set = &ld->cfg->policy;
+	int i;
+
+	for (i = 0; i < set->nmatches; i++) {
+		const struct policy_match *m = &set->matches[i];
+		const struct sectinfo *si = match_info(ld, i);
+
+		if (si == NULL || si->sect == NULL)
+			continue;
+		if (m->profile < 0) {
+			if (si->line_a == 0) /* else: already reported */
+				lerr(ld, si->header_line, "[%s] profile: required",
+				    si->sect);
+		} else if (!declared(ld, m->profile))
+			lerr(ld, si->line_a, "[%s] profile: unknown profile \"%s\"",
+			    si->sect, set->profiles[m->profile].name);
+		else if (nexthop_unverifiable(m, &set->profiles[m->profile]))
+			lerr(ld, si->line_b, "[%s] nexthop: nexthop is an address: "
+			    "set mx to the names its certificate must match",
+			    si->sect);
+	}
+}
+
 static void
 check_all(struct loader *ld)
 {
 	struct config *cfg = ld->cfg;
-	struct policy_set *set = &cfg->policy;
-	char why[WHY_MAX], host[256];
-	int i, port;
+	char why[WHY_MAX];
 
 	if (cfg->hostname == NULL) {
 		char name[256];
@@ -1544,68 +1631,13 @@ check_all(struct loader *ld)
 	check_dnssec(ld);
 	check_listeners(ld);
 	check_report(ld);
-
-	for (i = 0; i < set->nprofiles; i++) {
-		const struct policy_profile *p = &set->profiles[i];
-		const struct sectinfo *si = &ld->prof[i];
-
-		if (si->sect == NULL || (p->min_version == 0 &&
-		    p->max_version == 0))
-			continue;
-		check_versions(ld, si->sect, config_profile_min_version(cfg, p),
-		    config_profile_max_version(cfg, p),
-		    p->min_version ? si->line_a : 0,
-		    p->max_version ? si->line_b : 0, 1);
-	}
-
-	if (ld->default_name != NULL) {
-		i = policy_profile_find(set, ld->default_name);
-		if (i < 0 || !declared(ld, i))
-			lerr(ld, key_line(ld, K_POLICY, "default"), "[policy] default: unknown "
-			    "profile \"%s\"", ld->default_name);
-		else {
-			set->default_profile = i;
-			set->default_origin.file = cfg->file;
-			set->default_origin.line = key_line(ld, K_POLICY, "default");
-		}
-	}
-
-	for (i = 0; i < set->nmatches; i++) {
-		const struct policy_match *m = &set->matches[i];
-		const struct policy_profile *p;
-		const struct sectinfo *si = match_info(ld, i);
-		unsigned char addr[16];
-
-		if (si == NULL || si->sect == NULL)
-			continue;
-		if (m->profile < 0) {
-			if (si->line_a == 0) /* else: already reported */
-				lerr(ld, si->header_line, "[%s] profile: required",
-				    si->sect);
-			continue;
-		}
-		p = &set->profiles[m->profile];
-		if (!declared(ld, m->profile)) {
-			lerr(ld, si->line_a, "[%s] profile: unknown profile \"%s\"",
-			    si->sect, p->name);
-			continue;
-		}
-		if (m->nexthop != NULL && m->nmx == 0 && p->nmx == 0 &&
-		    p->verify == POLICY_VERIFY_STRICT &&
-		    p->tls != POLICY_TLS_OFF &&
-		    config_parse_hostport(m->nexthop, 25, host, sizeof(host),
-			&port) == 0 &&
-		    (inet_pton(AF_INET, host, addr) == 1 ||
-			inet_pton(AF_INET6, host, addr) == 1))
-			lerr(ld, si->line_b, "[%s] nexthop: nexthop is an address: "
-			    "set mx to the names its certificate must match",
-			    si->sect);
-	}
-
+	check_profiles(ld);
+	check_default(ld);
+	check_matches(ld);
 	if (ld->nerrs == 0 && !ld->oom) {
 		struct policy_origin o = { NULL, 0 };
 
-		if (policy_set_finish(set, &o, why, sizeof(why)) < 0)
+		if (policy_set_finish(&cfg->policy, &o, why, sizeof(why)) < 0)
 			lerr(ld, o.line, "%s", why);
 	}
 }
@@ -1768,7 +1800,7 @@ config_load(const char *path, struct config *cfg, struct config_errors *errs)
 	memset(&ld, 0, sizeof(ld));
 	ld.cfg = cfg;
 	ld.file = path;
-	ld.kind = K_NONE;
+	ld.kind = K_SKIP;
 	ld.index = -1;
 	cfg->file = xstrdup(&ld, path);
 	set_defaults(&ld);
