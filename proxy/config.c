@@ -51,7 +51,6 @@
 #define SECONDS_MAX 86400.0
 #define SECONDS_MAX_TEXT "86400" /* for the messages */
 #define TIMING_MAX 2592000L /* retry_delay, fallback_ttl: 30 days at most */
-#define TIMING_MAX_TEXT "2592000"
 #define WHY_MAX 512
 
 enum kind {
@@ -113,7 +112,8 @@ struct keydef {
 	size_t off; /* the field of struct config */
 	/*
 	 * How an error names what was expected: T_BOOL, T_ADDR
-	 * "\"V\": expected WHAT"; numbers "\"V\" is not WHAT".
+	 * "\"V\": expected WHAT"; numbers "\"V\" is not WHAT" (T_INT and
+	 * T_TIME without it: "a whole number from MIN to MAX").
 	 */
 	const char *what;
 	long min, max;
@@ -148,8 +148,7 @@ static const struct keydef keydefs[] = {
 	    .type = T_SPECIAL, .fn = set_allow_clients, .flags = F_LIST },
 	{ K_PROXY, "max_sessions",
 	    .type = T_INT, .off = CF(max_sessions),
-	    .what = "a whole number from 1 to 1000000", .min = 1,
-	    .max = 1000000 },
+	    .min = 1, .max = 1000000 },
 	{ K_PROXY, "state_dir", .type = T_PATH, .off = CF(state_dir) },
 	{ K_PROXY, "log_format",
 	    .type = T_ENUM, .off = CF(log_format),
@@ -159,7 +158,7 @@ static const struct keydef keydefs[] = {
 	    .words = WORDS("debug", "info", "warn", "error") },
 	{ K_PROXY, "max_bad_commands",
 	    .type = T_INT, .off = CF(max_bad_commands),
-	    .what = "a whole number from 1 to 1000", .min = 1, .max = 1000 },
+	    .min = 1, .max = 1000 },
 	{ K_PROXY, "max_message_size",
 	    .type = T_SIZE, .off = CF(max_message_size),
 	    .what = "a size in bytes (a number > 0, optionally with k, m or g)",
@@ -206,8 +205,7 @@ static const struct keydef keydefs[] = {
 	/* 0 would mean "no mark", so it cannot be configured. */
 	{ K_PROXY, "upstream_mark",
 	    .type = T_INT, .off = CF(upstream_mark),
-	    .what = "a whole number from 1 to 2147483647", .min = 1,
-	    .max = 0x7fffffff },
+	    .min = 1, .max = 0x7fffffff },
 	{ K_PROXY, "connection_cache_time",
 	    .type = T_SECONDS0, .off = CF(cache_time), .what = SECS0 },
 	{ K_PROXY, "connection_cache_max",
@@ -246,11 +244,9 @@ static const struct keydef keydefs[] = {
 	{ K_POLICY, "default", .type = T_SPECIAL, .fn = set_default },
 	{ K_POLICY, "retry_delay",
 	    .type = T_TIME, .off = CF(timing.retry_delay),
-	    .what = "a whole number of seconds from 1 to " TIMING_MAX_TEXT,
 	    .min = 1, .max = TIMING_MAX },
 	{ K_POLICY, "fallback_ttl",
 	    .type = T_TIME, .off = CF(timing.fallback_ttl),
-	    .what = "a whole number of seconds from 1 to " TIMING_MAX_TEXT,
 	    .min = 1, .max = TIMING_MAX },
 	{ K_POLICY, "url", .type = T_SPECIAL, .fn = set_url },
 	{ K_POLICY, "refresh",
@@ -801,10 +797,14 @@ apply_number(struct loader *ld, const struct keydef *kd, const char *v,
 		r = parse_seconds0(v, &d);
 		break;
 	}
-	if (r < 0) {
+	if (r < 0 && kd->what == NULL) /* T_INT, T_TIME: the range says it */
+		snprintf(why, whylen, "\"%s\" is not a whole number%s from %ld "
+		    "to %ld", v, kd->type == T_TIME ? " of seconds" : "",
+		    kd->min, kd->max);
+	else if (r < 0)
 		snprintf(why, whylen, "\"%s\" is not %s", v, kd->what);
+	if (r < 0)
 		return -1;
-	}
 	if (kd->type == T_INT)
 		*(int *)dst = (int)n;
 	else if (kd->type == T_TIME)
