@@ -2,12 +2,12 @@
  * The central policy document: parsed from memory into a policy_set,
  * and merged with the local config's set.
  *
- * The lines, sections and keys come from policy/inireader.c, as for the
- * config file; this file applies the config's conventions to them: keys
- * are checked before policy_set_key() sees them, errors are collected
- * for every line and sorted.
+ * The lines, sections and keys come from policy/inireader.c and the
+ * [profile] and [match] sections go through policy/sections.c, as for
+ * the config file; what is the document's own: [document] serial, no
+ * built-in profile changed, absolute ca_bundle paths, the config's
+ * sections refused, errors "LINE: why" sorted by line.
  */
-#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

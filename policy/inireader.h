@@ -16,10 +16,11 @@
  *     for a list key, an error ("duplicate key") for a single value; an
  *     indented "[...]" line continues too, as in inih.
  * Errors, each reported with its line and the reading going on: a line
- * longer than INI_LINE_MAX bytes or with a NUL byte (the line is
- * ignored, as if it were not there, but ends the pending key), a header
- * without "]", a line without "=" or ":", a key before any section, an
- * empty key name, an unknown key, a key given twice in a section.
+ * longer than INI_LINE_MAX bytes or with a NUL byte (dropped, but what
+ * it would have been still ends the pending key, or the section for a
+ * header; an indented one leaves the key pending), a header without
+ * "]", a line without "=" or ":", a key before any section, an empty
+ * key name, an unknown key, a key given twice in a section.
  */
 #ifndef MXTLS_INIREADER_H
 #define MXTLS_INIREADER_H
