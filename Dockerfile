@@ -21,7 +21,7 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       gcc make libc6-dev pkg-config ca-certificates android-libboringssl-dev \
-      libev-dev libinih-dev libidn2-dev libcurl4-gnutls-dev \
+      libev-dev libidn2-dev libcurl4-gnutls-dev \
       libunbound-dev libevent-dev dns-root-data libsystemd-dev dpkg-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -58,7 +58,6 @@ RUN apt-get update \
       libev4 \
       libevent-2.1-7 \
       libidn2-0 \
-      libinih1 \
       libsystemd0 \
       libunbound8 \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt/* /var/log/dpkg.log

@@ -2,19 +2,11 @@
  * The central policy document: parsed from memory into a policy_set,
  * and merged with the local config's set.
  *
- * Why not inih here.  inih's ini_parse_string() copies lines into a
- * 200-byte buffer and feeds the rest of a longer line back as a new line
- * (so "mx = <long list>" could turn its tail into a key or a section);
- * and Debian's inih 55 gives the handler no line numbers and cuts section
- * names at 49 bytes.  proxy/config.c works around all three by shadowing
- * inih's line classification in its reader.  A document from the network
- * gets the same treatment more simply: this file implements inih's
- * grammar itself (the rules of ini_parse_stream() in inih 55, with its
- * default options: multi-line values, ";" and "#" start comments, " ;"
- * inline comments, "=" or ":" separators, a BOM) without a line limit,
- * and then applies the same conventions as config.c: keys are checked
- * before policy_set_key() sees them, a list key's continuation lines are
- * joined with ",", errors are collected for every line and sorted.
+ * The lines, sections and keys come from policy/inireader.c and the
+ * [profile] and [match] sections go through policy/sections.c, as for
+ * the config file; what is the document's own: [document] serial, no
+ * built-in profile changed, absolute ca_bundle paths, the config's
+ * sections refused, errors "LINE: why" sorted by line.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,14 +14,14 @@
 #include <string.h>
 
 #include "document.h"
-#include "seen.h"
+#include "inireader.h"
+#include "sections.h"
 
 #define SERIAL_MAX 9223372036854775807ULL
 #define WHY_MAX 512
 
 enum kind {
-	K_NONE, /* before the first section */
-	K_DOCUMENT,
+	K_DOCUMENT = 1, /* a section id for sections_other() */
 	K_PROFILE,
 	K_MATCH,
 	K_SKIP, /* a section already reported as wrong: keys ignored */
@@ -43,25 +35,12 @@ struct derr {
 
 struct parser {
 	struct policy_document *doc;
-	int lineno;
-	int have_prev; /* inih's prev_name is set: continuations possible */
-	int serial_seen; /* a serial key, valid or not: "missing" would lie */
+	int serial_seen; /* a serial key, valid or not */
 
 	enum kind kind; /* the current section */
 	char *sect;
 	int sect_line;
-	int sect_nkeys;
-	char norm[POLICY_PATTERN_MAX]; /* normalized profile name / pattern */
-	struct seenlist keys;	       /* keys of the current section */
-	struct seenlist sects;	       /* every section, for duplicates */
-	struct policy_set *scratch;    /* to validate section headers */
-
-	int pending; /* a key waiting for continuation lines */
-	char *pkey;
-	char *pval;
-	int pline;
-	int plist;
-	int pcont_err;
+	struct sections secs; /* [profile] and [match], and duplicates */
 
 	struct derr *errs;
 	int nerrs, caperrs;
@@ -131,62 +110,11 @@ xstrdup(struct parser *ps, const char *s)
 	return p;
 }
 
-/* isspace() of the C locale, which inih uses. */
-static int
-is_space(int c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' ||
-	    c == '\v';
-}
-
-static char *
-rstrip(char *s)
-{
-	char *e = s + strlen(s);
-
-	while (e > s && is_space((unsigned char)e[-1]))
-		*--e = '\0';
-	return s;
-}
-
-static char *
-lskip(char *s)
-{
-	while (*s != '\0' && is_space((unsigned char)*s))
-		s++;
-	return s;
-}
-
-/*
- * inih's find_chars_or_comment(): the first of chars, or a ";" after
- * white space (an inline comment), or the end.
- */
-static char *
-find_chars_or_comment(char *s, const char *chars)
-{
-	int was_space = 0;
-
-	while (*s != '\0' && (chars == NULL || strchr(chars, *s) == NULL) &&
-	    !(was_space && *s == ';')) {
-		was_space = is_space((unsigned char)*s);
-		s++;
-	}
-	return s;
-}
-
-static int
-first_word(const char *s, const char *word)
-{
-	size_t n = strlen(word);
-
-	return strncmp(s, word, n) == 0 &&
-	    (s[n] == '\0' || is_space((unsigned char)s[n]));
-}
-
 /* The keys of each section; 1 for a list key, 0 a single value, -1 none. */
 static int
-key_def(enum kind kind, const char *key)
+doc_key_kind(void *user, const char *key)
 {
+	enum kind kind = ((struct parser *)user)->kind;
 	static const char *const profile_keys[] = { "tls", "verify",
 		"min_version", "max_version", "ciphers", "ca_bundle" };
 	static const char *const match_keys[] = { "profile", "nexthop" };
@@ -211,17 +139,6 @@ key_def(enum kind kind, const char *key)
 	}
 }
 
-static struct policy_match *
-match_by_pattern(const struct policy_set *set, const char *pattern)
-{
-	int i;
-
-	for (i = 0; i < set->nmatches; i++)
-		if (strcmp(set->matches[i].pattern, pattern) == 0)
-			return &set->matches[i];
-	return NULL;
-}
-
 /* ---- applying keys ---- */
 
 static int
@@ -243,307 +160,133 @@ parse_serial(const char *v, unsigned long long *out)
 	return 0;
 }
 
-/* Apply the pending key, its continuation lines joined. */
+/* A key with its continuation lines joined (bad: reported already). */
 static void
-flush(struct parser *ps)
+doc_key(void *user, const char *key, const char *value, int line, int bad)
 {
+	struct parser *ps = user;
 	struct policy_document *doc = ps->doc;
-	struct policy_origin o = { doc->name, ps->pline };
 	char why[WHY_MAX];
 
-	if (!ps->pending)
+	if (ps->kind == K_DOCUMENT)
+		ps->serial_seen = 1; /* valid or not: "missing" would lie */
+	if (bad)
 		return;
-	ps->pending = 0;
-	if (ps->pcont_err)
-		goto done; /* reported at the continuation line */
 	if (ps->kind == K_DOCUMENT) {
-		if (parse_serial(ps->pval, &doc->serial) < 0)
-			perr(ps, ps->pline, "[document] serial: \"%s\" is not a "
-			    "whole number from 0 to %llu", ps->pval, SERIAL_MAX);
+		if (parse_serial(value, &doc->serial) < 0)
+			perr(ps, line, "[document] serial: \"%s\" is not a whole "
+			    "number from 0 to %llu", value, SERIAL_MAX);
 		else
-			doc->serial_line = ps->pline;
-		goto done;
+			doc->serial_line = line;
+		return;
 	}
-	if (strcmp(ps->pkey, "ca_bundle") == 0 && ps->pval[0] != '/') {
+	if (strcmp(key, "ca_bundle") == 0 && value[0] != '/') {
 		/* No directory to resolve it against, unlike in the config. */
-		perr(ps, ps->pline, "[%s] ca_bundle: \"%s\": a policy document "
-		    "needs an absolute path", ps->sect, ps->pval);
-		goto done;
+		perr(ps, line, "[%s] ca_bundle: \"%s\": a policy document "
+		    "needs an absolute path", ps->sect, value);
+		return;
 	}
-	if (policy_set_key(&doc->set, ps->sect, ps->pkey, ps->pval, o, why,
-	    sizeof(why)) != 0)
-		perr(ps, ps->pline, "[%s] %s", ps->sect, why);
-done:
-	free(ps->pkey);
-	free(ps->pval);
-	ps->pkey = ps->pval = NULL;
+	if (sections_key(&ps->secs, ps->sect, key, value, line, why,
+	    sizeof(why)) < 0)
+		perr(ps, line, "%s", why);
+}
+
+/* No [tls] to inherit from: both versions are in the profile. */
+static void
+check_versions(struct parser *ps, const struct policy_profile *p)
+{
+	if (p->min_version != 0 && p->max_version != 0 &&
+	    p->min_version > p->max_version)
+		perr(ps, p->origins[POLICY_P_MIN_VERSION].line,
+		    "[%s] min_version: %s is above max_version %s", ps->sect,
+		    policy_version_name(p->min_version),
+		    policy_version_name(p->max_version));
 }
 
 static void
-end_section(struct parser *ps)
+doc_section_end(void *user, int nkeys)
 {
-	struct policy_set *set = &ps->doc->set;
-	struct policy_origin o = { ps->doc->name, ps->sect_line };
-	struct policy_match *m;
-	int i;
+	struct parser *ps = user;
+	char why[WHY_MAX];
+	int i = sections_end(&ps->secs, ps->sect, nkeys, why, sizeof(why));
 
-	flush(ps);
-	if ((ps->kind == K_PROFILE || ps->kind == K_MATCH) &&
-	    ps->sect_nkeys == 0)
-		perr(ps, ps->sect_line, "[%s]: empty section", ps->sect);
-	/* As config.c does: a section's origin is its header line. */
-	if (ps->kind == K_PROFILE &&
-	    (i = policy_profile_find(set, ps->norm)) >= 0 &&
-	    set->profiles[i].origin.line != 0) {
-		const struct policy_profile *p = &set->profiles[i];
-
-		set->profiles[i].origin = o;
-		if (p->min_version != 0 && p->max_version != 0 &&
-		    p->min_version > p->max_version)
-			perr(ps, p->origins[POLICY_P_MIN_VERSION].line,
-			    "[%s] min_version: %s is above max_version %s",
-			    ps->sect, policy_version_name(p->min_version),
-			    policy_version_name(p->max_version));
-	}
-	if (ps->kind == K_MATCH && (m = match_by_pattern(set, ps->norm)) != NULL)
-		m->origin = o;
+	if (i == -2)
+		perr(ps, ps->sect_line, "%s", why);
+	else if (ps->kind == K_PROFILE && i >= 0)
+		check_versions(ps, &ps->doc->set.profiles[i]);
 	ps->kind = K_SKIP;
-	seen_clear(&ps->keys);
 }
 
-/*
- * Validate a "[profile NAME]" or "[match PATTERN]" header by applying one
- * harmless key to a scratch set (as config.c does): the error lands on
- * the header line, once, and the normalized name comes back.
- */
+/* "[document]", or one of the config's sections: what it says. */
 static int
-probe_section(struct parser *ps, const char *name, enum kind kind)
+other_section(struct parser *ps, const char *name, int line)
 {
-	struct policy_set *s = ps->scratch;
-	struct policy_origin o = { ps->doc->name, ps->lineno };
-	const char *key = kind == K_PROFILE ? "verify" : "profile";
-	const char *value = kind == K_PROFILE ? "strict" : "opportunistic";
 	char why[WHY_MAX];
-	size_t klen = strlen(key);
-	const char *w = why;
-	int i;
+	size_t i;
 
-	policy_set_free(s);
-	policy_set_init(s);
-	if (policy_set_key(s, name, key, value, o, why, sizeof(why)) != 0) {
-		if (strncmp(w, key, klen) == 0 && w[klen] == ':' &&
-		    w[klen + 1] == ' ')
-			w += klen + 2;
-		perr(ps, ps->lineno, "[%s]: %s", name, w);
-		return -1;
-	}
-	if (kind == K_MATCH) {
-		snprintf(ps->norm, sizeof(ps->norm), "%s", s->matches[0].pattern);
+	if (strcmp(name, "document") == 0) {
+		if (sections_other(&ps->secs, K_DOCUMENT, name, line, why,
+		    sizeof(why)) < 0) {
+			perr(ps, line, "%s", why);
+			return -1;
+		}
+		ps->kind = K_DOCUMENT;
 		return 0;
 	}
-	for (i = 0; i < s->nprofiles; i++)
-		if (s->profiles[i].origin.line == ps->lineno) {
-			snprintf(ps->norm, sizeof(ps->norm), "%s",
-			    s->profiles[i].name);
-			return 0;
+	for (i = 0; i < sizeof(config_sections) / sizeof(config_sections[0]);
+	    i++)
+		if (strcmp(name, config_sections[i]) == 0) {
+			perr(ps, line, "[%s]: only [document], [profile NAME] "
+			    "and [match PATTERN] are allowed in a policy "
+			    "document", name);
+			return -1;
 		}
+	perr(ps, line, "[%s]: unknown section", name);
 	return -1;
 }
 
-static void
-begin_section(struct parser *ps, char *name)
+/* "[name]" at line: 0 to read its keys, -1 when refused (reported). */
+static int
+doc_section(void *user, const char *name, int line)
 {
-	char key[POLICY_PATTERN_MAX + 16];
-	struct seen *prev;
-	enum kind k;
+	struct parser *ps = user;
+	char why[WHY_MAX];
 	size_t i;
+	int k;
 
-	end_section(ps);
-	name = rstrip(lskip(name));
 	free(ps->sect);
 	ps->sect = xstrdup(ps, name);
-	ps->sect_line = ps->lineno;
-	ps->sect_nkeys = 0;
-	ps->norm[0] = '\0';
+	ps->sect_line = line;
 	ps->kind = K_SKIP;
 	if (ps->sect == NULL)
-		return;
-
-	if (strcmp(name, "document") == 0) {
-		k = K_DOCUMENT;
-		snprintf(ps->norm, sizeof(ps->norm), "document");
-	} else if (first_word(name, "profile") || first_word(name, "match")) {
-		k = name[0] == 'p' ? K_PROFILE : K_MATCH;
-		if (probe_section(ps, name, k) < 0)
-			return;
-		for (i = 0; k == K_PROFILE && i < sizeof(builtin_profiles) /
-		    sizeof(builtin_profiles[0]); i++)
-			if (strcmp(ps->norm, builtin_profiles[i]) == 0) {
-				perr(ps, ps->lineno, "[%s]: a policy document "
-				    "cannot change the built-in profile \"%s\" "
-				    "(local matches rely on it): use another "
-				    "name", name, ps->norm);
-				return;
-			}
-	} else {
-		for (i = 0; i < sizeof(config_sections) /
-		    sizeof(config_sections[0]); i++)
-			if (strcmp(name, config_sections[i]) == 0) {
-				perr(ps, ps->lineno, "[%s]: only [document], "
-				    "[profile NAME] and [match PATTERN] are "
-				    "allowed in a policy document", name);
-				return;
-			}
-		perr(ps, ps->lineno, "[%s]: unknown section", name);
-		return;
+		return -1;
+	if ((k = sections_begin(&ps->secs, name, line, why, sizeof(why))) < 0) {
+		perr(ps, line, "%s", why);
+		return -1;
 	}
-	snprintf(key, sizeof(key), "%d %s", (int)k, ps->norm);
-	if ((prev = seen_find(&ps->sects, key)) != NULL) {
-		perr(ps, ps->lineno, "[%s]: duplicate %s (first at line %d)",
-		    name, k == K_MATCH ? "pattern" : "section", prev->line);
-		return;
-	}
-	if (seen_add(&ps->sects, key, ps->lineno) == -1)
-		ps->oom = 1;
-	ps->kind = k;
-}
-
-/* A "name = value" line (inih's handler call). */
-static void
-pair(struct parser *ps, const char *name, const char *value)
-{
-	struct seen *prev;
-	int list;
-
-	ps->have_prev = 1;
-	if (ps->kind == K_SKIP)
-		return;
-	if (ps->kind == K_NONE) {
-		perr(ps, ps->lineno, "%s: not in a section", name);
-		return;
-	}
-	ps->sect_nkeys++;
-	if (*name == '\0') {
-		perr(ps, ps->lineno, "[%s]: missing key name", ps->sect);
-		return;
-	}
-	if ((list = key_def(ps->kind, name)) < 0) {
-		perr(ps, ps->lineno, "[%s] %s: unknown key", ps->sect, name);
-		return;
-	}
-	if ((prev = seen_find(&ps->keys, name)) != NULL) {
-		perr(ps, ps->lineno, "[%s] %s: duplicate key (first at line %d)",
-		    ps->sect, name, prev->line);
-		return;
-	}
-	if (seen_add(&ps->keys, name, ps->lineno) == -1)
-		ps->oom = 1;
-	if (ps->kind == K_DOCUMENT)
-		ps->serial_seen = 1;
-	ps->pkey = xstrdup(ps, name);
-	ps->pval = xstrdup(ps, value);
-	if (ps->pkey == NULL || ps->pval == NULL) {
-		free(ps->pkey);
-		free(ps->pval);
-		ps->pkey = ps->pval = NULL;
-		return;
-	}
-	ps->pending = 1;
-	ps->pline = ps->lineno;
-	ps->plist = list;
-	ps->pcont_err = 0;
-}
-
-/* An indented line after a key: more of its value. */
-static void
-continuation(struct parser *ps, char *v)
-{
-	size_t len;
-	char *j;
-
-	if (!ps->pending || *v == '\0')
-		return;
-	if (!ps->plist) {
-		if (!ps->pcont_err)
-			perr(ps, ps->lineno, "[%s] %s: duplicate key (an "
-			    "indented line continues a single value)", ps->sect,
-			    ps->pkey);
-		ps->pcont_err = 1;
-		return;
-	}
-	len = strlen(ps->pval);
-	if ((j = realloc(ps->pval, len + strlen(v) + 2)) == NULL) {
-		ps->oom = 1;
-		return;
-	}
-	j[len] = ',';
-	strcpy(j + len + 1, v);
-	ps->pval = j;
-}
-
-/* A line inih never sees (a NUL in it): keep our state consistent. */
-static void
-refuse_line(struct parser *ps, const char *line, size_t len)
-{
-	size_t i = 0;
-
-	while (i < len && is_space((unsigned char)line[i]))
-		i++;
-	if (i == len || line[i] == ';' || line[i] == '#')
-		return;
-	if (ps->have_prev && i > 0)
-		return; /* a continuation: the key stays pending, in error */
-	if (line[i] == '[')
-		end_section(ps); /* keys up to the next header are ignored */
-	else
-		flush(ps);
-}
-
-/* One line, NUL-terminated and writable: ini_parse_stream()'s loop body. */
-static void
-parse_line(struct parser *ps, char *line)
-{
-	char *start = line, *end, *name, *value;
-
-	if (ps->lineno == 1 && strncmp(start, "\xEF\xBB\xBF", 3) == 0)
-		start += 3;
-	start = lskip(rstrip(start));
-	if (*start == ';' || *start == '#')
-		return;
-	if (ps->have_prev && *start != '\0' && start > line) {
-		end = find_chars_or_comment(start, NULL);
-		*end = '\0';
-		continuation(ps, rstrip(start));
-		return;
-	}
-	if (*start == '[') {
-		end = find_chars_or_comment(start + 1, "]");
-		if (*end == ']') {
-			*end = '\0';
-			begin_section(ps, start + 1);
-			ps->have_prev = 0;
-		} else {
-			end_section(ps);
-			perr(ps, ps->lineno, "unterminated section header");
+	if (k == SECTIONS_OTHER)
+		return other_section(ps, name, line);
+	for (i = 0; k == SECTIONS_PROFILE && i < sizeof(builtin_profiles) /
+	    sizeof(builtin_profiles[0]); i++)
+		if (strcmp(ps->secs.norm, builtin_profiles[i]) == 0) {
+			perr(ps, line, "[%s]: a policy document cannot change "
+			    "the built-in profile \"%s\" (local matches rely on "
+			    "it): use another name", name, ps->secs.norm);
+			sections_refuse(&ps->secs);
+			return -1;
 		}
-		return;
-	}
-	if (*start == '\0')
-		return;
-	flush(ps);
-	end = find_chars_or_comment(start, "=:");
-	if (*end != '=' && *end != ':') {
-		perr(ps, ps->lineno, "expected \"key = value\"");
-		return;
-	}
-	*end = '\0';
-	name = rstrip(start);
-	value = end + 1;
-	end = find_chars_or_comment(value, NULL);
-	*end = '\0';
-	value = rstrip(lskip(value));
-	pair(ps, name, value);
+	ps->kind = k == SECTIONS_PROFILE ? K_PROFILE : K_MATCH;
+	return 0;
 }
+
+static void
+doc_error(void *user, int line, const char *msg)
+{
+	perr(user, line, "%s", msg);
+}
+
+static const struct ini_ops doc_ops = { doc_section, doc_section_end,
+	doc_key_kind, doc_key, doc_error };
 
 static int
 derr_cmp(const void *a, const void *b)
@@ -561,9 +304,7 @@ document_parse(const char *text, size_t len, const char *name,
 {
 	struct parser ps;
 	struct policy_origin o;
-	char why[WHY_MAX], *buf = NULL;
-	size_t pos = 0, cap = 0, l, next;
-	const char *nl;
+	char why[WHY_MAX];
 	int i, failed;
 
 	memset(doc, 0, sizeof(*doc));
@@ -571,41 +312,14 @@ document_parse(const char *text, size_t len, const char *name,
 	memset(&ps, 0, sizeof(ps));
 	policy_set_init(&doc->set);
 	ps.doc = doc;
-	ps.kind = K_NONE;
+	ps.kind = K_SKIP;
 	doc->name = xstrdup(&ps, name != NULL ? name : "policy document");
-	ps.scratch = calloc(1, sizeof(*ps.scratch));
-	if (ps.scratch == NULL)
-		ps.oom = 1;
-	else if (len > DOCUMENT_MAX)
+	sections_init(&ps.secs, &doc->set, doc->name);
+	if (len > DOCUMENT_MAX)
 		perr(&ps, 0, "document of %zu bytes (max %u)", len, DOCUMENT_MAX);
 	else {
-		while (pos < len && !ps.oom) {
-			nl = memchr(text + pos, '\n', len - pos);
-			l = nl != NULL ? (size_t)(nl - (text + pos)) : len - pos;
-			next = pos + l + (nl != NULL);
-			ps.lineno++;
-			if (memchr(text + pos, '\0', l) != NULL) {
-				perr(&ps, ps.lineno, "line contains a NUL byte");
-				refuse_line(&ps, text + pos, l);
-				pos = next;
-				continue;
-			}
-			if (l + 1 > cap) {
-				char *nb = realloc(buf, l + 1);
-
-				if (nb == NULL) {
-					ps.oom = 1;
-					break;
-				}
-				buf = nb;
-				cap = l + 1;
-			}
-			memcpy(buf, text + pos, l);
-			buf[l] = '\0';
-			parse_line(&ps, buf);
-			pos = next;
-		}
-		end_section(&ps);
+		if (ini_read(text, len, &doc_ops, &ps) < 0)
+			ps.oom = 1;
 		if (!ps.serial_seen && !ps.oom)
 			perr(&ps, 0, "[document] serial: missing (required)");
 		if (ps.nerrs == 0 && !ps.oom &&
@@ -627,16 +341,8 @@ document_parse(const char *text, size_t len, const char *name,
 				free(ps.errs[i].msg);
 	}
 	free(ps.errs);
-	free(buf);
 	free(ps.sect);
-	free(ps.pkey);
-	free(ps.pval);
-	seen_clear(&ps.keys);
-	seen_clear(&ps.sects);
-	if (ps.scratch != NULL) {
-		policy_set_free(ps.scratch);
-		free(ps.scratch);
-	}
+	sections_free(&ps.secs);
 	if (failed) {
 		document_free(doc);
 		return -1;

@@ -37,13 +37,13 @@ struct document_errors {
  * Parse len bytes at text.  Returns 0 with *doc filled, or -1 with
  * errs->n >= 1 and *doc empty (document_free() on it is harmless).
  *
- * The syntax is inih's, as for the config file (proxy/config.c): "key =
- * value" or "key: value", ";" and "#" comments at the start of a line,
- * " ;" comments after a value, indented lines continuing the previous
- * key's value (joined with "," for mx, an error for other keys), CRLF or
- * LF, an optional UTF-8 BOM.  Unlike inih, no line length limit and no
- * silent truncation.  Rules: unknown sections and keys, repeated keys,
- * repeated sections or patterns, empty [profile]/[match] sections, keys
+ * The syntax is the config file's (policy/inireader.h): "key = value"
+ * or "key: value", ";" and "#" comments at the start of a line, " ;"
+ * comments after a value, indented lines continuing the previous key's
+ * value (joined with "," for mx, an error for other keys), CRLF or LF,
+ * an optional UTF-8 BOM, lines of at most INI_LINE_MAX bytes (a longer
+ * one is an error, never cut).  Rules: unknown sections and keys,
+ * repeated keys, repeated sections or patterns, empty [profile]/[match] sections, keys
  * outside a section, NUL bytes are errors; [document] serial (digits,
  * at most 2^63 - 1) is required; a profile named like a built-in one
  * ("opportunistic", "mandatory") is refused, since local matches rely on

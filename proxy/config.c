@@ -1,30 +1,25 @@
 /*
- * The configuration file: inih turned into a validated struct config.
+ * The configuration file turned into a validated struct config.
  * Never logs, never exits: every error is collected as
  * "FILE:LINE: [section] key: why" (or "FILE:LINE: why" for a line that is
  * not a key, "FILE: why" for the file as a whole), sorted by line.
  *
- * How inih is driven.  Debian's inih 55 passes no line number to the
- * handler, truncates section names to 49 bytes and cuts lines at
- * INI_MAX_LINE without saying so until later.  So the file is fed through
- * our own reader, which
- *   - counts lines (the handler runs while its line is the last one read),
- *   - refuses lines longer than the buffer inih offers ("line too long"),
- *     and lines with NUL bytes, handing inih an empty line instead,
- *   - mirrors inih's classification of each line (comment, continuation,
- *     section header, key) to keep the full section name, to know whether
- *     a handler call is a continuation, and to report every syntax error
- *     rather than only the first one inih returns.
- * A key's value is applied when the next non-continuation line starts (or
- * at the end of the file), so that indented continuation lines of list
- * keys (allow_clients, servers, mx) are joined with a comma first; a
- * continuation of any other key is a "duplicate key".  Inline comments
- * (" ;") are stripped from continuation lines too, which inih does not do.
+ * Lines, sections, keys and their continuation lines come from
+ * policy/inireader.c, the reader of the central document too: one
+ * grammar and one line limit for both.  Indented continuation lines of
+ * list keys (allow_clients, servers, mx) are joined with a comma; a
+ * continuation of any other key is a "duplicate key".  The keys are the
+ * table keydefs: each names its type, its field of struct config and
+ * what its errors say; apply_value() applies it.
+ *
+ * [profile NAME] and [match PATTERN] sections go through
+ * policy/sections.c, as in the central document.
  *
  * Origins, for `mxtls explain`: policy/ records the line of every key of
- * a [profile] or [match] section; this file sets the origin of each such
- * section to its header line, and records the lines of the [tls] keys
- * (tls_origins) and of [policy] default (policy.default_origin).
+ * a [profile] or [match] section, and policy/sections.c makes the header
+ * line the origin of the section; this file records the lines of the
+ * [tls] keys (tls_origins) and of [policy] default
+ * (policy.default_origin).
  *
  * Relative paths (ca_bundle, state_dir) resolve against the directory of
  * the config file, made absolute so that a later chdir() does not matter.
@@ -45,22 +40,21 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <ini.h>
-
 #include "config.h"
-#include "seen.h"
+#include "inireader.h"
+#include "sections.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:10025"
 #define DEFAULT_ADMIN_LISTEN "127.0.0.1:9925"
 #define DEFAULT_STATE_DIR "/var/lib/mxtls"
 #define DEFAULT_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
 #define SECONDS_MAX 86400.0
+#define SECONDS_MAX_TEXT "86400" /* for the messages */
 #define TIMING_MAX 2592000L /* retry_delay, fallback_ttl: 30 days at most */
 #define WHY_MAX 512
 
 enum kind {
-	K_NONE,	   /* before the first section */
-	K_PROXY,
+	K_PROXY = 1, /* from 1: the ids of sections_other() */
 	K_DNS,
 	K_TLS,
 	K_POLICY,
@@ -78,98 +72,244 @@ static const char *const kind_names[] = {
 	[K_REPORT] = "report",
 };
 
+/*
+ * What a key's value is: which typed parser applies it (apply_value()),
+ * into the field at keydef.off of struct config.
+ */
+enum ktype {
+	T_POLICY,   /* [profile]/[match]: policy_set_key() */
+	T_BOOL,	    /* yes/on or no/off, into an int */
+	T_INT,	    /* a whole number from min to max, into an int */
+	T_TIME,	    /* whole seconds from min to max, into a time_t */
+	T_SECONDS,  /* seconds > 0 with a fraction, into a double */
+	T_SECONDS0, /* as T_SECONDS, 0 allowed */
+	T_SIZE,	    /* bytes, k, m or g, at least min, into a long */
+	T_ENUM,	    /* one of words: its index, into an enum */
+	T_VERSION,  /* a TLS version (POLICY_TLS1_x), into an int */
+	T_STR,	    /* any text, copied into a char * */
+	T_TEXT,	    /* report text: printable, at most 255 bytes */
+	T_PATH,	    /* resolved against the config's directory */
+	T_FILE,	    /* T_PATH that must be readable */
+	T_PROGRAM,  /* T_PATH that must be executable */
+	T_BUNDLE,   /* a CA bundle: a readable, non-empty regular file */
+	T_ADDR,	    /* ADDR:PORT into sockaddr, length and text fields */
+	T_SPECIAL,  /* keydef.fn does it all */
+};
+
+#define F_LIST 1  /* continuation lines are joined with "," */
+#define F_EMPTY 2 /* an empty value means something */
+#define F_OFF 4	  /* T_ADDR: "off" leaves no address */
+
+struct loader;
+struct keydef;
+typedef int special_fn(struct loader *ld, const struct keydef *kd,
+    const char *v, char *why, size_t whylen);
+
 struct keydef {
 	enum kind kind;
 	const char *name;
-	int list; /* continuation lines are joined with "," */
+	enum ktype type;
+	size_t off; /* the field of struct config */
+	/*
+	 * How an error names what was expected: T_BOOL, T_ADDR
+	 * "\"V\": expected WHAT"; numbers "\"V\" is not WHAT" (T_INT and
+	 * T_TIME without it: "a whole number from MIN to MAX").
+	 */
+	const char *what;
+	long min, max;
+	const char *const *words; /* T_ENUM, in the order of the enum */
+	special_fn *fn;		  /* T_SPECIAL */
+	size_t lenoff, stroff;	  /* T_ADDR: socklen_t and char * fields */
+	int flags;
+	int origin; /* [tls]: 1 + the index into tls_origins */
 };
 
+static special_fn set_user, set_hostname, set_allow_clients,
+    set_allow_private_mx, set_servers, set_url, set_signing_key, set_default,
+    set_submitter;
+
+#define CF(field) offsetof(struct config, field)
+#define SECS "a number of seconds > 0 (at most " SECONDS_MAX_TEXT ")"
+#define SECS0 "a number of seconds >= 0 (at most " SECONDS_MAX_TEXT ")"
+#define WORDS(...) ((const char *const[]){ __VA_ARGS__, NULL })
+
+/*
+ * Every key of every section, the one list: the parser, the docs test
+ * (tests/integration/test_docs.sh reads the "{ K_SECTION, "key"," lines)
+ * and `mxtls explain` origins go by it.
+ */
 static const struct keydef keydefs[] = {
-	{ K_PROXY, "listen", 0 },
-	{ K_PROXY, "hostname", 0 },
-	{ K_PROXY, "allow_clients", 1 },
-	{ K_PROXY, "max_sessions", 0 },
-	{ K_PROXY, "state_dir", 0 },
-	{ K_PROXY, "log_format", 0 },
-	{ K_PROXY, "log_level", 0 },
-	{ K_PROXY, "max_bad_commands", 0 },
-	{ K_PROXY, "max_message_size", 0 },
-	{ K_PROXY, "bare_line_endings", 0 },
-	{ K_PROXY, "connect_timeout", 0 },
-	{ K_PROXY, "greeting_timeout", 0 },
-	{ K_PROXY, "command_timeout", 0 },
-	{ K_PROXY, "tls_timeout", 0 },
-	{ K_PROXY, "data_init_timeout", 0 },
-	{ K_PROXY, "data_block_timeout", 0 },
-	{ K_PROXY, "data_done_timeout", 0 },
-	{ K_PROXY, "client_timeout", 0 },
-	{ K_PROXY, "rcpt_timeout", 0 },
-	{ K_PROXY, "admin_listen", 0 },
-	{ K_PROXY, "drain_timeout", 0 },
-	{ K_PROXY, "user", 0 },
-	{ K_PROXY, "max_sessions_per_client", 0 },
-	{ K_PROXY, "log_addresses", 0 },
-	{ K_PROXY, "mode", 0 },
-	{ K_PROXY, "upstream_mark", 0 },
-	{ K_PROXY, "connection_cache_time", 0 },
-	{ K_PROXY, "connection_cache_max", 0 },
-	{ K_PROXY, "connection_reuse_time", 0 },
-	{ K_PROXY, "dsn_submit", 0 },
-	{ K_DNS, "servers", 1 },
-	{ K_DNS, "timeout", 0 },
-	{ K_DNS, "allow_private_mx", 1 },
-	{ K_DNS, "dnssec", 0 },
-	{ K_DNS, "trust_anchor", 0 },
-	{ K_TLS, "ca_bundle", 0 },
-	{ K_TLS, "min_version", 0 },
-	{ K_TLS, "max_version", 0 },
-	{ K_TLS, "ciphers", 0 },
-	{ K_POLICY, "default", 0 },
-	{ K_POLICY, "retry_delay", 0 },
-	{ K_POLICY, "fallback_ttl", 0 },
-	{ K_POLICY, "url", 0 },
-	{ K_POLICY, "refresh", 0 },
-	{ K_POLICY, "https_ca_bundle", 0 },
-	{ K_POLICY, "signing_key", 0 },
-	{ K_POLICY, "max_stale", 0 },
-	{ K_POLICY, "mta_sts", 0 },
-	{ K_POLICY, "honour_tls_required_no", 0 },
-	{ K_POLICY, "mta_sts_wait", 0 },
-	{ K_POLICY, "mta_sts_ca_bundle", 0 },
-	{ K_POLICY, "mta_sts_cache_bytes", 0 },
-	{ K_POLICY, "fetch_program", 0 },
-	{ K_REPORT, "enabled", 0 },
-	{ K_REPORT, "organization_name", 0 },
-	{ K_REPORT, "contact_info", 0 },
-	{ K_REPORT, "submitter", 0 },
-	{ K_REPORT, "submit", 0 },
-	{ K_PROFILE, "tls", 0 },
-	{ K_PROFILE, "verify", 0 },
-	{ K_PROFILE, "min_version", 0 },
-	{ K_PROFILE, "max_version", 0 },
-	{ K_PROFILE, "ciphers", 0 },
-	{ K_PROFILE, "dane", 0 },
-	{ K_PROFILE, "ca_bundle", 0 },
-	{ K_PROFILE, "mx", 1 },
-	{ K_MATCH, "profile", 0 },
-	{ K_MATCH, "nexthop", 0 },
-	{ K_MATCH, "mx", 1 },
+	{ K_PROXY, "listen",
+	    .type = T_ADDR, .off = CF(listen),
+	    .what = "IPV4:PORT or [IPV6]:PORT", .lenoff = CF(listen_len),
+	    .stroff = CF(listen_str) },
+	{ K_PROXY, "hostname", .type = T_SPECIAL, .fn = set_hostname },
+	{ K_PROXY, "allow_clients",
+	    .type = T_SPECIAL, .fn = set_allow_clients, .flags = F_LIST },
+	{ K_PROXY, "max_sessions",
+	    .type = T_INT, .off = CF(max_sessions),
+	    .min = 1, .max = 1000000 },
+	{ K_PROXY, "state_dir", .type = T_PATH, .off = CF(state_dir) },
+	{ K_PROXY, "log_format",
+	    .type = T_ENUM, .off = CF(log_format),
+	    .words = WORDS("logfmt", "json") },
+	{ K_PROXY, "log_level",
+	    .type = T_ENUM, .off = CF(log_level),
+	    .words = WORDS("debug", "info", "warn", "error") },
+	{ K_PROXY, "max_bad_commands",
+	    .type = T_INT, .off = CF(max_bad_commands),
+	    .min = 1, .max = 1000 },
+	{ K_PROXY, "max_message_size",
+	    .type = T_SIZE, .off = CF(max_message_size),
+	    .what = "a size in bytes (a number > 0, optionally with k, m or g)",
+	    .min = 1 },
+	{ K_PROXY, "bare_line_endings",
+	    .type = T_ENUM, .off = CF(bare_line_endings),
+	    .words = WORDS("reject", "normalise") },
+	{ K_PROXY, "connect_timeout", .type = T_SECONDS,
+	    .off = CF(timeouts.connect), .what = SECS },
+	{ K_PROXY, "greeting_timeout", .type = T_SECONDS,
+	    .off = CF(timeouts.greeting), .what = SECS },
+	{ K_PROXY, "command_timeout", .type = T_SECONDS,
+	    .off = CF(timeouts.command), .what = SECS },
+	{ K_PROXY, "tls_timeout", .type = T_SECONDS,
+	    .off = CF(timeouts.tls), .what = SECS },
+	{ K_PROXY, "data_init_timeout", .type = T_SECONDS,
+	    .off = CF(timeouts.data_init), .what = SECS },
+	{ K_PROXY, "data_block_timeout", .type = T_SECONDS,
+	    .off = CF(timeouts.data_block), .what = SECS },
+	{ K_PROXY, "data_done_timeout", .type = T_SECONDS,
+	    .off = CF(timeouts.data_done), .what = SECS },
+	{ K_PROXY, "client_timeout", .type = T_SECONDS,
+	    .off = CF(timeouts.client), .what = SECS },
+	{ K_PROXY, "rcpt_timeout", .type = T_SECONDS,
+	    .off = CF(timeouts.rcpt), .what = SECS },
+	{ K_PROXY, "admin_listen",
+	    .type = T_ADDR, .off = CF(admin_listen),
+	    .what = "IPV4:PORT, [IPV6]:PORT or off",
+	    .lenoff = CF(admin_listen_len), .stroff = CF(admin_listen_str),
+	    .flags = F_OFF },
+	{ K_PROXY, "drain_timeout",
+	    .type = T_SECONDS0, .off = CF(drain_timeout), .what = SECS0 },
+	{ K_PROXY, "user", .type = T_SPECIAL, .fn = set_user },
+	{ K_PROXY, "max_sessions_per_client",
+	    .type = T_INT, .off = CF(max_sessions_per_client),
+	    .what = "a whole number from 0 (no limit) to 1000000", .min = 0,
+	    .max = 1000000 },
+	{ K_PROXY, "log_addresses",
+	    .type = T_ENUM, .off = CF(log_addresses),
+	    .words = WORDS("full", "domain", "hash") },
+	{ K_PROXY, "mode",
+	    .type = T_ENUM, .off = CF(mode),
+	    .words = WORDS("relay", "transparent") },
+	/* 0 would mean "no mark", so it cannot be configured. */
+	{ K_PROXY, "upstream_mark",
+	    .type = T_INT, .off = CF(upstream_mark),
+	    .min = 1, .max = 0x7fffffff },
+	{ K_PROXY, "connection_cache_time",
+	    .type = T_SECONDS0, .off = CF(cache_time), .what = SECS0 },
+	{ K_PROXY, "connection_cache_max",
+	    .type = T_INT, .off = CF(cache_max),
+	    .what = "a whole number from 0 (no cache) to 100000", .min = 0,
+	    .max = 100000 },
+	{ K_PROXY, "connection_reuse_time",
+	    .type = T_SECONDS0, .off = CF(reuse_time), .what = SECS0 },
+	{ K_PROXY, "dsn_submit",
+	    .type = T_ADDR, .off = CF(dsn_submit),
+	    .what = "IPV4:PORT, [IPV6]:PORT (the MTA's SMTP listener) or off",
+	    .lenoff = CF(dsn_submit_len), .stroff = CF(dsn_submit_str),
+	    .flags = F_OFF },
+	/* "servers =" (empty): the system's resolver. */
+	{ K_DNS, "servers",
+	    .type = T_SPECIAL, .fn = set_servers, .flags = F_LIST | F_EMPTY },
+	{ K_DNS, "timeout",
+	    .type = T_SECONDS, .off = CF(dns_timeout), .what = SECS },
+	{ K_DNS, "allow_private_mx",
+	    .type = T_SPECIAL, .fn = set_allow_private_mx, .flags = F_LIST },
+	{ K_DNS, "dnssec",
+	    .type = T_ENUM, .off = CF(dnssec),
+	    .words = WORDS("validate", "trust-ad", "off") },
+	{ K_DNS, "trust_anchor", .type = T_FILE, .off = CF(trust_anchor) },
+	{ K_TLS, "ca_bundle",
+	    .type = T_BUNDLE, .off = CF(ca_bundle),
+	    .origin = 1 + POLICY_P_CA_BUNDLE },
+	{ K_TLS, "min_version",
+	    .type = T_VERSION, .off = CF(min_version),
+	    .origin = 1 + POLICY_P_MIN_VERSION },
+	{ K_TLS, "max_version",
+	    .type = T_VERSION, .off = CF(max_version),
+	    .origin = 1 + POLICY_P_MAX_VERSION },
+	{ K_TLS, "ciphers",
+	    .type = T_STR, .off = CF(ciphers), .origin = 1 + POLICY_P_CIPHERS },
+	{ K_POLICY, "default", .type = T_SPECIAL, .fn = set_default },
+	{ K_POLICY, "retry_delay",
+	    .type = T_TIME, .off = CF(timing.retry_delay),
+	    .min = 1, .max = TIMING_MAX },
+	{ K_POLICY, "fallback_ttl",
+	    .type = T_TIME, .off = CF(timing.fallback_ttl),
+	    .min = 1, .max = TIMING_MAX },
+	{ K_POLICY, "url", .type = T_SPECIAL, .fn = set_url },
+	{ K_POLICY, "refresh",
+	    .type = T_SECONDS, .off = CF(policy_refresh),
+	    .what = "a positive number of seconds" },
+	{ K_POLICY, "https_ca_bundle",
+	    .type = T_BUNDLE, .off = CF(https_ca_bundle) },
+	{ K_POLICY, "signing_key", .type = T_SPECIAL, .fn = set_signing_key },
+	{ K_POLICY, "max_stale",
+	    .type = T_SECONDS, .off = CF(policy_max_stale),
+	    .what = "a positive number of seconds" },
+	{ K_POLICY, "mta_sts",
+	    .type = T_BOOL, .off = CF(mta_sts), .what = "on or off" },
+	{ K_POLICY, "honour_tls_required_no",
+	    .type = T_BOOL, .off = CF(honour_tls_required_no),
+	    .what = "yes or no" },
+	{ K_POLICY, "mta_sts_wait",
+	    .type = T_SECONDS, .off = CF(mta_sts_wait),
+	    .what = "a positive number of seconds" },
+	{ K_POLICY, "mta_sts_ca_bundle",
+	    .type = T_BUNDLE, .off = CF(mta_sts_ca_bundle) },
+	/* At least a few of the largest policies (64 KiB each) fit. */
+	{ K_POLICY, "mta_sts_cache_bytes",
+	    .type = T_SIZE, .off = CF(mta_sts_cache_bytes),
+	    .what = "a size of at least 1m (a number, optionally with k, m or g)",
+	    .min = 1L << 20 },
+	{ K_POLICY, "fetch_program",
+	    .type = T_PROGRAM, .off = CF(fetch_program) },
+	{ K_REPORT, "enabled",
+	    .type = T_BOOL, .off = CF(report_enabled), .what = "yes or no" },
+	{ K_REPORT, "organization_name",
+	    .type = T_TEXT, .off = CF(report_org) },
+	{ K_REPORT, "contact_info", .type = T_TEXT, .off = CF(report_contact) },
+	{ K_REPORT, "submitter", .type = T_SPECIAL, .fn = set_submitter },
+	{ K_REPORT, "submit",
+	    .type = T_ADDR, .off = CF(report_submit),
+	    .what = "IPV4:PORT or [IPV6]:PORT (the MTA's SMTP listener)",
+	    .lenoff = CF(report_submit_len), .stroff = CF(report_submit_str) },
+	{ K_PROFILE, "tls", .type = T_POLICY },
+	{ K_PROFILE, "verify", .type = T_POLICY },
+	{ K_PROFILE, "min_version", .type = T_POLICY },
+	{ K_PROFILE, "max_version", .type = T_POLICY },
+	{ K_PROFILE, "ciphers", .type = T_POLICY },
+	{ K_PROFILE, "dane", .type = T_POLICY },
+	{ K_PROFILE, "ca_bundle", .type = T_POLICY },
+	{ K_PROFILE, "mx", .type = T_POLICY, .flags = F_LIST },
+	{ K_MATCH, "profile", .type = T_POLICY },
+	{ K_MATCH, "nexthop", .type = T_POLICY },
+	{ K_MATCH, "mx", .type = T_POLICY, .flags = F_LIST },
 };
 
-static const struct {
-	const char *name;
-	size_t off;
-} timeout_keys[] = {
-	{ "connect_timeout", offsetof(struct config_timeouts, connect) },
-	{ "greeting_timeout", offsetof(struct config_timeouts, greeting) },
-	{ "command_timeout", offsetof(struct config_timeouts, command) },
-	{ "tls_timeout", offsetof(struct config_timeouts, tls) },
-	{ "data_init_timeout", offsetof(struct config_timeouts, data_init) },
-	{ "data_block_timeout", offsetof(struct config_timeouts, data_block) },
-	{ "data_done_timeout", offsetof(struct config_timeouts, data_done) },
-	{ "client_timeout", offsetof(struct config_timeouts, client) },
-	{ "rcpt_timeout", offsetof(struct config_timeouts, rcpt) },
-};
+#define NKEYDEFS (sizeof(keydefs) / sizeof(keydefs[0]))
+
+static const struct keydef *
+find_key(enum kind kind, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < NKEYDEFS; i++)
+		if (keydefs[i].kind == kind && strcmp(keydefs[i].name, name) == 0)
+			return &keydefs[i];
+	return NULL;
+}
 
 struct lerr {
 	int line;
@@ -188,29 +328,12 @@ struct loader {
 	struct config *cfg;
 	const char *file;
 	char *dir; /* absolute directory of the file, for relative paths */
-	FILE *fp;
-	char *buf;
-	size_t bufcap;
-	int lineno;
-	int cont;      /* the line being parsed continues the previous key */
-	int have_prev; /* inih's prev_name is set: continuations possible */
 
 	enum kind kind; /* the current section */
 	char *sect;
 	int sect_line;
-	int sect_nkeys;
-	char norm[POLICY_PATTERN_MAX]; /* normalized profile name / pattern */
-	int index;		       /* profile or match index, or -1 */
-	struct seenlist keys;	       /* keys of the current section */
-	struct seenlist sects;	       /* every section, for duplicates */
-	struct policy_set *scratch;    /* to validate section headers */
-
-	int pending; /* a key waiting for continuation lines */
-	char *pkey;
-	char *pval;
-	int pline;
-	int plist;
-	int pcont_err;
+	int index;	      /* profile or match index, or -1 */
+	struct sections secs; /* [profile] and [match], and duplicates */
 
 	struct lerr *errs;
 	int nerrs, caperrs;
@@ -219,13 +342,8 @@ struct loader {
 	struct sectinfo prof[POLICY_PROFILES_MAX];
 	struct sectinfo *match;
 	int nmatch;
-	int tls_min_line, tls_max_line;
-	int dnssec_line; /* [dns] dnssec, for the trust-ad check */
-	int listen_line, admin_line; /* 0: the default */
-	int dsn_submit_line;
-	int report_enabled_line, report_submit_line;
+	int lines[NKEYDEFS]; /* where each key was set; 0: not set */
 	char *default_name;
-	int default_line;
 };
 
 static void
@@ -270,17 +388,6 @@ lerr(struct loader *ld, int line, const char *fmt, ...)
 	ld->errs[ld->nerrs].line = line;
 	ld->errs[ld->nerrs].msg = msg;
 	ld->nerrs++;
-}
-
-static int
-has_error_at(const struct loader *ld, int line)
-{
-	int i;
-
-	for (i = 0; i < ld->nerrs; i++)
-		if (ld->errs[i].line == line)
-			return 1;
-	return 0;
 }
 
 static char *
@@ -664,537 +771,412 @@ set_str(struct loader *ld, char **dst, const char *value)
 	return 0;
 }
 
-/* ---- the fixed sections ---- */
+/* ---- the typed parsers of the key table ---- */
 
 static int
-apply_proxy(struct loader *ld, const char *key, const char *v, char *why,
-    size_t whylen)
-{
-	struct config *cfg = ld->cfg;
-	size_t i;
-	int choice;
-	long n;
-
-	if (strcmp(key, "listen") == 0) {
-		if (parse_sockaddr(v, 0, &cfg->listen, &cfg->listen_len) < 0) {
-			snprintf(why, whylen, "invalid address \"%s\": expected "
-			    "IPV4:PORT or [IPV6]:PORT", v);
-			return -1;
-		}
-		ld->listen_line = ld->pline;
-		return set_str(ld, &cfg->listen_str, v);
-	}
-	if (strcmp(key, "admin_listen") == 0) {
-		if (strcmp(v, "off") == 0) {
-			memset(&cfg->admin_listen, 0, sizeof(cfg->admin_listen));
-			cfg->admin_listen_len = 0;
-		} else if (parse_sockaddr(v, 0, &cfg->admin_listen,
-		    &cfg->admin_listen_len) < 0) {
-			snprintf(why, whylen, "invalid address \"%s\": expected "
-			    "IPV4:PORT, [IPV6]:PORT or off", v);
-			return -1;
-		}
-		ld->admin_line = ld->pline;
-		return set_str(ld, &cfg->admin_listen_str, v);
-	}
-	if (strcmp(key, "dsn_submit") == 0) {
-		if (strcmp(v, "off") == 0) {
-			memset(&cfg->dsn_submit, 0, sizeof(cfg->dsn_submit));
-			cfg->dsn_submit_len = 0;
-		} else if (parse_sockaddr(v, 0, &cfg->dsn_submit,
-		    &cfg->dsn_submit_len) < 0) {
-			snprintf(why, whylen, "invalid address \"%s\": expected "
-			    "IPV4:PORT, [IPV6]:PORT (the MTA's SMTP listener) "
-			    "or off", v);
-			return -1;
-		}
-		ld->dsn_submit_line = ld->pline;
-		return set_str(ld, &cfg->dsn_submit_str, v);
-	}
-	if (strcmp(key, "drain_timeout") == 0) {
-		if (parse_seconds0(v, &cfg->drain_timeout) < 0) {
-			snprintf(why, whylen, "\"%s\" is not a number of seconds "
-			    ">= 0 (at most %.0f)", v, SECONDS_MAX);
-			return -1;
-		}
-		return 0;
-	}
-	if (strcmp(key, "connection_cache_time") == 0 ||
-	    strcmp(key, "connection_reuse_time") == 0) {
-		double *dst = strcmp(key, "connection_cache_time") == 0 ?
-		    &cfg->cache_time : &cfg->reuse_time;
-
-		if (parse_seconds0(v, dst) < 0) {
-			snprintf(why, whylen, "\"%s\" is not a number of seconds "
-			    ">= 0 (at most %.0f)", v, SECONDS_MAX);
-			return -1;
-		}
-		return 0;
-	}
-	if (strcmp(key, "connection_cache_max") == 0) {
-		if (parse_long(v, 0, 100000, &n) < 0) {
-			snprintf(why, whylen, "\"%s\" is not a whole number from 0 "
-			    "(no cache) to 100000", v);
-			return -1;
-		}
-		cfg->cache_max = (int)n;
-		return 0;
-	}
-	if (strcmp(key, "user") == 0) {
-		struct passwd *pw;
-
-		errno = 0;
-		if ((pw = getpwnam(v)) == NULL) {
-			if (errno != 0 && errno != ENOENT && errno != ESRCH &&
-			    errno != EBADF && errno != EPERM)
-				snprintf(why, whylen, "looking up \"%s\": %s", v,
-				    strerror(errno));
-			else
-				snprintf(why, whylen, "unknown user \"%s\"", v);
-			return -1;
-		}
-		if (pw->pw_uid == 0) {
-			/* Dropping to uid 0 would drop nothing. */
-			snprintf(why, whylen, "\"%s\" has uid 0: name an "
-			    "unprivileged user", v);
-			return -1;
-		}
-		cfg->user_uid = pw->pw_uid;
-		cfg->user_gid = pw->pw_gid;
-		return set_str(ld, &cfg->user, v);
-	}
-	if (strcmp(key, "max_sessions_per_client") == 0) {
-		if (parse_long(v, 0, 1000000, &n) < 0) {
-			snprintf(why, whylen, "\"%s\" is not a whole number from 0 "
-			    "(no limit) to 1000000", v);
-			return -1;
-		}
-		cfg->max_sessions_per_client = (int)n;
-		return 0;
-	}
-	/* Word lists in the order of their enums. */
-	if (strcmp(key, "mode") == 0) {
-		static const char *const modes[] = { "relay", "transparent" };
-
-		if (parse_choice(v, modes, 2, &choice, why, whylen) < 0)
-			return -1;
-		cfg->mode = (enum config_mode)choice;
-		return 0;
-	}
-	if (strcmp(key, "bare_line_endings") == 0) {
-		static const char *const ways[] = { "reject", "normalise" };
-
-		if (parse_choice(v, ways, 2, &choice, why, whylen) < 0)
-			return -1;
-		cfg->bare_line_endings = (enum config_bare)choice;
-		return 0;
-	}
-	if (strcmp(key, "upstream_mark") == 0) {
-		/* 0 would mean "no mark", so it cannot be configured. */
-		if (parse_long(v, 1, 0x7fffffff, &n) < 0) {
-			snprintf(why, whylen, "\"%s\" is not a whole number "
-			    "from 1 to 2147483647", v);
-			return -1;
-		}
-		cfg->upstream_mark = (int)n;
-		return 0;
-	}
-	if (strcmp(key, "log_addresses") == 0) {
-		static const char *const modes[] = { "full", "domain", "hash" };
-
-		if (parse_choice(v, modes, 3, &choice, why, whylen) < 0)
-			return -1;
-		cfg->log_addresses = (enum config_log_addresses)choice;
-		return 0;
-	}
-	if (strcmp(key, "hostname") == 0) {
-		if (!policy_valid_hostname(v, strlen(v))) {
-			snprintf(why, whylen, "invalid host name \"%s\"", v);
-			return -1;
-		}
-		return set_str(ld, &cfg->hostname, v);
-	}
-	if (strcmp(key, "allow_clients") == 0) {
-		struct config_cidr tmp[CONFIG_CIDR_MAX];
-		const char *s = v, *item;
-		size_t len;
-		int nt = 0;
-
-		while ((item = list_next(&s, &len)) != NULL) {
-			if (nt == CONFIG_CIDR_MAX) {
-				snprintf(why, whylen, "too many networks (max %d)",
-				    CONFIG_CIDR_MAX);
-				return -1;
-			}
-			if (parse_cidr(item, len, &tmp[nt], why, whylen) < 0)
-				return -1;
-			nt++;
-		}
-		if (nt == 0) {
-			snprintf(why, whylen, "empty list");
-			return -1;
-		}
-		memcpy(cfg->allow_clients, tmp, (size_t)nt * sizeof(tmp[0]));
-		cfg->nallow_clients = nt;
-		return 0;
-	}
-	if (strcmp(key, "max_sessions") == 0) {
-		if (parse_long(v, 1, 1000000, &n) < 0) {
-			snprintf(why, whylen, "\"%s\" is not a whole number from 1 "
-			    "to 1000000", v);
-			return -1;
-		}
-		cfg->max_sessions = (int)n;
-		return 0;
-	}
-	if (strcmp(key, "max_bad_commands") == 0) {
-		if (parse_long(v, 1, 1000, &n) < 0) {
-			snprintf(why, whylen, "\"%s\" is not a whole number from 1 "
-			    "to 1000", v);
-			return -1;
-		}
-		cfg->max_bad_commands = (int)n;
-		return 0;
-	}
-	if (strcmp(key, "state_dir") == 0) {
-		char *p = resolve_path(ld, v);
-
-		if (p == NULL)
-			return -1;
-		free(cfg->state_dir);
-		cfg->state_dir = p;
-		return 0;
-	}
-	if (strcmp(key, "log_format") == 0) {
-		static const char *const formats[] = { "logfmt", "json" };
-
-		if (parse_choice(v, formats, 2, &choice, why, whylen) < 0)
-			return -1;
-		cfg->log_format = (enum config_log_format)choice;
-		return 0;
-	}
-	if (strcmp(key, "log_level") == 0) {
-		static const char *const levels[] = { "debug", "info", "warn",
-			"error" };
-
-		if (parse_choice(v, levels, 4, &choice, why, whylen) < 0)
-			return -1;
-		cfg->log_level = (enum config_log_level)choice;
-		return 0;
-	}
-	if (strcmp(key, "max_message_size") == 0) {
-		if (parse_size(v, &cfg->max_message_size) < 0) {
-			snprintf(why, whylen, "\"%s\" is not a size in bytes (a "
-			    "number > 0, optionally with k, m or g)", v);
-			return -1;
-		}
-		return 0;
-	}
-	for (i = 0; i < sizeof(timeout_keys) / sizeof(timeout_keys[0]); i++) {
-		if (strcmp(key, timeout_keys[i].name) != 0)
-			continue;
-		if (parse_seconds(v, (double *)((char *)&cfg->timeouts +
-		    timeout_keys[i].off)) < 0) {
-			snprintf(why, whylen, "\"%s\" is not a number of seconds "
-			    "> 0 (at most %.0f)", v, SECONDS_MAX);
-			return -1;
-		}
-		return 0;
-	}
-	snprintf(why, whylen, "unknown key");
-	return -1;
-}
-
-static int
-apply_dns(struct loader *ld, const char *key, const char *v, char *why,
-    size_t whylen)
-{
-	struct config *cfg = ld->cfg;
-
-	if (strcmp(key, "allow_private_mx") == 0) {
-		struct config_cidr tmp[CONFIG_CIDR_MAX];
-		const char *s = v, *item;
-		size_t len;
-		int nt = 0;
-
-		if (strcmp(v, "no") == 0) {
-			cfg->nallow_private_mx = 0;
-			return 0;
-		}
-		if (strcmp(v, "yes") == 0) {
-			memset(cfg->allow_private_mx, 0,
-			    2 * sizeof(cfg->allow_private_mx[0]));
-			cfg->allow_private_mx[0].family = AF_INET;
-			cfg->allow_private_mx[1].family = AF_INET6;
-			cfg->nallow_private_mx = 2;
-			return 0;
-		}
-		while ((item = list_next(&s, &len)) != NULL) {
-			if (nt == CONFIG_CIDR_MAX) {
-				snprintf(why, whylen, "too many networks (max %d)",
-				    CONFIG_CIDR_MAX);
-				return -1;
-			}
-			if (parse_cidr(item, len, &tmp[nt], why, whylen) < 0) {
-				snprintf(why + strlen(why), whylen - strlen(why),
-				    " (or \"yes\", \"no\")");
-				return -1;
-			}
-			nt++;
-		}
-		memcpy(cfg->allow_private_mx, tmp, (size_t)nt * sizeof(tmp[0]));
-		cfg->nallow_private_mx = nt;
-		return 0;
-	}
-	if (strcmp(key, "dnssec") == 0) {
-		if (strcmp(v, "validate") == 0)
-			cfg->dnssec = CONFIG_DNSSEC_VALIDATE;
-		else if (strcmp(v, "trust-ad") == 0)
-			cfg->dnssec = CONFIG_DNSSEC_TRUST_AD;
-		else if (strcmp(v, "off") == 0)
-			cfg->dnssec = CONFIG_DNSSEC_OFF;
-		else {
-			snprintf(why, whylen, "\"%s\": expected validate, "
-			    "trust-ad or off", v);
-			return -1;
-		}
-		ld->dnssec_line = ld->lineno;
-		return 0;
-	}
-	if (strcmp(key, "trust_anchor") == 0) {
-		char *path = resolve_path(ld, v);
-
-		if (path == NULL)
-			return -1;
-		if (access(path, R_OK) < 0) {
-			snprintf(why, whylen, "%s: %s", path, strerror(errno));
-			free(path);
-			return -1;
-		}
-		free(cfg->trust_anchor);
-		cfg->trust_anchor = path;
-		return 0;
-	}
-	if (strcmp(key, "servers") == 0 && strcmp(v, "recursive") == 0) {
-		char *r = xstrdup(ld, "recursive");
-
-		if (r == NULL)
-			return -1;
-		free(cfg->dns_servers);
-		cfg->dns_servers = r;
-		return 0;
-	}
-	if (strcmp(key, "servers") == 0) {
-		const char *s = v, *item;
-		char *csv = NULL, *next, tmp[300], host[256];
-		size_t len;
-		int port, r;
-		unsigned char addr[16];
-
-		while ((item = list_next(&s, &len)) != NULL) {
-			int v6;
-
-			if (len >= sizeof(tmp))
-				goto bad;
-			memcpy(tmp, item, len);
-			tmp[len] = '\0';
-			if (config_parse_hostport(tmp, 53, host, sizeof(host),
-			    &port) < 0)
-				goto bad;
-			if (inet_pton(AF_INET, host, addr) == 1)
-				v6 = 0;
-			else if (inet_pton(AF_INET6, host, addr) == 1)
-				v6 = 1;
-			else
-				goto bad;
-			r = asprintf(&next, "%s%s%s%s%s:%d", csv ? csv : "",
-			    csv ? "," : "", v6 ? "[" : "", host, v6 ? "]" : "",
-			    port);
-			free(csv);
-			csv = NULL;
-			if (r < 0) {
-				ld->oom = 1;
-				return -1;
-			}
-			csv = next;
-			continue;
-		bad:
-			free(csv);
-			snprintf(why, whylen, "invalid server \"%.*s\": expected "
-			    "ADDRESS[:PORT] or [IPV6]:PORT", (int)len, item);
-			return -1;
-		}
-		/* An empty list: the system resolver. */
-		free(cfg->dns_servers);
-		cfg->dns_servers = csv;
-		return 0;
-	}
-	if (strcmp(key, "timeout") == 0) {
-		if (parse_seconds(v, &cfg->dns_timeout) < 0) {
-			snprintf(why, whylen, "\"%s\" is not a number of seconds "
-			    "> 0 (at most %.0f)", v, SECONDS_MAX);
-			return -1;
-		}
-		return 0;
-	}
-	snprintf(why, whylen, "unknown key");
-	return -1;
-}
-
-static int
-apply_tls(struct loader *ld, const char *key, const char *v, int line,
+apply_number(struct loader *ld, const struct keydef *kd, const char *v,
     char *why, size_t whylen)
 {
-	struct config *cfg = ld->cfg;
-	int ver;
-	enum policy_profile_key k;
+	void *dst = (char *)ld->cfg + kd->off;
+	long n = 0;
+	double d = 0;
+	int r;
 
-	if (strcmp(key, "min_version") == 0 || strcmp(key, "max_version") == 0) {
-		if ((ver = policy_parse_version(v)) < 0) {
-			snprintf(why, whylen, "\"%s\": expected 1.0, 1.1, 1.2 or "
-			    "1.3", v);
+	switch (kd->type) {
+	case T_INT:
+	case T_TIME:
+		r = parse_long(v, kd->min, kd->max, &n);
+		break;
+	case T_SIZE:
+		r = parse_size(v, &n) < 0 || n < kd->min ? -1 : 0;
+		break;
+	case T_SECONDS:
+		r = parse_seconds(v, &d);
+		break;
+	default: /* T_SECONDS0 */
+		r = parse_seconds0(v, &d);
+		break;
+	}
+	if (r < 0 && kd->what == NULL) /* T_INT, T_TIME: the range says it */
+		snprintf(why, whylen, "\"%s\" is not a whole number%s from %ld "
+		    "to %ld", v, kd->type == T_TIME ? " of seconds" : "",
+		    kd->min, kd->max);
+	else if (r < 0)
+		snprintf(why, whylen, "\"%s\" is not %s", v, kd->what);
+	if (r < 0)
+		return -1;
+	if (kd->type == T_INT)
+		*(int *)dst = (int)n;
+	else if (kd->type == T_TIME)
+		*(time_t *)dst = (time_t)n;
+	else if (kd->type == T_SIZE)
+		*(long *)dst = n;
+	else
+		*(double *)dst = d;
+	return 0;
+}
+
+/* Text that goes into reports: one line of printable characters. */
+static int
+check_text(const char *v, char *why, size_t whylen)
+{
+	size_t i;
+
+	for (i = 0; v[i] != '\0'; i++)
+		if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f) {
+			snprintf(why, whylen, "a control character");
 			return -1;
 		}
-		if (key[1] == 'i') {
-			cfg->min_version = ver;
-			ld->tls_min_line = line;
-			k = POLICY_P_MIN_VERSION;
-		} else {
-			cfg->max_version = ver;
-			ld->tls_max_line = line;
-			k = POLICY_P_MAX_VERSION;
-		}
-	} else if (strcmp(key, "ca_bundle") == 0) {
-		if (set_bundle(ld, &cfg->ca_bundle, v, why, whylen) < 0)
-			return -1;
-		k = POLICY_P_CA_BUNDLE;
-	} else if (strcmp(key, "ciphers") == 0) {
-		if (set_str(ld, &cfg->ciphers, v) < 0)
-			return -1;
-		k = POLICY_P_CIPHERS;
-	} else {
-		snprintf(why, whylen, "unknown key");
+	if (i > 255) {
+		snprintf(why, whylen, "longer than 255 bytes");
 		return -1;
 	}
-	cfg->tls_origins[k].file = cfg->file;
-	cfg->tls_origins[k].line = line;
 	return 0;
 }
 
 static int
-apply_policy(struct loader *ld, const char *key, const char *v, int line,
+apply_path(struct loader *ld, const struct keydef *kd, const char *v,
     char *why, size_t whylen)
 {
-	long n;
+	char **dst = (char **)((char *)ld->cfg + kd->off);
+	char *path;
 
-	if (strcmp(key, "default") == 0) {
-		ld->default_line = line;
-		return set_str(ld, &ld->default_name, v);
+	if (kd->type == T_BUNDLE)
+		return set_bundle(ld, dst, v, why, whylen);
+	if ((path = resolve_path(ld, v)) == NULL)
+		return -1;
+	if (kd->type == T_FILE && access(path, R_OK) < 0) {
+		snprintf(why, whylen, "%s: %s", path, strerror(errno));
+		free(path);
+		return -1;
 	}
-	if (strcmp(key, "url") == 0) {
-		/* Credentials in the URL would end up in logs. */
-		if (strncmp(v, "https://", 8) != 0 || strlen(v) > 2048 ||
-		    strchr(v + 8, '@') != NULL || v[8] == '\0' ||
-		    v[8] == '/') {
-			snprintf(why, whylen, "\"%s\": expected an https:// URL "
-			    "without credentials", v);
-			return -1;
-		}
-		return set_str(ld, &ld->cfg->policy_url, v);
+	if (kd->type == T_PROGRAM && access(path, X_OK) < 0) {
+		snprintf(why, whylen, "%s: not an executable file", path);
+		free(path);
+		return -1;
 	}
-	if (strcmp(key, "refresh") == 0 || strcmp(key, "max_stale") == 0 ||
-	    strcmp(key, "mta_sts_wait") == 0) {
-		double d;
+	free(*dst);
+	*dst = path;
+	return 0;
+}
 
-		if (parse_seconds(v, &d) < 0) {
-			snprintf(why, whylen, "\"%s\" is not a positive number "
-			    "of seconds", v);
-			return -1;
-		}
-		if (key[0] == 'r')
-			ld->cfg->policy_refresh = d;
-		else if (key[0] == 'm' && key[1] == 'a')
-			ld->cfg->policy_max_stale = d;
-		else
-			ld->cfg->mta_sts_wait = d;
-		return 0;
-	}
-	if (strcmp(key, "https_ca_bundle") == 0)
-		return set_bundle(ld, &ld->cfg->https_ca_bundle, v, why,
-		    whylen);
-	if (strcmp(key, "mta_sts_ca_bundle") == 0)
-		return set_bundle(ld, &ld->cfg->mta_sts_ca_bundle, v, why,
-		    whylen);
-	/* At least a few of the largest policies (64 KiB each) fit. */
-	if (strcmp(key, "mta_sts_cache_bytes") == 0) {
-		if (parse_size(v, &ld->cfg->mta_sts_cache_bytes) < 0 ||
-		    ld->cfg->mta_sts_cache_bytes < 1L << 20) {
-			snprintf(why, whylen, "\"%s\" is not a size of at least "
-			    "1m (a number, optionally with k, m or g)", v);
-			return -1;
-		}
-		return 0;
-	}
-	if (strcmp(key, "fetch_program") == 0) {
-		char *path = resolve_path(ld, v);
+/* A listening address: the sockaddr, its length and the text given. */
+static int
+apply_addr(struct loader *ld, const struct keydef *kd, const char *v,
+    char *why, size_t whylen)
+{
+	char *base = (char *)ld->cfg;
+	struct sockaddr_storage *ss = (void *)(base + kd->off);
+	socklen_t *len = (void *)(base + kd->lenoff);
 
-		if (path == NULL || access(path, X_OK) < 0) {
-			snprintf(why, whylen, "%s: not an executable file",
-			    path ? path : v);
-			free(path);
-			return -1;
-		}
-		free(ld->cfg->fetch_program);
-		ld->cfg->fetch_program = path;
-		return 0;
+	if ((kd->flags & F_OFF) && strcmp(v, "off") == 0) {
+		memset(ss, 0, sizeof(*ss));
+		*len = 0;
+	} else if (parse_sockaddr(v, 0, ss, len) < 0) {
+		snprintf(why, whylen, "invalid address \"%s\": expected %s", v,
+		    kd->what);
+		return -1;
 	}
-	if (strcmp(key, "signing_key") == 0) {
-		/* Base64 of a 32-byte Ed25519 public key: 43 chars and "=". */
-		if (strlen(v) != 44 || v[43] != '=' ||
-		    strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuv"
-		    "wxyz0123456789+/") != 43) {
-			snprintf(why, whylen, "expected the base64 of a 32-byte "
-			    "Ed25519 public key (mxtls keygen prints one)");
-			return -1;
-		}
-		return set_str(ld, &ld->cfg->signing_key, v);
-	}
-	if (strcmp(key, "honour_tls_required_no") == 0) {
+	return set_str(ld, (char **)(void *)(base + kd->stroff), v);
+}
+
+/* T_ENUM stores an int: the enums of struct config must be that size. */
+_Static_assert(sizeof(enum config_log_format) == sizeof(int) &&
+    sizeof(enum config_log_level) == sizeof(int) &&
+    sizeof(enum config_bare) == sizeof(int) &&
+    sizeof(enum config_log_addresses) == sizeof(int) &&
+    sizeof(enum config_mode) == sizeof(int) &&
+    sizeof(enum config_dnssec) == sizeof(int), "T_ENUM fields are ints");
+
+/* A value of a fixed section by its type: 0, or -1 with why. */
+static int
+apply_value(struct loader *ld, const struct keydef *kd, const char *v,
+    char *why, size_t whylen)
+{
+	void *dst = (char *)ld->cfg + kd->off;
+	int i;
+
+	switch (kd->type) {
+	case T_BOOL:
 		if (strcmp(v, "yes") == 0 || strcmp(v, "on") == 0)
-			ld->cfg->honour_tls_required_no = 1;
+			*(int *)dst = 1;
 		else if (strcmp(v, "no") == 0 || strcmp(v, "off") == 0)
-			ld->cfg->honour_tls_required_no = 0;
+			*(int *)dst = 0;
 		else {
-			snprintf(why, whylen, "\"%s\": expected yes or no", v);
+			snprintf(why, whylen, "\"%s\": expected %s", v, kd->what);
 			return -1;
 		}
 		return 0;
-	}
-	if (strcmp(key, "mta_sts") == 0) {
-		if (strcmp(v, "on") == 0 || strcmp(v, "yes") == 0)
-			ld->cfg->mta_sts = 1;
-		else if (strcmp(v, "off") == 0 || strcmp(v, "no") == 0)
-			ld->cfg->mta_sts = 0;
-		else {
-			snprintf(why, whylen, "\"%s\": expected on or off", v);
+	case T_ENUM:
+		for (i = 0; kd->words[i] != NULL; i++)
+			;
+		if (parse_choice(v, kd->words, i, &i, why, whylen) < 0)
 			return -1;
-		}
+		*(int *)dst = i;
 		return 0;
-	}
-	if (strcmp(key, "retry_delay") == 0 || strcmp(key, "fallback_ttl") == 0) {
-		if (parse_long(v, 1, TIMING_MAX, &n) < 0) {
-			snprintf(why, whylen, "\"%s\" is not a whole number of "
-			    "seconds from 1 to %ld", v, TIMING_MAX);
+	case T_VERSION:
+		if ((i = policy_parse_version(v)) < 0) {
+			snprintf(why, whylen, "\"%s\": expected 1.0, 1.1, 1.2 or "
+			    "1.3", v);
 			return -1;
 		}
-		if (key[0] == 'r')
-			ld->cfg->timing.retry_delay = (time_t)n;
+		*(int *)dst = i;
+		return 0;
+	case T_TEXT:
+		if (check_text(v, why, whylen) < 0)
+			return -1;
+		/* FALLTHROUGH */
+	case T_STR:
+		return set_str(ld, dst, v);
+	case T_PATH:
+	case T_FILE:
+	case T_PROGRAM:
+	case T_BUNDLE:
+		return apply_path(ld, kd, v, why, whylen);
+	case T_ADDR:
+		return apply_addr(ld, kd, v, why, whylen);
+	case T_SPECIAL:
+		return kd->fn(ld, kd, v, why, whylen);
+	case T_POLICY:
+		return 0; /* not a fixed section's: flush() sends it on */
+	default:
+		return apply_number(ld, kd, v, why, whylen);
+	}
+}
+
+/* ---- the keys that are more than a value of a type ---- */
+
+static int
+set_user(struct loader *ld, const struct keydef *kd, const char *v,
+    char *why, size_t whylen)
+{
+	struct passwd *pw;
+
+	(void)kd;
+	errno = 0;
+	if ((pw = getpwnam(v)) == NULL) {
+		if (errno != 0 && errno != ENOENT && errno != ESRCH &&
+		    errno != EBADF && errno != EPERM)
+			snprintf(why, whylen, "looking up \"%s\": %s", v,
+			    strerror(errno));
 		else
-			ld->cfg->timing.fallback_ttl = (time_t)n;
+			snprintf(why, whylen, "unknown user \"%s\"", v);
+		return -1;
+	}
+	if (pw->pw_uid == 0) {
+		/* Dropping to uid 0 would drop nothing. */
+		snprintf(why, whylen, "\"%s\" has uid 0: name an "
+		    "unprivileged user", v);
+		return -1;
+	}
+	ld->cfg->user_uid = pw->pw_uid;
+	ld->cfg->user_gid = pw->pw_gid;
+	return set_str(ld, &ld->cfg->user, v);
+}
+
+static int
+set_hostname(struct loader *ld, const struct keydef *kd, const char *v,
+    char *why, size_t whylen)
+{
+	(void)kd;
+	if (!policy_valid_hostname(v, strlen(v))) {
+		snprintf(why, whylen, "invalid host name \"%s\"", v);
+		return -1;
+	}
+	return set_str(ld, &ld->cfg->hostname, v);
+}
+
+/*
+ * Networks separated by commas or white space into out: their number, or
+ * -1 with why (hint appended when an item is no network).
+ */
+static int
+parse_cidr_list(const char *v, struct config_cidr *out, const char *hint,
+    char *why, size_t whylen)
+{
+	const char *s = v, *item;
+	size_t len;
+	int n = 0;
+
+	while ((item = list_next(&s, &len)) != NULL) {
+		if (n == CONFIG_CIDR_MAX) {
+			snprintf(why, whylen, "too many networks (max %d)",
+			    CONFIG_CIDR_MAX);
+			return -1;
+		}
+		if (parse_cidr(item, len, &out[n], why, whylen) < 0) {
+			snprintf(why + strlen(why), whylen - strlen(why), "%s",
+			    hint);
+			return -1;
+		}
+		n++;
+	}
+	return n;
+}
+
+static int
+set_allow_clients(struct loader *ld, const struct keydef *kd, const char *v,
+    char *why, size_t whylen)
+{
+	struct config_cidr tmp[CONFIG_CIDR_MAX];
+	int n;
+
+	(void)kd;
+	if ((n = parse_cidr_list(v, tmp, "", why, whylen)) < 0)
+		return -1;
+	if (n == 0) {
+		snprintf(why, whylen, "empty list");
+		return -1;
+	}
+	memcpy(ld->cfg->allow_clients, tmp, (size_t)n * sizeof(tmp[0]));
+	ld->cfg->nallow_clients = n;
+	return 0;
+}
+
+/* Networks, or "yes" (all of them: 0.0.0.0/0 and ::/0), or "no". */
+static int
+set_allow_private_mx(struct loader *ld, const struct keydef *kd,
+    const char *v, char *why, size_t whylen)
+{
+	struct config *cfg = ld->cfg;
+	struct config_cidr tmp[CONFIG_CIDR_MAX];
+	int n;
+
+	(void)kd;
+	if (strcmp(v, "no") == 0) {
+		cfg->nallow_private_mx = 0;
 		return 0;
 	}
-	snprintf(why, whylen, "unknown key");
-	return -1;
+	if (strcmp(v, "yes") == 0) {
+		memset(cfg->allow_private_mx, 0,
+		    2 * sizeof(cfg->allow_private_mx[0]));
+		cfg->allow_private_mx[0].family = AF_INET;
+		cfg->allow_private_mx[1].family = AF_INET6;
+		cfg->nallow_private_mx = 2;
+		return 0;
+	}
+	if ((n = parse_cidr_list(v, tmp, " (or \"yes\", \"no\")", why,
+	    whylen)) < 0)
+		return -1;
+	memcpy(cfg->allow_private_mx, tmp, (size_t)n * sizeof(tmp[0]));
+	cfg->nallow_private_mx = n;
+	return 0;
+}
+
+/*
+ * One server of [dns] servers, appended to *csv as ADDR:PORT: 0, -1 when
+ * invalid, -2 out of memory.
+ */
+static int
+add_server(struct loader *ld, char **csv, const char *item, size_t len)
+{
+	char tmp[300], host[256], *next;
+	unsigned char addr[16];
+	int port, v6;
+
+	if (len >= sizeof(tmp))
+		return -1;
+	memcpy(tmp, item, len);
+	tmp[len] = '\0';
+	if (config_parse_hostport(tmp, 53, host, sizeof(host), &port) < 0)
+		return -1;
+	if (inet_pton(AF_INET, host, addr) == 1)
+		v6 = 0;
+	else if (inet_pton(AF_INET6, host, addr) == 1)
+		v6 = 1;
+	else
+		return -1;
+	if (asprintf(&next, "%s%s%s%s%s:%d", *csv ? *csv : "",
+	    *csv ? "," : "", v6 ? "[" : "", host, v6 ? "]" : "", port) < 0) {
+		ld->oom = 1;
+		return -2;
+	}
+	free(*csv);
+	*csv = next;
+	return 0;
+}
+
+/* "recursive", addresses (into "ADDR:PORT,..."), or empty: the system's. */
+static int
+set_servers(struct loader *ld, const struct keydef *kd, const char *v,
+    char *why, size_t whylen)
+{
+	const char *s = v, *item;
+	char *csv = NULL;
+	size_t len;
+	int r;
+
+	(void)kd;
+	if (strcmp(v, "recursive") == 0)
+		return set_str(ld, &ld->cfg->dns_servers, v);
+	while ((item = list_next(&s, &len)) != NULL)
+		if ((r = add_server(ld, &csv, item, len)) < 0) {
+			free(csv);
+			if (r == -1)
+				snprintf(why, whylen, "invalid server \"%.*s\": "
+				    "expected ADDRESS[:PORT] or [IPV6]:PORT",
+				    (int)len, item);
+			return -1;
+		}
+	free(ld->cfg->dns_servers);
+	ld->cfg->dns_servers = csv;
+	return 0;
+}
+
+static int
+set_url(struct loader *ld, const struct keydef *kd, const char *v,
+    char *why, size_t whylen)
+{
+	(void)kd;
+	/* Credentials in the URL would end up in logs. */
+	if (strncmp(v, "https://", 8) != 0 || strlen(v) > 2048 ||
+	    strchr(v + 8, '@') != NULL || v[8] == '\0' || v[8] == '/') {
+		snprintf(why, whylen, "\"%s\": expected an https:// URL "
+		    "without credentials", v);
+		return -1;
+	}
+	return set_str(ld, &ld->cfg->policy_url, v);
+}
+
+static int
+set_signing_key(struct loader *ld, const struct keydef *kd, const char *v,
+    char *why, size_t whylen)
+{
+	(void)kd;
+	/* Base64 of a 32-byte Ed25519 public key: 43 chars and "=". */
+	if (strlen(v) != 44 || v[43] != '=' ||
+	    strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuv"
+	    "wxyz0123456789+/") != 43) {
+		snprintf(why, whylen, "expected the base64 of a 32-byte "
+		    "Ed25519 public key (mxtls keygen prints one)");
+		return -1;
+	}
+	return set_str(ld, &ld->cfg->signing_key, v);
+}
+
+/* A profile name, looked up once all profiles are in (check_all()). */
+static int
+set_default(struct loader *ld, const struct keydef *kd, const char *v,
+    char *why, size_t whylen)
+{
+	(void)kd;
+	(void)why;
+	(void)whylen;
+	return set_str(ld, &ld->default_name, v);
+}
+
+static int
+set_submitter(struct loader *ld, const struct keydef *kd, const char *v,
+    char *why, size_t whylen)
+{
+	(void)kd;
+	if (check_text(v, why, whylen) < 0)
+		return -1;
+	if (strchr(v, ' ') != NULL || strchr(v, '@') != NULL) {
+		snprintf(why, whylen, "\"%s\": expected a domain name", v);
+		return -1;
+	}
+	return set_str(ld, &ld->cfg->report_submitter, v);
 }
 
 /* ---- [profile NAME] and [match PATTERN] ---- */
@@ -1229,11 +1211,11 @@ policy_key_done(struct loader *ld, const char *key, int line, int applied)
 
 	if (ld->index < 0) {
 		if (ld->kind == K_PROFILE)
-			ld->index = policy_profile_find(set, ld->norm);
+			ld->index = policy_profile_find(set, ld->secs.norm);
 		else
 			for (i = set->nmatches - 1; i >= 0; i--)
 				if (strcmp(set->matches[i].pattern,
-				    ld->norm) == 0) {
+				    ld->secs.norm) == 0) {
 					ld->index = i;
 					break;
 				}
@@ -1247,11 +1229,6 @@ policy_key_done(struct loader *ld, const char *key, int line, int applied)
 	if (si->sect == NULL) {
 		si->sect = xstrdup(ld, ld->sect);
 		si->header_line = ld->sect_line;
-		/* The section's header says where it was declared. */
-		if (ld->kind == K_PROFILE)
-			set->profiles[ld->index].origin.line = ld->sect_line;
-		else
-			set->matches[ld->index].origin.line = ld->sect_line;
 	}
 	if (ld->kind == K_PROFILE) {
 		struct policy_profile *p = &set->profiles[ld->index];
@@ -1279,446 +1256,126 @@ policy_key_done(struct loader *ld, const char *key, int line, int applied)
 	}
 }
 
+/* The line where a key was set (applied without error), or 0. */
+static int
+key_line(const struct loader *ld, enum kind kind, const char *name)
+{
+	const struct keydef *kd = find_key(kind, name);
+
+	return kd != NULL ? ld->lines[kd - keydefs] : 0;
+}
+
 /*
- * [report]: TLS reporting (RFC 8460).  Values are checked here; that
- * enabled needs organization_name is checked after the whole file.
+ * A key of a fixed section.  Only "servers =" may be empty (the system
+ * resolver).  Where it was set is kept for later checks and, for [tls],
+ * for `mxtls explain`.
  */
-static int
-apply_report(struct loader *ld, const char *key, const char *v, char *why,
-    size_t whylen)
-{
-	struct config *cfg = ld->cfg;
-	size_t i;
-
-	if (strcmp(key, "enabled") == 0) {
-		if (strcmp(v, "yes") == 0 || strcmp(v, "on") == 0)
-			cfg->report_enabled = 1;
-		else if (strcmp(v, "no") == 0 || strcmp(v, "off") == 0)
-			cfg->report_enabled = 0;
-		else {
-			snprintf(why, whylen, "\"%s\": expected yes or no", v);
-			return -1;
-		}
-		ld->report_enabled_line = ld->pline;
-		return 0;
-	}
-	if (strcmp(key, "submit") == 0) {
-		if (parse_sockaddr(v, 0, &cfg->report_submit,
-		    &cfg->report_submit_len) < 0) {
-			snprintf(why, whylen, "invalid address \"%s\": expected "
-			    "IPV4:PORT or [IPV6]:PORT (the MTA's SMTP listener)",
-			    v);
-			return -1;
-		}
-		ld->report_submit_line = ld->pline;
-		return set_str(ld, &cfg->report_submit_str, v);
-	}
-	/* Text that goes into reports: one line of printable characters. */
-	for (i = 0; v[i] != '\0'; i++)
-		if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f) {
-			snprintf(why, whylen, "a control character");
-			return -1;
-		}
-	if (i > 255) {
-		snprintf(why, whylen, "longer than 255 bytes");
-		return -1;
-	}
-	if (strcmp(key, "organization_name") == 0)
-		return set_str(ld, &cfg->report_org, v);
-	if (strcmp(key, "contact_info") == 0)
-		return set_str(ld, &cfg->report_contact, v);
-	if (strcmp(key, "submitter") == 0) {
-		if (strchr(v, ' ') != NULL || strchr(v, '@') != NULL) {
-			snprintf(why, whylen, "\"%s\": expected a domain name", v);
-			return -1;
-		}
-		return set_str(ld, &cfg->report_submitter, v);
-	}
-	return 0;
-}
-
-/* A key of a fixed section: 0, or -1 with why (empty when reported). */
-static int
-apply_fixed(struct loader *ld, char *why, size_t whylen)
-{
-	const char *k = ld->pkey, *v = ld->pval;
-
-	if (*v == '\0' && !(ld->kind == K_DNS && strcmp(k, "servers") == 0)) {
-		/* Only "servers =" means something: the system resolver. */
-		snprintf(why, whylen, "empty value");
-		return -1;
-	}
-	switch (ld->kind) {
-	case K_PROXY:
-		return apply_proxy(ld, k, v, why, whylen);
-	case K_DNS:
-		return apply_dns(ld, k, v, why, whylen);
-	case K_TLS:
-		return apply_tls(ld, k, v, ld->pline, why, whylen);
-	case K_POLICY:
-		return apply_policy(ld, k, v, ld->pline, why, whylen);
-	case K_REPORT:
-		return apply_report(ld, k, v, why, whylen);
-	default:
-		return 0;
-	}
-}
-
-/* Apply the pending key, now that its continuation lines are in. */
 static void
-flush(struct loader *ld)
+apply_fixed(struct loader *ld, const struct keydef *kd, const char *value,
+    int line)
 {
 	char why[WHY_MAX];
 
-	if (!ld->pending)
-		return;
-	ld->pending = 0;
 	why[0] = '\0';
-	if (ld->kind == K_PROFILE || ld->kind == K_MATCH) {
-		struct policy_origin o = { ld->cfg->file, ld->pline };
-
-		/* policy/ reports "key: why" itself. */
-		int r = policy_set_key(&ld->cfg->policy, ld->sect, ld->pkey,
-		    ld->pval, o, why, sizeof(why));
-
-		if (r != 0)
-			lerr(ld, ld->pline, "[%s] %s", ld->sect, why);
-		policy_key_done(ld, ld->pkey, ld->pline, r == 0);
-	} else if (apply_fixed(ld, why, sizeof(why)) < 0 && why[0] != '\0')
-		lerr(ld, ld->pline, "[%s] %s: %s", ld->sect, ld->pkey, why);
-	free(ld->pkey);
-	free(ld->pval);
-	ld->pkey = ld->pval = NULL;
-}
-
-static void
-end_section(struct loader *ld)
-{
-	flush(ld);
-	if ((ld->kind == K_PROFILE || ld->kind == K_MATCH) &&
-	    ld->sect_nkeys == 0)
-		lerr(ld, ld->sect_line, "[%s]: empty section", ld->sect);
-	ld->kind = K_SKIP;
-	seen_clear(&ld->keys);
+	if (*value == '\0' && !(kd->flags & F_EMPTY))
+		snprintf(why, sizeof(why), "empty value");
+	else if (apply_value(ld, kd, value, why, sizeof(why)) == 0) {
+		ld->lines[kd - keydefs] = line;
+		if (kd->origin > 0) {
+			ld->cfg->tls_origins[kd->origin - 1].file = ld->cfg->file;
+			ld->cfg->tls_origins[kd->origin - 1].line = line;
+		}
+		return;
+	}
+	if (why[0] != '\0') /* else: out of memory, reported at the end */
+		lerr(ld, line, "[%s] %s: %s", ld->sect, kd->name, why);
 }
 
 /*
- * Validate a "[profile NAME]" or "[match PATTERN]" header by applying one
- * harmless key to a scratch set: the error lands on the header line, once,
- * and the normalized name comes back for duplicate detection.
+ * A key with its continuation lines joined.  After a refused continuation
+ * (bad, reported) the first line's value still applies, as with inih.
  */
-static int
-probe_section(struct loader *ld, const char *name, enum kind kind)
-{
-	struct policy_set *s = ld->scratch;
-	struct policy_origin o = { ld->file, ld->lineno };
-	const char *key = kind == K_PROFILE ? "verify" : "profile";
-	const char *value = kind == K_PROFILE ? "strict" : "opportunistic";
-	char why[WHY_MAX];
-	size_t klen = strlen(key);
-	int i, r;
-
-	policy_set_free(s);
-	policy_set_init(s);
-	r = policy_set_key(s, name, key, value, o, why, sizeof(why));
-	if (r > 0) {
-		lerr(ld, ld->lineno, "[%s]: unknown section", name);
-		return -1;
-	}
-	if (r < 0) {
-		const char *w = why;
-
-		if (strncmp(w, key, klen) == 0 && w[klen] == ':' &&
-		    w[klen + 1] == ' ')
-			w += klen + 2;
-		lerr(ld, ld->lineno, "[%s]: %s", name, w);
-		return -1;
-	}
-	if (kind == K_MATCH) {
-		snprintf(ld->norm, sizeof(ld->norm), "%s", s->matches[0].pattern);
-		return 0;
-	}
-	for (i = 0; i < s->nprofiles; i++)
-		if (s->profiles[i].origin.line == ld->lineno) {
-			snprintf(ld->norm, sizeof(ld->norm), "%s",
-			    s->profiles[i].name);
-			return 0;
-		}
-	return -1;
-}
-
-static int
-first_word(const char *s, const char *word)
-{
-	size_t n = strlen(word);
-
-	return strncmp(s, word, n) == 0 &&
-	    (s[n] == '\0' || isspace((unsigned char)s[n]));
-}
-
 static void
-begin_section(struct loader *ld, char *name)
-{
-	char *e, key[POLICY_PATTERN_MAX + 16];
-	struct seen *prev;
-	int i;
-
-	end_section(ld);
-	while (isspace((unsigned char)*name))
-		name++;
-	e = name + strlen(name);
-	while (e > name && isspace((unsigned char)e[-1]))
-		*--e = '\0';
-	free(ld->sect);
-	ld->sect = xstrdup(ld, name);
-	ld->sect_line = ld->lineno;
-	ld->sect_nkeys = 0;
-	ld->index = -1;
-	ld->norm[0] = '\0';
-	ld->kind = K_SKIP;
-	if (ld->sect == NULL)
-		return;
-
-	for (i = K_PROXY; i <= K_REPORT; i++)
-		if (strcmp(name, kind_names[i]) == 0)
-			break;
-	if (i <= K_REPORT) {
-		ld->kind = (enum kind)i;
-		snprintf(ld->norm, sizeof(ld->norm), "%s", name);
-	} else if (first_word(name, "profile") || first_word(name, "match")) {
-		enum kind k = name[0] == 'p' ? K_PROFILE : K_MATCH;
-
-		if (probe_section(ld, name, k) < 0)
-			return;
-		ld->kind = k;
-	} else {
-		lerr(ld, ld->lineno, "[%s]: unknown section", name);
-		return;
-	}
-	snprintf(key, sizeof(key), "%d %s", (int)ld->kind, ld->norm);
-	if ((prev = seen_find(&ld->sects, key)) != NULL) {
-		lerr(ld, ld->lineno, "[%s]: duplicate %s (first at line %d)",
-		    name, ld->kind == K_MATCH ? "pattern" : "section",
-		    prev->line);
-		ld->kind = K_SKIP;
-		return;
-	}
-	if (seen_add(&ld->sects, key, ld->lineno) == -1)
-		ld->oom = 1;
-}
-
-/* inih's find_chars_or_comment(), with its default inline comments. */
-static char *
-find_chars_or_comment(char *s, const char *chars)
-{
-	int was_space = 0;
-
-	while (*s != '\0' && (chars == NULL || strchr(chars, *s) == NULL) &&
-	    !(was_space && *s == ';')) {
-		was_space = isspace((unsigned char)*s);
-		s++;
-	}
-	return s;
-}
-
-/* Mirror what inih does with this line (already NUL-terminated). */
-static void
-classify(struct loader *ld, char *line)
-{
-	char *s = line, *e;
-
-	e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = '\0';
-	while (isspace((unsigned char)*s))
-		s++;
-	if (*s == ';' || *s == '#')
-		return;
-	if (ld->have_prev && *s != '\0' && s > line) {
-		ld->cont = 1;
-		return;
-	}
-	if (*s == '[') {
-		e = find_chars_or_comment(s + 1, "]");
-		if (*e == ']') {
-			*e = '\0';
-			begin_section(ld, s + 1);
-			ld->have_prev = 0;
-		} else {
-			end_section(ld);
-			lerr(ld, ld->lineno, "unterminated section header");
-		}
-		return;
-	}
-	if (*s != '\0') {
-		flush(ld);
-		e = find_chars_or_comment(s, "=:");
-		if (*e != '=' && *e != ':')
-			lerr(ld, ld->lineno, "expected \"key = value\"");
-	}
-}
-
-/* A line refused before inih sees it: keep our state consistent. */
-static void
-refuse_line(struct loader *ld, char *line, size_t len)
-{
-	size_t i = 0;
-
-	while (i < len && isspace((unsigned char)line[i]))
-		i++;
-	if (i == len || line[i] == ';' || line[i] == '#')
-		return;
-	if (ld->have_prev && i > 0)
-		return; /* a continuation: the key stays pending, in error */
-	if (line[i] == '[')
-		end_section(ld); /* keys up to the next header are ignored */
-	else
-		flush(ld);
-}
-
-static char *
-reader(char *str, int num, void *stream)
-{
-	struct loader *ld = stream;
-	ssize_t n;
-	size_t len;
-	char *line;
-
-	errno = 0;
-	if ((n = getline(&ld->buf, &ld->bufcap, ld->fp)) < 0) {
-		if (ferror(ld->fp))
-			lerr(ld, ld->lineno + 1, "read error: %s",
-			    strerror(errno ? errno : EIO));
-		else if (errno == ENOMEM)
-			ld->oom = 1;
-		return NULL;
-	}
-	ld->lineno++;
-	ld->cont = 0;
-	line = ld->buf;
-	len = (size_t)n;
-	if (len > 0 && line[len - 1] == '\n')
-		len--;
-	if (len > 0 && line[len - 1] == '\r')
-		len--;
-	line[len] = '\0';
-	if (ld->lineno == 1 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
-		line += 3;
-		len -= 3;
-	}
-	if (num < 1)
-		return NULL;
-	str[0] = '\0';
-	if (strlen(line) != len) {
-		lerr(ld, ld->lineno, "line contains a NUL byte");
-		refuse_line(ld, line, len);
-		return str;
-	}
-	if (len > (size_t)num - 1) {
-		lerr(ld, ld->lineno, "line too long (max %d bytes)", num - 1);
-		refuse_line(ld, line, len);
-		return str;
-	}
-	memcpy(str, line, len + 1);
-	classify(ld, line);
-	return str;
-}
-
-static void
-continuation(struct loader *ld, const char *value)
-{
-	char *v, *e;
-	size_t len;
-
-	if (!ld->pending)
-		return;
-	if ((v = xstrdup(ld, value)) == NULL)
-		return;
-	e = find_chars_or_comment(v, NULL);
-	*e = '\0';
-	while (e > v && isspace((unsigned char)e[-1]))
-		*--e = '\0';
-	if (*v != '\0') {
-		if (ld->plist) {
-			char *j;
-
-			len = strlen(ld->pval);
-			if ((j = realloc(ld->pval, len + strlen(v) + 2)) == NULL)
-				ld->oom = 1;
-			else {
-				j[len] = ',';
-				strcpy(j + len + 1, v);
-				ld->pval = j;
-			}
-		} else if (!ld->pcont_err) {
-			lerr(ld, ld->lineno, "[%s] %s: duplicate key (an indented "
-			    "line continues a single value)", ld->sect, ld->pkey);
-			ld->pcont_err = 1;
-		}
-	}
-	free(v);
-}
-
-static int
-key_def(enum kind kind, const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(keydefs) / sizeof(keydefs[0]); i++)
-		if (keydefs[i].kind == kind && strcmp(keydefs[i].name, name) == 0)
-			return keydefs[i].list;
-	return -1;
-}
-
-static int
-handler(void *user, const char *section, const char *name, const char *value)
+cfg_key(void *user, const char *key, const char *value, int line, int bad)
 {
 	struct loader *ld = user;
-	struct seen *prev;
-	int list;
+	char why[WHY_MAX];
+	int r;
 
-	(void)section; /* truncated by inih; ours is ld->sect */
-	if (ld->cont) {
-		continuation(ld, value);
-		return 1;
-	}
-	ld->have_prev = 1;
-	if (ld->kind == K_SKIP)
-		return 1;
-	if (ld->kind == K_NONE) {
-		lerr(ld, ld->lineno, "%s: not in a section", name);
-		return 1;
-	}
-	ld->sect_nkeys++;
-	if (*name == '\0') {
-		lerr(ld, ld->lineno, "[%s]: missing key name", ld->sect);
-		return 1;
-	}
-	if ((list = key_def(ld->kind, name)) < 0) {
-		lerr(ld, ld->lineno, "[%s] %s: unknown key", ld->sect, name);
-		return 1;
-	}
-	if ((prev = seen_find(&ld->keys, name)) != NULL) {
-		lerr(ld, ld->lineno, "[%s] %s: duplicate key (first at line %d)",
-		    ld->sect, name, prev->line);
-		return 1;
-	}
-	if (seen_add(&ld->keys, name, ld->lineno) == -1)
-		ld->oom = 1;
-	ld->pkey = xstrdup(ld, name);
-	ld->pval = xstrdup(ld, value);
-	if (ld->pkey == NULL || ld->pval == NULL) {
-		free(ld->pkey);
-		free(ld->pval);
-		ld->pkey = ld->pval = NULL;
-		return 1;
-	}
-	ld->pending = 1;
-	ld->pline = ld->lineno;
-	ld->plist = list;
-	ld->pcont_err = 0;
-	return 1;
+	(void)bad;
+	if (ld->kind == K_PROFILE || ld->kind == K_MATCH) {
+		r = sections_key(&ld->secs, ld->sect, key, value, line, why,
+		    sizeof(why));
+		if (r < 0)
+			lerr(ld, line, "%s", why);
+		policy_key_done(ld, key, line, r == 0);
+	} else
+		apply_fixed(ld, find_key(ld->kind, key), value, line);
 }
+
+static void
+cfg_section_end(void *user, int nkeys)
+{
+	struct loader *ld = user;
+	char why[WHY_MAX];
+
+	if (sections_end(&ld->secs, ld->sect, nkeys, why, sizeof(why)) == -2)
+		lerr(ld, ld->sect_line, "%s", why);
+	ld->kind = K_SKIP;
+}
+
+static int
+cfg_key_kind(void *user, const char *key)
+{
+	const struct keydef *kd = find_key(((struct loader *)user)->kind, key);
+
+	return kd == NULL ? -1 : (kd->flags & F_LIST) != 0;
+}
+
+static void
+cfg_error(void *user, int line, const char *msg)
+{
+	lerr(user, line, "%s", msg);
+}
+
+/* "[name]" at line: 0 to read its keys, -1 when refused (reported). */
+static int
+cfg_section(void *user, const char *name, int line)
+{
+	struct loader *ld = user;
+	char why[WHY_MAX];
+	int i;
+
+	free(ld->sect);
+	ld->sect = xstrdup(ld, name);
+	ld->sect_line = line;
+	ld->index = -1;
+	ld->kind = K_SKIP;
+	if (ld->sect == NULL)
+		return -1;
+	i = sections_begin(&ld->secs, name, line, why, sizeof(why));
+	if (i == SECTIONS_PROFILE || i == SECTIONS_MATCH) {
+		ld->kind = i == SECTIONS_PROFILE ? K_PROFILE : K_MATCH;
+		return 0;
+	}
+	if (i == SECTIONS_OTHER) {
+		for (i = K_PROXY; i <= K_REPORT; i++)
+			if (strcmp(name, kind_names[i]) == 0)
+				break;
+		if (i > K_REPORT)
+			snprintf(why, sizeof(why), "[%s]: unknown section", name);
+		else if (sections_other(&ld->secs, i, name, line, why,
+		    sizeof(why)) == 0) {
+			ld->kind = (enum kind)i;
+			return 0;
+		}
+	}
+	lerr(ld, line, "%s", why);
+	return -1;
+}
+
+static const struct ini_ops cfg_ops = { cfg_section, cfg_section_end,
+	cfg_key_kind, cfg_key, cfg_error };
 
 /* ---- after the whole file ---- */
 
@@ -1791,7 +1448,7 @@ check_dnssec(struct loader *ld)
 	if (cfg->dnssec != CONFIG_DNSSEC_TRUST_AD)
 		return;
 	if (s == NULL || s[0] == '\0' || strcmp(s, "recursive") == 0) {
-		lerr(ld, ld->dnssec_line, "[dns] dnssec: trust-ad needs "
+		lerr(ld, key_line(ld, K_DNS, "dnssec"), "[dns] dnssec: trust-ad needs "
 		    "[dns] servers naming a validating resolver on loopback");
 		return;
 	}
@@ -1802,7 +1459,7 @@ check_dnssec(struct loader *ld)
 		snprintf(item, sizeof(item), "%.*s", (int)len, s);
 		if (strncmp(item, "127.", 4) != 0 &&
 		    strncmp(item, "[::1]", 5) != 0 && strcmp(item, "::1") != 0) {
-			lerr(ld, ld->dnssec_line, "[dns] dnssec: trust-ad "
+			lerr(ld, key_line(ld, K_DNS, "dnssec"), "[dns] dnssec: trust-ad "
 			    "trusts the AD bit only from loopback servers, not "
 			    "%s", item);
 			return;
@@ -1824,12 +1481,12 @@ check_report(struct loader *ld)
 	char *c;
 
 	if (cfg->report_enabled && cfg->report_org == NULL)
-		lerr(ld, ld->report_enabled_line, "[report] enabled: reports "
+		lerr(ld, key_line(ld, K_REPORT, "enabled"), "[report] enabled: reports "
 		    "need organization_name (the organization-name they "
 		    "carry): set it, or enabled = no");
 	if (cfg->report_submit_len > 0 && same_socket(&cfg->listen,
 	    &cfg->report_submit, cfg->report_submit_len))
-		lerr(ld, ld->report_submit_line, "[report] submit: %s is the "
+		lerr(ld, key_line(ld, K_REPORT, "submit"), "[report] submit: %s is the "
 		    "listen address of mxtls itself: name the MTA's SMTP "
 		    "listener", cfg->report_submit_str);
 	if (cfg->report_submitter == NULL && cfg->hostname != NULL)
@@ -1839,13 +1496,120 @@ check_report(struct loader *ld)
 		cfg->report_contact = c;
 }
 
+/* The admin and DSN sockets must not take the port of listen. */
+static void
+check_listeners(struct loader *ld)
+{
+	struct config *cfg = ld->cfg;
+	int admin_line = key_line(ld, K_PROXY, "admin_listen");
+
+	if (same_socket(&cfg->listen, &cfg->admin_listen, cfg->admin_listen_len))
+		lerr(ld, admin_line ? admin_line : key_line(ld, K_PROXY,
+		    "listen"), "[proxy] admin_listen: %s%s takes the port of "
+		    "listen %s", cfg->admin_listen_str, admin_line ? "" :
+		    " (the default)", cfg->listen_str);
+	/* Notices sent to mxtls itself would go out again, not to the MTA. */
+	if (same_socket(&cfg->listen, &cfg->dsn_submit, cfg->dsn_submit_len))
+		lerr(ld, key_line(ld, K_PROXY, "dsn_submit"), "[proxy] "
+		    "dsn_submit: %s is the listen address of mxtls itself: "
+		    "name the MTA's SMTP listener", cfg->dsn_submit_str);
+}
+
+/* Profiles with versions: checked with what they inherit from [tls]. */
+static void
+check_profiles(struct loader *ld)
+{
+	const struct policy_set *set = &ld->cfg->policy;
+	int i;
+
+	for (i = 0; i < set->nprofiles; i++) {
+		const struct policy_profile *p = &set->profiles[i];
+		const struct sectinfo *si = &ld->prof[i];
+
+		if (si->sect == NULL || (p->min_version == 0 &&
+		    p->max_version == 0))
+			continue;
+		check_versions(ld, si->sect,
+		    config_profile_min_version(ld->cfg, p),
+		    config_profile_max_version(ld->cfg, p),
+		    p->min_version ? si->line_a : 0,
+		    p->max_version ? si->line_b : 0, 1);
+	}
+}
+
+/* [policy] default names a profile declared by now. */
+static void
+check_default(struct loader *ld)
+{
+	struct policy_set *set = &ld->cfg->policy;
+	int line = key_line(ld, K_POLICY, "default");
+	int i;
+
+	if (ld->default_name == NULL)
+		return;
+	i = policy_profile_find(set, ld->default_name);
+	if (i < 0 || !declared(ld, i)) {
+		lerr(ld, line, "[policy] default: unknown profile \"%s\"",
+		    ld->default_name);
+		return;
+	}
+	set->default_profile = i;
+	set->default_origin.file = ld->cfg->file;
+	set->default_origin.line = line;
+}
+
+/*
+ * A match with a strict profile and an address as nexthop, but no mx
+ * names: no certificate can name an address, so nothing would verify.
+ */
+static int
+nexthop_unverifiable(const struct policy_match *m,
+    const struct policy_profile *p)
+{
+	char host[256];
+	unsigned char addr[16];
+	int port;
+
+	return m->nexthop != NULL && m->nmx == 0 && p->nmx == 0 &&
+	    p->verify == POLICY_VERIFY_STRICT && p->tls != POLICY_TLS_OFF &&
+	    config_parse_hostport(m->nexthop, 25, host, sizeof(host),
+		&port) == 0 &&
+	    (inet_pton(AF_INET, host, addr) == 1 ||
+		inet_pton(AF_INET6, host, addr) == 1);
+}
+
+/* Every [match] of this file names a declared profile that can work. */
+static void
+check_matches(struct loader *ld)
+{
+	const struct policy_set *set = &ld->cfg->policy;
+	int i;
+
+	for (i = 0; i < set->nmatches; i++) {
+		const struct policy_match *m = &set->matches[i];
+		const struct sectinfo *si = match_info(ld, i);
+
+		if (si == NULL || si->sect == NULL)
+			continue;
+		if (m->profile < 0) {
+			if (si->line_a == 0) /* else: already reported */
+				lerr(ld, si->header_line, "[%s] profile: required",
+				    si->sect);
+		} else if (!declared(ld, m->profile))
+			lerr(ld, si->line_a, "[%s] profile: unknown profile \"%s\"",
+			    si->sect, set->profiles[m->profile].name);
+		else if (nexthop_unverifiable(m, &set->profiles[m->profile]))
+			lerr(ld, si->line_b, "[%s] nexthop: nexthop is an address: "
+			    "set mx to the names its certificate must match",
+			    si->sect);
+	}
+}
+
 static void
 check_all(struct loader *ld)
 {
 	struct config *cfg = ld->cfg;
-	struct policy_set *set = &cfg->policy;
-	char why[WHY_MAX], host[256];
-	int i, port;
+	char why[WHY_MAX];
 
 	if (cfg->hostname == NULL) {
 		char name[256];
@@ -1862,81 +1626,18 @@ check_all(struct loader *ld)
 		cfg->ca_bundle = xstrdup(ld, DEFAULT_CA_BUNDLE);
 	}
 	check_versions(ld, "tls", cfg->min_version, cfg->max_version,
-	    ld->tls_min_line, ld->tls_max_line, 0);
+	    key_line(ld, K_TLS, "min_version"),
+	    key_line(ld, K_TLS, "max_version"), 0);
 	check_dnssec(ld);
-	if (same_socket(&cfg->listen, &cfg->admin_listen, cfg->admin_listen_len))
-		lerr(ld, ld->admin_line ? ld->admin_line : ld->listen_line,
-		    "[proxy] admin_listen: %s%s takes the port of listen %s",
-		    cfg->admin_listen_str, ld->admin_line ? "" : " (the default)",
-		    cfg->listen_str);
-	/* Notices sent to mxtls itself would go out again, not to the MTA. */
-	if (same_socket(&cfg->listen, &cfg->dsn_submit, cfg->dsn_submit_len))
-		lerr(ld, ld->dsn_submit_line, "[proxy] dsn_submit: %s is the "
-		    "listen address of mxtls itself: name the MTA's SMTP "
-		    "listener", cfg->dsn_submit_str);
+	check_listeners(ld);
 	check_report(ld);
-
-	for (i = 0; i < set->nprofiles; i++) {
-		const struct policy_profile *p = &set->profiles[i];
-		const struct sectinfo *si = &ld->prof[i];
-
-		if (si->sect == NULL || (p->min_version == 0 &&
-		    p->max_version == 0))
-			continue;
-		check_versions(ld, si->sect, config_profile_min_version(cfg, p),
-		    config_profile_max_version(cfg, p),
-		    p->min_version ? si->line_a : 0,
-		    p->max_version ? si->line_b : 0, 1);
-	}
-
-	if (ld->default_name != NULL) {
-		i = policy_profile_find(set, ld->default_name);
-		if (i < 0 || !declared(ld, i))
-			lerr(ld, ld->default_line, "[policy] default: unknown "
-			    "profile \"%s\"", ld->default_name);
-		else {
-			set->default_profile = i;
-			set->default_origin.file = cfg->file;
-			set->default_origin.line = ld->default_line;
-		}
-	}
-
-	for (i = 0; i < set->nmatches; i++) {
-		const struct policy_match *m = &set->matches[i];
-		const struct policy_profile *p;
-		const struct sectinfo *si = match_info(ld, i);
-		unsigned char addr[16];
-
-		if (si == NULL || si->sect == NULL)
-			continue;
-		if (m->profile < 0) {
-			if (si->line_a == 0) /* else: already reported */
-				lerr(ld, si->header_line, "[%s] profile: required",
-				    si->sect);
-			continue;
-		}
-		p = &set->profiles[m->profile];
-		if (!declared(ld, m->profile)) {
-			lerr(ld, si->line_a, "[%s] profile: unknown profile \"%s\"",
-			    si->sect, p->name);
-			continue;
-		}
-		if (m->nexthop != NULL && m->nmx == 0 && p->nmx == 0 &&
-		    p->verify == POLICY_VERIFY_STRICT &&
-		    p->tls != POLICY_TLS_OFF &&
-		    config_parse_hostport(m->nexthop, 25, host, sizeof(host),
-			&port) == 0 &&
-		    (inet_pton(AF_INET, host, addr) == 1 ||
-			inet_pton(AF_INET6, host, addr) == 1))
-			lerr(ld, si->line_b, "[%s] nexthop: nexthop is an address: "
-			    "set mx to the names its certificate must match",
-			    si->sect);
-	}
-
+	check_profiles(ld);
+	check_default(ld);
+	check_matches(ld);
 	if (ld->nerrs == 0 && !ld->oom) {
 		struct policy_origin o = { NULL, 0 };
 
-		if (policy_set_finish(set, &o, why, sizeof(why)) < 0)
+		if (policy_set_finish(&cfg->policy, &o, why, sizeof(why)) < 0)
 			lerr(ld, o.line, "%s", why);
 	}
 }
@@ -2050,34 +1751,67 @@ config_dir(struct loader *ld, const char *path)
 	return abs;
 }
 
+/* The whole file into *text (malloc'd): 0, or -1 with the error reported. */
+static int
+read_all(struct loader *ld, const char *path, char **text, size_t *len)
+{
+	FILE *fp = fopen(path, "re");
+	char *buf = NULL, *nb;
+	size_t cap = 0, n = 0;
+
+	if (fp == NULL) {
+		lerr(ld, 0, "%s", strerror(errno));
+		return -1;
+	}
+	for (;;) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 8192;
+			if ((nb = realloc(buf, cap)) == NULL) {
+				ld->oom = 1;
+				break;
+			}
+			buf = nb;
+		}
+		n += fread(buf + n, 1, cap - n, fp);
+		if (n < cap)
+			break;
+	}
+	if (!ld->oom && ferror(fp))
+		lerr(ld, 0, "read error: %s", strerror(errno ? errno : EIO));
+	fclose(fp);
+	if (ld->oom || ld->nerrs > 0) {
+		free(buf);
+		return -1;
+	}
+	*text = buf;
+	*len = n;
+	return 0;
+}
+
 int
 config_load(const char *path, struct config *cfg, struct config_errors *errs)
 {
 	struct loader ld;
-	int i, r, failed;
+	char *text;
+	size_t len;
+	int i, failed;
 
 	memset(cfg, 0, sizeof(*cfg));
 	memset(&ld, 0, sizeof(ld));
 	ld.cfg = cfg;
 	ld.file = path;
-	ld.kind = K_NONE;
+	ld.kind = K_SKIP;
 	ld.index = -1;
 	cfg->file = xstrdup(&ld, path);
 	set_defaults(&ld);
 	ld.dir = config_dir(&ld, path);
-	ld.scratch = calloc(1, sizeof(*ld.scratch));
-	if (ld.scratch == NULL || ld.dir == NULL)
+	sections_init(&ld.secs, &cfg->policy, cfg->file);
+	if (ld.dir == NULL)
 		ld.oom = 1;
-	else if ((ld.fp = fopen(path, "re")) == NULL)
-		lerr(&ld, 0, "%s", strerror(errno));
-	else {
-		r = ini_parse_stream(reader, &ld, handler, &ld);
-		end_section(&ld);
-		if (r > 0 && !has_error_at(&ld, r))
-			lerr(&ld, r, "syntax error");
-		else if (r < 0)
+	else if (read_all(&ld, path, &text, &len) == 0) {
+		if (ini_read(text, len, &cfg_ops, &ld) < 0)
 			ld.oom = 1;
-		fclose(ld.fp);
+		free(text);
 		check_all(&ld);
 	}
 	if (ld.oom)
@@ -2095,18 +1829,10 @@ config_load(const char *path, struct config *cfg, struct config_errors *errs)
 	for (i = 0; i < ld.nmatch; i++)
 		free(ld.match[i].sect);
 	free(ld.match);
-	seen_clear(&ld.keys);
-	seen_clear(&ld.sects);
+	sections_free(&ld.secs);
 	free(ld.sect);
-	free(ld.pkey);
-	free(ld.pval);
 	free(ld.default_name);
-	free(ld.buf);
 	free(ld.dir);
-	if (ld.scratch != NULL) {
-		policy_set_free(ld.scratch);
-		free(ld.scratch);
-	}
 	if (failed) {
 		config_free(cfg);
 		return -1;

@@ -1,5 +1,6 @@
 /*
- * The configuration file (inih) turned into a validated struct config.
+ * The configuration file (INI, policy/inireader.h) turned into a validated
+ * struct config.
  * Parsing never logs and never exits: errors are collected as
  * "FILE:LINE: message" strings for `mxtls -t` and for start-up.
  */

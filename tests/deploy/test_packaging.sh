@@ -69,7 +69,7 @@ if command -v dpkg-deb >/dev/null 2>&1 && command -v dpkg-shlibdeps >/dev/null 2
 	check "the .deb's unit starts /usr/bin/mxtls" sh -c \
 		"dpkg-deb --fsys-tarfile '$deb' | tar -xOf - ./lib/systemd/system/mxtls.service | grep -q '^ExecStart=/usr/bin/mxtls '"
 	depends=$(dpkg-deb -f "$deb" Depends 2>/dev/null)
-	for p in libc6 libev4 libunbound8 libevent-2.1-7 libinih1 libidn2-0 libcurl3-gnutls android-libboringssl libsystemd0; do
+	for p in libc6 libev4 libunbound8 libevent-2.1-7 libidn2-0 libcurl3-gnutls android-libboringssl libsystemd0; do
 		check "Depends names $p" sh -c "printf '%s\n' '$depends' | grep -q '\\b$p\\b'"
 	done
 	check "Version $version, Architecture $arch" sh -c \

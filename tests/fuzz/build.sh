@@ -21,10 +21,10 @@ srcs() {
 	smtp_reply | smtp_command | smtp_data | smtp_normalise)
 		echo "proxy/smtp.c" ;;
 	config)
-		echo "proxy/config.c policy/seen.c policy/policy.c policy/dane.c policy/dnssec.c policy/failure.c -linih
-		    -lidn2" ;;
+		echo "proxy/config.c policy/inireader.c policy/sections.c policy/seen.c policy/policy.c policy/dane.c policy/dnssec.c
+		    policy/failure.c -lidn2" ;;
 	document)
-		echo "policy/document.c policy/seen.c policy/policy.c policy/dane.c policy/dnssec.c -lidn2" ;;
+		echo "policy/document.c policy/inireader.c policy/sections.c policy/seen.c policy/policy.c policy/dane.c policy/dnssec.c -lidn2" ;;
 	mtasts_txt | mtasts_policy)
 		echo "policy/mtasts.c policy/policy.c policy/dane.c policy/dnssec.c -lidn2" ;;
 	fetchproto_request | fetchproto_response)

@@ -1,6 +1,7 @@
 #!/bin/sh
 # The documentation keeps up with the code:
-#   - every key the parser of proxy/config.c knows (its keydefs table) has
+#   - every key the parser of proxy/config.c knows (its keydefs table:
+#     lines starting "{ K_SECTION, "key",") has
 #     an entry in docs/mxtls.8 under its section: a new key without
 #     documentation fails here;
 #   - the man page renders without warnings;
@@ -15,7 +16,7 @@ it_setup
 MAN=docs/mxtls.8
 
 # section:key of every key the parser accepts.
-sed -n 's/^[[:space:]]*{ K_\([A-Z]*\), "\([a-z_0-9]*\)", [0-9]* },.*/\1:\2/p' proxy/config.c |
+sed -n 's/^[[:space:]]*{ K_\([A-Z]*\), "\([a-z_0-9]*\)",.*/\1:\2/p' proxy/config.c |
 	tr '[:upper:]' '[:lower:]' | sort -u >"$W/keys.config"
 # section:key of every entry of the man page: the tag line after .TP, under
 # a .SS "[section ...]" heading; a tag starts with one key or several

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "inireader.h"
 #include "t.h"
 
 static char tmp[PATH_MAX];    /* the temporary directory, absolute */
@@ -851,10 +852,151 @@ test_idna(void)
 	config_free(&cfg);
 }
 
+/*
+ * The key table: one key of each type, applied and refused by the typed
+ * parser its entry names, with the entry's message; unknown keys and
+ * sections; empty values.
+ */
+static void
+test_key_types(void)
+{
+	struct config cfg;
+	char big[300], text[600];
+
+	if (LOAD_OK("t.ini", "[tls]\nca_bundle = ca.crt\nmin_version = 1.3\n"
+	    "ciphers = ECDHE+AESGCM\n[proxy]\nmax_sessions = 1000000\n"
+	    "max_message_size = 2k\nconnection_cache_time = 0\n"
+	    "log_level = debug\nadmin_listen = off\nstate_dir = st\n"
+	    "[dns]\nservers =\ntimeout = 0.5\ntrust_anchor = ca.crt\n"
+	    "[policy]\nmta_sts = no\nretry_delay = 2592000\n"
+	    "mta_sts_cache_bytes = 1g\nfetch_program = /bin/sh\n"
+	    "https_ca_bundle = ca.crt\n[report]\nenabled = on\n"
+	    "organization_name = Example Org\nsubmit = 127.0.0.1:25\n",
+	    &cfg) == 0) {
+		CHECK_INT(cfg.min_version, POLICY_TLS1_3);	 /* T_VERSION */
+		CHECK_STR(cfg.ciphers, "ECDHE+AESGCM");	 /* T_STR */
+		CHECK_INT(cfg.tls_origins[POLICY_P_CIPHERS].line, 4);
+		CHECK_INT(cfg.max_sessions, 1000000);	 /* T_INT */
+		CHECK(cfg.max_message_size == 2048);	 /* T_SIZE */
+		CHECK(cfg.cache_time == 0);		 /* T_SECONDS0 */
+		CHECK_INT(cfg.log_level, CONFIG_LOG_DEBUG); /* T_ENUM */
+		CHECK_INT((int)cfg.admin_listen_len, 0);	 /* T_ADDR off */
+		CHECK_STR(cfg.admin_listen_str, "off");
+		CHECK(strstr(cfg.state_dir, "/st") != NULL); /* T_PATH */
+		CHECK(cfg.state_dir[0] == '/');
+		CHECK(cfg.dns_servers == NULL); /* F_EMPTY: the system's */
+		CHECK(cfg.dns_timeout == 0.5);		 /* T_SECONDS */
+		CHECK_STR(cfg.trust_anchor, bundle);	 /* T_FILE */
+		CHECK_INT(cfg.mta_sts, 0);		 /* T_BOOL */
+		CHECK(cfg.timing.retry_delay == 2592000); /* T_TIME */
+		CHECK(cfg.mta_sts_cache_bytes == 1L << 30);
+		CHECK_STR(cfg.fetch_program, "/bin/sh"); /* T_PROGRAM */
+		CHECK_STR(cfg.https_ca_bundle, bundle);	 /* T_BUNDLE */
+		CHECK_INT(cfg.report_enabled, 1);
+		CHECK_STR(cfg.report_org, "Example Org"); /* T_TEXT */
+		CHECK_STR(cfg.report_submit_str, "127.0.0.1:25"); /* T_ADDR */
+	}
+	config_free(&cfg);
+
+	/* Ranges, both ends, and what is no number at all. */
+	LOAD_ERR("e.ini", "[proxy]\nmax_sessions = 0\nmax_bad_commands = 1001\n"
+	    "upstream_mark = -1\nconnection_cache_max = 1e3\n",
+	    "F:2: [proxy] max_sessions: \"0\" is not a whole number from 1 to "
+	    "1000000",
+	    "F:3: [proxy] max_bad_commands: \"1001\" is not a whole number from "
+	    "1 to 1000",
+	    "F:4: [proxy] upstream_mark: \"-1\" is not a whole number from 1 "
+	    "to 2147483647",
+	    "F:5: [proxy] connection_cache_max: \"1e3\" is not a whole number "
+	    "from 0 (no cache) to 100000");
+	LOAD_ERR("e.ini", "[proxy]\nconnect_timeout = 0\nclient_timeout = "
+	    "86401\ndrain_timeout = -1\n[policy]\nrefresh = 1.\n"
+	    "fallback_ttl = 2592001\n",
+	    "F:2: [proxy] connect_timeout: \"0\" is not a number of seconds > 0 "
+	    "(at most 86400)",
+	    "F:3: [proxy] client_timeout: \"86401\" is not a number of seconds "
+	    "> 0 (at most 86400)",
+	    "F:4: [proxy] drain_timeout: \"-1\" is not a number of seconds >= 0 "
+	    "(at most 86400)",
+	    "F:6: [policy] refresh: \"1.\" is not a positive number of seconds",
+	    "F:7: [policy] fallback_ttl: \"2592001\" is not a whole number of "
+	    "seconds from 1 to 2592000");
+	LOAD_ERR("e.ini", "[proxy]\nmax_message_size = 0\n[policy]\n"
+	    "mta_sts_cache_bytes = 1023k\n",
+	    "F:2: [proxy] max_message_size: \"0\" is not a size in bytes (a "
+	    "number > 0, optionally with k, m or g)",
+	    "F:4: [policy] mta_sts_cache_bytes: \"1023k\" is not a size of at "
+	    "least 1m (a number, optionally with k, m or g)");
+	/* Words: bool, enum, version, address. */
+	LOAD_ERR("e.ini", "[proxy]\nlog_format = xml\nlisten = off\n[tls]\n"
+	    "max_version = 1.4\n[policy]\nmta_sts = true\n[report]\n"
+	    "enabled = 1\n",
+	    "F:2: [proxy] log_format: \"xml\": expected logfmt or json",
+	    "F:3: [proxy] listen: invalid address \"off\": expected IPV4:PORT "
+	    "or [IPV6]:PORT",
+	    "F:5: [tls] max_version: \"1.4\": expected 1.0, 1.1, 1.2 or 1.3",
+	    "F:7: [policy] mta_sts: \"true\": expected on or off",
+	    "F:9: [report] enabled: \"1\": expected yes or no");
+	/* Files: missing, not executable. */
+	LOAD_ERR("e.ini", "[tls]\nca_bundle = ca.crt\n[dns]\ntrust_anchor = "
+	    "none.key\n[policy]\nfetch_program = ca.crt\nmta_sts_ca_bundle = "
+	    "none.crt\n",
+	    "F:4: [dns] trust_anchor: T/none.key: No such file or directory",
+	    "F:6: [policy] fetch_program: T/ca.crt: not an executable file",
+	    "F:7: [policy] mta_sts_ca_bundle: T/none.crt: No such file or "
+	    "directory");
+	/* Text: one line of printable characters, at most 255 bytes. */
+	memset(big, 'o', 256);
+	big[256] = '\0';
+	snprintf(text, sizeof(text), "[report]\norganization_name = %s\n"
+	    "contact_info = a\tb\n", big);
+	LOAD_ERR("e.ini", text,
+	    "F:2: [report] organization_name: longer than 255 bytes",
+	    "F:3: [report] contact_info: a control character");
+	/* Empty values, unknown keys in each fixed section, sections. */
+	LOAD_ERR("e.ini", "[proxy]\nhostname =\nlisten_on = x\n[dns]\n"
+	    "server = 1.1.1.1\n[tls]\nverify = none\n[policy]\nmx = a\n"
+	    "[report]\nurl = x\n[Report]\n[profile]\n",
+	    "F:2: [proxy] hostname: empty value",
+	    "F:3: [proxy] listen_on: unknown key",
+	    "F:5: [dns] server: unknown key",
+	    "F:7: [tls] verify: unknown key",
+	    "F:9: [policy] mx: unknown key",
+	    "F:11: [report] url: unknown key",
+	    "F:12: [Report]: unknown section",
+	    "F:13: [profile]: missing profile name");
+}
+
+/*
+ * A 306-byte allow_clients line, refused by inih's 199-byte buffer, is
+ * read whole (the central document always took such lines).
+ */
+static void
+test_long_line(void)
+{
+	char line[400], text[512];
+	struct config cfg;
+	int i;
+
+	strcpy(line, "allow_clients =");
+	for (i = 1; strlen(line) < 290; i++)
+		snprintf(line + strlen(line), sizeof(line) - strlen(line),
+		    " 192.0.2.%d/32,", i);
+	while (strlen(line) < 306 - strlen(" ::1"))
+		strcat(line, " ");
+	strcat(line, " ::1");
+	CHECK_INT((int)strlen(line), 306);
+	snprintf(text, sizeof(text), "[tls]\nca_bundle = ca.crt\n[proxy]\n%s\n",
+	    line);
+	if (LOAD_OK("long.ini", text, &cfg) == 0)
+		CHECK_INT(cfg.nallow_clients, i);
+	config_free(&cfg);
+}
+
 static void
 test_syntax_errors(void)
 {
-	char line[512];
+	char line[INI_LINE_MAX + 512];
 
 	LOAD_ERR("e.ini", "[proxyy]\nlisten = nonsense\n",
 	    "F:1: [proxyy]: unknown section");
@@ -880,10 +1022,13 @@ test_syntax_errors(void)
 	    "F:4: [dns] timeout: \"x\" is not a number of seconds > 0 (at most "
 	    "86400)");
 
-	/* 199 bytes fit, 200 do not: inih would cut the line silently. */
+	/*
+	 * INI_LINE_MAX (4096) bytes fit, one more does not, with the same
+	 * limit and message as the central document (inih's was 199 bytes).
+	 */
 	memset(line, 0, sizeof(line));
 	strcpy(line, "[tls]\nca_bundle = ca.crt\n;");
-	memset(line + strlen(line), 'x', 198);
+	memset(line + strlen(line), 'x', INI_LINE_MAX - 1);
 	strcat(line, "\n");
 	{
 		struct config cfg;
@@ -893,25 +1038,26 @@ test_syntax_errors(void)
 	}
 	memset(line, 0, sizeof(line));
 	strcpy(line, "[proxy]\nhostname = ");
-	memset(line + strlen(line), 'a', 200 - strlen("hostname = "));
+	memset(line + strlen(line), 'a', INI_LINE_MAX + 1 -
+	    strlen("hostname = "));
 	strcat(line, "\nmax_sessions = 0\n");
-	LOAD_ERR("e.ini", line, "F:2: line too long (max 199 bytes)",
+	LOAD_ERR("e.ini", line, "F:2: line too long (max 4096 bytes)",
 	    "F:3: [proxy] max_sessions: \"0\" is not a whole number from 1 to "
 	    "1000000");
 
 	/* A too-long section header: its keys are not given to another. */
 	memset(line, 0, sizeof(line));
 	strcpy(line, "[proxy]\n[match ");
-	memset(line + strlen(line), 'a', 200);
+	memset(line + strlen(line), 'a', INI_LINE_MAX);
 	strcat(line, ".example]\nprofile = mandatory\nmax_sessions = 0\n");
-	LOAD_ERR("e.ini", line, "F:2: line too long (max 199 bytes)");
+	LOAD_ERR("e.ini", line, "F:2: line too long (max 4096 bytes)");
 
 	/* A too-long continuation line. */
 	memset(line, 0, sizeof(line));
 	strcpy(line, "[proxy]\nallow_clients = 127.0.0.1\n    ");
-	memset(line + strlen(line), ' ', 200);
+	memset(line + strlen(line), ' ', INI_LINE_MAX);
 	strcat(line, "10.0.0.1\nmax_sessions = 0\n");
-	LOAD_ERR("e.ini", line, "F:3: line too long (max 199 bytes)",
+	LOAD_ERR("e.ini", line, "F:3: line too long (max 4096 bytes)",
 	    "F:4: [proxy] max_sessions: \"0\" is not a whole number from 1 to "
 	    "1000000");
 
@@ -1481,6 +1627,8 @@ main(void)
 	RUN(test_policy_errors);
 	RUN(test_idna);
 	RUN(test_syntax_errors);
+	RUN(test_long_line);
+	RUN(test_key_types);
 	RUN(test_multiline);
 	RUN(test_many_errors);
 	RUN(test_operations);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "document.h"
+#include "inireader.h"
 #include "t.h"
 
 static struct policy_document doc;
@@ -139,9 +140,12 @@ syntax_variants(void)
 	CHECK(find_match(&doc.set, "*") != NULL);
 	CHECK(policy_profile_find(&doc.set, "p") >= 0);
 
-	/* No line length limit: a 5000-byte ciphers value is kept whole. */
+	/*
+	 * The config's line limit (INI_LINE_MAX): a 4096-byte line is kept
+	 * whole, a longer one refused with its line number.
+	 */
 	{
-		size_t n = 5000;
+		size_t n = INI_LINE_MAX - strlen("ciphers = ");
 		char *t = malloc(n + 200), *v;
 		int i;
 
@@ -153,6 +157,10 @@ syntax_variants(void)
 		i = policy_profile_find(&doc.set, "long");
 		CHECK(i >= 0 && doc.set.profiles[i].ciphers != NULL &&
 		    strlen(doc.set.profiles[i].ciphers) == n);
+		memset(v, 'C', n + 1);
+		strcpy(v + n + 1, "\n[match long.example]\nprofile = long\n");
+		CHECK(errors_are(t, "3: [profile long]: empty section",
+		    "4: line too long (max 4096 bytes)", NULL));
 		free(t);
 	}
 
