@@ -156,20 +156,16 @@ answer() {
 	*) printf '%s\n' "$_a" ;;
 	esac
 }
-rcpt_is() {
-	_a=$(answer)
-	printf '%s\n' "$_a" | grep -qE -- "^$1" && return 0
-	echo "expected the answer for $RCPT to match /^$1/, got: ${_a:-(none)}"
-	sed 's/^/  /' "$OUT"
-	return 1
-}
-rcpt_has() {
+# answer_matches ERE: the answer matches ERE.
+answer_matches() {
 	_a=$(answer)
 	printf '%s\n' "$_a" | grep -qE -- "$1" && return 0
-	echo "expected the answer for $RCPT to contain /$1/, got: ${_a:-(none)}"
+	echo "expected the answer for $RCPT to match /$1/, got: ${_a:-(none)}"
 	sed 's/^/  /' "$OUT"
 	return 1
 }
+rcpt_is() { answer_matches "^$1"; }
+rcpt_has() { answer_matches "$1"; }
 # never_5xx: the answer is not a permanent failure.
 never_5xx() {
 	_r=$(answer)
