@@ -23,6 +23,7 @@ RUN apt-get update \
       gcc make libc6-dev pkg-config ca-certificates android-libboringssl-dev \
       libev-dev libinih-dev libidn2-dev libcurl4-gnutls-dev \
       libunbound-dev libevent-dev dns-root-data libsystemd-dev dpkg-dev \
+      zlib1g-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -61,6 +62,7 @@ RUN apt-get update \
       libinih1 \
       libsystemd0 \
       libunbound8 \
+      zlib1g \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt/* /var/log/dpkg.log
 # A fixed UID/GID, so that Kubernetes' runAsUser and the redirect's
 # --uid (deploy/kubernetes/) name the same user.
