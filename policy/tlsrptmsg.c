@@ -203,3 +203,24 @@ tlsrpt_mail_build(const struct tlsrpt_mail *m, size_t *len)
 	*len = blen;
 	return buf;
 }
+
+char *
+tlsrpt_mail_data(const char *msg, size_t len, size_t *outlen)
+{
+	size_t i, n = 0, dots = 0;
+	char *out;
+
+	for (i = 0; i < len; i++)
+		if (msg[i] == '.' && (i == 0 || msg[i - 1] == '\n'))
+			dots++;
+	if ((out = malloc(len + dots + 4)) == NULL)
+		return NULL;
+	for (i = 0; i < len; i++) {
+		if (msg[i] == '.' && (i == 0 || msg[i - 1] == '\n'))
+			out[n++] = '.';
+		out[n++] = msg[i];
+	}
+	memcpy(out + n, ".\r\n", 4); /* its NUL too */
+	*outlen = n + 3;
+	return out;
+}

@@ -62,4 +62,11 @@ struct tlsrpt_mail {
  */
 char *tlsrpt_mail_build(const struct tlsrpt_mail *m, size_t *len);
 
+/*
+ * msg as SMTP DATA (RFC 5321 section 4.5.2): a "." doubled at the start
+ * of a line, ".\r\n" at the end (msg ends in CRLF).  A new buffer, NULL
+ * when out of memory.
+ */
+char *tlsrpt_mail_data(const char *msg, size_t len, size_t *outlen);
+
 #endif

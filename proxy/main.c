@@ -33,6 +33,7 @@
 #include "state.h"
 #include "sts.h"
 #include "tlsrpt.h"
+#include "tlsrptsend.h"
 #include "usage.h"
 
 static struct {
@@ -359,7 +360,8 @@ main_start_fetching(const struct config *cfg)
 {
 	char err[512], *prog;
 
-	if (cfg->policy_url == NULL && !cfg->mta_sts)
+	/* TLS reports post to https: URIs through the fetcher too. */
+	if (cfg->policy_url == NULL && !cfg->mta_sts && !cfg->report_enabled)
 		return 0;
 	if ((d.policy_dns = runtime_dns_new(d.px.loop, cfg, err,
 	    sizeof(err))) == NULL) {
@@ -448,8 +450,10 @@ main_run(void)
 	if (main_start_fetching(cfg) == -1)
 		return 1;
 	/* Counts for TLS reports, written as the user mxtls now is. */
-	if (cfg->report_enabled && (d.px.tlsrpt = tlsrpt_open(d.px.loop,
-	    cfg->state_dir, err, sizeof(err))) == NULL) {
+	if (cfg->report_enabled && ((d.px.tlsrpt = tlsrpt_open(d.px.loop,
+	    cfg->state_dir, err, sizeof(err))) == NULL ||
+	    tlsrpt_send_start(d.px.tlsrpt, cfg, d.policy_dns, d.fetcher, err,
+	    sizeof(err)) == -1)) {
 		fprintf(stderr, "mxtls: tlsrpt: %s\n", err);
 		return 1;
 	}

@@ -21,9 +21,20 @@
 #include "metrics.h"
 #include "runtime.h"
 #include "tlsrpt.h"
+#include "tlsrptsend.h"
+
+/* The reports sent, (day, tlsrpt_sent_hash) in a chained hash table. */
+#define TLSRPT_SENT_BUCKETS 1024
+
+struct tlsrpt_sent {
+	struct tlsrpt_sent *next;
+	long day;
+	uint64_t hash;
+};
 
 struct tlsrpt_loading {
 	struct tlsrpt_store *store;
+	struct tlsrpt *t; /* NULL: a dry run, which ignores what was sent */
 	const char *path;
 	FILE *out; /* NULL: the log (the daemon); else a report's stderr */
 	size_t bad;
@@ -35,6 +46,8 @@ struct tlsrpt {
 	struct journal *j;
 	struct tlsrpt_store *store;
 	ev_timer flush;
+	struct tlsrpt_sent *sent[TLSRPT_SENT_BUCKETS];
+	struct tlsrpt_sender *sender; /* NULL until tlsrpt_send_start() */
 	long today;	    /* the day of the last count or expiry */
 	long warned_day;    /* a full day is logged once */
 	size_t ndirty;	    /* counts since the last flush */
@@ -43,14 +56,133 @@ struct tlsrpt {
 
 /* ---- the journal ---- */
 
+/* ---- the reports sent ---- */
+
+static struct tlsrpt_sent **
+tlsrpt_sent_bucket(struct tlsrpt *t, long day, uint64_t hash)
+{
+	return &t->sent[(hash ^ (uint64_t)day) % TLSRPT_SENT_BUCKETS];
+}
+
+static int
+tlsrpt_sent_add(struct tlsrpt *t, long day, uint64_t hash)
+{
+	struct tlsrpt_sent **b = tlsrpt_sent_bucket(t, day, hash), *x;
+
+	if ((x = malloc(sizeof(*x))) == NULL)
+		return -1;
+	x->day = day;
+	x->hash = hash;
+	x->next = *b;
+	*b = x;
+	return 0;
+}
+
+int
+tlsrpt_was_sent(struct tlsrpt *t, long day, const char *domain,
+    const char *rua)
+{
+	uint64_t h = tlsrpt_sent_hash(day, domain, rua);
+	struct tlsrpt_sent *x;
+
+	for (x = *tlsrpt_sent_bucket(t, day, h); x != NULL; x = x->next)
+		if (x->day == day && x->hash == h)
+			return 1;
+	return 0;
+}
+
+void
+tlsrpt_mark_sent(struct tlsrpt *t, long day, const char *domain,
+    const char *rua)
+{
+	char key[TLSRPT_KEY_LEN], err[256], *v;
+	size_t len;
+
+	if (tlsrpt_was_sent(t, day, domain, rua))
+		return;
+	tlsrpt_sent_key(day, domain, rua, key, sizeof(key));
+	/* Through the writer thread: the loop never waits for the disk. */
+	if (tlsrpt_sent_add(t, day, tlsrpt_sent_hash(day, domain, rua)) < 0 ||
+	    (v = tlsrpt_sent_format(day, domain, rua, &len)) == NULL) {
+		log_warn(0, "tlsrpt", "result", "write-failed", "key", key,
+		    "error", "out of memory", NULL);
+		return;
+	}
+	if (journal_put(t->j, key, v, len, err, sizeof(err)) < 0)
+		log_warn(0, "tlsrpt", "result", "write-failed", "key", key,
+		    "error", err, NULL);
+	free(v);
+}
+
+/* Forget the reports sent of a day, in memory and in the journal. */
+static void
+tlsrpt_sent_drop(struct tlsrpt *t, long day)
+{
+	struct tlsrpt_sent **pp, *x;
+	char key[TLSRPT_KEY_LEN], d[16], err[256];
+	size_t i;
+
+	tlsrpt_day_text(day, d, sizeof(d));
+	for (i = 0; i < TLSRPT_SENT_BUCKETS; i++)
+		for (pp = &t->sent[i]; (x = *pp) != NULL;) {
+			if (x->day != day) {
+				pp = &x->next;
+				continue;
+			}
+			snprintf(key, sizeof(key), "s-%s-%016llx", d,
+			    (unsigned long long)x->hash);
+			if (journal_del(t->j, key, err, sizeof(err)) < 0)
+				log_warn(0, "tlsrpt", "result", "write-failed",
+				    "key", key, "error", err, NULL);
+			*pp = x->next;
+			free(x);
+		}
+}
+
+static void
+tlsrpt_sent_free(struct tlsrpt *t)
+{
+	struct tlsrpt_sent *x;
+	size_t i;
+
+	for (i = 0; i < TLSRPT_SENT_BUCKETS; i++)
+		while ((x = t->sent[i]) != NULL) {
+			t->sent[i] = x->next;
+			free(x);
+		}
+}
+
+struct tlsrpt_store *
+tlsrpt_store_of(struct tlsrpt *t)
+{
+	return t->store;
+}
+
+void
+tlsrpt_set_sender(struct tlsrpt *t, struct tlsrpt_sender *s)
+{
+	t->sender = s;
+}
+
 static int
 tlsrpt_load_record(void *arg, const char *key, const char *value,
     size_t len)
 {
 	struct tlsrpt_loading *ld = arg;
 	char err[320];
+	uint64_t hash;
+	long day;
 
-	if (tlsrpt_record_load(ld->store, key, value, len, err,
+	if (strncmp(key, "s-", 2) == 0) {
+		if (ld->t == NULL) /* a dry run */
+			return 0;
+		if (tlsrpt_sent_load(key, value, len, &day, &hash, err,
+		    sizeof(err)) == 0) {
+			if (tlsrpt_sent_add(ld->t, day, hash) == 0)
+				return 0;
+			snprintf(err, sizeof(err), "%s: out of memory", key);
+		}
+	} else if (tlsrpt_record_load(ld->store, key, value, len, err,
 	    sizeof(err)) == 0)
 		return 0;
 	/* A record that cannot be read is forgotten, not fatal. */
@@ -144,6 +276,7 @@ tlsrpt_expire(struct tlsrpt *t, long today)
 		    sizeof(err)) < 0)
 			log_warn(0, "tlsrpt", "result", "write-failed", "key",
 			    key, "error", err, NULL);
+		tlsrpt_sent_drop(t, d->day);
 		tlsrpt_day_text(d->day, day, sizeof(day));
 		log_info(0, "tlsrpt", "result", "day-dropped", "day", day,
 		    NULL);
@@ -162,6 +295,8 @@ tlsrpt_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	if (today != t->today)
 		tlsrpt_expire(t, today);
 	tlsrpt_write_dirty(t);
+	/* Once a second is soon enough for reports, and follows a moved clock. */
+	tlsrpt_sender_tick(t->sender);
 }
 
 struct tlsrpt *
@@ -188,6 +323,7 @@ tlsrpt_open(struct ev_loop *loop, const char *state_dir, char *err,
 	}
 	snprintf(t->path, sizeof(t->path), "%s/" TLSRPT_JOURNAL, dir);
 	t->ld.store = t->store;
+	t->ld.t = t;
 	t->ld.path = t->path;
 	if ((t->j = journal_open(loop, t->path, TLSRPT_JOURNAL_NAME,
 	    TLSRPT_QUEUE_MAX, tlsrpt_load_record, tlsrpt_journal_error,
@@ -225,10 +361,12 @@ tlsrpt_close(struct tlsrpt *t)
 {
 	if (t == NULL)
 		return;
+	tlsrpt_sender_free(t->sender); /* what it marks sent is written */
 	tlsrpt_write_dirty(t);
 	ev_ref(t->loop);
 	ev_timer_stop(t->loop, &t->flush);
 	journal_close(t->j);
+	tlsrpt_sent_free(t);
 	tlsrpt_store_free(t->store);
 	free(t);
 }

@@ -128,6 +128,19 @@ message(void)
 	free(msg);
 }
 
+static void
+data(void)
+{
+	static const char m[] = ".a\r\nb.\r\n..c\r\n";
+	char *d;
+	size_t n;
+
+	CHECK((d = tlsrpt_mail_data(m, strlen(m), &n)) != NULL);
+	CHECK_STR(d, "..a\r\nb.\r\n...c\r\n.\r\n");
+	CHECK_INT(n, strlen(d));
+	free(d);
+}
+
 int
 main(void)
 {
@@ -135,5 +148,6 @@ main(void)
 	RUN(mailto);
 	RUN(names);
 	RUN(message);
+	RUN(data);
 	return T_DONE();
 }
