@@ -580,7 +580,7 @@ main(int argc, char **argv)
 	if (check)
 		printf("%s: ok\n", d.file);
 	else if (strcmp(cmd, "report") == 0) {
-		/* Part 1 of TLS reporting: what would be sent, nothing sent. */
+		/* What the running mxtls would send for a day; nothing is sent. */
 		r = tlsrpt_dry_run(&rt->cfg, optind + 1 < argc ?
 		    argv[optind + 1] : NULL, stdout);
 		runtime_release(rt);
