@@ -23,7 +23,7 @@
 #
 #	mxtls[1]  clock +0            the deliveries, counted on day D
 #	mxtls[2]  D+1 00:00:01        the report of D is scheduled (4 h window), not sent yet
-#	mxtls[3]  D 23:59:54          crosses midnight while running; window 0: sends
+#	mxtls[3]  D 23:59:50          crosses midnight while running; window 0: sends
 #	mxtls[4]  D+1 04:00:30        past the window: nothing sent twice
 #
 # Needs: dnsmasq, Postfix, openssl, python3; root (port 443).
@@ -176,10 +176,25 @@ check "... and nothing is sent before it" no_grep_since "$MXTLS_LOG" 0 'event=tl
 # ---------------------------------------------------------------- midnight
 
 export MXTLS_TLSRPT_WINDOW=0 MXTLS_TLSRPT_RETRY=1
-rt_mxtls_restart "$(next_day_at -6)" || finish
-check "D 23:59:54: nothing to send yet (the day is not over)" no_grep_since "$MXTLS_LOG" 0 "event=tlsrpt-rua day=$D"
+rt_mxtls_restart "$(next_day_at -10)" || finish
+PREV=$(date -u -d "$D -1 day" +%F)
+# Started before midnight (it schedules the day before D first), it
+# schedules D when midnight passes, with no send of D before that.
+order_ok() {
+	awk -v d="$D" -v p="$PREV" '
+		/event=tlsrpt-scheduled / && index($0, "day=" p " ") && !prev { prev = NR }
+		/event=tlsrpt-scheduled / && index($0, "day=" d " ") && !sched { sched = NR }
+		/event=tlsrpt-(rua|sent|send-failed) / && index($0, "day=" d " ") && !first { first = NR }
+		END {
+			if (!prev || !sched || !first || !(prev < sched && sched < first)) {
+				print "scheduled " p " at line " prev ", " d " at line " sched ", first send at line " first
+				exit 1
+			}
+		}' "$MXTLS_LOG"
+}
 check "midnight passes: the report of $D is due at once" grep_since "$MXTLS_LOG" 0 \
-	"event=tlsrpt-scheduled day=$D due=[0-9-]+T00:00:00Z" 15
+	"event=tlsrpt-scheduled day=$D due=[0-9-]+T00:00:00Z" 25
+check "... scheduled when the day changed, while running, and sent only then" wait_until 15 order_ok
 check "good.test: rua found, DNSSEC standing logged" grep_since "$MXTLS_LOG" 0 \
 	'event=tlsrpt-rua day=[0-9-]+ domain=good\.test rua="https://reports\.good\.test/v1 mailto:tlsrpt@good\.test" dnssec=insecure ignored=0' 15
 check "good.test: POSTed to https://reports.good.test/v1" grep_since "$MXTLS_LOG" 0 \
