@@ -93,6 +93,12 @@ struct tlsrpt_sender {
 	struct dns *dns;
 	struct fetcher *fetcher;
 	char *org, *contact, *submitter, *ca_bundle;
+	/*
+	 * [dns] allow_private_mx and nothing else, for config_mx_addr_allowed:
+	 * a hostile record must not aim reports at loopback or internal
+	 * hosts any more than an MX may.
+	 */
+	struct config *addr_rules;
 	char from[TLSRPT_MAIL_ADDR_MAX + 1];
 	struct sockaddr_storage smtp; /* submit, or our own listener */
 	socklen_t smtplen;
@@ -171,13 +177,17 @@ tlsrpt_send_start(struct tlsrpt *t, const struct config *cfg,
 	    (s->org = strdup(cfg->report_org)) == NULL ||
 	    (s->contact = strdup(cfg->report_contact)) == NULL ||
 	    (s->submitter = strdup(cfg->report_submitter)) == NULL ||
+	    (s->addr_rules = calloc(1, sizeof(*s->addr_rules))) == NULL ||
 	    (cfg->mta_sts_ca_bundle != NULL && (s->ca_bundle =
 	    strdup(cfg->mta_sts_ca_bundle)) == NULL)) {
 		tlsrpt_sender_free(s);
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	s->loop = ev_default_loop(0);
+	memcpy(s->addr_rules->allow_private_mx, cfg->allow_private_mx,
+	    sizeof(cfg->allow_private_mx));
+	s->addr_rules->nallow_private_mx = cfg->nallow_private_mx;
+	s->loop = ev_default_loop(0); /* the fetcher's and main's loop */
 	s->t = t;
 	s->dns = dns;
 	s->fetcher = f;
@@ -298,6 +308,7 @@ https_resolved(void *arg, const struct dns_addr_result *res)
 	struct rsend *r = arg;
 	struct job *j = r->j;
 	struct fetch_request rq;
+	const char *refused = "private";
 	char why[300];
 	int i;
 
@@ -311,7 +322,14 @@ https_resolved(void *arg, const struct dns_addr_result *res)
 	memset(&rq, 0, sizeof(rq));
 	rq.url = r->rua;
 	for (i = 0; i < res->naddr && rq.naddrs < FETCHPROTO_ADDRS_MAX; i++) {
-		struct fetch_addr *a = &rq.addrs[rq.naddrs++];
+		const struct sockaddr *sa = (const struct sockaddr *)&res->addr[i];
+		struct fetch_addr *a;
+
+		if (!config_mx_addr_allowed(j->s->addr_rules, sa)) {
+			refused = config_addr_private(sa);
+			continue;
+		}
+		a = &rq.addrs[rq.naddrs++];
 
 		if (res->addr[i].ss_family == AF_INET) {
 			a->len = 4;
@@ -322,6 +340,12 @@ https_resolved(void *arg, const struct dns_addr_result *res)
 			memcpy(a->a, &((const struct sockaddr_in6 *)
 			    &res->addr[i])->sin6_addr, 16);
 		}
+	}
+	if (rq.naddrs == 0) {
+		snprintf(why, sizeof(why), "%s: a %s address, not allowed by "
+		    "[dns] allow_private_mx", r->host, refused);
+		rsend_done(r, why);
+		return;
 	}
 	rq.ca_bundle = j->s->ca_bundle;
 	rq.max_bytes = TLSRPT_HTTPS_REPLY_MAX;
@@ -866,5 +890,6 @@ tlsrpt_sender_free(struct tlsrpt_sender *s)
 	free(s->contact);
 	free(s->submitter);
 	free(s->ca_bundle);
+	free(s->addr_rules);
 	free(s);
 }

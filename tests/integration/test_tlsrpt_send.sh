@@ -20,6 +20,8 @@
 #	bad.test    1 name mismatch   https://.../redirect (302: a failure)
 #	plain.test  1 no STARTTLS     a hostile record: a CRLF mailto, then
 #	                              h1..h9 with long paths (over 800 bytes)
+#	intern.test 1 over TLS        https://internal.good.test/x at 127.0.0.9,
+#	                              outside allow_private_mx (127.0.0.0/29)
 #
 #	mxtls[1]  clock +0            the deliveries, counted on day D
 #	mxtls[2]  D+1 00:00:01        the report of D is scheduled (4 h window), not sent yet
@@ -98,6 +100,8 @@ dns_mx good.test mx1.example.test
 dns_mx exp.test mx2.example.test
 dns_mx bad.test mx3.example.test
 dns_mx plain.test mx.plain.test
+dns_mx intern.test mx1.example.test
+dns_a internal.good.test 127.0.0.9
 dns_a mx1.example.test 127.0.0.2
 dns_a mx2.example.test 127.0.0.3
 dns_a mx3.example.test 127.0.0.4
@@ -115,6 +119,7 @@ done
 	echo 'txt-record=_smtp._tls.good.test,"v=TLSRPTv1; rua=https://reports.good.test/v1,mailto:tlsrpt@good.test"'
 	echo 'txt-record=_smtp._tls.exp.test,"v=TLSRPTv1; rua=https://reports.good.test/fail-once"'
 	echo 'txt-record=_smtp._tls.bad.test,"v=TLSRPTv1; rua=https://reports.good.test/redirect"'
+	echo 'txt-record=_smtp._tls.intern.test,"v=TLSRPTv1; rua=https://internal.good.test/x"'
 	echo "txt-record=_smtp._tls.plain.test,$hostile"
 } >"$W/txt.conf"
 DNS_ARGS="$DNS_ARGS --conf-file=$W/txt.conf"
@@ -132,6 +137,8 @@ organization_name = mxtls test org
 contact_info = tls-reports@sender.test
 submitter = mta.sender.test
 EOF
+# The MXs and the collector may be on loopback, 127.0.0.9 may not.
+sed -i 's|^allow_private_mx = yes$|allow_private_mx = 127.0.0.0/29|' "$RT_CONF"
 
 echo 0 >"$W/n"
 send() {
@@ -160,6 +167,8 @@ send bad.test
 check "bad.test: name mismatch deferred" reply_is "$OUT" "RCPT TO:<r4@bad.test>" '^4'
 send plain.test
 check "plain.test: delivered in plaintext" reply_is "$OUT" DOT '^250 '
+send intern.test
+check "intern.test: delivered over TLS" reply_is "$OUT" DOT '^250 '
 check "yesterday's run is scheduled at start" grep_since "$MXTLS_LOG" 0 'event=tlsrpt-scheduled '
 sleep 2 # the counts reach the journal within a second
 
@@ -213,6 +222,8 @@ check "plain.test: the hostile record: 4 rua used, the rest ignored" grep_since 
 	'event=tlsrpt-rua day=[0-9-]+ domain=plain\.test rua="mailto:evil%0D%0ARCPT%20TO:%3Cx@evil\.test%3E@x\.test https://reports\.good\.test/h1/0+ https://reports\.good\.test/h2/0+ https://reports\.good\.test/h3/0+" dnssec=insecure ignored=[1-9]' 15
 check "plain.test: the CRLF mailto is refused, never sent" grep_since "$MXTLS_LOG" 0 \
 	'event=tlsrpt-send-failed day=[0-9-]+ domain=plain\.test rua=mailto:evil.* error="not a plain mail address"' 15
+check "intern.test: a rua on loopback (127.0.0.9) is refused like such an MX" grep_since "$MXTLS_LOG" 0 \
+	'event=tlsrpt-send-failed day=[0-9-]+ domain=intern\.test rua=https://internal\.good\.test/x attempt=1 error="internal\.good\.test: a loopback address, not allowed by \[dns\] allow_private_mx"' 15
 check "plain.test: h1..h3 took it" wait_until 15 sh -c "[ \$(grep -c ' /h[123]/' '$W/posts/log') -eq 3 ]"
 check "Postfix V got the mailto report" mx_wait_rcpt V tlsrpt@good.test 1 30
 check "the metric counts https reports sent" pol_metric_ge mxtls_tlsrpt_reports_total 1 'scheme="https"' 'result="sent"'
