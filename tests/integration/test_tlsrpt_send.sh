@@ -27,6 +27,7 @@
 #	mxtls[2]  D+1 00:00:01        the report of D is scheduled (4 h window), not sent yet
 #	mxtls[3]  D 23:59:50          crosses midnight while running; window 0: sends
 #	mxtls[4]  D+1 04:00:30        past the window: nothing sent twice
+#	mxtls[5]  D+1 23:59:50        the day ends: what still fails is given up
 #
 # Needs: dnsmasq, Postfix, openssl, python3; root (port 443).
 . "$(dirname "$0")/lib.sh"
@@ -362,5 +363,17 @@ check "... bad.test is tried again" grep_since "$MXTLS_LOG" 0 \
 check "... good.test neither POSTed nor mailed again" no_grep_since "$MXTLS_LOG" 0 'event=tlsrpt-sent .*domain=good\.test'
 check "... one POST to /v1 in all" posts_are /v1 1
 check "... the sent records are in state_dir/tlsrpt/journal" grep -q '^rua https://reports\.good\.test/v1$' "$RT_STATE_DIR/tlsrpt/journal"
+
+# ---------------------------------------------------------------- D+2
+
+# The day for sending D's reports ends: what still fails is given up,
+# and D+1 (the reports' own deliveries) is scheduled.
+rt_mxtls_restart "$(next_day_at 86390)" || finish
+check "D+1 23:59:50: bad.test is still tried" grep_since "$MXTLS_LOG" 0 \
+	'event=tlsrpt-send-failed day=[0-9-]+ domain=bad\.test ' 15
+check "midnight: bad.test's report of $D is given up" grep_since "$MXTLS_LOG" 0 \
+	"event=tlsrpt-given-up day=$D domain=bad\\.test attempts=[1-9][0-9]* reason=" 25
+check "... and the next day is scheduled" grep_since "$MXTLS_LOG" 0 \
+	"event=tlsrpt-scheduled day=$(date -u -d "$D +1 day" +%F) " 5
 mxtls_stop
 finish
