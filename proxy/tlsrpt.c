@@ -32,9 +32,13 @@ struct tlsrpt_sent {
 	uint64_t hash;
 };
 
+struct tlsrpt_sentset {
+	struct tlsrpt_sent *b[TLSRPT_SENT_BUCKETS];
+};
+
 struct tlsrpt_loading {
 	struct tlsrpt_store *store;
-	struct tlsrpt *t; /* NULL: a dry run, which ignores what was sent */
+	struct tlsrpt_sentset *sent;
 	const char *path;
 	FILE *out; /* NULL: the log (the daemon); else a report's stderr */
 	size_t bad;
@@ -46,7 +50,7 @@ struct tlsrpt {
 	struct journal *j;
 	struct tlsrpt_store *store;
 	ev_timer flush;
-	struct tlsrpt_sent *sent[TLSRPT_SENT_BUCKETS];
+	struct tlsrpt_sentset sent;
 	struct tlsrpt_sender *sender; /* NULL until tlsrpt_send_start() */
 	long today;	    /* the day of the last count or expiry */
 	long warned_day;    /* a full day is logged once */
@@ -59,15 +63,15 @@ struct tlsrpt {
 /* ---- the reports sent ---- */
 
 static struct tlsrpt_sent **
-tlsrpt_sent_bucket(struct tlsrpt *t, long day, uint64_t hash)
+tlsrpt_sent_bucket(struct tlsrpt_sentset *ss, long day, uint64_t hash)
 {
-	return &t->sent[(hash ^ (uint64_t)day) % TLSRPT_SENT_BUCKETS];
+	return &ss->b[(hash ^ (uint64_t)day) % TLSRPT_SENT_BUCKETS];
 }
 
 static int
-tlsrpt_sent_add(struct tlsrpt *t, long day, uint64_t hash)
+tlsrpt_sent_add(struct tlsrpt_sentset *ss, long day, uint64_t hash)
 {
-	struct tlsrpt_sent **b = tlsrpt_sent_bucket(t, day, hash), *x;
+	struct tlsrpt_sent **b = tlsrpt_sent_bucket(ss, day, hash), *x;
 
 	if ((x = malloc(sizeof(*x))) == NULL)
 		return -1;
@@ -78,17 +82,24 @@ tlsrpt_sent_add(struct tlsrpt *t, long day, uint64_t hash)
 	return 0;
 }
 
-int
-tlsrpt_was_sent(struct tlsrpt *t, long day, const char *domain,
+static int
+tlsrpt_sent_has(struct tlsrpt_sentset *ss, long day, const char *domain,
     const char *rua)
 {
 	uint64_t h = tlsrpt_sent_hash(day, domain, rua);
 	struct tlsrpt_sent *x;
 
-	for (x = *tlsrpt_sent_bucket(t, day, h); x != NULL; x = x->next)
+	for (x = *tlsrpt_sent_bucket(ss, day, h); x != NULL; x = x->next)
 		if (x->day == day && x->hash == h)
 			return 1;
 	return 0;
+}
+
+int
+tlsrpt_was_sent(struct tlsrpt *t, long day, const char *domain,
+    const char *rua)
+{
+	return tlsrpt_sent_has(&t->sent, day, domain, rua);
 }
 
 void
@@ -102,7 +113,8 @@ tlsrpt_mark_sent(struct tlsrpt *t, long day, const char *domain,
 		return;
 	tlsrpt_sent_key(day, domain, rua, key, sizeof(key));
 	/* Through the writer thread: the loop never waits for the disk. */
-	if (tlsrpt_sent_add(t, day, tlsrpt_sent_hash(day, domain, rua)) < 0 ||
+	if (tlsrpt_sent_add(&t->sent, day, tlsrpt_sent_hash(day, domain,
+	    rua)) < 0 ||
 	    (v = tlsrpt_sent_format(day, domain, rua, &len)) == NULL) {
 		log_warn(0, "tlsrpt", "result", "write-failed", "key", key,
 		    "error", "out of memory", NULL);
@@ -124,7 +136,7 @@ tlsrpt_sent_drop(struct tlsrpt *t, long day)
 
 	tlsrpt_day_text(day, d, sizeof(d));
 	for (i = 0; i < TLSRPT_SENT_BUCKETS; i++)
-		for (pp = &t->sent[i]; (x = *pp) != NULL;) {
+		for (pp = &t->sent.b[i]; (x = *pp) != NULL;) {
 			if (x->day != day) {
 				pp = &x->next;
 				continue;
@@ -140,14 +152,14 @@ tlsrpt_sent_drop(struct tlsrpt *t, long day)
 }
 
 static void
-tlsrpt_sent_free(struct tlsrpt *t)
+tlsrpt_sent_free(struct tlsrpt_sentset *ss)
 {
 	struct tlsrpt_sent *x;
 	size_t i;
 
 	for (i = 0; i < TLSRPT_SENT_BUCKETS; i++)
-		while ((x = t->sent[i]) != NULL) {
-			t->sent[i] = x->next;
+		while ((x = ss->b[i]) != NULL) {
+			ss->b[i] = x->next;
 			free(x);
 		}
 }
@@ -174,11 +186,9 @@ tlsrpt_load_record(void *arg, const char *key, const char *value,
 	long day;
 
 	if (strncmp(key, "s-", 2) == 0) {
-		if (ld->t == NULL) /* a dry run */
-			return 0;
 		if (tlsrpt_sent_load(key, value, len, &day, &hash, err,
 		    sizeof(err)) == 0) {
-			if (tlsrpt_sent_add(ld->t, day, hash) == 0)
+			if (tlsrpt_sent_add(ld->sent, day, hash) == 0)
 				return 0;
 			snprintf(err, sizeof(err), "%s: out of memory", key);
 		}
@@ -323,7 +333,7 @@ tlsrpt_open(struct ev_loop *loop, const char *state_dir, char *err,
 	}
 	snprintf(t->path, sizeof(t->path), "%s/" TLSRPT_JOURNAL, dir);
 	t->ld.store = t->store;
-	t->ld.t = t;
+	t->ld.sent = &t->sent;
 	t->ld.path = t->path;
 	if ((t->j = journal_open(loop, t->path, TLSRPT_JOURNAL_NAME,
 	    TLSRPT_QUEUE_MAX, tlsrpt_load_record, tlsrpt_journal_error,
@@ -366,7 +376,7 @@ tlsrpt_close(struct tlsrpt *t)
 	ev_ref(t->loop);
 	ev_timer_stop(t->loop, &t->flush);
 	journal_close(t->j);
-	tlsrpt_sent_free(t);
+	tlsrpt_sent_free(&t->sent);
 	tlsrpt_store_free(t->store);
 	free(t);
 }
@@ -469,6 +479,9 @@ struct tlsrpt_dry {
 	struct ev_loop *loop;
 	FILE *out;
 	const char *name;
+	struct tlsrpt_sentset *sent; /* as the journal has it */
+	long day;
+	const char *domain;
 	int done;
 };
 
@@ -498,6 +511,11 @@ tlsrpt_dry_txt(void *arg, const struct dns_txt_result *res)
 		for (i = 0; i < txt.nrua; i++)
 			fprintf(x->out, " %s", txt.rua[i]);
 		fprintf(x->out, "\n");
+		/* Which of them already took the report. */
+		for (i = 0; i < txt.nrua; i++)
+			if (tlsrpt_sent_has(x->sent, x->day, x->domain,
+			    txt.rua[i]))
+				fprintf(x->out, "sent %s\n", txt.rua[i]);
 		break;
 	case TLSRPT_TXT_NONE:
 		fprintf(x->out, "rua none: %s: %s (no report would be sent)\n",
@@ -516,6 +534,7 @@ tlsrpt_dry_run(const struct config *cfg, const char *daytext, FILE *out)
 {
 	struct tlsrpt_report_info ri;
 	struct tlsrpt_loading ld;
+	struct tlsrpt_sentset sent;
 	struct journal_loaded info;
 	struct tlsrpt_store *store;
 	struct tlsrpt_dry x;
@@ -548,9 +567,13 @@ tlsrpt_dry_run(const struct config *cfg, const char *daytext, FILE *out)
 	snprintf(path, sizeof(path), "%s/" TLSRPT_DIR "/" TLSRPT_JOURNAL,
 	    cfg->state_dir);
 	memset(&ld, 0, sizeof(ld));
+	memset(&sent, 0, sizeof(sent));
 	ld.store = store;
+	ld.sent = &sent;
 	ld.path = path;
 	ld.out = stderr;
+	x.sent = &sent;
+	x.day = day;
 	/* Read only: the running mxtls alone writes the journal. */
 	if (journal_read(path, TLSRPT_JOURNAL_NAME, tlsrpt_load_record, &ld,
 	    &info, err, sizeof(err)) < 0) {
@@ -586,6 +609,7 @@ tlsrpt_dry_run(const struct config *cfg, const char *daytext, FILE *out)
 		/* Discovery (RFC 8460 section 3): when the report is due. */
 		snprintf(name, sizeof(name), "_smtp._tls.%s", doms[i]);
 		x.name = name;
+		x.domain = doms[i];
 		x.done = 0;
 		if (dns_lookup_txt(dns, name, tlsrpt_dry_txt, &x) == NULL) {
 			fprintf(stderr, "mxtls: out of memory\n");
@@ -609,5 +633,6 @@ out:
 	if (x.loop != NULL)
 		ev_loop_destroy(x.loop);
 	tlsrpt_store_free(store);
+	tlsrpt_sent_free(&sent);
 	return rc;
 }

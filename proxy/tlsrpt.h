@@ -98,6 +98,7 @@ void tlsrpt_mark_sent(struct tlsrpt *t, long day, const char *domain,
  *	day 2024-05-01
  *	domain example.com
  *	rua mailto:tlsrpt@example.com https://r.example.com/v1
+ *	sent https://r.example.com/v1	(a rua that took the report)
  *	dnssec insecure
  *	json {"organization-name":...}
  *

@@ -363,6 +363,16 @@ check "... bad.test is tried again" grep_since "$MXTLS_LOG" 0 \
 check "... good.test neither POSTed nor mailed again" no_grep_since "$MXTLS_LOG" 0 'event=tlsrpt-sent .*domain=good\.test'
 check "... one POST to /v1 in all" posts_are /v1 1
 check "... the sent records are in state_dir/tlsrpt/journal" grep -q '^rua https://reports\.good\.test/v1$' "$RT_STATE_DIR/tlsrpt/journal"
+"$MXTLS" -c "$RT_CONF" report --dry-run "$D" >"$W/dry.out" 2>&1
+dry_sent_ok() {
+	grep -qx 'sent https://reports.good.test/v1' "$W/dry.out" &&
+		grep -qx 'sent mailto:tlsrpt@good.test' "$W/dry.out" &&
+		grep -qx 'sent https://reports.good.test/fail-once' "$W/dry.out" &&
+		! grep -q '^sent .*redirect' "$W/dry.out" && return 0
+	cat "$W/dry.out"
+	return 1
+}
+check "report --dry-run $D lists the rua that took the report" dry_sent_ok
 
 # ---------------------------------------------------------------- D+2
 
