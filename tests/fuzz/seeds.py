@@ -339,6 +339,8 @@ T = {
     "not-tlsrpt": "v=TLSRPTv10; rua=mailto:a@x.example",
     "empty-uri": "v=TLSRPTv1; rua=mailto:a@x.example,",
     "many-uris": "v=TLSRPTv1; rua=" + ",".join("mailto:r%d@x.example" % i for i in range(12)),
+    "mailto-escapes": "v=TLSRPTv1; rua=mailto:a%0D%0ARCPT%20TO:%3Cx@y%3E@b.test,"
+                      "mailto:r%2Bx@example.com?subject=x,mailto:%40@x,mailto:a@b@c",
 }
 for k, v in T.items():
     put("tlsrpt_txt", k, v)
