@@ -46,7 +46,7 @@ static struct {
 	struct central *central;
 	struct listener listener;
 	struct admin *admin;
-	ev_signal sigterm, sigint, sighup;
+	ev_signal sigterm, sigint, sighup, sigusr1;
 	ev_timer drain;
 	ev_timer expire;
 	int draining;
@@ -400,6 +400,16 @@ main_start_fetching(const struct config *cfg)
 	return 0;
 }
 
+/* SIGUSR1: yesterday's TLS reports now, not at their random moment. */
+static void
+main_send_reports(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+	tlsrpt_send_now(d.px.tlsrpt);
+}
+
 static int
 main_run(void)
 {
@@ -475,6 +485,8 @@ main_run(void)
 	ev_signal_start(d.px.loop, &d.sigint);
 	ev_signal_init(&d.sighup, main_reload, SIGHUP);
 	ev_signal_start(d.px.loop, &d.sighup);
+	ev_signal_init(&d.sigusr1, main_send_reports, SIGUSR1);
+	ev_signal_start(d.px.loop, &d.sigusr1);
 	log_info(0, "start", "version", MXTLS_VERSION, "listen",
 	    cfg->listen_str, "mode",
 	    cfg->mode == CONFIG_MODE_TRANSPARENT ? "transparent" : "relay",

@@ -171,6 +171,17 @@ tlsrpt_store_of(struct tlsrpt *t)
 }
 
 void
+tlsrpt_send_now(struct tlsrpt *t)
+{
+	if (t == NULL) {
+		log_warn(0, "tlsrpt-send-now", "reason", "[report] enabled is "
+		    "not yes: there are no reports to send", NULL);
+		return;
+	}
+	tlsrpt_sender_now(t->sender);
+}
+
+void
 tlsrpt_set_sender(struct tlsrpt *t, struct tlsrpt_sender *s)
 {
 	t->sender = s;

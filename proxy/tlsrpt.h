@@ -70,6 +70,9 @@ struct tlsrpt *tlsrpt_open(struct ev_loop *loop, const char *state_dir,
 void tlsrpt_count(struct tlsrpt *t, unsigned long sid,
     const struct tlsrpt_attempt *a);
 
+/* SIGUSR1: send yesterday's reports now (tlsrptsend.h).  NULL is fine. */
+void tlsrpt_send_now(struct tlsrpt *t);
+
 /* Write what is dirty, wait for the disk (tests, shutdown). */
 void tlsrpt_flush(struct tlsrpt *t);
 

@@ -880,6 +880,22 @@ tlsrpt_sender_tick(struct tlsrpt_sender *s)
 }
 
 void
+tlsrpt_sender_now(struct tlsrpt_sender *s)
+{
+	struct job *j;
+
+	if (s == NULL)
+		return;
+	log_info(0, "tlsrpt-send-now", NULL);
+	tlsrpt_sender_tick(s); /* the day's run exists */
+	if (s->due > clock_now())
+		s->due = clock_now();
+	for (j = s->jobs; j != NULL; j = j->next)
+		j->next_try = 0;
+	tlsrpt_sender_tick(s);
+}
+
+void
 tlsrpt_sender_free(struct tlsrpt_sender *s)
 {
 	if (s == NULL)

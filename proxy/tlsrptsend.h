@@ -20,6 +20,9 @@
  * attempt, error and the next try, tlsrpt-given-up (warn).  Metric:
  * mxtls_tlsrpt_reports_total{scheme,result}.
  *
+ * tlsrpt_send_now() (SIGUSR1) makes yesterday's reports due at once and
+ * what failed tried again at once (logged tlsrpt-send-now).
+ *
  * Tests move the clock (MXTLS_CLOCK_OFFSET) and may shorten the window
  * and the first back-off with MXTLS_TLSRPT_WINDOW and
  * MXTLS_TLSRPT_RETRY (seconds) in the environment, so that none waits
@@ -57,6 +60,13 @@ int tlsrpt_send_start(struct tlsrpt *t, const struct config *cfg,
 
 /* Called by t once a second.  NULL is fine. */
 void tlsrpt_sender_tick(struct tlsrpt_sender *s);
+
+/*
+ * Yesterday's reports are due now, and what failed is tried again now:
+ * an operator who fixed something (or a test) need not wait.  NULL is
+ * fine.
+ */
+void tlsrpt_sender_now(struct tlsrpt_sender *s);
 
 /* Stop, cancelling what is in flight.  NULL is fine. */
 void tlsrpt_sender_free(struct tlsrpt_sender *s);

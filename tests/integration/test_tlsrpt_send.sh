@@ -28,6 +28,7 @@
 #	mxtls[3]  D 23:59:50          crosses midnight while running; window 0: sends
 #	mxtls[4]  D+1 04:00:30        past the window: nothing sent twice
 #	mxtls[5]  D+1 23:59:50        the day ends: what still fails is given up
+#	mxtls[6]  D+2 00:00:01        4 h window; SIGUSR1 sends at once
 #
 # Needs: dnsmasq, Postfix, openssl, python3; root (port 443).
 . "$(dirname "$0")/lib.sh"
@@ -385,5 +386,20 @@ check "midnight: bad.test's report of $D is given up" grep_since "$MXTLS_LOG" 0 
 	"event=tlsrpt-given-up day=$D domain=bad\\.test attempts=[1-9][0-9]* reason=" 25
 check "... and the next day is scheduled" grep_since "$MXTLS_LOG" 0 \
 	"event=tlsrpt-scheduled day=$(date -u -d "$D +1 day" +%F) " 5
+
+# ---------------------------------------------------------------- SIGUSR1
+
+# The 4 h window again: SIGUSR1 sends yesterday's reports (D+1: the
+# reports' own deliveries to good.test) at once.
+unset MXTLS_TLSRPT_WINDOW MXTLS_TLSRPT_RETRY
+D1=$(date -u -d "$D +1 day" +%F)
+rt_mxtls_restart "$(next_day_at 86401)" || finish
+check "D+2 00:00:01: the report of $D1 is scheduled" grep_since "$MXTLS_LOG" 0 \
+	"event=tlsrpt-scheduled day=$D1 due=" 15
+check "... not sent yet" no_grep_since "$MXTLS_LOG" 0 "event=tlsrpt-rua day=$D1"
+kill -USR1 "$MXTLS_PID"
+check "SIGUSR1 is logged" grep_since "$MXTLS_LOG" 0 'event=tlsrpt-send-now' 15
+check "... good.test's report of $D1 goes out" grep_since "$MXTLS_LOG" 0 \
+	"event=tlsrpt-rua day=$D1 domain=good\\.test " 15
 mxtls_stop
 finish
