@@ -216,15 +216,15 @@ check "exp.test: the first POST fails (500), logged with the back-off" grep_sinc
 	'event=tlsrpt-send-failed day=[0-9-]+ domain=exp\.test rua=https://reports\.good\.test/fail-once attempt=1 error="http-status: HTTP status 500" retry_in=1' 15
 check "exp.test: the retry succeeds" grep_since "$MXTLS_LOG" 0 \
 	'event=tlsrpt-sent day=[0-9-]+ domain=exp\.test rua=https://reports\.good\.test/fail-once attempt=2' 15
-check "bad.test: the redirect is a failure, not followed" grep_since "$MXTLS_LOG" 0 \
+check "F-18 bad.test: the redirect is a failure, not followed" grep_since "$MXTLS_LOG" 0 \
 	'event=tlsrpt-send-failed day=[0-9-]+ domain=bad\.test rua=https://reports\.good\.test/redirect attempt=1 error="redirect-refused: HTTP 302 redirect to https://reports\.good\.test/v1\?redirected not followed"' 15
 check "bad.test: retried with back-off (attempt 2 after 1 s)" grep_since "$MXTLS_LOG" 0 \
 	'event=tlsrpt-send-failed day=[0-9-]+ domain=bad\.test .*attempt=2 .*retry_in=2' 15
-check "plain.test: the hostile record: 4 rua used, the rest ignored" grep_since "$MXTLS_LOG" 0 \
+check "F-17 plain.test: the hostile record: 4 rua used, the rest ignored" grep_since "$MXTLS_LOG" 0 \
 	'event=tlsrpt-rua day=[0-9-]+ domain=plain\.test rua="mailto:evil%0D%0ARCPT%20TO:%3Cx@evil\.test%3E@x\.test https://reports\.good\.test/h1/0+ https://reports\.good\.test/h2/0+ https://reports\.good\.test/h3/0+" dnssec=insecure ignored=[1-9]' 15
-check "plain.test: the CRLF mailto is refused, never sent" grep_since "$MXTLS_LOG" 0 \
+check "F-17 plain.test: the CRLF mailto is refused, never sent" grep_since "$MXTLS_LOG" 0 \
 	'event=tlsrpt-send-failed day=[0-9-]+ domain=plain\.test rua=mailto:evil.* error="not a plain mail address"' 15
-check "intern.test: a rua on loopback (127.0.0.9) is refused like such an MX" grep_since "$MXTLS_LOG" 0 \
+check "F-19 intern.test: a rua on loopback (127.0.0.9) is refused like such an MX" grep_since "$MXTLS_LOG" 0 \
 	'event=tlsrpt-send-failed day=[0-9-]+ domain=intern\.test rua=https://internal\.good\.test/x attempt=1 error="internal\.good\.test: a loopback address, not allowed by \[dns\] allow_private_mx"' 15
 check "plain.test: h1..h3 took it" wait_until 15 sh -c "[ \$(grep -c ' /h[123]/' '$W/posts/log') -eq 3 ]"
 check "Postfix V got the mailto report" mx_wait_rcpt V tlsrpt@good.test 1 30
