@@ -23,11 +23,11 @@
 #	intern.test 1 over TLS        https://internal.good.test/x at 127.0.0.9,
 #	                              outside allow_private_mx (127.0.0.0/29)
 #
-#	mxtls[1]  clock +0            the deliveries, counted on day D
+#	mxtls[1]  D 12:00:00          the deliveries, counted on day D
 #	mxtls[2]  D+1 00:00:01        the report of D is scheduled (4 h window), not sent yet
-#	mxtls[3]  D 23:59:50          crosses midnight while running; window 0: sends
+#	mxtls[3]  D 23:59:45          crosses midnight while running; window 0: sends
 #	mxtls[4]  D+1 04:00:30        past the window: nothing sent twice
-#	mxtls[5]  D+1 23:59:50        the day ends: what still fails is given up
+#	mxtls[5]  D+1 23:59:45        the day ends: what still fails is given up
 #	mxtls[6]  D+2 00:00:01        4 h window; SIGUSR1 sends at once
 #
 # Needs: dnsmasq, Postfix, openssl, python3; root (port 443).
@@ -158,7 +158,8 @@ posts_are() { # PATH N
 
 # ---------------------------------------------------------------- day D
 
-rt_mxtls_start 0 || finish
+# At noon of day D: the real midnight may come while the test runs.
+rt_mxtls_start "$(next_day_at -43200)" || finish
 send good.test
 check "good.test: delivered over TLS" reply_is "$OUT" DOT '^250 '
 send good.test
@@ -187,7 +188,7 @@ check "... and nothing is sent before it" no_grep_since "$MXTLS_LOG" 0 'event=tl
 # ---------------------------------------------------------------- midnight
 
 export MXTLS_TLSRPT_WINDOW=0 MXTLS_TLSRPT_RETRY=1
-rt_mxtls_restart "$(next_day_at -10)" || finish
+rt_mxtls_restart "$(next_day_at -15)" || finish
 PREV=$(date -u -d "$D -1 day" +%F)
 # Started before midnight (it schedules the day before D first), it
 # schedules D when midnight passes, with no send of D before that.
@@ -379,8 +380,8 @@ check "report --dry-run $D lists the rua that took the report" dry_sent_ok
 
 # The day for sending D's reports ends: what still fails is given up,
 # and D+1 (the reports' own deliveries) is scheduled.
-rt_mxtls_restart "$(next_day_at 86390)" || finish
-check "D+1 23:59:50: bad.test is still tried" grep_since "$MXTLS_LOG" 0 \
+rt_mxtls_restart "$(next_day_at 86385)" || finish
+check "D+1 23:59:45: bad.test is still tried" grep_since "$MXTLS_LOG" 0 \
 	'event=tlsrpt-send-failed day=[0-9-]+ domain=bad\.test ' 15
 check "midnight: bad.test's report of $D is given up" grep_since "$MXTLS_LOG" 0 \
 	"event=tlsrpt-given-up day=$D domain=bad\\.test attempts=[1-9][0-9]* reason=" 25
