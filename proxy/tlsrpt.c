@@ -58,8 +58,6 @@ struct tlsrpt {
 	char path[PATH_MAX];
 };
 
-/* ---- the journal ---- */
-
 /* ---- the reports sent ---- */
 
 static struct tlsrpt_sent **
@@ -141,6 +139,7 @@ tlsrpt_sent_drop(struct tlsrpt *t, long day)
 				pp = &x->next;
 				continue;
 			}
+			/* tlsrpt_sent_key(), from the hash it keeps */
 			snprintf(key, sizeof(key), "s-%s-%016llx", d,
 			    (unsigned long long)x->hash);
 			if (journal_del(t->j, key, err, sizeof(err)) < 0)
@@ -186,6 +185,8 @@ tlsrpt_set_sender(struct tlsrpt *t, struct tlsrpt_sender *s)
 {
 	t->sender = s;
 }
+
+/* ---- the journal ---- */
 
 static int
 tlsrpt_load_record(void *arg, const char *key, const char *value,
