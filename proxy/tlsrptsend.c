@@ -202,6 +202,11 @@ tlsrpt_send_start(struct tlsrpt *t, const struct config *cfg,
 		snprintf(s->from, sizeof(s->from), "tlsrpt-noreply@%s",
 		    s->submitter);
 	sender_smtp_target(s, cfg);
+	if (cfg->report_submit_len == 0)
+		log_warn(0, "tlsrpt-mailto-unsigned", "reason", "[report] "
+		    "submit is not set: mailto: reports leave through mxtls "
+		    "without the DKIM signature RFC 8460 asks for, and "
+		    "collectors may ignore them", NULL);
 	tlsrpt_set_sender(t, s);
 	return 0;
 }

@@ -173,6 +173,8 @@ check "plain.test: delivered in plaintext" reply_is "$OUT" DOT '^250 '
 send intern.test
 check "intern.test: delivered over TLS" reply_is "$OUT" DOT '^250 '
 check "yesterday's run is scheduled at start" grep_since "$MXTLS_LOG" 0 'event=tlsrpt-scheduled '
+check "without [report] submit, a warning: mailed reports go unsigned" grep_since "$MXTLS_LOG" 0 \
+	'level=warn event=tlsrpt-mailto-unsigned '
 sleep 2 # the counts reach the journal within a second
 
 # ---------------------------------------------------------------- D+1, early
