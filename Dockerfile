@@ -23,6 +23,7 @@ RUN apt-get update \
       gcc make libc6-dev pkg-config ca-certificates android-libboringssl-dev \
       libev-dev libidn2-dev libcurl4-gnutls-dev \
       libunbound-dev libevent-dev dns-root-data libsystemd-dev dpkg-dev \
+      zlib1g-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -60,6 +61,7 @@ RUN apt-get update \
       libidn2-0 \
       libsystemd0 \
       libunbound8 \
+      zlib1g \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt/* /var/log/dpkg.log
 # A fixed UID/GID, so that Kubernetes' runAsUser and the redirect's
 # --uid (deploy/kubernetes/) name the same user.

@@ -21,7 +21,10 @@ CFLAGS  = -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) $(DEFS) -Iproxy -Ipolicy -isyste
 # thread must find the real libevent first, so it is named before libev
 # (check-deps.sh checks the order in the binary).
 LDLIBS  = -L$(BSSL_LIB) -Wl,-rpath,$(BSSL_LIB) -lssl -lcrypto \
-	-Wl,--no-as-needed -levent -lunbound -lev -lidn2 -lpthread
+	-Wl,--no-as-needed -levent -lunbound -lev -lidn2 -lpthread \
+	-lz
+# zlib gzips TLS reports (policy/tlsrptmsg.c), in mxtls: mxtls-fetch only
+# posts the bytes it is given.
 # sd_notify, for the daemon alone (unit tests and mxtls-fetch do without).
 MXTLS_LIBS = -lsystemd
 SAN     = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer

@@ -64,6 +64,7 @@ struct xfer {
 	uint32_t flags;
 	uint32_t max_bytes;
 	int conditional; /* If-None-Match or If-Modified-Since was sent */
+	int post;	 /* a POST: any 2xx is ok */
 	int literal;	 /* the URL's host is an address: nothing to resolve */
 	int checked;	 /* status and Content-Type looked at */
 	int64_t deadline; /* now_ms() past which it is aborted as a timeout */
@@ -304,6 +305,13 @@ is_text_plain(const char *ct)
 	return ct[10 + n] == '\0' || ct[10 + n] == ';';
 }
 
+/* 200 for a GET; a POST's collector may answer 200, 201, 202, 204... */
+static int
+status_ok(const struct xfer *x, long code)
+{
+	return x->post ? code >= 200 && code <= 299 : code == 200;
+}
+
 static size_t
 on_body(char *p, size_t size, size_t nmemb, void *arg)
 {
@@ -316,7 +324,7 @@ on_body(char *p, size_t size, size_t nmemb, void *arg)
 
 		x->checked = 1;
 		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
-		if (code != 200) {
+		if (!status_ok(x, code)) {
 			x->early = EARLY_STATUS;
 			return 0;
 		}
@@ -519,6 +527,12 @@ configure(struct xfer *x, const struct fetch_request *rq)
 		SETOPT(x, CURLOPT_RESOLVE, x->resolve);
 	if (x->headers != NULL)
 		SETOPT(x, CURLOPT_HTTPHEADER, x->headers);
+	if (rq->body != NULL) {
+		/* The size first: COPYPOSTFIELDS copies that many bytes. */
+		SETOPT(x, CURLOPT_POSTFIELDSIZE_LARGE,
+		    (curl_off_t)rq->body_len);
+		SETOPT(x, CURLOPT_COPYPOSTFIELDS, (char *)rq->body);
+	}
 	return NULL;
 }
 
@@ -528,7 +542,9 @@ add_header(struct xfer *x, const char *name, const char *value)
 	char line[FETCHPROTO_ETAG_MAX + 64];
 	struct curl_slist *l;
 
-	snprintf(line, sizeof(line), "%s: %s", name, value);
+	/* "Name:" with nothing after it removes a header curl would add. */
+	snprintf(line, sizeof(line), "%s:%s%s", name, value[0] ? " " : "",
+	    value);
 	if ((l = curl_slist_append(x->headers, line)) == NULL)
 		return -1;
 	x->headers = l;
@@ -570,6 +586,15 @@ start(const struct fetch_request *rq)
 		goto nomem;
 	if (rq->if_modified_since != NULL &&
 	    add_header(x, "If-Modified-Since", rq->if_modified_since) < 0)
+		goto nomem;
+	/*
+	 * A POST carries its type, and no "Expect: 100-continue": the body
+	 * goes at once instead of waiting a second for a server that does
+	 * not answer 100.
+	 */
+	x->post = rq->body != NULL;
+	if (x->post && (add_header(x, "Content-Type", rq->content_type) < 0 ||
+	    add_header(x, "Expect", "") < 0))
 		goto nomem;
 	if ((x->easy = curl_easy_init()) == NULL)
 		goto nomem;
@@ -733,7 +758,7 @@ finish(struct xfer *x, CURLcode rc)
 			loc = h->value;
 		snprintf(why, sizeof(why), "HTTP %ld redirect%s%s not followed",
 		    code, loc != NULL ? " to " : "", loc != NULL ? loc : "");
-	} else if (code >= 100 && code != 200) {
+	} else if (code >= 100 && !status_ok(x, code)) {
 		rs.result = FETCH_HTTP_STATUS;
 		snprintf(why, sizeof(why), "HTTP status %ld", code);
 	} else if (code == 200 && (x->flags & FETCHPROTO_F_TEXT_PLAIN) &&
@@ -752,7 +777,7 @@ finish(struct xfer *x, CURLcode rc)
 		    x->errbuf : curl_easy_strerror(rc));
 		if (rc == CURLE_PEER_FAILED_VERIFICATION)
 			verify_detail(x, why, sizeof(why));
-	} else if (code == 200) {
+	} else if (status_ok(x, code)) {
 		rs.result = FETCH_OK;
 		rs.body = x->body;
 		rs.body_len = x->len;

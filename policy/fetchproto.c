@@ -33,6 +33,8 @@ enum req_tag {
 	RQ_ETAG,
 	RQ_IF_MODIFIED_SINCE,
 	RQ_FLAGS,
+	RQ_BODY,	 /* a POST's body */
+	RQ_CONTENT_TYPE, /* its Content-Type */
 	RQ_NTAGS,
 };
 
@@ -143,6 +145,38 @@ url_ok(const char *s)
 	return 1;
 }
 
+/* A POST: a body with its type, never conditional. */
+static int
+validate_post(const struct fetch_request *rq, char *err, size_t errlen)
+{
+	if (rq->body == NULL) {
+		if (rq->body_len != 0 || rq->content_type != NULL) {
+			snprintf(err, errlen, "content_type: only a POST (a "
+			    "request with a body) has one");
+			return -1;
+		}
+		return 0;
+	}
+	if (rq->body_len < 1 || rq->body_len > FETCHPROTO_BODY_MAX) {
+		snprintf(err, errlen, "body: %zu bytes (1 to %u)",
+		    rq->body_len, FETCHPROTO_BODY_MAX);
+		return -1;
+	}
+	if (rq->content_type == NULL ||
+	    !header_value_ok(rq->content_type, FETCHPROTO_CTYPE_MAX)) {
+		snprintf(err, errlen, "content_type: missing, too long or not "
+		    "printable (a body needs one, max %d bytes)",
+		    FETCHPROTO_CTYPE_MAX);
+		return -1;
+	}
+	if (rq->etag != NULL || rq->if_modified_since != NULL) {
+		snprintf(err, errlen, "etag, if_modified_since: not with a "
+		    "body (a POST is never conditional)");
+		return -1;
+	}
+	return 0;
+}
+
 static int
 validate_request(const struct fetch_request *rq, char *err, size_t errlen)
 {
@@ -198,7 +232,7 @@ validate_request(const struct fetch_request *rq, char *err, size_t errlen)
 		    (unsigned long)(rq->flags & ~FETCHPROTO_F_ALL));
 		return -1;
 	}
-	return 0;
+	return validate_post(rq, err, errlen);
 }
 
 static int
@@ -226,7 +260,8 @@ validate_response(const struct fetch_response *rs, char *err, size_t errlen)
 		return -1;
 	}
 	if (rs->status > FETCHPROTO_STATUS_MAX ||
-	    (rs->result == FETCH_OK && rs->status != 200) ||
+	    (rs->result == FETCH_OK && (rs->status < 200 ||
+	    rs->status > 299)) ||
 	    (rs->result == FETCH_NOT_MODIFIED && rs->status != 304) ||
 	    (rs->result == FETCH_REDIRECT &&
 	    (rs->status < 300 || rs->status > 399)) ||
@@ -370,6 +405,9 @@ fetchproto_encode_request(const struct fetch_request *rq, unsigned char **out,
 	enc_str(&e, RQ_IF_MODIFIED_SINCE, rq->if_modified_since);
 	if (rq->flags != 0)
 		enc_u32(&e, RQ_FLAGS, rq->flags);
+	if (rq->body != NULL)
+		enc_field(&e, RQ_BODY, rq->body, rq->body_len);
+	enc_str(&e, RQ_CONTENT_TYPE, rq->content_type);
 	return enc_finish(&e, out, outlen, err, errlen);
 }
 
@@ -516,6 +554,8 @@ static const char *const req_names[RQ_NTAGS] = {
 	[RQ_ETAG] = "etag",
 	[RQ_IF_MODIFIED_SINCE] = "if_modified_since",
 	[RQ_FLAGS] = "flags",
+	[RQ_BODY] = "body",
+	[RQ_CONTENT_TYPE] = "content_type",
 };
 
 static const char *const rsp_names[RS_NTAGS] = {
@@ -574,6 +614,23 @@ req_field(struct fetch_request *rq, const struct field *f, char *err,
 		    name, err, errlen);
 	case RQ_FLAGS:
 		return dec_u32(f, &rq->flags, name, err, errlen);
+	case RQ_BODY:
+		/* Empty is refused: a POST without content is no report. */
+		if (f->len < 1 || f->len > FETCHPROTO_BODY_MAX) {
+			snprintf(err, errlen, "body: %lu bytes (1 to %u)",
+			    (unsigned long)f->len, FETCHPROTO_BODY_MAX);
+			return -1;
+		}
+		if ((rq->body = malloc(f->len)) == NULL) {
+			snprintf(err, errlen, "body: out of memory");
+			return -1;
+		}
+		memcpy(rq->body, f->v, f->len);
+		rq->body_len = f->len;
+		return 0;
+	case RQ_CONTENT_TYPE:
+		return dec_str(f, &rq->content_type, FETCHPROTO_CTYPE_MAX,
+		    name, err, errlen);
 	}
 	snprintf(err, errlen, "unknown field tag %d", f->tag);
 	return -1;
@@ -723,6 +780,8 @@ fetchproto_request_free(struct fetch_request *rq)
 	free(rq->ca_bundle);
 	free(rq->etag);
 	free(rq->if_modified_since);
+	free(rq->body);
+	free(rq->content_type);
 	memset(rq, 0, sizeof(*rq));
 }
 

@@ -38,7 +38,7 @@
 
 /* The outcome of one request; names are fetchproto_result_name(). */
 enum fetch_result {
-	FETCH_OK,	      /* 200 and the whole body */
+	FETCH_OK,	      /* 200 (a POST: any 2xx) and the whole body */
 	FETCH_NOT_MODIFIED,   /* 304 to a conditional request */
 	FETCH_HTTP_STATUS,    /* any other status: see status */
 	FETCH_REDIRECT,	      /* a 3xx other than 304: never followed */
@@ -72,6 +72,14 @@ struct fetch_request {
 	char *etag;	     /* NULL or sent as If-None-Match */
 	char *if_modified_since; /* NULL or sent as If-Modified-Since */
 	uint32_t flags;		 /* FETCHPROTO_F_* */
+	/*
+	 * A body makes the request a POST (TLS reports, RFC 8460 section
+	 * 5.3): 1..FETCHPROTO_BODY_MAX bytes, with content_type (header-safe)
+	 * and without etag or if_modified_since.  NULL: a GET.
+	 */
+	unsigned char *body;
+	size_t body_len;
+	char *content_type;
 };
 
 struct fetch_response {

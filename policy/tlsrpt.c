@@ -1167,3 +1167,81 @@ tlsrpt_report_json(struct tlsrpt_store *s, long day, const char *domain,
 	}
 	return buf;
 }
+
+/* ---- the reports sent ---- */
+
+#define SENT_MAGIC "mxtls-tlsrpt-sent 1"
+
+uint64_t
+tlsrpt_sent_hash(long day, const char *domain, const char *rua)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	h = fnv(h, &day, sizeof(day));
+	h = fnv(h, domain, strlen(domain) + 1); /* the NUL separates */
+	return fnv(h, rua, strlen(rua) + 1);
+}
+
+void
+tlsrpt_sent_key(long day, const char *domain, const char *rua, char *dst,
+    size_t len)
+{
+	char d[16];
+
+	tlsrpt_day_text(day, d, sizeof(d));
+	snprintf(dst, len, "s-%s-%016llx", d,
+	    (unsigned long long)tlsrpt_sent_hash(day, domain, rua));
+}
+
+char *
+tlsrpt_sent_format(long day, const char *domain, const char *rua,
+    size_t *len)
+{
+	char *buf = NULL, d[16];
+	FILE *f;
+
+	if ((f = open_memstream(&buf, len)) == NULL)
+		return NULL;
+	tlsrpt_day_text(day, d, sizeof(d));
+	fprintf(f, SENT_MAGIC "\nday %s\ndomain %s\nrua %s\n", d, domain, rua);
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+int
+tlsrpt_sent_load(const char *key, const char *value, size_t len, long *day,
+    uint64_t *hash, char *err, size_t errlen)
+{
+	const char *p = value, *end = value + len, *v[3];
+	static const char *const names[] = { "day", "domain", "rua" };
+	char lines[3][TLSRPT_URI_MAX + 16], want[TLSRPT_KEY_LEN];
+	int i;
+
+	if (next_line(&p, end, lines[0], sizeof(lines[0])) < 0 ||
+	    strcmp(lines[0], SENT_MAGIC) != 0) {
+		seterr(err, errlen, "%s: not a record of %s", key, SENT_MAGIC);
+		return -1;
+	}
+	for (i = 0; i < 3; i++)
+		if (next_line(&p, end, lines[i], sizeof(lines[i])) < 0 ||
+		    (v[i] = field(lines[i], names[i])) == NULL ||
+		    !field_ok(v[i], TLSRPT_URI_MAX, 0)) {
+			seterr(err, errlen, "%s: line %d: expected \"%s\"", key,
+			    i + 2, names[i]);
+			return -1;
+		}
+	if (p != end || tlsrpt_day_parse(v[0], day) < 0) {
+		seterr(err, errlen, "%s: trailing bytes or a bad day", key);
+		return -1;
+	}
+	tlsrpt_sent_key(*day, v[1], v[2], want, sizeof(want));
+	if (strcmp(key, want) != 0) {
+		seterr(err, errlen, "%s: the record is of %s", key, want);
+		return -1;
+	}
+	*hash = tlsrpt_sent_hash(*day, v[1], v[2]);
+	return 0;
+}

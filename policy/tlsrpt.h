@@ -196,6 +196,27 @@ char *tlsrpt_overflow_format(const struct tlsrpt_day *d, size_t *len);
 int tlsrpt_record_load(struct tlsrpt_store *s, const char *key,
     const char *value, size_t len, char *err, size_t errlen);
 
+/*
+ * The record of a report sent (or delivered to an MTA): key
+ * "s-YYYY-MM-DD-HASH", HASH of day, domain and rua, text
+ *
+ *	mxtls-tlsrpt-sent 1
+ *	day 2024-05-01
+ *	domain example.com
+ *	rua https://r.example.com/v1
+ *
+ * so that a restart does not send it again.  tlsrpt_sent_load checks it
+ * strictly (the key matching the content): 0 with *day and *hash, or -1
+ * with err.
+ */
+uint64_t tlsrpt_sent_hash(long day, const char *domain, const char *rua);
+void tlsrpt_sent_key(long day, const char *domain, const char *rua,
+    char *dst, size_t len);
+char *tlsrpt_sent_format(long day, const char *domain, const char *rua,
+    size_t *len);
+int tlsrpt_sent_load(const char *key, const char *value, size_t len,
+    long *day, uint64_t *hash, char *err, size_t errlen);
+
 /* ---- days ---- */
 
 long tlsrpt_day_of(time_t t);

@@ -33,6 +33,7 @@
 #include "state.h"
 #include "sts.h"
 #include "tlsrpt.h"
+#include "tlsrptsend.h"
 #include "usage.h"
 
 static struct {
@@ -45,7 +46,7 @@ static struct {
 	struct central *central;
 	struct listener listener;
 	struct admin *admin;
-	ev_signal sigterm, sigint, sighup;
+	ev_signal sigterm, sigint, sighup, sigusr1;
 	ev_timer drain;
 	ev_timer expire;
 	int draining;
@@ -403,7 +404,8 @@ main_start_fetching(const struct config *cfg)
 {
 	char err[512], *prog;
 
-	if (cfg->policy_url == NULL && !cfg->mta_sts)
+	/* TLS reports post to https: URIs through the fetcher too. */
+	if (cfg->policy_url == NULL && !cfg->mta_sts && !cfg->report_enabled)
 		return 0;
 	if ((d.policy_dns = runtime_dns_new(d.px.loop, cfg, err,
 	    sizeof(err))) == NULL) {
@@ -440,6 +442,16 @@ main_start_fetching(const struct config *cfg)
 	}
 	central_start(d.central);
 	return 0;
+}
+
+/* SIGUSR1: yesterday's TLS reports now, not at their random moment. */
+static void
+main_send_reports(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+	tlsrpt_send_now(d.px.tlsrpt);
 }
 
 static int
@@ -492,8 +504,10 @@ main_run(void)
 	if (main_start_fetching(cfg) == -1)
 		return 1;
 	/* Counts for TLS reports, written as the user mxtls now is. */
-	if (cfg->report_enabled && (d.px.tlsrpt = tlsrpt_open(d.px.loop,
-	    cfg->state_dir, err, sizeof(err))) == NULL) {
+	if (cfg->report_enabled && ((d.px.tlsrpt = tlsrpt_open(d.px.loop,
+	    cfg->state_dir, err, sizeof(err))) == NULL ||
+	    tlsrpt_send_start(d.px.tlsrpt, cfg, d.policy_dns, d.fetcher, err,
+	    sizeof(err)) == -1)) {
 		fprintf(stderr, "mxtls: tlsrpt: %s\n", err);
 		return 1;
 	}
@@ -515,6 +529,8 @@ main_run(void)
 	ev_signal_start(d.px.loop, &d.sigint);
 	ev_signal_init(&d.sighup, main_reload, SIGHUP);
 	ev_signal_start(d.px.loop, &d.sighup);
+	ev_signal_init(&d.sigusr1, main_send_reports, SIGUSR1);
+	ev_signal_start(d.px.loop, &d.sigusr1);
 	log_info(0, "start", "version", MXTLS_VERSION, "listen",
 	    cfg->listen_str, "mode",
 	    cfg->mode == CONFIG_MODE_TRANSPARENT ? "transparent" : "relay",
@@ -625,7 +641,7 @@ main(int argc, char **argv)
 	if (check)
 		printf("%s: ok\n", d.file);
 	else if (strcmp(cmd, "report") == 0) {
-		/* Part 1 of TLS reporting: what would be sent, nothing sent. */
+		/* What the running mxtls would send for a day; nothing is sent. */
 		r = tlsrpt_dry_run(&rt->cfg, optind + 1 < argc ?
 		    argv[optind + 1] : NULL, stdout);
 		runtime_release(rt);

@@ -148,6 +148,10 @@ static const struct family_def defs[] = {
 	{ "mxtls_tlsrpt_overflow_total", M_COUNTER,
 	    "Sessions left out of TLS reports: the day's distinct entries "
 	    "were at their bound.", NULL, 0, 1 },
+	{ "mxtls_tlsrpt_reports_total", M_COUNTER,
+	    "TLS reports (RFC 8460) handed to a report URI, by scheme "
+	    "(https, mailto) and result: sent, or failed (an attempt, "
+	    "retried later).", NULL, 0, 0 },
 	{ "mxtls_dane_total", M_COUNTER,
 	    "DANE outcomes (RFC 7672) by RFC 8460 result type: ok, "
 	    "tlsa-invalid, dnssec-invalid, dane-required, "

@@ -21,9 +21,24 @@
 #include "metrics.h"
 #include "runtime.h"
 #include "tlsrpt.h"
+#include "tlsrptsend.h"
+
+/* The reports sent, (day, tlsrpt_sent_hash) in a chained hash table. */
+#define TLSRPT_SENT_BUCKETS 1024
+
+struct tlsrpt_sent {
+	struct tlsrpt_sent *next;
+	long day;
+	uint64_t hash;
+};
+
+struct tlsrpt_sentset {
+	struct tlsrpt_sent *b[TLSRPT_SENT_BUCKETS];
+};
 
 struct tlsrpt_loading {
 	struct tlsrpt_store *store;
+	struct tlsrpt_sentset *sent;
 	const char *path;
 	FILE *out; /* NULL: the log (the daemon); else a report's stderr */
 	size_t bad;
@@ -35,11 +50,141 @@ struct tlsrpt {
 	struct journal *j;
 	struct tlsrpt_store *store;
 	ev_timer flush;
+	struct tlsrpt_sentset sent;
+	struct tlsrpt_sender *sender; /* NULL until tlsrpt_send_start() */
 	long today;	    /* the day of the last count or expiry */
 	long warned_day;    /* a full day is logged once */
 	size_t ndirty;	    /* counts since the last flush */
 	char path[PATH_MAX];
 };
+
+/* ---- the reports sent ---- */
+
+static struct tlsrpt_sent **
+tlsrpt_sent_bucket(struct tlsrpt_sentset *ss, long day, uint64_t hash)
+{
+	return &ss->b[(hash ^ (uint64_t)day) % TLSRPT_SENT_BUCKETS];
+}
+
+static int
+tlsrpt_sent_add(struct tlsrpt_sentset *ss, long day, uint64_t hash)
+{
+	struct tlsrpt_sent **b = tlsrpt_sent_bucket(ss, day, hash), *x;
+
+	if ((x = malloc(sizeof(*x))) == NULL)
+		return -1;
+	x->day = day;
+	x->hash = hash;
+	x->next = *b;
+	*b = x;
+	return 0;
+}
+
+static int
+tlsrpt_sent_has(struct tlsrpt_sentset *ss, long day, const char *domain,
+    const char *rua)
+{
+	uint64_t h = tlsrpt_sent_hash(day, domain, rua);
+	struct tlsrpt_sent *x;
+
+	for (x = *tlsrpt_sent_bucket(ss, day, h); x != NULL; x = x->next)
+		if (x->day == day && x->hash == h)
+			return 1;
+	return 0;
+}
+
+int
+tlsrpt_was_sent(struct tlsrpt *t, long day, const char *domain,
+    const char *rua)
+{
+	return tlsrpt_sent_has(&t->sent, day, domain, rua);
+}
+
+void
+tlsrpt_mark_sent(struct tlsrpt *t, long day, const char *domain,
+    const char *rua)
+{
+	char key[TLSRPT_KEY_LEN], err[256], *v;
+	size_t len;
+
+	if (tlsrpt_was_sent(t, day, domain, rua))
+		return;
+	tlsrpt_sent_key(day, domain, rua, key, sizeof(key));
+	/* Through the writer thread: the loop never waits for the disk. */
+	if (tlsrpt_sent_add(&t->sent, day, tlsrpt_sent_hash(day, domain,
+	    rua)) < 0 ||
+	    (v = tlsrpt_sent_format(day, domain, rua, &len)) == NULL) {
+		log_warn(0, "tlsrpt", "result", "write-failed", "key", key,
+		    "error", "out of memory", NULL);
+		return;
+	}
+	if (journal_put(t->j, key, v, len, err, sizeof(err)) < 0)
+		log_warn(0, "tlsrpt", "result", "write-failed", "key", key,
+		    "error", err, NULL);
+	free(v);
+}
+
+/* Forget the reports sent of a day, in memory and in the journal. */
+static void
+tlsrpt_sent_drop(struct tlsrpt *t, long day)
+{
+	struct tlsrpt_sent **pp, *x;
+	char key[TLSRPT_KEY_LEN], d[16], err[256];
+	size_t i;
+
+	tlsrpt_day_text(day, d, sizeof(d));
+	for (i = 0; i < TLSRPT_SENT_BUCKETS; i++)
+		for (pp = &t->sent.b[i]; (x = *pp) != NULL;) {
+			if (x->day != day) {
+				pp = &x->next;
+				continue;
+			}
+			/* tlsrpt_sent_key(), from the hash it keeps */
+			snprintf(key, sizeof(key), "s-%s-%016llx", d,
+			    (unsigned long long)x->hash);
+			if (journal_del(t->j, key, err, sizeof(err)) < 0)
+				log_warn(0, "tlsrpt", "result", "write-failed",
+				    "key", key, "error", err, NULL);
+			*pp = x->next;
+			free(x);
+		}
+}
+
+static void
+tlsrpt_sent_free(struct tlsrpt_sentset *ss)
+{
+	struct tlsrpt_sent *x;
+	size_t i;
+
+	for (i = 0; i < TLSRPT_SENT_BUCKETS; i++)
+		while ((x = ss->b[i]) != NULL) {
+			ss->b[i] = x->next;
+			free(x);
+		}
+}
+
+struct tlsrpt_store *
+tlsrpt_store_of(struct tlsrpt *t)
+{
+	return t->store;
+}
+
+void
+tlsrpt_send_now(struct tlsrpt *t)
+{
+	if (t == NULL) {
+		log_warn(0, "tlsrpt-send-now", "reason", "[report] enabled is "
+		    "not yes: there are no reports to send", NULL);
+		return;
+	}
+	tlsrpt_sender_now(t->sender);
+}
+
+void
+tlsrpt_set_sender(struct tlsrpt *t, struct tlsrpt_sender *s)
+{
+	t->sender = s;
+}
 
 /* ---- the journal ---- */
 
@@ -49,8 +194,17 @@ tlsrpt_load_record(void *arg, const char *key, const char *value,
 {
 	struct tlsrpt_loading *ld = arg;
 	char err[320];
+	uint64_t hash;
+	long day;
 
-	if (tlsrpt_record_load(ld->store, key, value, len, err,
+	if (strncmp(key, "s-", 2) == 0) {
+		if (tlsrpt_sent_load(key, value, len, &day, &hash, err,
+		    sizeof(err)) == 0) {
+			if (tlsrpt_sent_add(ld->sent, day, hash) == 0)
+				return 0;
+			snprintf(err, sizeof(err), "%s: out of memory", key);
+		}
+	} else if (tlsrpt_record_load(ld->store, key, value, len, err,
 	    sizeof(err)) == 0)
 		return 0;
 	/* A record that cannot be read is forgotten, not fatal. */
@@ -144,6 +298,7 @@ tlsrpt_expire(struct tlsrpt *t, long today)
 		    sizeof(err)) < 0)
 			log_warn(0, "tlsrpt", "result", "write-failed", "key",
 			    key, "error", err, NULL);
+		tlsrpt_sent_drop(t, d->day);
 		tlsrpt_day_text(d->day, day, sizeof(day));
 		log_info(0, "tlsrpt", "result", "day-dropped", "day", day,
 		    NULL);
@@ -162,6 +317,8 @@ tlsrpt_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	if (today != t->today)
 		tlsrpt_expire(t, today);
 	tlsrpt_write_dirty(t);
+	/* Once a second is soon enough for reports, and follows a moved clock. */
+	tlsrpt_sender_tick(t->sender);
 }
 
 struct tlsrpt *
@@ -188,6 +345,7 @@ tlsrpt_open(struct ev_loop *loop, const char *state_dir, char *err,
 	}
 	snprintf(t->path, sizeof(t->path), "%s/" TLSRPT_JOURNAL, dir);
 	t->ld.store = t->store;
+	t->ld.sent = &t->sent;
 	t->ld.path = t->path;
 	if ((t->j = journal_open(loop, t->path, TLSRPT_JOURNAL_NAME,
 	    TLSRPT_QUEUE_MAX, tlsrpt_load_record, tlsrpt_journal_error,
@@ -225,10 +383,12 @@ tlsrpt_close(struct tlsrpt *t)
 {
 	if (t == NULL)
 		return;
+	tlsrpt_sender_free(t->sender); /* what it marks sent is written */
 	tlsrpt_write_dirty(t);
 	ev_ref(t->loop);
 	ev_timer_stop(t->loop, &t->flush);
 	journal_close(t->j);
+	tlsrpt_sent_free(&t->sent);
 	tlsrpt_store_free(t->store);
 	free(t);
 }
@@ -331,6 +491,9 @@ struct tlsrpt_dry {
 	struct ev_loop *loop;
 	FILE *out;
 	const char *name;
+	struct tlsrpt_sentset *sent; /* as the journal has it */
+	long day;
+	const char *domain;
 	int done;
 };
 
@@ -360,6 +523,11 @@ tlsrpt_dry_txt(void *arg, const struct dns_txt_result *res)
 		for (i = 0; i < txt.nrua; i++)
 			fprintf(x->out, " %s", txt.rua[i]);
 		fprintf(x->out, "\n");
+		/* Which of them already took the report. */
+		for (i = 0; i < txt.nrua; i++)
+			if (tlsrpt_sent_has(x->sent, x->day, x->domain,
+			    txt.rua[i]))
+				fprintf(x->out, "sent %s\n", txt.rua[i]);
 		break;
 	case TLSRPT_TXT_NONE:
 		fprintf(x->out, "rua none: %s: %s (no report would be sent)\n",
@@ -378,6 +546,7 @@ tlsrpt_dry_run(const struct config *cfg, const char *daytext, FILE *out)
 {
 	struct tlsrpt_report_info ri;
 	struct tlsrpt_loading ld;
+	struct tlsrpt_sentset sent;
 	struct journal_loaded info;
 	struct tlsrpt_store *store;
 	struct tlsrpt_dry x;
@@ -410,9 +579,13 @@ tlsrpt_dry_run(const struct config *cfg, const char *daytext, FILE *out)
 	snprintf(path, sizeof(path), "%s/" TLSRPT_DIR "/" TLSRPT_JOURNAL,
 	    cfg->state_dir);
 	memset(&ld, 0, sizeof(ld));
+	memset(&sent, 0, sizeof(sent));
 	ld.store = store;
+	ld.sent = &sent;
 	ld.path = path;
 	ld.out = stderr;
+	x.sent = &sent;
+	x.day = day;
 	/* Read only: the running mxtls alone writes the journal. */
 	if (journal_read(path, TLSRPT_JOURNAL_NAME, tlsrpt_load_record, &ld,
 	    &info, err, sizeof(err)) < 0) {
@@ -448,6 +621,7 @@ tlsrpt_dry_run(const struct config *cfg, const char *daytext, FILE *out)
 		/* Discovery (RFC 8460 section 3): when the report is due. */
 		snprintf(name, sizeof(name), "_smtp._tls.%s", doms[i]);
 		x.name = name;
+		x.domain = doms[i];
 		x.done = 0;
 		if (dns_lookup_txt(dns, name, tlsrpt_dry_txt, &x) == NULL) {
 			fprintf(stderr, "mxtls: out of memory\n");
@@ -471,5 +645,6 @@ out:
 	if (x.loop != NULL)
 		ev_loop_destroy(x.loop);
 	tlsrpt_store_free(store);
+	tlsrpt_sent_free(&sent);
 	return rc;
 }

@@ -15,8 +15,8 @@
  * every TLSRPT_FLUSH_SECONDS through the journal's writer thread, so a
  * delivery never waits for the disk and a busy entry costs one record a
  * flush, not one per session.  A crash loses at most that last second.
- * Days older than TLSRPT_KEEP_DAYS are dropped (part 2, which sends the
- * reports, drops a day once it is reported).
+ * Days older than TLSRPT_KEEP_DAYS are dropped, with the records of the
+ * reports sent for them (tlsrptsend.h sends them).
  *
  * Logs: event "tlsrpt" at debug level for every count; "tlsrpt-overflow"
  * (warn, once per day) when a day is full.  Metrics:
@@ -70,11 +70,27 @@ struct tlsrpt *tlsrpt_open(struct ev_loop *loop, const char *state_dir,
 void tlsrpt_count(struct tlsrpt *t, unsigned long sid,
     const struct tlsrpt_attempt *a);
 
+/* SIGUSR1: send yesterday's reports now (tlsrptsend.h).  NULL is fine. */
+void tlsrpt_send_now(struct tlsrpt *t);
+
 /* Write what is dirty, wait for the disk (tests, shutdown). */
 void tlsrpt_flush(struct tlsrpt *t);
 
 /* tlsrpt_flush(), then close.  NULL is fine. */
 void tlsrpt_close(struct tlsrpt *t);
+
+/* ---- for the sender (tlsrptsend.c) ---- */
+
+struct tlsrpt_sender;
+struct tlsrpt_store *tlsrpt_store_of(struct tlsrpt *t);
+/* t ticks s once a second and frees it on tlsrpt_close(). */
+void tlsrpt_set_sender(struct tlsrpt *t, struct tlsrpt_sender *s);
+/* 1 when day's report of domain went to rua (before a restart too). */
+int tlsrpt_was_sent(struct tlsrpt *t, long day, const char *domain,
+    const char *rua);
+/* Record that it did, in memory and through the journal's thread. */
+void tlsrpt_mark_sent(struct tlsrpt *t, long day, const char *domain,
+    const char *rua);
 
 /*
  * `mxtls -c FILE report --dry-run [YYYY-MM-DD]` (day NULL: yesterday,
@@ -85,6 +101,7 @@ void tlsrpt_close(struct tlsrpt *t);
  *	day 2024-05-01
  *	domain example.com
  *	rua mailto:tlsrpt@example.com https://r.example.com/v1
+ *	sent https://r.example.com/v1	(a rua that took the report)
  *	dnssec insecure
  *	json {"organization-name":...}
  *

@@ -40,7 +40,7 @@ srcs() {
 	policy_domain)
 		echo "policy/policy.c policy/dane.c policy/dnssec.c -lidn2" ;;
 	tlsrpt_txt)
-		echo "policy/tlsrpt.c policy/dane.c" ;;
+		echo "policy/tlsrpt.c policy/tlsrptmsg.c policy/dane.c -lz" ;;
 	journal)
 		echo "proxy/journal.c -lev" ;;
 	*)

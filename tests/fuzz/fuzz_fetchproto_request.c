@@ -37,6 +37,13 @@ check_request(const struct fetch_request *rq)
 	    "timeouts %u %u", rq->connect_timeout_ms, rq->timeout_ms);
 	FUZZ_CHECK((rq->flags & ~FETCHPROTO_F_ALL) == 0, "flags %#x",
 	    rq->flags);
+	/* A POST: a body of 1..BODY_MAX bytes with its type, unconditional. */
+	fuzz_check_str(rq->content_type, FETCHPROTO_CTYPE_MAX, "content_type");
+	FUZZ_CHECK((rq->body != NULL) == (rq->content_type != NULL),
+	    "body and content_type not together");
+	FUZZ_CHECK(rq->body == NULL || (rq->body_len >= 1 &&
+	    rq->body_len <= FETCHPROTO_BODY_MAX && rq->etag == NULL &&
+	    rq->if_modified_since == NULL), "bad POST");
 	FUZZ_CHECK(strpbrk(rq->url, "\r\n ") == NULL, "url with CR/LF/SP");
 	FUZZ_CHECK(rq->etag == NULL || strpbrk(rq->etag, "\r\n") == NULL,
 	    "etag with CR/LF");
@@ -55,7 +62,9 @@ same(const struct fetch_request *a, const struct fetch_request *b)
 	    a->connect_timeout_ms != b->connect_timeout_ms ||
 	    a->timeout_ms != b->timeout_ms || !fuzz_streq(a->etag, b->etag) ||
 	    !fuzz_streq(a->if_modified_since, b->if_modified_since) ||
-	    a->flags != b->flags)
+	    a->flags != b->flags || a->body_len != b->body_len ||
+	    !fuzz_streq(a->content_type, b->content_type) ||
+	    (a->body_len > 0 && memcmp(a->body, b->body, a->body_len) != 0))
 		return 0;
 	for (i = 0; i < a->naddrs; i++)
 		if (a->addrs[i].len != b->addrs[i].len ||
@@ -76,7 +85,8 @@ one(const unsigned char *frame, size_t len)
 	if (fetchproto_decode_request(frame, len, &rq, err, sizeof(err)) < 0) {
 		FUZZ_CHECK(err[0] != '\0', "failure without why");
 		FUZZ_CHECK(rq.url == NULL && rq.ca_bundle == NULL &&
-		    rq.etag == NULL && rq.if_modified_since == NULL,
+		    rq.etag == NULL && rq.if_modified_since == NULL &&
+		    rq.body == NULL && rq.content_type == NULL,
 		    "failure left strings");
 		return;
 	}

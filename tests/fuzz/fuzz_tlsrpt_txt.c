@@ -7,6 +7,10 @@
  * then 1..TLSRPT_RUA_MAX URIs, each a mailto: with an "@" or an https://
  * URI, of printable ASCII without "," or ";"; NONE exactly when no
  * record starts so; an error message on NONE and INVALID, and no URI.
+ * Each mailto: URI kept then goes through tlsrpt_mailto_addr()
+ * (policy/tlsrptmsg.c), which mxtls puts into RCPT TO and To:: what it
+ * accepts is one local@domain of printable ASCII without white space or
+ * any of <>()[],;:\", whatever the %XX escapes said.
  */
 #include <stdint.h>
 #include <string.h>
@@ -14,8 +18,27 @@
 
 #include "fuzz.h"
 #include "tlsrpt.h"
+#include "tlsrptmsg.h"
 
 #define MAXRECS 64
+
+static void
+check_mailto(const char *uri)
+{
+	char a[TLSRPT_MAIL_ADDR_MAX + 1];
+	const char *at;
+	size_t i;
+
+	if (tlsrpt_mailto_addr(uri, a, sizeof(a)) < 0)
+		return;
+	at = strchr(a, '@');
+	FUZZ_CHECK(at != NULL && at != a && at[1] != '\0' &&
+	    strchr(at + 1, '@') == NULL, "address \"%s\"", a);
+	for (i = 0; a[i] != '\0'; i++)
+		FUZZ_CHECK(a[i] > 0x20 && a[i] < 0x7f &&
+		    strchr("<>()[],;:\\\"", a[i]) == NULL,
+		    "address byte 0x%02x", (unsigned char)a[i]);
+}
 
 static int
 starts_tlsrpt(const char *r, size_t n)
@@ -65,6 +88,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				FUZZ_CHECK(r[i] > 0x20 && r[i] < 0x7f &&
 				    r[i] != ',' && r[i] != ';',
 				    "URI byte 0x%02x", (unsigned char)r[i]);
+			if (strncasecmp(r, "mailto:", 7) == 0)
+				check_mailto(r);
 		}
 		break;
 	case TLSRPT_TXT_NONE:

@@ -339,6 +339,8 @@ T = {
     "not-tlsrpt": "v=TLSRPTv10; rua=mailto:a@x.example",
     "empty-uri": "v=TLSRPTv1; rua=mailto:a@x.example,",
     "many-uris": "v=TLSRPTv1; rua=" + ",".join("mailto:r%d@x.example" % i for i in range(12)),
+    "mailto-escapes": "v=TLSRPTv1; rua=mailto:a%0D%0ARCPT%20TO:%3Cx@y%3E@b.test,"
+                      "mailto:r%2Bx@example.com?subject=x,mailto:%40@x,mailto:a@b@c",
 }
 for k, v in T.items():
     put("tlsrpt_txt", k, v)
@@ -390,6 +392,12 @@ put("fetchproto_request", "header-injection",
     b"\x01\x01" + field(1, u32(9)) + field(2, b"https://p.example/x") +
     field(3, bytes(4)) + field(5, u32(1)) + field(6, u32(1)) +
     field(7, u32(1)) + field(8, b"a\r\nX-Evil: 1"))
+put("fetchproto_request", "post-report",
+    b"\x01\x01" + field(1, u32(10)) + field(2, b"https://r.example/v1") +
+    field(3, bytes([192, 0, 2, 11])) + field(5, u32(65536)) +
+    field(6, u32(10000)) + field(7, u32(60000)) +
+    field(11, bytes.fromhex("1f8b0800000000000003abae050043bfa6a302000000")) +
+    field(12, b"application/tlsrpt+gzip"))
 rsp = (b"\x01\x02" + field(1, u32(7)) + field(2, u32(0)) +
        field(3, u32(200)) + field(4, b"text/plain; charset=utf-8") +
        field(5, b'"abc"') + field(6, b"Sat, 15 Jun 2024 10:00:00 GMT") +

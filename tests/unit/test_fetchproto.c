@@ -67,7 +67,7 @@ hb_end(struct hb *h)
 
 /* The request tags, as fetch-protocol.md numbers them. */
 enum { T_ID = 1, T_URL, T_ADDR, T_CA, T_MAX, T_CTO, T_TO, T_ETAG, T_IMS,
-	T_FLAGS };
+	T_FLAGS, T_BODY, T_CTYPE };
 
 /* A minimal valid request, fields in the given order. */
 static void
@@ -782,6 +782,84 @@ garbage(void)
 	free(f2);
 }
 
+/* A POST (TLS reports): body and type travel together, unconditionally. */
+static void
+post_request(void)
+{
+	static unsigned char gz[] = { 0x1f, 0x8b, 0x08, 0x00, 0x00, 0x0a };
+	struct fetch_request in, out;
+	struct fetch_response rs, rs2;
+	unsigned char *f;
+	size_t flen;
+	struct hb h;
+
+	full_request(&in);
+	in.etag = in.if_modified_since = NULL;
+	in.flags = 0;
+	in.body = gz;
+	in.body_len = sizeof(gz);
+	in.content_type = "application/tlsrpt+gzip";
+	CHECK_INT(fetchproto_encode_request(&in, &f, &flen, err, sizeof(err)), 0);
+	CHECK_INT(fetchproto_decode_request(f, flen, &out, err, sizeof(err)), 0);
+	CHECK_INT(out.body_len, sizeof(gz));
+	CHECK(memcmp(out.body, gz, sizeof(gz)) == 0); /* NUL bytes too */
+	CHECK_STR(out.content_type, "application/tlsrpt+gzip");
+	fetchproto_request_free(&out);
+	free(f);
+
+	/* Refused by the encoder: the rules of fetch-protocol.md. */
+	in.content_type = NULL;
+	CHECK_INT(fetchproto_encode_request(&in, &f, &flen, err, sizeof(err)), -1);
+	CHECK(strstr(err, "content_type") != NULL);
+	in.content_type = "application/tlsrpt+gzip\r\nX-Evil: 1";
+	CHECK_INT(fetchproto_encode_request(&in, &f, &flen, err, sizeof(err)), -1);
+	in.content_type = "application/tlsrpt+gzip";
+	in.etag = "\"x\"";
+	CHECK_INT(fetchproto_encode_request(&in, &f, &flen, err, sizeof(err)), -1);
+	CHECK(strstr(err, "never conditional") != NULL);
+	in.etag = NULL;
+	in.body = NULL;
+	in.body_len = 0;
+	CHECK_INT(fetchproto_encode_request(&in, &f, &flen, err, sizeof(err)), -1);
+	CHECK(strstr(err, "only a POST") != NULL);
+
+	/* And by the decoder: a type without a body, an empty body. */
+	hb_min_request(&h);
+	hb_str(&h, T_CTYPE, "application/tlsrpt+gzip");
+	CHECK_INT(dec_req(&h, &out), -1);
+	CHECK_INT(out.id, 7);
+	hb_min_request(&h);
+	hb_field(&h, T_BODY, "", 0);
+	hb_str(&h, T_CTYPE, "application/tlsrpt+gzip");
+	CHECK_INT(dec_req(&h, &out), -1);
+	hb_min_request(&h);
+	hb_field(&h, T_BODY, gz, sizeof(gz));
+	CHECK_INT(dec_req(&h, &out), -1);
+	CHECK(out.body == NULL);
+	hb_min_request(&h);
+	hb_field(&h, T_BODY, gz, sizeof(gz));
+	hb_field(&h, T_BODY, gz, sizeof(gz));
+	hb_str(&h, T_CTYPE, "application/tlsrpt+gzip");
+	CHECK_INT(dec_req(&h, &out), -1);
+	CHECK(strstr(err, "repeated") != NULL);
+	hb_min_request(&h);
+	hb_field(&h, T_BODY, gz, sizeof(gz));
+	hb_str(&h, T_CTYPE, "application/tlsrpt+gzip");
+	CHECK_INT(dec_req(&h, &out), 0);
+	fetchproto_request_free(&out);
+
+	/* A collector's 202 is ok; a 300 never is. */
+	full_response(&rs, NULL, 0);
+	rs.status = 202;
+	CHECK_INT(fetchproto_encode_response(&rs, &f, &flen, err, sizeof(err)), 0);
+	CHECK_INT(fetchproto_decode_response(f, flen, &rs2, err, sizeof(err)), 0);
+	CHECK_INT(rs2.status, 202);
+	fetchproto_response_free(&rs2);
+	free(f);
+	rs.status = 300;
+	CHECK_INT(fetchproto_encode_response(&rs, &f, &flen, err, sizeof(err)), -1);
+}
+
 static void
 result_names(void)
 {
@@ -807,6 +885,7 @@ main(void)
 	RUN(structure_errors);
 	RUN(value_rules);
 	RUN(garbage);
+	RUN(post_request);
 	RUN(result_names);
 	return T_DONE();
 }

@@ -399,6 +399,7 @@ test_empty(void)
 		{ "mxtls_dsn_queued", "gauge", "0" },
 		{ "mxtls_tlsrpt_sessions_total", "counter", NULL },
 		{ "mxtls_tlsrpt_overflow_total", "counter", "0" },
+		{ "mxtls_tlsrpt_reports_total", "counter", NULL },
 		{ "mxtls_dane_total", "counter", NULL },
 		{ "mxtls_requiretls_total", "counter", NULL },
 		{ "mxtls_tls_required_no_total", "counter", NULL },

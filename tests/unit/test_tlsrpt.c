@@ -445,6 +445,41 @@ test_records(void)
 	tlsrpt_store_free(t);
 }
 
+/* The record of a report sent: round trip, strictness. */
+static void
+sent_records(void)
+{
+	char key[TLSRPT_KEY_LEN], err[320], *v;
+	uint64_t h;
+	size_t len;
+	long day, d2;
+
+	CHECK_INT(tlsrpt_day_parse("2024-05-01", &day), 0);
+	tlsrpt_sent_key(day, "example.com", "https://r.example.com/v1", key,
+	    sizeof(key));
+	CHECK(strncmp(key, "s-2024-05-01-", 13) == 0 && strlen(key) == 29);
+	CHECK((v = tlsrpt_sent_format(day, "example.com",
+	    "https://r.example.com/v1", &len)) != NULL);
+	CHECK_STR(v, "mxtls-tlsrpt-sent 1\nday 2024-05-01\n"
+	    "domain example.com\nrua https://r.example.com/v1\n");
+	CHECK_INT(tlsrpt_sent_load(key, v, len, &d2, &h, err, sizeof(err)), 0);
+	CHECK_INT(d2, day);
+	CHECK(h == tlsrpt_sent_hash(day, "example.com",
+	    "https://r.example.com/v1"));
+	/* Another rua, day or domain is another key. */
+	CHECK(h != tlsrpt_sent_hash(day, "example.com", "mailto:a@b"));
+	CHECK(h != tlsrpt_sent_hash(day + 1, "example.com",
+	    "https://r.example.com/v1"));
+	key[strlen(key) - 1] ^= 1;
+	CHECK_INT(tlsrpt_sent_load(key, v, len, &d2, &h, err, sizeof(err)), -1);
+	key[strlen(key) - 1] ^= 1;
+	CHECK_INT(tlsrpt_sent_load(key, v, len - 1, &d2, &h, err,
+	    sizeof(err)), -1);
+	v[len - 2] = '\r';
+	CHECK_INT(tlsrpt_sent_load(key, v, len, &d2, &h, err, sizeof(err)), -1);
+	free(v);
+}
+
 int
 main(void)
 {
@@ -457,5 +492,6 @@ main(void)
 	RUN(test_json);
 	RUN(test_json_escapes);
 	RUN(test_records);
+	RUN(sent_records);
 	return T_DONE();
 }
