@@ -1,7 +1,7 @@
 /*
  * The policy model: profiles, matches and the lookup that binds a
  * recipient to its effective profile.  Pure data and pure functions: no
- * I/O, no logging, no libev, no BoringSSL (STYLE.md, "Layers").
+ * I/O, no logging, no libev, no BoringSSL (README.md, "Layout").
  */
 #ifndef MXTLS_POLICY_H
 #define MXTLS_POLICY_H

@@ -221,7 +221,7 @@ conn_update(struct conn *c)
 	case CONN_CLOSED:
 		break;
 	}
-	/* An idle connection holds no buffer memory (issue 7, W3). */
+	/* An idle connection holds no buffer memory (docs/bench.md, W3). */
 	buf_release(&c->in);
 	buf_release(&c->out);
 	if (mask == (c->io.events & (EV_READ | EV_WRITE)) &&

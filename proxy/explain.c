@@ -33,6 +33,7 @@
 
 #include "explain.h"
 #include "sts.h"
+#include "stsrule.h"
 
 #define LABEL_WIDTH 13 /* "min_version" and two spaces */
 #define VALUE_WIDTH_MAX 56
@@ -243,23 +244,20 @@ invalid(const char *recipient, const char *why)
  * the recipient domain (state_dir/mta-sts) decides over the rows above.
  */
 static void
-explain_sts(const struct config *cfg, const struct policy_decision *d,
-    FILE *out)
+explain_sts(const struct config *cfg, const struct policy_set *ps,
+    const struct policy_decision *d, FILE *out)
 {
+	struct policy_decision sd = *d;
 	struct sts_record rec;
 	char dir[4096], err[256], when[32];
 	struct tm tm;
 	int i;
 
-	if (!cfg->mta_sts) {
+	if (!policy_sts_applies(d, cfg->mta_sts)) {
 		fprintf(out, "%-*s%s\n", LABEL_WIDTH, "mta-sts",
+		    cfg->mta_sts ?
+		    "not consulted: an explicit match names this domain" :
 		    "off ([policy] mta_sts)");
-		return;
-	}
-	if (d->nexthop != NULL ||
-	    (d->match != NULL && strcmp(d->match->pattern, "*") != 0)) {
-		fprintf(out, "%-*s%s\n", LABEL_WIDTH, "mta-sts",
-		    "not consulted: an explicit match names this domain");
 		return;
 	}
 	snprintf(dir, sizeof(dir), "%s/mta-sts", cfg->state_dir);
@@ -270,10 +268,14 @@ explain_sts(const struct config *cfg, const struct policy_decision *d,
 	}
 	gmtime_r(&rec.expires, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	fprintf(out, "%-*s%s (id %s, cached until %s)%s\n", LABEL_WIDTH,
-	    "mta-sts", mtasts_mode_name(rec.policy.mode), rec.id, when,
-	    rec.policy.mode == MTASTS_ENFORCE ? ": profile " POLICY_MTA_STS_PROFILE
-	    " (mandatory, strict) replaces the rows above" : "");
+	fprintf(out, "%-*s%s (id %s, cached until %s)", LABEL_WIDTH, "mta-sts",
+	    mtasts_mode_name(rec.policy.mode), rec.id, when);
+	if (policy_sts_enforce(ps, rec.policy.mode,
+	    (const char *const *)rec.policy.mx, rec.policy.nmx, &sd))
+		fprintf(out, ": profile %s (%s, %s) replaces the rows above",
+		    sd.profile->name, policy_tls_name(sd.profile->tls),
+		    policy_verify_name(sd.profile->verify));
+	fputc('\n', out);
 	for (i = 0; i < rec.policy.nmx; i++)
 		fprintf(out, "%-*s%s\n", LABEL_WIDTH, i == 0 ? "mta-sts mx" : "",
 		    rec.policy.mx[i]);
@@ -334,6 +336,6 @@ explain_print(const struct config *cfg, const struct policy_set *ps,
 		    r.origin[i]);
 	}
 	rows_free(&r);
-	explain_sts(cfg, &d, out);
+	explain_sts(cfg, ps, &d, out);
 	return 0;
 }

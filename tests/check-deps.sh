@@ -1,7 +1,8 @@
 #!/bin/sh
-# The include directions of STYLE.md: proxy/ may use policy/, never the
-# reverse; policy/ sees no libev, libunbound or BoringSSL; only policy/fetch.c
-# includes curl; only proxy/conn.c, proxy/tls.c, proxy/sign.c and proxy/dane.c include BoringSSL.
+# The include directions of README.md, "Layout": proxy/ may use policy/,
+# never the reverse; policy/ sees no libev, libunbound or BoringSSL; only
+# policy/fetch.c includes curl; only proxy/conn.c, proxy/tls.c,
+# proxy/sign.c and proxy/dane.c include BoringSSL.
 fail=0
 bad() { echo "check-deps: $1" >&2; fail=1; }
 

@@ -33,10 +33,8 @@ srcs() {
 		echo "proxy/state.c policy/failure.c policy/policy.c policy/dane.c policy/dnssec.c -lidn2
 		    -lpthread" ;;
 	sts_record)
-		echo "proxy/sts.c proxy/clock.c proxy/dns.c proxy/fetcher.c
-		    proxy/file.c proxy/journal.c proxy/log.c proxy/metrics.c
-		    policy/mtasts.c policy/policy.c policy/dane.c policy/dnssec.c policy/fetchproto.c -levent
-		    -lunbound -lev -lidn2" ;;
+		echo "policy/stsdecide.c policy/mtasts.c policy/policy.c policy/dane.c
+		    policy/dnssec.c policy/fetchproto.c -lidn2" ;;
 	policy_domain)
 		echo "policy/policy.c policy/dane.c policy/dnssec.c -lidn2" ;;
 	tlsrpt_txt)

@@ -1,5 +1,5 @@
 /*
- * sts_record_parse() (proxy/sts.c): an MTA-STS cache file in
+ * sts_record_parse() (policy/stsdecide.c): an MTA-STS cache record in
  * state_dir/mta-sts (written by mxtls, but read back after crashes, disk
  * errors or hand edits).  Invariants: on success the record is valid
  * (sts_domain_ok, id, expires = fetched_at + max_age, the policy's
@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "sts.h"
+#include "stsdecide.h"
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

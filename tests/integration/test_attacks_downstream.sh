@@ -1,5 +1,5 @@
 #!/bin/sh
-# The attack suite, part 2 (issue 8): hostile or broken downstream input
+# The attack suite, part 2: hostile or broken downstream input
 # (docs/security.md sections G, H, I and D-06/D-09/D-10), sent with the raw
 # client tests/attacks/smtpx.py.  The upstream is the scripted server of
 # tests/hostile in mode "sink" (it keeps the raw bytes of every message,
@@ -290,7 +290,7 @@ check "H-03 XCLIENT: refused" reply_is "$W/h03.out" "XCLIENT ADDR=10.0.0.1 NAME=
 check "H-03 XFORWARD: refused" reply_is "$W/h03.out" "XFORWARD ADDR=10.0.0.1" '5[0-9][0-9] '
 smtpx "$W/h03p.out" mxtls "PROXY TCP4 10.0.0.1 127.0.0.1 4444 25" "$E" QUIT
 check "H-03 a PROXY v1 header: refused, no identity taken from it" reply_is "$W/h03p.out" "PROXY TCP4 10.0.0.1 127.0.0.1 4444 25" '5[0-9][0-9] '
-note "H-02 address-routing tricks: mxtls restricts no recipient domain; the relay tricks are part 7 of issue 8"
+note "H-02 address-routing tricks: mxtls restricts no recipient domain; the relay tricks are in test_open_relay.sh"
 
 # --- I-01 slowloris results (started at the top)
 wait "$SLOW_A" 2>/dev/null

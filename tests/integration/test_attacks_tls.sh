@@ -1,5 +1,5 @@
 #!/bin/sh
-# The attack suite, TLS part (issue 8): an upstream MX that renegotiates.
+# The attack suite, TLS part: an upstream MX that renegotiates.
 # tests/hostile/renegd.pl (Perl, Net::SSLeay: Python's ssl module cannot
 # make a server renegotiate) is a correct SMTP server, TLS 1.2 only (there
 # is no renegotiation in TLS 1.3), with the test PKI's valid certificate,

@@ -1,5 +1,5 @@
 #!/bin/sh
-# The attack suite, part 1 (issue 8): hostile upstream servers.  Each case
+# The attack suite, part 1: hostile upstream servers.  Each case
 # of docs/security.md sections A-D and I-02 is one scripted server
 # (tests/hostile/smtpd.py) on an address of its own (127.0.1.N:25), reached
 # through a literal nexthop (the certificate is checked against

@@ -1,5 +1,5 @@
 #!/bin/sh
-# The certificate matrix of issue 8 (docs/security.md section E) beyond the cases
+# The certificate matrix (docs/security.md section E) beyond the cases
 # test_certs.sh covers (expired, not yet valid, wrong name, self-signed,
 # unknown CA, missing intermediate): mxtls under mandatory + verify =
 # strict against an MX that presents

@@ -1,5 +1,5 @@
 #!/bin/sh
-# The upstream connection cache (issue 7): an idle verified TLS connection
+# The upstream connection cache: an idle verified TLS connection
 # carries the next session's transaction to the same route, and never one
 # of another route, profile or policy.
 #

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Issue 17 item 13: DSN advertised, then dropped.  mxtls advertises DSN only
+# DSN advertised, then dropped.  mxtls advertises DSN only
 # with [proxy] dsn_submit set, and then keeps the promise: when the
 # recipient's server does not offer DSN and a recipient asked for
 # NOTIFY=SUCCESS, mxtls sends the "relayed" notice (RFC 3464) to the MTA's

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Issue 17 item 16: a message to recipients at several domains costs the MTA
+# Recipes for MTAs: a message to recipients at several domains costs the MTA
 # one retry cycle per extra domain (mxtls answers 452 4.5.3 to a recipient
 # whose next hop differs from the transaction's).  The recipes in deploy/
 # make the MTA send one domain per transaction, or send the rest soon; here

@@ -1,5 +1,5 @@
 #!/bin/sh
-# mxtls is never an open relay (issue 8 parts 2 and 7; docs/security.md H-01,
+# mxtls is never an open relay (the attack suite; docs/security.md H-01,
 # H-02, H-03, B-08).  Three real Postfix MXs, each with a domain of its own
 # and every command it receives in its log (debug_peer_list):
 #

@@ -174,7 +174,7 @@ check "metrics: outcome=not-modified counted" pol_metric_ge mxtls_policy_fetches
 	'source="central"' 'outcome="not-modified"'
 check "304 keeps the document: not re-applied, still in force" pol_all \
 	"not_logged 'event=central-policy url=[^ ]* how=fetched'" "in_force B"
-# Issue 4, "Visibility": every fetch logs url, status, bytes, duration and
+# Visibility: every fetch logs url, status, bytes, duration and
 # outcome (updated, not-modified, refused: why, kept-last-good).
 fetch_logged() { # STATUS OUTCOME_ERE: some line of the whole log has them all
 	_l=$(grep -F "url=$URL" "$MXTLS_LOG" | grep -E "status=$1( |$)" |

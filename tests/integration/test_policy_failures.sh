@@ -1,7 +1,7 @@
 #!/bin/sh
-# The central policy document when its server fails, end to end (issue 4,
-# "Tests that must exist"; the cases test_policy_central.sh does not
-# have), and mxtls-fetch killed under a running mxtls.
+# The central policy document when its server fails, end to end (the
+# cases test_policy_central.sh does not have), and mxtls-fetch killed
+# under a running mxtls.
 #
 # One mxtls runs throughout (refresh 1 s).  Its [policy] url names
 # policy.central.test, and mxtls resolves that name at every refresh
@@ -299,7 +299,7 @@ check "200 text/html with an HTML page: refused by the parser, the errors logged
 	"fetch_line ok 200 refused"
 check "HTML page: the previous policy still in force (B), copy kept" still B
 
-# Issue 4: a wrong Content-Type is refused.  mxtls takes text/plain,
+# A wrong Content-Type is refused.  mxtls takes text/plain,
 # application/octet-stream (what nginx sends for .ini) or none; a valid,
 # newer document served as text/html is refused all the same.
 MARK=$(mxtls_mark)

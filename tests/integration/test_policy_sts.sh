@@ -364,7 +364,7 @@ check "id changed in DNS (1 -> 2): policy fetched again, delivered by V" pol_all
 check "... the cache holds id 2 and the new max_age" \
 	pol_sts_has sts.test 'id 2' 'max_age 604800'
 
-# Issue 4, part 3: "`mxtls explain` shows the MTA-STS facts" (here: the
+# `mxtls explain` shows the MTA-STS facts (here: the
 # cached enforce policy of sts.test, id 2, in state_dir).
 explain_sts() {
 	MXTLS_CLOCK_OFFSET=310 "$MXTLS" -c "$RT_CONF" explain r@sts.test >"$W/explain.out" 2>&1

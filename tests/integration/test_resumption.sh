@@ -1,7 +1,7 @@
 #!/bin/sh
-# TLS session resumption per upstream host (issue 7's first mechanism), and
-# the rule that keeps it safe: only sessions whose verification passed are
-# kept, because a resumed handshake runs no chain verification.
+# TLS session resumption per upstream host, and the rule that keeps it
+# safe: only sessions whose verification passed are kept, because a
+# resumed handshake runs no chain verification.
 #
 #   server   listens        certificate   profile            expected
 #   good     127.0.0.31:25  valid         mandatory, strict  2nd delivery resumed

@@ -1,7 +1,7 @@
 #!/bin/sh
-# Review and interop findings of issue 17, the SMTP protocol side: each
-# check is named after its item (R17-NN) and failed before that item was
-# fixed.  Scripted servers (tests/hostile/smtpd.py) play the upstreams on
+# Review and interop findings, the SMTP protocol side: each check is
+# named after its finding (R17-NN) and failed before that finding
+# was fixed.  Scripted servers (tests/hostile/smtpd.py) play the upstreams on
 # 127.0.3.N:25, MX records come from dnsmasq.  What needs no socket is
 # tested in tests/unit (the R17_NN_* tests).
 ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:quarantine_size_mb=16}

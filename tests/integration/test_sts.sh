@@ -36,7 +36,7 @@ PROBE=$W/sts_probe
 # shellcheck disable=SC2086
 cc $CFLAGS_T $SAN_FLAGS -o "$PROBE" tests/integration/sts_probe.c proxy/sts.c \
 	proxy/dns.c proxy/fetcher.c proxy/file.c proxy/journal.c proxy/log.c proxy/metrics.c \
-	proxy/clock.c policy/mtasts.c policy/policy.c policy/fetchproto.c policy/dnssec.c policy/dane.c \
+	proxy/clock.c policy/stsdecide.c policy/mtasts.c policy/policy.c policy/fetchproto.c policy/dnssec.c policy/dane.c \
 	-Wl,--no-as-needed -levent -lunbound -lev -lidn2 -lm >"$W/build.out" 2>&1 ||
 	{ fail "build sts_probe" "$(cat "$W/build.out")"; finish; }
 FETCH=${MXTLS_FETCH:-}

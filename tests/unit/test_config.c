@@ -1200,7 +1200,7 @@ test_many_errors(void)
 	    "F:26: expected \"key = value\"");
 }
 
-/* The keys of issue 6: admin endpoint, drain, user, per-client limit,
+/* The operations keys: admin endpoint, drain, user, per-client limit,
  * address logging. */
 static void
 test_operations(void)

@@ -146,7 +146,10 @@ txt_several(void)
 	struct mtasts_txt t;
 	int i;
 
-	/* Two policies announced: no policy (hardenize issue #41). */
+	/*
+	 * Two policies announced: no policy (RFC 8461 section 3.1: "If the
+	 * number of resulting records is not one", no MTA-STS).
+	 */
 	recs[0] = "v=STSv1; id=one;";
 	recs[1] = "v=STSv1; id=two;";
 	for (i = 0; i < 2; i++)
