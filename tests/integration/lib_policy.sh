@@ -158,6 +158,26 @@ pol_send() {
 # pol_rcpt_is OUT RCPT ERE: the reply to RCPT TO matched ERE.
 pol_rcpt_is() { reply_is "$1" "RCPT TO:<$2>" "$3"; }
 
+# pol_answer OUT RCPT: what the MTA was told about RCPT in the end: the
+# reply to its RCPT, or, for a recipient held while mxtls read the
+# message's header for "TLS-Required: No" (the recipient's MTA-STS or
+# DANE policy had failed), the reply to the final dot.
+pol_answer() {
+	_a=$(awk -v l="RCPT TO:<$2> => " 'index($0, l) == 1 { print substr($0, length(l) + 1) }' "$1")
+	case $_a in
+	"250 2.1.5 Held"*) awk 'index($0, "DOT => ") == 1 { print substr($0, 8) }' "$1" ;;
+	*) printf '%s\n' "$_a" ;;
+	esac
+}
+# pol_answer_is OUT RCPT ERE: that answer matches ERE.
+pol_answer_is() {
+	_a=$(pol_answer "$1" "$2")
+	printf '%s\n' "$_a" | grep -qE -- "$3" && return 0
+	echo "expected the answer for $2 to match /$3/, got: ${_a:-(none)}"
+	sed 's/^/  /' "$1"
+	return 1
+}
+
 # pol_metrics OUT: GET /metrics of the current mxtls (admin_listen) to OUT.
 pol_metrics() {
 	curl -s --max-time 5 "http://127.0.0.1:$MXTLS_ADMIN_PORT/metrics" >"$1" 2>&1

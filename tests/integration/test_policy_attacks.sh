@@ -352,7 +352,7 @@ in_clear_none() {
 # kept MX_NAME: the last message was deferred 451 4.7.5 (never 5xx), not
 # delivered, and nothing of it crossed to the MXs.
 kept() {
-	pol_rcpt_is "$OUT" "$RCPT" '451 4\.7\.5 ' || return 1
+	pol_answer_is "$OUT" "$RCPT" '^451 4\.7\.5 ' || return 1
 	mx_none "$1" "$RCPT" || return 1
 	in_clear_none
 }
@@ -447,7 +447,7 @@ warm_ok() {
 			sed 's/^/  | /' "$W/warm.$_d"
 			return 1
 		}
-		reply_is "$W/warm.$_d" "RCPT TO:<w@$_d.sts.test>" '4' || return 1
+		pol_answer_is "$W/warm.$_d" "w@$_d.sts.test" '^4' || return 1
 	done
 }
 check "F-15 setup: the enforce policies of c1..c8, w1 cached (their MXs down: 4xx)" warm_ok

@@ -145,27 +145,10 @@ send() {
 	OUT=$W/smtp.$N
 	pol_send "$OUT" "$RCPT"
 }
-# answer: what the MTA was told about $RCPT in the end: the reply to its
-# RCPT, or, for a recipient held while mxtls read the message's header
-# for "TLS-Required: No" (the MTA-STS policy had failed), the reply to
-# the final dot.
-answer() {
-	_a=$(awk -v l="RCPT TO:<$RCPT> => " 'index($0, l) == 1 { print substr($0, length(l) + 1) }' "$OUT")
-	case $_a in
-	"250 2.1.5 Held"*) awk 'index($0, "DOT => ") == 1 { print substr($0, 8) }' "$OUT" ;;
-	*) printf '%s\n' "$_a" ;;
-	esac
-}
-# answer_matches ERE: the answer matches ERE.
-answer_matches() {
-	_a=$(answer)
-	printf '%s\n' "$_a" | grep -qE -- "$1" && return 0
-	echo "expected the answer for $RCPT to match /$1/, got: ${_a:-(none)}"
-	sed 's/^/  /' "$OUT"
-	return 1
-}
-rcpt_is() { answer_matches "^$1"; }
-rcpt_has() { answer_matches "$1"; }
+# What the MTA was told about $RCPT in the end (lib_policy.sh).
+answer() { pol_answer "$OUT" "$RCPT"; }
+rcpt_is() { pol_answer_is "$OUT" "$RCPT" "^$1"; }
+rcpt_has() { pol_answer_is "$OUT" "$RCPT" "$1"; }
 # never_5xx: the answer is not a permanent failure.
 never_5xx() {
 	_r=$(answer)
