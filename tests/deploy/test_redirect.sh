@@ -390,9 +390,11 @@ EOF
 	mxpid=$!
 	pids="$pids $mxpid"
 	i=0
-	until nsx bash "$REPO/deploy/healthcheck.sh" tcp "127.0.0.1:$MXPORT" 2>/dev/null; do
+	# Listening comes before the fetcher and the journals: wait for both.
+	until nsx bash "$REPO/deploy/healthcheck.sh" tcp "127.0.0.1:$MXPORT" 2>/dev/null &&
+		grep -q 'event=start' "$tmp/mxtls.log"; do
 		i=$((i + 1))
-		[ "$i" -lt 50 ] || break
+		[ "$i" -lt 100 ] || break
 		sleep 0.1
 	done
 	if grep -q 'event=start' "$tmp/mxtls.log"; then
