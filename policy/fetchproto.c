@@ -16,7 +16,22 @@
 #include <string.h>
 #include <strings.h>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include "fetchproto.h"
+
+void
+fetch_addr_set(struct fetch_addr *a, const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET) {
+		a->len = 4;
+		memcpy(a->a, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+	} else {
+		a->len = 16;
+		memcpy(a->a, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+	}
+}
 
 #define TYPE_REQUEST 1
 #define TYPE_RESPONSE 2

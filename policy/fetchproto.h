@@ -60,6 +60,10 @@ struct fetch_addr {
 	unsigned char a[16];
 };
 
+struct sockaddr_storage;
+/* The address (AF_INET or AF_INET6) of ss, as the protocol carries it. */
+void fetch_addr_set(struct fetch_addr *a, const struct sockaddr_storage *ss);
+
 struct fetch_request {
 	uint32_t id; /* chosen by mxtls; echoed in the response */
 	char *url;   /* "https://..." */

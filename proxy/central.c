@@ -652,15 +652,7 @@ central_resolved(void *arg, const struct dns_addr_result *res)
 	for (i = 0; i < res->naddr && c->naddrs < FETCHPROTO_ADDRS_MAX; i++) {
 		struct fetch_addr *a = &c->addrs[c->naddrs++];
 
-		if (res->addr[i].ss_family == AF_INET) {
-			a->len = 4;
-			memcpy(a->a, &((const struct sockaddr_in *)
-			    &res->addr[i])->sin_addr, 4);
-		} else {
-			a->len = 16;
-			memcpy(a->a, &((const struct sockaddr_in6 *)
-			    &res->addr[i])->sin6_addr, 16);
-		}
+		fetch_addr_set(a, &res->addr[i]);
 	}
 	if (central_fetch(c, c->url, c->text != NULL) == -1) {
 		central_count("failed");

@@ -336,15 +336,7 @@ https_resolved(void *arg, const struct dns_addr_result *res)
 		}
 		a = &rq.addrs[rq.naddrs++];
 
-		if (res->addr[i].ss_family == AF_INET) {
-			a->len = 4;
-			memcpy(a->a, &((const struct sockaddr_in *)
-			    &res->addr[i])->sin_addr, 4);
-		} else {
-			a->len = 16;
-			memcpy(a->a, &((const struct sockaddr_in6 *)
-			    &res->addr[i])->sin6_addr, 16);
-		}
+		fetch_addr_set(a, &res->addr[i]);
 	}
 	if (rq.naddrs == 0) {
 		snprintf(why, sizeof(why), "%s: a %s address, not allowed by "
