@@ -661,51 +661,6 @@ session_cmd_ehlo(struct session *s, const struct smtp_command *cmd)
 		session_enter(s, ST_IDLE);
 }
 
-/* Check MAIL parameters; returns NULL or the reply refusing them. */
-static const char *
-session_check_mail_params(struct session *s, const char *params)
-{
-	char tmp[UPSTREAM_PARAMS_MAX], *tok, *save = NULL;
-
-	snprintf(tmp, sizeof(tmp), "%s", params);
-	for (tok = strtok_r(tmp, " ", &save); tok != NULL;
-	    tok = strtok_r(NULL, " ", &save)) {
-		if (strncasecmp(tok, "SIZE=", 5) == 0) {
-			char *end;
-			unsigned long long n = strtoull(tok + 5, &end, 10);
-
-			if (*end != '\0' || end == tok + 5)
-				return "501 5.5.4 Bad SIZE parameter";
-			if (n > (unsigned long long)s->cfg->max_message_size)
-				return "552 5.3.4 Message size exceeds fixed "
-				       "maximum message size";
-		} else if (strcasecmp(tok, "BODY=8BITMIME") == 0 ||
-		    strcasecmp(tok, "BODY=7BIT") == 0 ||
-		    strcasecmp(tok, "SMTPUTF8") == 0 ||
-		    strcasecmp(tok, "REQUIRETLS") == 0 ||
-		    strncasecmp(tok, "RET=", 4) == 0 ||
-		    strncasecmp(tok, "ENVID=", 6) == 0) {
-			continue;
-		} else
-			return "555 5.5.4 Unsupported MAIL parameter";
-	}
-	return NULL;
-}
-
-/* The parameter word (no value) is among params. */
-static int
-session_has_param(const char *params, const char *word)
-{
-	char tmp[UPSTREAM_PARAMS_MAX], *tok, *save = NULL;
-
-	snprintf(tmp, sizeof(tmp), "%s", params);
-	for (tok = strtok_r(tmp, " ", &save); tok != NULL;
-	    tok = strtok_r(NULL, " ", &save))
-		if (strcasecmp(tok, word) == 0)
-			return 1;
-	return 0;
-}
-
 /*
  * REQUIRETLS (RFC 8689 section 4.2.1): whatever the profile says, TLS
  * verified by DANE, MTA-STS or the web PKI, never the clear.  The copy
@@ -777,7 +732,8 @@ session_cmd_mail(struct session *s, const struct smtp_command *cmd)
 	session_txn_reset(s);
 	snprintf(s->txn.mail_params, sizeof(s->txn.mail_params), "%.*s", (int)plen,
 	    params);
-	if ((err = session_check_mail_params(s, s->txn.mail_params)) != NULL ||
+	if ((err = smtp_mail_params_check(s->txn.mail_params,
+	    s->cfg->max_message_size)) != NULL ||
 	    (err = dsn_txn_mail(&s->dsn, s->cfg->dsn_submit_len > 0, addr,
 	    s->txn.mail_params, clock_now())) != NULL) {
 		s->txn.mail_params[0] = '\0';
@@ -785,7 +741,8 @@ session_cmd_mail(struct session *s, const struct smtp_command *cmd)
 		return;
 	}
 	snprintf(s->txn.mail_from, sizeof(s->txn.mail_from), "%s", addr);
-	s->txn.requiretls = session_has_param(s->txn.mail_params, "REQUIRETLS");
+	s->txn.requiretls = smtp_has_param(s->txn.mail_params,
+	    "REQUIRETLS");
 	log_info(s->id, "mail", "from", session_log_addr(s, addr, la,
 	    sizeof(la)), "requiretls", s->txn.requiretls ? "yes" : NULL, NULL);
 	session_reply(s, "250 2.1.0 Ok");

@@ -9,7 +9,6 @@
 
 #include "config.h"
 #include "conn.h"
-
 #include "proxy.h"
 
 void proxy_sessions_init(struct proxy *px);

@@ -4,8 +4,11 @@
  * logging, no allocation, so all of it can be unit-tested and fuzzed.
  */
 #include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 
 #include "smtp.h"
 
@@ -779,4 +782,47 @@ smtp_tls_required_no(const char *p, size_t len, int complete)
 		}
 		at = end;
 	}
+}
+
+const char *
+smtp_mail_params_check(const char *params, long max_size)
+{
+	char tmp[SMTP_PARAMS_MAX], *tok, *save = NULL;
+
+	snprintf(tmp, sizeof(tmp), "%s", params);
+	for (tok = strtok_r(tmp, " ", &save); tok != NULL;
+	    tok = strtok_r(NULL, " ", &save)) {
+		if (strncasecmp(tok, "SIZE=", 5) == 0) {
+			char *end;
+			unsigned long long n = strtoull(tok + 5, &end, 10);
+
+			if (*end != '\0' || end == tok + 5)
+				return "501 5.5.4 Bad SIZE parameter";
+			if (n > (unsigned long long)max_size)
+				return "552 5.3.4 Message size exceeds fixed "
+				       "maximum message size";
+		} else if (strcasecmp(tok, "BODY=8BITMIME") == 0 ||
+		    strcasecmp(tok, "BODY=7BIT") == 0 ||
+		    strcasecmp(tok, "SMTPUTF8") == 0 ||
+		    strcasecmp(tok, "REQUIRETLS") == 0 ||
+		    strncasecmp(tok, "RET=", 4) == 0 ||
+		    strncasecmp(tok, "ENVID=", 6) == 0) {
+			continue;
+		} else
+			return "555 5.5.4 Unsupported MAIL parameter";
+	}
+	return NULL;
+}
+
+int
+smtp_has_param(const char *params, const char *word)
+{
+	char tmp[SMTP_PARAMS_MAX], *tok, *save = NULL;
+
+	snprintf(tmp, sizeof(tmp), "%s", params);
+	for (tok = strtok_r(tmp, " ", &save); tok != NULL;
+	    tok = strtok_r(NULL, " ", &save))
+		if (strcasecmp(tok, word) == 0)
+			return 1;
+	return 0;
 }

@@ -214,4 +214,15 @@ enum smtp_trn {
 };
 enum smtp_trn smtp_tls_required_no(const char *p, size_t len, int complete);
 
+/* Room for a MAIL or RCPT command's parameters. */
+#define SMTP_PARAMS_MAX 512
+
+/*
+ * The MAIL parameters mxtls takes (SIZE up to max_size, BODY, SMTPUTF8,
+ * REQUIRETLS, RET, ENVID): NULL, or the reply refusing them.
+ */
+const char *smtp_mail_params_check(const char *params, long max_size);
+/* The parameter word (no value) is among the parameters. */
+int smtp_has_param(const char *params, const char *word);
+
 #endif

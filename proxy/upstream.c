@@ -77,6 +77,7 @@ static const struct {
 };
 
 static void up_failed(struct upstream *u, const char *reason);
+static void up_cache_put(struct upstream *u);
 static void up_next_hop(struct upstream *u);
 static void up_dane_count(enum tls_result r);
 static void up_dane_host(struct upstream *u);
@@ -205,8 +206,8 @@ reply_summary(const struct smtp_reply *r, char *dst, size_t len)
 	snprintf(dst, len, "%d %.*s", r->code, (int)n, n ? t : "");
 }
 
-const char *
-upstream_where(const struct upstream *u, char *dst, size_t len)
+static const char *
+up_where(const struct upstream *u, char *dst, size_t len)
 {
 	if (u->host[0] != '\0')
 		snprintf(dst, len, "%s[%s]:%d", u->host, u->addr,
@@ -440,8 +441,8 @@ up_cache_key(const struct upstream *u, char *dst, size_t len)
  * up and verified as the profile demands, no transaction, no reply due,
  * nothing unread) may serve the next session's transaction.
  */
-void
-upstream_cache_put(struct upstream *u)
+static void
+up_cache_put(struct upstream *u)
 {
 	struct upcache_info info;
 
@@ -566,7 +567,7 @@ up_sts_testing_report(struct upstream *u, const char *reason)
 
 	if (!u->route->sts_testing)
 		return;
-	upstream_where(u, where, sizeof(where));
+	up_where(u, where, sizeof(where));
 	log_warn(u->id, "mta-sts-testing-failure", "domain", u->route->domain,
 	    "host", where, "reason", reason, "effect",
 	    "enforce would have refused this delivery", NULL);
@@ -699,7 +700,7 @@ up_tls_failure(struct upstream *u, enum failure_event ev,
 	metrics_inc("mxtls_tls_failures_total",
 	    metrics_labels(where, sizeof(where), "result",
 	    tls_result_name(result), NULL), 1);
-	upstream_where(u, where, sizeof(where));
+	up_where(u, where, sizeof(where));
 	/* With hosts left to try, this host's failure is no outcome yet. */
 	upstream_log_delivery(u, u->addr_i + 1 < u->naddrs ||
 	    u->hop_i + 1 < u->nhops ? "tls-failed" :
@@ -731,7 +732,7 @@ up_apply_verdict(struct upstream *u)
 	conn_sockaddr_str((struct sockaddr *)&u->verdict_ss, u->addr,
 	    sizeof(u->addr));
 	u->port = u->verdict_port;
-	upstream_where(u, where, sizeof(where));
+	up_where(u, where, sizeof(where));
 	switch (u->verdict) {
 	case FAILURE_DEFER:
 		gmtime_r(&u->verdict_retry, &tm);
@@ -812,7 +813,7 @@ up_failed(struct upstream *u, const char *reason)
 		return;
 	}
 	snprintf(u->last_error, sizeof(u->last_error), "%s", reason);
-	upstream_where(u, where, sizeof(where));
+	up_where(u, where, sizeof(where));
 	log_info(u->id, "upstream-error", "host", where, "state",
 	    up_state_name(st), "reason", reason, NULL);
 	if (up_states[st].before_mail && u->fallback) {
@@ -870,7 +871,7 @@ up_out_of_time(struct upstream *u)
 	    u->verdict != FAILURE_CONTACT &&
 	    u->verdict != FAILURE_FALLBACK_CLEAR;
 
-	upstream_where(u, where, sizeof(where));
+	up_where(u, where, sizeof(where));
 	snprintf(secs, sizeof(secs), "%.0f", u->cfg->timeouts.rcpt);
 	log_info(u->id, "rcpt-timeout", "host", where, "state",
 	    up_state_name(u->state), "rcpt_timeout", secs, NULL);
@@ -1407,7 +1408,7 @@ up_try_addr(struct upstream *u)
 
 		/* Inside the retry delay or marked broken: not contacted. */
 		log_info(u->id, "tls-skip", "host",
-		    upstream_where(u, where, sizeof(where)), "record",
+		    up_where(u, where, sizeof(where)), "record",
 		    retry_state_name(rec->state), "action",
 		    failure_action_name(a), "reason", rec->error, NULL);
 		up_note_verdict(u, a, rec->event, rec->error,
@@ -1593,7 +1594,7 @@ void
 upstream_open(struct upstream *u)
 {
 	/* The previous route's idle connection may serve another session. */
-	upstream_cache_put(u);
+	up_cache_put(u);
 	upstream_close(u);
 	u->attempt_logged = 0;
 	if (!up_cache_take(u, 0))
@@ -1669,7 +1670,7 @@ up_mail_unrelayable(struct upstream *u, char *dst, size_t len)
 		need = up_param_needs(tok, &refuse);
 		if (!refuse || (u->ehlo.ext & need))
 			continue;
-		upstream_where(u, where, sizeof(where));
+		up_where(u, where, sizeof(where));
 		if (need == SMTP_EXT_REQUIRETLS)
 			snprintf(dst, len, "550 5.7.30 REQUIRETLS support "
 			    "required: %s does not offer REQUIRETLS", where);
@@ -1916,7 +1917,7 @@ up_protocol_error(struct upstream *u, const char *sum,
 {
 	char where[320];
 
-	upstream_where(u, where, sizeof(where));
+	up_where(u, where, sizeof(where));
 	log_warn(u->id, "upstream-protocol-error", "host", where, "command",
 	    cmd, "reply", sum, NULL);
 	upstream_close(u);
@@ -1941,7 +1942,7 @@ up_on_greeting(struct upstream *u, const struct smtp_reply *r,
 {
 	char where[320];
 
-	upstream_where(u, where, sizeof(where));
+	up_where(u, where, sizeof(where));
 	if (r->code != 220) {
 		snprintf(u->last_error, sizeof(u->last_error),
 		    "%s greeted with %s", where, sum);
@@ -2095,7 +2096,7 @@ up_on_data_end(struct upstream *u, const struct smtp_reply *r,
 	/* Only the upstream's own 250 may become ours (never a 2xx or 3xx
 	 * the protocol does not know here). */
 	if (r->code != 250 && r->code / 100 != 4 && r->code / 100 != 5) {
-		upstream_where(u, where, sizeof(where));
+		up_where(u, where, sizeof(where));
 		upstream_close(u);
 		upstream_log_delivery(u, "deferred", sum, "protocol error");
 		snprintf(text, sizeof(text), "451 4.5.0 Protocol error: %s "
@@ -2253,7 +2254,7 @@ upstream_init(struct upstream *u, struct proxy *px, struct runtime *rt,
 void
 upstream_free(struct upstream *u)
 {
-	upstream_cache_put(u);
+	up_cache_put(u);
 	upstream_close(u);
 	free(u->tp_names);
 	u->tp_names = NULL;

@@ -34,7 +34,7 @@
 #define UPSTREAM_ROUTE_KEY_LEN 64 /* hex SHA-256 */
 #define UPSTREAM_HOSTS_MAX 8	  /* MX hosts tried per delivery (Postfix: 5) */
 #define UPSTREAM_ADDRS_MAX 4	  /* addresses tried per MX host */
-#define UPSTREAM_PARAMS_MAX 512
+#define UPSTREAM_PARAMS_MAX SMTP_PARAMS_MAX
 
 /*
  * Names a certificate may carry, from an MTA-STS policy (all its patterns:
@@ -303,8 +303,6 @@ void upstream_dot(struct upstream *u);
 void upstream_resume(struct upstream *u);
 /* Close the connection (QUIT where it is clean) and forget the attempt. */
 void upstream_close(struct upstream *u);
-/* An idle, verified connection goes to the cache for the next session. */
-void upstream_cache_put(struct upstream *u);
 /*
  * Bytes from the server that no command asked for, seen where the owner
  * changes state: the connection is not to be trusted (UP_EV_LOST).
@@ -317,8 +315,6 @@ void upstream_log_delivery(struct upstream *u, const char *outcome,
     const char *reply, const char *reason);
 /* The server's name for logs: the host, or the MX name of a destination. */
 const char *upstream_name(const struct upstream *u);
-/* "host[addr]:port" */
-const char *upstream_where(const struct upstream *u, char *dst, size_t len);
 /* How the message left, for the final reply: "[mxtls: TLSv1.3 ...]". */
 void upstream_how(const struct upstream *u, char *dst, size_t len);
 

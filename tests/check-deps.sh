@@ -25,6 +25,13 @@ for f in proxy/*.c proxy/*.h; do
 		bad "$f: curl must never be linked into mxtls (docs/behaviour.md section 1)"
 	fi
 done
+# The session drives the MX-facing client and hears from it through a
+# callback: the client never sees the session.
+for f in proxy/upstream.c proxy/upstream.h; do
+	if grep -qE '#include *"session\.h"' "$f"; then
+		bad "$f: the upstream must not include session.h (it reports to its owner through a callback)"
+	fi
+done
 # The repository stands on its own: comments, tests and docs cite docs/
 # (behaviour.md, security.md), never the design notes that were never in
 # it.  The pattern is written so that this line does not match itself.

@@ -1654,6 +1654,38 @@ test_tls_required_no(void)
 	}
 }
 
+static void
+test_mail_params(void)
+{
+	static const struct {
+		const char *params;
+		const char *reply; /* NULL: taken */
+	} cases[] = {
+		{ "", NULL },
+		{ "SIZE=1000 BODY=8BITMIME SMTPUTF8", NULL },
+		{ "body=7bit requiretls RET=HDRS ENVID=x", NULL },
+		{ "SIZE=1001", "552 5.3.4 Message size exceeds fixed maximum "
+		    "message size" },
+		{ "SIZE=", "501 5.5.4 Bad SIZE parameter" },
+		{ "SIZE=12x", "501 5.5.4 Bad SIZE parameter" },
+		{ "AUTH=<>", "555 5.5.4 Unsupported MAIL parameter" },
+		{ "BODY=BINARYMIME", "555 5.5.4 Unsupported MAIL parameter" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *r = smtp_mail_params_check(cases[i].params, 1000);
+
+		if (cases[i].reply == NULL)
+			CHECK(r == NULL);
+		else
+			CHECK_STR(r, cases[i].reply);
+	}
+	CHECK(smtp_has_param("SIZE=10 requiretls", "REQUIRETLS"));
+	CHECK(!smtp_has_param("REQUIRETLS=1 SIZE=10", "REQUIRETLS"));
+	CHECK(!smtp_has_param("", "REQUIRETLS"));
+}
+
 int
 main(void)
 {
@@ -1699,5 +1731,6 @@ main(void)
 	RUN(R17_17_summary_cut_keeps_utf8_whole);
 	RUN(R17_17_summary_that_cannot_fit_is_refused);
 	RUN(test_tls_required_no);
+	RUN(test_mail_params);
 	return T_DONE();
 }
