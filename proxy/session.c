@@ -34,9 +34,9 @@ enum sess_state {
 	ST_MAIL,	 /* MAIL accepted locally; waiting for RCPT */
 	ST_RCPT,	 /* at least one RCPT relayed; RCPT or DATA next */
 	ST_RELAY,	 /* a command is with the upstream */
-	ST_STS_WAIT,	 /* the recipient domain's MTA-STS policy is looked up */
+	ST_STS_WAIT,	 /* the recipient domain's MTA-STS policy is asked */
 	ST_DATA,	 /* streaming the message upstream */
-	ST_DATA_DISCARD, /* reading the message to its end; it will be refused */
+	ST_DATA_DISCARD, /* reading the message to its end, to refuse it */
 	ST_DATA_HOLD,	 /* message bytes wait unread for their header to
 			    say "TLS-Required: No" or not */
 	ST_DOT,		 /* waiting for the reply to the final dot */
@@ -108,7 +108,7 @@ struct session {
 	struct smtp_data_scan scan;
 	struct smtp_normalise norm; /* bare_line_endings = normalise */
 	struct dsn_txn *dsn; /* "relayed" notices owed; NULL: none can be */
-	char data_reply[512]; /* why the message in ST_DATA_DISCARD is refused */
+	char data_reply[512]; /* why ST_DATA_DISCARD's message is refused */
 
 	struct upstream u; /* the MX-facing client */
 
@@ -279,8 +279,8 @@ session_txn_fail(struct session *s, const char *fmt, ...)
 	va_end(ap);
 	/* One summary line per attempt, also when it ends before a host. */
 	if (!s->u.attempt_logged)
-		upstream_log_delivery(&s->u, s->txn_fail[0] == '4' ? "deferred" :
-		    "failed", s->txn_fail, NULL);
+		upstream_log_delivery(&s->u, s->txn_fail[0] == '4' ?
+		    "deferred" : "failed", s->txn_fail, NULL);
 	if (s->tlsno == TLSNO_RUN) {
 		/* The MTA is past DATA: the answer waits for the dot. */
 		snprintf(s->data_reply, sizeof(s->data_reply), "%s",
@@ -310,8 +310,8 @@ session_txn_fail(struct session *s, const char *fmt, ...)
 static int
 session_tlsno_wait(struct session *s, int local, const char *reply)
 {
-	if (s->txn.requiretls || s->tlsno != TLSNO_NONE || s->txn.nrcpt_ok > 0 ||
-	    (local && !s->cfg->honour_tls_required_no))
+	if (s->txn.requiretls || s->tlsno != TLSNO_NONE ||
+	    s->txn.nrcpt_ok > 0 || (local && !s->cfg->honour_tls_required_no))
 		return 0;
 	snprintf(s->tlsno_reply, sizeof(s->tlsno_reply), "%s", reply);
 	s->tlsno = TLSNO_PENDING;
@@ -730,8 +730,8 @@ session_cmd_mail(struct session *s, const struct smtp_command *cmd)
 		return;
 	}
 	session_txn_reset(s);
-	snprintf(s->txn.mail_params, sizeof(s->txn.mail_params), "%.*s", (int)plen,
-	    params);
+	snprintf(s->txn.mail_params, sizeof(s->txn.mail_params), "%.*s",
+	    (int)plen, params);
 	if ((err = smtp_mail_params_check(s->txn.mail_params,
 	    s->cfg->max_message_size)) != NULL ||
 	    (err = dsn_txn_mail(&s->dsn, s->cfg->dsn_submit_len > 0, addr,
@@ -859,14 +859,14 @@ session_cmd_rcpt(struct session *s, const struct smtp_command *cmd)
 		return;
 	}
 	snprintf(s->txn.rcpt, sizeof(s->txn.rcpt), "%s", addr);
-	snprintf(s->txn.rcpt_params, sizeof(s->txn.rcpt_params), "%.*s", (int)plen,
-	    params);
+	snprintf(s->txn.rcpt_params, sizeof(s->txn.rcpt_params), "%.*s",
+	    (int)plen, params);
 	s->u.t_rcpt = clock_mono();
 	if (session_sts_wanted(s, &dec) &&
 	    strcmp(s->sts.domain, dec.domain) != 0) {
 		s->sts_pending = dec;
-		s->sts_q = sts_lookup(s->px->sts, dec.domain, session_sts_answer,
-		    s);
+		s->sts_q = sts_lookup(s->px->sts, dec.domain,
+		    session_sts_answer, s);
 		if (s->sts_q != NULL) {
 			session_enter(s, ST_STS_WAIT);
 			return;
@@ -962,7 +962,7 @@ session_cmd_data(struct session *s)
 		return;
 	}
 	if (s->txn.nrcpt_ok == 0) {
-		/* Every recipient refused: that attempt gets its summary too. */
+		/* Every recipient refused: that attempt has its line too. */
 		if (s->route.have && s->nrcpt_tried > 0 &&
 		    !s->u.attempt_logged)
 			upstream_log_delivery(&s->u, s->nrcpt_tempfail > 0 ?
@@ -1074,7 +1074,7 @@ session_command(struct session *s, const char *line, size_t len)
 	}
 }
 
-/* --- message data ----------------------------------------------------------- */
+/* --- message data ------------------------------------------------------ */
 
 static void
 session_data_done(struct session *s)
@@ -1400,7 +1400,7 @@ session_down_event(struct conn *c, enum conn_event ev, void *arg)
 	}
 }
 
-/* --- life cycle ------------------------------------------------------------- */
+/* --- life cycle -------------------------------------------------------- */
 
 static void
 proxy_reap(struct ev_loop *loop, ev_prepare *w, int revents)

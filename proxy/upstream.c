@@ -234,13 +234,14 @@ void
 upstream_log_delivery(struct upstream *u, const char *outcome,
     const char *reply, const char *reason)
 {
+	const struct policy_decision *d = &u->route->dec;
 	char port[8], nrcpt[12], size[24], labels[160], source[600];
 
 	/* Attempts that lead on to another (a fallback) are not outcomes. */
 	if (strcmp(outcome, "tls-failed") != 0)
 		metrics_inc("mxtls_deliveries_total",
 		    metrics_labels(labels, sizeof(labels), "outcome", outcome,
-		    "profile", u->route->dec.profile ? u->route->dec.profile->name : "none",
+		    "profile", d->profile ? d->profile->name : "none",
 		    NULL), 1);
 	if (strcmp(outcome, "tls-failed") != 0 && u->txn->requiretls)
 		metrics_inc("mxtls_requiretls_total",
@@ -255,10 +256,10 @@ upstream_log_delivery(struct upstream *u, const char *outcome,
 	/* Where the profile came from: MTA-STS, a match, or the default. */
 	if (u->route->sts)
 		snprintf(source, sizeof(source), "mta-sts");
-	else if (u->route->dec.match != NULL)
+	else if (d->match != NULL)
 		snprintf(source, sizeof(source), "%s:%d [match %s]",
-		    u->route->dec.match->origin.file ? u->route->dec.match->origin.file : "",
-		    u->route->dec.match->origin.line, u->route->dec.match->pattern);
+		    d->match->origin.file ? d->match->origin.file : "",
+		    d->match->origin.line, d->match->pattern);
 	else
 		snprintf(source, sizeof(source), "default");
 	snprintf(size, sizeof(size), "%zu", u->txn->size);
@@ -652,9 +653,10 @@ up_note_verdict(struct upstream *u, enum failure_action a,
 }
 
 /*
- * A TLS failure at the host just contacted (docs/behaviour.md section 7): the table
- * decides from the host's retry record; the record is stored at once so a
- * restart does not forget it.  The next host may still deliver over TLS.
+ * A TLS failure at the host just contacted (docs/behaviour.md section
+ * 7): the table decides from the host's retry record; the record is
+ * stored at once so a restart does not forget it.  The next host may
+ * still deliver over TLS.
  */
 static void
 up_tls_failure(struct upstream *u, enum failure_event ev,
@@ -670,9 +672,11 @@ up_tls_failure(struct upstream *u, enum failure_event ev,
 
 	if (up_dane_host_tls(u) && !up_dane_by_table(u)) {
 		/* Never in the clear, never bounced: the next host, or 451. */
-		up_dane_note(u, result == TLS_RESULT_STARTTLS_NOT_SUPPORTED ?
-		    TLS_RESULT_DANE_REQUIRED : result == TLS_RESULT_TLSA_INVALID ?
-		    result : TLS_RESULT_VALIDATION_FAILURE,
+		up_dane_note(u,
+		    result == TLS_RESULT_STARTTLS_NOT_SUPPORTED ?
+		    TLS_RESULT_DANE_REQUIRED :
+		    result == TLS_RESULT_TLSA_INVALID ? result :
+		    TLS_RESULT_VALIDATION_FAILURE,
 		    "TLS to %s (%s) failed: %s; its TLSA records (DANE) "
 		    "require TLS%s", u->host[0] ? u->host :
 		    up_dane_name(u), u->addr, reason,
@@ -897,12 +901,13 @@ up_out_of_time(struct upstream *u)
 static int
 up_mx_permitted(struct upstream *u, const char *host)
 {
+	const struct policy_decision *d = &u->route->dec;
 	int j;
 
-	if (u->route->dec.nmx == 0 || u->route->dec.profile->tls == POLICY_TLS_OFF)
+	if (d->nmx == 0 || d->profile->tls == POLICY_TLS_OFF)
 		return 1;
-	for (j = 0; j < u->route->dec.nmx; j++)
-		if (policy_mx_pattern_match(u->route->dec.mx[j], host))
+	for (j = 0; j < d->nmx; j++)
+		if (policy_mx_pattern_match(d->mx[j], host))
 			return 1;
 	log_info(u->id, "mx-not-permitted", "mx", host, NULL);
 	return 0;
@@ -962,7 +967,8 @@ up_mx_result(void *arg, const struct dns_mx_result *res)
 		break;
 	case DNS_OK:
 		u->nhops = 0;
-		for (i = 0; i < res->nmx && u->nhops < UPSTREAM_HOSTS_MAX; i++) {
+		for (i = 0; i < res->nmx && u->nhops < UPSTREAM_HOSTS_MAX;
+		    i++) {
 			if (!up_mx_permitted(u, res->mx[i].host))
 				continue;
 			snprintf(u->hops[u->nhops].name, DNS_NAME_MAX, "%s",
@@ -1058,8 +1064,10 @@ up_dane_name(const struct upstream *u)
 static int
 up_dane_by_table(const struct upstream *u)
 {
-	return u->route->dec.match != NULL && strcmp(u->route->dec.match->pattern, "*") &&
-	    u->route->dec.profile->tls == POLICY_TLS_MANDATORY;
+	const struct policy_decision *d = &u->route->dec;
+
+	return d->match != NULL && strcmp(d->match->pattern, "*") &&
+	    d->profile->tls == POLICY_TLS_MANDATORY;
 }
 
 static int
@@ -1082,9 +1090,10 @@ up_tlsrpt(struct upstream *u, enum tls_result r, int dane)
 	int same = strcmp(u->sts->domain, u->route->domain) == 0;
 
 	/* A message sent on its TLS-Required: No applied no policy. */
-	if (u->px->tlsrpt == NULL || !u->route->have || u->route->dec.nexthop != NULL ||
-	    u->txn->tls_required_no ||
-	    u->route->dec.profile->tls == POLICY_TLS_OFF || u->route->domain[0] == '[')
+	if (u->px->tlsrpt == NULL || !u->route->have ||
+	    u->route->dec.nexthop != NULL || u->txn->tls_required_no ||
+	    u->route->dec.profile->tls == POLICY_TLS_OFF ||
+	    u->route->domain[0] == '[')
 		return;
 	memset(&a, 0, sizeof(a));
 	a.domain = u->route->domain;
@@ -1332,7 +1341,8 @@ up_connect(struct upstream *u, const struct sockaddr_storage *ss,
 	u->t_phase = clock_mono();
 	u->opened = u->t_phase;
 	up_enter(u, UP_CONNECT);
-	if (conn_connect(&u->conn, u->px->loop, (const struct sockaddr *)ss, len,
+	if (conn_connect(&u->conn, u->px->loop, (const struct sockaddr *)ss,
+	    len,
 	    UPSTREAM_BUFSIZE, up_event, u) == -1) {
 		/* No socket at all: treated like a refused connection. */
 		snprintf(u->last_error, sizeof(u->last_error), "%s",
@@ -1432,7 +1442,7 @@ up_try_addr(struct upstream *u)
 	up_connect(u, ss, len);
 }
 
-/* --- transparent mode ------------------------------------------------------ */
+/* --- transparent mode --------------------------------------------------- */
 
 int
 upstream_same_addr(const struct sockaddr_storage *a,
@@ -1789,7 +1799,8 @@ up_tls_ready(struct upstream *u)
 		metrics_observe("mxtls_tls_handshake_seconds", "",
 		    clock_mono() - u->t_phase);
 	}
-	if (nnames == 0 && u->facts.result == TLS_RESULT_CERTIFICATE_HOST_MISMATCH)
+	if (nnames == 0 &&
+	    u->facts.result == TLS_RESULT_CERTIFICATE_HOST_MISMATCH)
 		snprintf(u->facts.reason, sizeof(u->facts.reason),
 		    "no MX host of %s resolves to %s and the policy names no "
 		    "mx: the certificate's name cannot be checked",

@@ -245,7 +245,7 @@ struct upstream {
 	enum dane_host dane;
 	struct dane_tlsa_set tlsa;
 	char tlsa_base[DNS_NAME_MAX];  /* where the TLSA records were found */
-	char tlsa_retry[DNS_NAME_MAX]; /* the name before CNAMEs, still to ask */
+	char tlsa_retry[DNS_NAME_MAX]; /* the name before CNAMEs, to ask */
 	char verified_by[80];	       /* session resumption: "dane:FP" */
 	const char *dane_why;
 	int dane_tainted; /* an MX host's DNSSEC lookups were bogus or failed */
