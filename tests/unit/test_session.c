@@ -573,6 +573,584 @@ test_failure_table(void)
 	}
 }
 
+/* --- what the MTA is told about the DNS ----------------------------------- */
+
+static void
+test_dns_outcomes(void)
+{
+	static const struct {
+		const char *mx;
+		const char *reply;
+	} t[] = {
+		{ "example.net NXDOMAIN",
+		    "550 5.1.2 Domain example.net does not exist\r\n" },
+		{ "example.net NULLMX", "556 5.1.10 Domain example.net accepts "
+		    "no mail (null MX, RFC 7505)\r\n" },
+		{ "example.net TEMPFAIL", "451 4.4.3 DNS lookup for example.net "
+		    "failed: SERVFAIL\r\n" },
+		{ "example.net mx1.example.net bogus",
+		    "451 4.7.5 DNSSEC validation failed\r\n" },
+	};
+	struct step answer[] = {
+		{ MX, NULL, NULL, NULL },
+		{ END },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		begin(rt_opp, 0);
+		t_ctx = t[i].mx;
+		PLAY(open_txn);
+		answer[0].arg = t[i].mx;
+		answer[0].mta = t[i].reply;
+		PLAY(answer);
+		CHECK_INT(fake_conn_connects(), 0);
+		end();
+	}
+}
+
+/* An MX host that cannot be reached: the next one, as Postfix does. */
+static void
+test_next_mx_when_one_is_unreachable(void)
+{
+	static const struct step script[] = {
+		{ MX, "example.net mx0.example.net mx1.example.net", NULL, NULL },
+		{ ADDR, "mx0.example.net 192.0.2.9", NULL, NULL },
+		{ UP_ERROR, NULL, NULL, NULL },
+		{ ADDR, "mx1.example.net 192.0.2.10", NULL, NULL },
+		{ CONNECTED, "192.0.2.10:25", NULL, NULL },
+		{ UP, "220 mx1.example.net ESMTP\r\n", NULL,
+		    "EHLO mxtls.test\r\n" },
+		{ END },
+	};
+
+	begin(rt_opp, 0);
+	PLAY(open_txn);
+	PLAY(script);
+	PLAY(starttls);
+	PLAY(tls_to_rcpt);
+	CHECK_INT(fake_conn_connects(), 2);
+	/* Unreachable is no TLS verdict: no record against mx0. */
+	CHECK_INT(state_total(px.state), 0);
+	end();
+}
+
+/* --- one command at a time -------------------------------------------------- */
+
+/*
+ * MAIL, two RCPTs and DATA in one read: each is answered in order, and
+ * what follows a command relayed upstream stays unread (and the MTA
+ * unread from) until the upstream's reply has been relayed.
+ */
+static void
+test_pipelined_commands_wait_for_the_upstream(void)
+{
+	static const char rest[] = "RCPT TO:<carol@example.net>\r\nDATA\r\n";
+	static const struct step start[] = {
+		{ ACCEPT, NULL, GREETING, NULL },
+		{ MTA, "EHLO mta.test\r\n", EHLO_REPLY, NULL },
+		{ MTA, "MAIL FROM:<alice@example.org>\r\n"
+		    "RCPT TO:<bob@example.net>\r\n"
+		    "RCPT TO:<carol@example.net>\r\nDATA\r\n",
+		    "250 2.1.0 Ok\r\n", NULL },
+		{ END },
+	};
+	static const struct step bob[] = {
+		{ TLS, "ok", NULL, "EHLO mxtls.test\r\n" },
+		{ UP, "250 mx1.example.net\r\n", NULL,
+		    "MAIL FROM:<alice@example.org>\r\n" },
+		{ UP, "250 2.1.0 Ok\r\n", NULL, "RCPT TO:<bob@example.net>\r\n" },
+		{ UP, "250 2.1.5 bob\r\n", "250 2.1.5 bob\r\n",
+		    "RCPT TO:<carol@example.net>\r\n" },
+		{ END },
+	};
+	static const struct step carol[] = {
+		{ UP, "250 2.1.5 carol\r\n", "250 2.1.5 carol\r\n", "DATA\r\n" },
+		{ END },
+	};
+	static const struct step data[] = {
+		{ UP, "354 Go ahead\r\n", "354 Go ahead\r\n", NULL },
+		{ MTA, MESSAGE, NULL, MESSAGE },
+		{ END },
+	};
+	struct fake_conn *mta;
+
+	begin(rt_opp, 0);
+	PLAY(start);
+	mta = fake_conn_last(0);
+	CHECK(!fake_conn_reading(mta));
+	CHECK_INT(fake_conn_unread(mta), strlen(rest));
+	PLAY(reach_mx1);
+	PLAY(starttls);
+	CHECK(!fake_conn_reading(mta));
+	CHECK_INT(fake_conn_unread(mta), strlen(rest));
+	PLAY(bob);
+	CHECK(!fake_conn_reading(mta));
+	CHECK_INT(fake_conn_unread(mta), strlen("DATA\r\n"));
+	PLAY(carol);
+	CHECK(!fake_conn_reading(mta));
+	CHECK_INT(fake_conn_unread(mta), 0);
+	PLAY(data);
+	PLAY(queued_tls);
+	CHECK(fake_conn_reading(mta));
+	end();
+}
+
+/* A recipient of another domain: 452, for a transaction of its own. */
+static void
+test_other_route_gets_452(void)
+{
+	static const struct step other[] = {
+		{ MTA, "RCPT TO:<dave@example.com>\r\n", "452 4.5.3 example.com "
+		    "goes to another next hop: send it in a separate "
+		    "transaction\r\n", NULL },
+		{ END },
+	};
+
+	begin(rt_opp, 0);
+	PLAY(open_txn);
+	PLAY(reach_mx1);
+	PLAY(starttls);
+	PLAY(tls_to_rcpt);
+	PLAY(other);
+	CHECK_INT(fake_dns_pending(), 0);
+	/* bob's message goes on as if nothing happened. */
+	PLAY(message);
+	PLAY(queued_tls);
+	end();
+}
+
+/* --- the upstream's replies ---------------------------------------------- */
+
+static const struct step to_mail[] = {
+	{ TLS, "ok", NULL, "EHLO mxtls.test\r\n" },
+	{ UP, "250 mx1.example.net\r\n", NULL,
+	    "MAIL FROM:<alice@example.org>\r\n" },
+	{ END },
+};
+
+static const struct step mail_421[] = {
+	{ UP, "421 4.3.2 Shutting down\r\n", "451 4.3.2 Shutting down\r\n",
+	    NULL },
+	/* The rest of the transaction gets the same, nothing goes up. */
+	{ MTA, "RCPT TO:<carol@example.net>\r\n",
+	    "451 4.3.2 Shutting down\r\n", NULL },
+	{ MTA, "DATA\r\n", "554 5.5.1 No valid recipients\r\n", NULL },
+	{ END },
+};
+
+static const struct step rcpt_421[] = {
+	{ UP, "250 2.1.0 Ok\r\n", NULL, "RCPT TO:<bob@example.net>\r\n" },
+	{ UP, "421-4.3.2 Going\r\n421 4.3.2 down\r\n",
+	    "451-4.3.2 Going\r\n451 4.3.2 down\r\n", NULL },
+	{ END },
+};
+
+static const struct step data_421[] = {
+	{ MTA, "DATA\r\n", NULL, "DATA\r\n" },
+	{ UP, "421 4.3.2 down\r\n", "451 4.3.2 down\r\n", NULL },
+	{ END },
+};
+
+static const struct step dot_421[] = {
+	{ UP, "421 4.3.2 down\r\n", "451 4.3.2 down [mxtls: TLSv1.3 verified "
+	    "mx1.example.net]\r\n", NULL },
+	{ END },
+};
+
+static const struct step dot_554[] = {
+	{ UP, "554 5.7.1 Spam\r\n", "554 5.7.1 Spam [mxtls: TLSv1.3 verified "
+	    "mx1.example.net]\r\n", NULL },
+	{ END },
+};
+
+static const struct step dot_452[] = {
+	{ UP, "452 4.3.1 Insufficient system storage\r\n", "452 4.3.1 "
+	    "Insufficient system storage [mxtls: TLSv1.3 verified "
+	    "mx1.example.net]\r\n", NULL },
+	{ END },
+};
+
+/* How the message left goes on the last line of a multi-line reply. */
+static const struct step dot_250_lines[] = {
+	{ UP, "250-2.0.0 Ok\r\n250 2.0.0 queued as 4Xk2\r\n", "250-2.0.0 Ok\r\n"
+	    "250 2.0.0 queued as 4Xk2 [mxtls: TLSv1.3 verified "
+	    "mx1.example.net]\r\n", NULL },
+	{ END },
+};
+
+/*
+ * The upstream's own replies reach the MTA, but a 421 (which closes the
+ * sender's channel) becomes 451: it is the server's channel that closes,
+ * not the MTA's with mxtls.  Each row after STARTTLS's 220.
+ */
+static void
+test_upstream_replies_relayed(void)
+{
+	static const struct {
+		const char *name;
+		const struct step *s[4];
+	} t[] = {
+		{ "421 to MAIL", { to_mail, mail_421 } },
+		{ "421 to RCPT", { to_mail, rcpt_421 } },
+		{ "421 to DATA", { tls_to_rcpt, data_421 } },
+		{ "421 to the dot", { tls_to_rcpt, message, dot_421 } },
+		{ "554 to the dot", { tls_to_rcpt, message, dot_554 } },
+		{ "452 to the dot", { tls_to_rcpt, message, dot_452 } },
+		{ "250 in two lines", { tls_to_rcpt, message, dot_250_lines } },
+	};
+	size_t i, j;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		begin(rt_opp, 0);
+		t_ctx = t[i].name;
+		PLAY(open_txn);
+		PLAY(reach_mx1);
+		PLAY(starttls);
+		for (j = 0; t[i].s[j] != NULL; j++)
+			PLAY(t[i].s[j]);
+		end();
+	}
+}
+
+/* The upstream goes away mid-message: the MTA's 451 comes at its dot. */
+static void
+test_connection_lost_during_data(void)
+{
+	static const struct step script[] = {
+		{ MTA, "DATA\r\n", NULL, "DATA\r\n" },
+		{ UP, "354 Go ahead\r\n", "354 Go ahead\r\n", NULL },
+		{ MTA, "Subject: hello\r\n\r\nfirst part\r\n", NULL,
+		    "Subject: hello\r\n\r\nfirst part\r\n" },
+		{ UP_EOF, NULL, NULL, NULL },
+		/* The rest is read, and goes nowhere. */
+		{ MTA, "second part\r\n", NULL, NULL },
+		{ MTA, ".\r\n", "451 4.4.2 Connection to " WHERE " lost during "
+		    "DATA: connection closed by server\r\n", NULL },
+		/* The session is ready for the next transaction. */
+		{ MTA, "MAIL FROM:<alice@example.org>\r\n", "250 2.1.0 Ok\r\n",
+		    NULL },
+		{ END },
+	};
+
+	begin(rt_opp, 0);
+	PLAY(open_txn);
+	PLAY(reach_mx1);
+	PLAY(starttls);
+	PLAY(tls_to_rcpt);
+	PLAY(script);
+	CHECK(fake_conn_closed(fake_conn_last(1)));
+	end();
+}
+
+/*
+ * mxtls sends one command at a time: a reply that arrives before its
+ * command was sent (or with none pending) is a protocol error, and the
+ * MTA gets 451, never that reply.
+ */
+static void
+test_reply_ahead_of_its_command(void)
+{
+	/* MAIL's 250 with the EHLO reply, before MAIL went out. */
+	static const struct step early_mail[] = {
+		{ TLS, "ok", NULL, "EHLO mxtls.test\r\n" },
+		{ UP, "250 mx1.example.net\r\n250 2.1.0 Ok\r\n", "451 4.4.2 "
+		    "Connection to " WHERE " failed: server replied before the "
+		    "command\r\n", "MAIL FROM:<alice@example.org>\r\n" },
+		{ END },
+	};
+	/* The dot's 250 with the 354, before the message. */
+	static const struct step early_dot[] = {
+		{ MTA, "DATA\r\n", NULL, "DATA\r\n" },
+		{ UP, "354 Go ahead\r\n250 2.0.0 Ok\r\n", "354 Go ahead\r\n",
+		    NULL },
+		{ MTA, MESSAGE, "451 4.4.2 Connection to " WHERE " lost during "
+		    "DATA: server replied before the command\r\n", NULL },
+		{ END },
+	};
+	/* A reply while nothing is pending. */
+	static const struct step unsolicited[] = {
+		{ UP, "250 2.0.0 Ok\r\n", NULL, NULL },
+		{ MTA, "DATA\r\n", "451 4.4.2 Connection to " WHERE " lost: "
+		    "server sent data while no command was pending\r\n", NULL },
+		{ END },
+	};
+	static const struct {
+		const char *name;
+		const struct step *s[3];
+	} t[] = {
+		{ "250 ahead of MAIL", { early_mail } },
+		{ "250 with the 354", { tls_to_rcpt, early_dot } },
+		{ "250 with nothing pending", { tls_to_rcpt, unsolicited } },
+	};
+	size_t i, j;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		begin(rt_opp, 0);
+		t_ctx = t[i].name;
+		PLAY(open_txn);
+		PLAY(reach_mx1);
+		PLAY(starttls);
+		for (j = 0; t[i].s[j] != NULL; j++)
+			PLAY(t[i].s[j]);
+		/* That server gets nothing more from this session. */
+		CHECK(fake_conn_closed(fake_conn_last(1)));
+		end();
+	}
+}
+
+/* --- the connection cache --------------------------------------------------- */
+
+/*
+ * A verified connection left idle at the end of a session serves the
+ * next session's transaction to the same route: RSET instead of a
+ * connect, a handshake and EHLO.  DANE may apply to the route (dnssec
+ * is on by default), so the cache is asked after the address lookup.
+ */
+static void
+test_cached_connection_serves_the_next_session(void)
+{
+	static const struct step reuse[] = {
+		{ MX, "example.net mx1.example.net", NULL, NULL },
+		{ ADDR, "mx1.example.net 192.0.2.10", NULL, "RSET\r\n" },
+		{ UP, "250 2.0.0 Ok\r\n", NULL,
+		    "MAIL FROM:<alice@example.org>\r\n" },
+		{ UP, "250 2.1.0 Ok\r\n", NULL, "RCPT TO:<bob@example.net>\r\n" },
+		{ UP, "250 2.1.5 Ok\r\n", "250 2.1.5 Ok\r\n", NULL },
+		{ END },
+	};
+
+	begin(rt_opp, 0);
+	PLAY(open_txn);
+	PLAY(reach_mx1);
+	PLAY(starttls);
+	PLAY(tls_to_rcpt);
+	PLAY(message);
+	PLAY(queued_tls);
+	PLAY(quit);
+	CHECK(!fake_conn_closed(fake_conn_last(1)));
+	PLAY(open_txn);
+	PLAY(reuse);
+	PLAY(message);
+	PLAY(queued_tls);
+	CHECK_INT(fake_conn_connects(), 1);
+	CHECK_INT(metrics_value("mxtls_upstream_reuses_total",
+	    "outcome=\"reused\""), 1);
+	end();
+}
+
+/* A cached connection that does not answer RSET with 250: a new one. */
+static void
+test_stale_cached_connection_is_replaced(void)
+{
+	static const struct step stale[] = {
+		{ MX, "example.net mx1.example.net", NULL, NULL },
+		{ ADDR, "mx1.example.net 192.0.2.10", NULL, "RSET\r\n" },
+		/* Not the MTA's business, nor a TLS failure. */
+		{ UP, "421 4.4.2 Idle too long\r\n", NULL, "QUIT\r\n" },
+		{ CONNECTED, "192.0.2.10:25", NULL, NULL },
+		{ UP, "220 mx1.example.net ESMTP\r\n", NULL,
+		    "EHLO mxtls.test\r\n" },
+		{ END },
+	};
+
+	begin(rt_opp, 0);
+	PLAY(open_txn);
+	PLAY(reach_mx1);
+	PLAY(starttls);
+	PLAY(tls_to_rcpt);
+	PLAY(message);
+	PLAY(queued_tls);
+	PLAY(quit);
+	PLAY(open_txn);
+	PLAY(stale);
+	PLAY(starttls);
+	PLAY(tls_to_rcpt);
+	CHECK_INT(fake_conn_connects(), 2);
+	CHECK_INT(metrics_value("mxtls_upstream_reuses_total",
+	    "outcome=\"stale\""), 1);
+	CHECK_INT(state_total(px.state), 0);
+	end();
+}
+
+/* --- MTA-STS (docs/behaviour.md sections 6, 7) ------------------------------ */
+
+/* bob@example.net under an enforce policy naming mx1.example.net. */
+static const struct step sts_enforce[] = {
+	{ STS, "example.net enforce mx1.example.net", NULL, NULL },
+	{ END },
+};
+
+/* The first recipient is held while the header is read. */
+static const struct step held[] = {
+	{ TLS, "expired", "250 2.1.5 Held: the TLS policy for example.net "
+	    "failed; the message goes only if it says TLS-Required: No\r\n",
+	    "QUIT\r\n" },
+	{ MTA, "DATA\r\n", "354 End data with <CR><LF>.<CR><LF>\r\n", NULL },
+	{ END },
+};
+
+/* Without "TLS-Required: No" the held message gets the first 451. */
+static const struct step held_451[] = {
+	{ MTA, MESSAGE, "451 4.7.5 TLS to " WHERE " for domain example.net"
+	    " failed: certificate has expired; retry after " RETRY_AT "\r\n",
+	    NULL },
+	{ END },
+};
+
+/*
+ * A certificate failure under enforce is deferred, at the end of the
+ * message (the recipient was held for its header).
+ */
+static void
+test_sts_enforce_certificate_failure_451_at_the_dot(void)
+{
+	begin(rt_opp, 1);
+	PLAY(open_txn);
+	PLAY(sts_enforce);
+	PLAY(reach_mx1);
+	PLAY(starttls);
+	PLAY(held);
+	/* RFC 8461 section 4.2: a DNS-ID only; the policy is fetched again. */
+	CHECK_INT(fake_tls_flags(), 0);
+	CHECK_INT(fake_sts_refreshes(), 1);
+	CHECK_STR(fake_sts_refreshed(), "example.net");
+	PLAY(held_451);
+	CHECK_INT(fake_conn_connects(), 1);
+	end();
+}
+
+/* The retry fails too: still 451 under enforce, never a bounce. */
+static void
+test_sts_enforce_never_bounces(void)
+{
+	static const struct step dot[] = {
+		{ MTA, MESSAGE, "451 4.7.5 TLS to " WHERE " for domain example.net"
+		    " failed: certificate has expired; the domain's MTA-STS "
+		    "policy requires TLS, will retry\r\n", NULL },
+		{ END },
+	};
+
+	begin(rt_opp, 1);
+	PLAY(open_txn);
+	PLAY(sts_enforce);
+	PLAY(reach_mx1);
+	PLAY(starttls);
+	PLAY(held);
+	PLAY(held_451);
+	PLAY(quit);
+	fake_clock_advance(300);
+	PLAY(open_txn);
+	PLAY(sts_enforce);
+	PLAY(reach_mx1);
+	PLAY(starttls);
+	PLAY(held);
+	PLAY(dot);
+	CHECK_INT(state_count(px.state, RETRY_BROKEN), 1);
+	end();
+}
+
+/*
+ * With "TLS-Required: No" (RFC 8689) the held message goes without the
+ * policy: the route again, TLS still, the certificate unchecked.
+ */
+static void
+test_sts_enforce_tls_required_no_delivers(void)
+{
+	static const struct step script[] = {
+		{ MTA, "TLS-Required: No\r\n" MESSAGE, NULL, NULL },
+		{ MX, "example.net mx1.example.net", NULL, NULL },
+		{ ADDR, "mx1.example.net 192.0.2.10", NULL, NULL },
+		{ CONNECTED, "192.0.2.10:25", NULL, NULL },
+		{ UP, "220 mx1.example.net ESMTP\r\n", NULL,
+		    "EHLO mxtls.test\r\n" },
+		{ UP, "250-mx1.example.net\r\n250 STARTTLS\r\n", NULL,
+		    "STARTTLS\r\n" },
+		{ UP, "220 2.0.0 Go ahead\r\n", NULL, NULL },
+		{ TLS, "expired", NULL, "EHLO mxtls.test\r\n" },
+		{ UP, "250 mx1.example.net\r\n", NULL,
+		    "MAIL FROM:<alice@example.org>\r\n" },
+		{ UP, "250 2.1.0 Ok\r\n", NULL, "RCPT TO:<bob@example.net>\r\n" },
+		{ UP, "250 2.1.5 Ok\r\n", NULL, "DATA\r\n" },
+		/* The MTA had its 354 from mxtls. */
+		{ UP, "354 Go ahead\r\n", NULL, "TLS-Required: No\r\n" MESSAGE },
+		{ UP, "250 2.0.0 Ok\r\n", "250 2.0.0 Ok [mxtls: TLSv1.3 "
+		    "unverified mx1.example.net]\r\n", NULL },
+		{ END },
+	};
+
+	begin(rt_opp, 1);
+	PLAY(open_txn);
+	PLAY(sts_enforce);
+	PLAY(reach_mx1);
+	PLAY(starttls);
+	PLAY(held);
+	PLAY(script);
+	CHECK_INT(fake_conn_connects(), 2);
+	end();
+}
+
+/* --- DANE (RFC 7672) ------------------------------------------------------- */
+
+/* A signed MX and address, and a DANE-EE record for mx1.example.net. */
+static const struct step dane_host[] = {
+	{ MX, "example.net mx1.example.net secure", NULL, NULL },
+	{ ADDR, "mx1.example.net 192.0.2.10 secure", NULL, NULL },
+	{ TLSA, "mx1.example.net 3-1-1 secure", NULL, NULL },
+	{ CONNECTED, "192.0.2.10:25", NULL, NULL },
+	{ UP, "220 mx1.example.net ESMTP\r\n", NULL, "EHLO mxtls.test\r\n" },
+	{ END },
+};
+
+static void
+test_dane_match_delivers(void)
+{
+	static const struct step dot[] = {
+		{ UP, "250 2.0.0 Ok\r\n", "250 2.0.0 Ok [mxtls: TLSv1.3 verified "
+		    "by DANE mx1.example.net]\r\n", NULL },
+		{ END },
+	};
+
+	begin(rt_opp, 0);
+	PLAY(open_txn);
+	PLAY(dane_host);
+	PLAY(starttls);
+	PLAY(tls_to_rcpt);
+	PLAY(message);
+	PLAY(dot);
+	CHECK_INT(metrics_value("mxtls_dane_total", "result=\"ok\""), 1);
+	end();
+}
+
+/*
+ * No TLSA record matches: never the clear, never a bounce, no retry
+ * record; the recipient is held and the message gets 451 4.7.5.
+ */
+static void
+test_dane_mismatch_defers(void)
+{
+	static const struct step script[] = {
+		{ TLS, "mismatch", "250 2.1.5 Held: the TLS policy for "
+		    "example.net failed; the message goes only if it says "
+		    "TLS-Required: No\r\n", "QUIT\r\n" },
+		{ MTA, "DATA\r\n", "354 End data with <CR><LF>.<CR><LF>\r\n",
+		    NULL },
+		{ MTA, MESSAGE, "451 4.7.5 TLS to mx1.example.net (192.0.2.10) "
+		    "failed: TLSA 3 1 1 abababab for mx1.example.net did not "
+		    "match the certificate; its TLSA records (DANE) require TLS "
+		    "with a matching certificate\r\n", NULL },
+		{ END },
+	};
+
+	begin(rt_opp, 0);
+	PLAY(open_txn);
+	PLAY(dane_host);
+	PLAY(starttls);
+	PLAY(script);
+	CHECK_INT(state_total(px.state), 0);
+	end();
+}
+
 /* --- set-up ---------------------------------------------------------------- */
 
 /* tmp/NAME holding the config text after the common part. */
@@ -619,6 +1197,20 @@ main(void)
 	RUN(test_clean_delivery_over_verified_tls);
 	RUN(test_no_starttls_opportunistic_goes_in_the_clear);
 	RUN(test_failure_table);
+	RUN(test_dns_outcomes);
+	RUN(test_next_mx_when_one_is_unreachable);
+	RUN(test_pipelined_commands_wait_for_the_upstream);
+	RUN(test_other_route_gets_452);
+	RUN(test_upstream_replies_relayed);
+	RUN(test_connection_lost_during_data);
+	RUN(test_reply_ahead_of_its_command);
+	RUN(test_cached_connection_serves_the_next_session);
+	RUN(test_stale_cached_connection_is_replaced);
+	RUN(test_sts_enforce_certificate_failure_451_at_the_dot);
+	RUN(test_sts_enforce_never_bounces);
+	RUN(test_sts_enforce_tls_required_no_delivers);
+	RUN(test_dane_match_delivers);
+	RUN(test_dane_mismatch_defers);
 
 	runtime_release(rt_opp);
 	runtime_release(rt_mand);
