@@ -306,6 +306,12 @@ fake_conn_reading(const struct fake_conn *f)
 	return f->c != NULL && f->c->reading;
 }
 
+double
+fake_conn_deadline(const struct fake_conn *f)
+{
+	return f->deadline;
+}
+
 int
 fake_conn_closed(const struct fake_conn *f)
 {

@@ -36,6 +36,8 @@ const char *fake_conn_dst(const struct fake_conn *f);
 /* The SNI of conn_start_tls; NULL before it ("" for none). */
 const char *fake_conn_sni(const struct fake_conn *f);
 int fake_conn_reading(const struct fake_conn *f);
+/* Seconds of the deadline set last (0: none runs). */
+double fake_conn_deadline(const struct fake_conn *f);
 int fake_conn_closed(const struct fake_conn *f);
 /* Bytes the peer sent that the owner has not consumed yet. */
 size_t fake_conn_unread(const struct fake_conn *f);

@@ -46,6 +46,8 @@ enum act {
 	TLS,	   /* the handshake finished; arg: the certificate */
 	UP_EOF,	   /* the upstream closed the connection */
 	UP_ERROR,  /* the upstream connection failed */
+	UP_TIMEOUT, /* the upstream connection's deadline passed */
+	MTA_TIMEOUT, /* the MTA connection's deadline passed */
 };
 
 static const char *const act_names[] = {
@@ -53,6 +55,7 @@ static const char *const act_names[] = {
 	[ADDR] = "addr", [TLSA] = "tlsa", [STS] = "sts",
 	[CONNECTED] = "connected", [UP] = "up", [TLS] = "tls",
 	[UP_EOF] = "up-eof", [UP_ERROR] = "up-error",
+	[UP_TIMEOUT] = "up-timeout", [MTA_TIMEOUT] = "mta-timeout",
 };
 
 struct step {
@@ -62,7 +65,7 @@ struct step {
 	const char *up;	 /* all the upstream was sent (NULL: nothing) */
 };
 
-/* What the session is called by its scripts, in log lines. */
+/* The name of the table row being played, for the reports. */
 static const char *t_ctx = "";
 
 /* CR and LF shown, for texts that differ. */
@@ -130,44 +133,53 @@ act(const struct step *st)
 		return up != NULL ? fake_conn_event(up, CONN_EV_EOF) : -1;
 	case UP_ERROR:
 		return up != NULL ? fake_conn_event(up, CONN_EV_ERROR) : -1;
+	case UP_TIMEOUT:
+		return up != NULL ? fake_conn_event(up, CONN_EV_TIMEOUT) : -1;
+	case MTA_TIMEOUT:
+		return mta != NULL ? fake_conn_event(mta, CONN_EV_TIMEOUT) : -1;
 	}
 	return -1;
 }
 
-/* Run a script; line: where it was played, for the report. */
+/*
+ * Run a script up to its first step that goes wrong (those after it
+ * would only tell the same story); line: where it was played.
+ */
 static void
 play(const struct step *st, int line)
 {
-	const char *got;
-	int i;
+	const char *got, *want;
+	int i, bad = 0;
 
-	for (i = 0; st[i].act != END; i++) {
+	for (i = 0; st[i].act != END && !bad; i++) {
 		if (act(&st[i]) == -1) {
 			fprintf(stderr, "%s:%d:%s step %d (%s %s) could not "
 			    "happen\n", __FILE__, line, t_ctx, i,
 			    act_names[st[i].act], show(st[i].arg ? st[i].arg :
 			    ""));
-			t_cur = 1;
-			return;
+			bad = 1;
+			break;
 		}
 		fake_conn_pump();
 		got = fake_conn_take(0);
-		if (strcmp(got, st[i].mta ? st[i].mta : "") != 0) {
+		want = st[i].mta ? st[i].mta : "";
+		if (strcmp(got, want) != 0) {
 			fprintf(stderr, "%s:%d:%s step %d (%s): the MTA got "
 			    "\"%s\", want \"%s\"\n", __FILE__, line, t_ctx, i,
-			    act_names[st[i].act], show(got),
-			    show(st[i].mta ? st[i].mta : ""));
-			t_cur = 1;
+			    act_names[st[i].act], show(got), show(want));
+			bad = 1;
 		}
 		got = fake_conn_take(1);
-		if (strcmp(got, st[i].up ? st[i].up : "") != 0) {
+		want = st[i].up ? st[i].up : "";
+		if (strcmp(got, want) != 0) {
 			fprintf(stderr, "%s:%d:%s step %d (%s): the upstream "
 			    "got \"%s\", want \"%s\"\n", __FILE__, line, t_ctx,
-			    i, act_names[st[i].act], show(got),
-			    show(st[i].up ? st[i].up : ""));
-			t_cur = 1;
+			    i, act_names[st[i].act], show(got), show(want));
+			bad = 1;
 		}
 	}
+	if (bad)
+		t_cur = 1;
 }
 
 #define PLAY(script) play((script), __LINE__)
@@ -267,13 +279,17 @@ static const struct step message[] = {
 	{ END },
 };
 
+/* The dot's 250, with how the message left on its last line. */
 static const struct step queued_tls[] = {
 	{ UP, "250 2.0.0 Ok: queued as 4Xk2\r\n", "250 2.0.0 Ok: queued as "
 	    "4Xk2 [mxtls: TLSv1.3 verified mx1.example.net]\r\n", NULL },
 	{ END },
 };
 
-/* The MTA ends its session; a verified upstream stays in the cache. */
+/*
+ * The MTA ends its session.  Nothing goes upstream: a verified idle
+ * connection stays in the cache, a failed one had its QUIT already.
+ */
 static const struct step quit[] = {
 	{ MTA, "QUIT\r\n", "221 2.0.0 mxtls.test Bye\r\n", NULL },
 	{ END },
@@ -336,7 +352,7 @@ test_no_starttls_opportunistic_goes_in_the_clear(void)
 
 /* --- the failure table (docs/behaviour.md section 7) --------------------- */
 
-/* The first three TLS failures: what the server does, what the MTA gets. */
+/* How TLS fails at the first attempt, and what the MTA is told. */
 static const struct step starttls_refused[] = {
 	{ UP, "250-mx1.example.net\r\n250 STARTTLS\r\n", NULL, "STARTTLS\r\n" },
 	{ UP, "454 4.7.0 TLS not available\r\n", "451 4.7.5 TLS to " WHERE
@@ -472,12 +488,14 @@ static const struct step retry_works[] = {
 static const struct {
 	const char *name;
 	struct runtime **rt;
-	const struct step *fail;  /* from the greeting to the first 451 */
+	/* From the reply to EHLO to the first 451: */
+	const struct step *fail;
 	const char *first;	  /* that 451, again inside retry_delay */
-	/* Both to the MTA's QUIT: */
-	const struct step *retry; /* from the greeting, after retry_delay */
-	const struct step *broken; /* from the MX answer, within fallback_ttl
-				      (NULL: the retry worked) */
+	/* After retry_delay, from the reply to EHLO to the MTA's QUIT: */
+	const struct step *retry;
+	/* Within fallback_ttl, from the address answer to the MTA's QUIT
+	 * (NULL: the retry worked): */
+	const struct step *broken;
 } table[] = {
 	{ "opportunistic, STARTTLS refused", &rt_opp, starttls_refused,
 	    "451 4.7.5 TLS to " WHERE " for domain example.net failed: 454 "
@@ -575,6 +593,7 @@ test_failure_table(void)
 
 /* --- what the MTA is told about the DNS ----------------------------------- */
 
+/* The MX answer alone decides: no host is contacted. */
 static void
 test_dns_outcomes(void)
 {
@@ -632,6 +651,86 @@ test_next_mx_when_one_is_unreachable(void)
 	CHECK_INT(fake_conn_connects(), 2);
 	/* Unreachable is no TLS verdict: no record against mx0. */
 	CHECK_INT(state_total(px.state), 0);
+	end();
+}
+
+/* --- deadlines ---------------------------------------------------------------- */
+
+/*
+ * One MX host after another never outlasts rcpt_timeout (240 s), the
+ * MTA's own patience: a greeting may take 300 s, but not past it.
+ */
+static void
+test_rcpt_timeout_caps_the_upstream(void)
+{
+	static const struct step mx0[] = {
+		{ MX, "example.net mx0.example.net mx1.example.net", NULL, NULL },
+		{ ADDR, "mx0.example.net 192.0.2.9", NULL, NULL },
+		{ END },
+	};
+	static const struct step mx1[] = {
+		{ UP_TIMEOUT, NULL, NULL, NULL },
+		{ ADDR, "mx1.example.net 192.0.2.10", NULL, NULL },
+		{ CONNECTED, "192.0.2.10:25", NULL, NULL },
+		{ END },
+	};
+	static const struct step out_of_time[] = {
+		{ UP_TIMEOUT, NULL, "451 4.4.2 No next hop for example.net "
+		    "answered within rcpt_timeout (240 s): timeout connecting"
+		    "\r\n", NULL },
+		{ END },
+	};
+
+	begin(rt_opp, 0);
+	PLAY(open_txn);
+	PLAY(mx0);
+	CHECK(fake_conn_deadline(fake_conn_last(1)) == 30);
+	fake_clock_advance(30);
+	PLAY(mx1);
+	CHECK(fake_conn_deadline(fake_conn_last(1)) == 210);
+	fake_clock_advance(210);
+	PLAY(out_of_time);
+	end();
+}
+
+/* The reply to the dot never comes: 451, the message is not confirmed. */
+static void
+test_no_reply_to_the_dot(void)
+{
+	static const struct step script[] = {
+		{ UP_TIMEOUT, NULL, "451 4.4.2 Connection to " WHERE " lost before "
+		    "it confirmed the message: timeout waiting for the reply to "
+		    "the end of the message\r\n", NULL },
+		{ END },
+	};
+
+	begin(rt_opp, 0);
+	PLAY(open_txn);
+	PLAY(reach_mx1);
+	PLAY(starttls);
+	PLAY(tls_to_rcpt);
+	PLAY(message);
+	CHECK(fake_conn_deadline(fake_conn_last(1)) == 540);
+	fake_clock_advance(540);
+	PLAY(script);
+	CHECK(fake_conn_closed(fake_conn_last(1)));
+	end();
+}
+
+/* An MTA that says nothing for client_timeout is told so, and left. */
+static void
+test_silent_mta_times_out(void)
+{
+	static const struct step script[] = {
+		{ ACCEPT, NULL, GREETING, NULL },
+		{ MTA_TIMEOUT, NULL, "421 4.4.2 mxtls.test Timeout, closing\r\n",
+		    NULL },
+		{ END },
+	};
+
+	begin(rt_opp, 0);
+	PLAY(script);
+	CHECK(fake_conn_closed(fake_conn_last(0)));
 	end();
 }
 
@@ -1199,6 +1298,9 @@ main(void)
 	RUN(test_failure_table);
 	RUN(test_dns_outcomes);
 	RUN(test_next_mx_when_one_is_unreachable);
+	RUN(test_rcpt_timeout_caps_the_upstream);
+	RUN(test_no_reply_to_the_dot);
+	RUN(test_silent_mta_times_out);
 	RUN(test_pipelined_commands_wait_for_the_upstream);
 	RUN(test_other_route_gets_452);
 	RUN(test_upstream_replies_relayed);
