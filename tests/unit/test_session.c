@@ -3,13 +3,14 @@
  * connections, the resolver, the MTA-STS cache, the clock and what a
  * handshake shows are the fakes of tests/unit/fake_*.c (fakes.h), the
  * rest (config, policy, failure table, retry records, connection cache,
- * SMTP parsing) is the real code.  Each test is a script of steps, each
- * step something the MTA, the upstream server, the DNS or the clock
- * does, with exactly what the MTA and the upstream were sent in answer;
- * the replies' texts are docs/behaviour.md's.  libev is real, for the
- * session reaper (proxy_sessions_init); its loop only ever runs once
- * without waiting, to free closed sessions.  Run from the repository
- * root (tests/run.sh does): the CA bundle is ca-bundles/'s.
+ * SMTP parsing) is the real code.  Each test plays scripts of steps,
+ * each step something the MTA, the upstream server or the DNS does, with
+ * exactly what the MTA and the upstream were sent in answer (the codes
+ * are docs/behaviour.md's); time moves between scripts.  libev is real,
+ * for the session reaper (proxy_sessions_init): its loop runs once at
+ * the end of a test, without waiting, to free the closed sessions.  Run
+ * from the repository root (tests/run.sh does): the CA bundle is
+ * ca-bundles/'s.
  */
 #include <fcntl.h>
 #include <limits.h>
