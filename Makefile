@@ -73,14 +73,14 @@ build/asan/obj/%.o: %.c
 build/asan/test_%: tests/unit/test_%.c $(LIB_ASAN_OBJ) tests/unit/t.h
 	$(CC) $(CFLAGS) -O1 $(SAN) -Itests/unit -o $@ $< $(LIB_ASAN_OBJ) $(LDLIBS)
 
-# The session without sockets: tests/unit/fake_*.c stand in for the
-# modules below and, through --wrap, for the two functions that read a
+# The session and the upstream without sockets: tests/unit/fake_*.c stand
+# in for the modules below and, through --wrap, for the two functions that read a
 # handshake; every other object is the real one, so a new proxy module is
 # linked without a change here.
 SESSION_FAKED := $(patsubst %,build/asan/obj/proxy/%.o,clock conn dns sts)
 SESSION_OBJ   := $(filter-out $(SESSION_FAKED),$(LIB_ASAN_OBJ))
 SESSION_FAKES := $(wildcard tests/unit/fake_*.c)
-build/asan/test_session: tests/unit/test_session.c $(SESSION_FAKES) $(SESSION_OBJ) tests/unit/fakes.h tests/unit/t.h
+build/asan/test_session build/asan/test_upstream: build/asan/test_%: tests/unit/test_%.c $(SESSION_FAKES) $(SESSION_OBJ) tests/unit/fakes.h tests/unit/t.h
 	$(CC) $(CFLAGS) -O1 $(SAN) -Itests/unit -o $@ $< $(SESSION_FAKES) $(SESSION_OBJ) \
 		-Wl,--wrap=tls_facts_collect,--wrap=dane_verify $(LDLIBS)
 
