@@ -32,9 +32,11 @@ mta_senders() {
 	_pkgs=""
 	[ -x build/mta/usr/sbin/exim4 ] || _pkgs="$_pkgs exim4-daemon-light libidn12"
 	[ -x build/mta/usr/sbin/smtpd ] || _pkgs="$_pkgs opensmtpd"
+	# Sendmail links libwrap, which a minimal system lacks.
 	{ [ -x build/mta/usr/libexec/sendmail/sendmail ] &&
-		[ -f build/mta/usr/share/sendmail/cf/m4/cf.m4 ]; } ||
-		_pkgs="$_pkgs sendmail-bin sendmail-cf"
+		[ -f build/mta/usr/share/sendmail/cf/m4/cf.m4 ] &&
+		ls build/mta/usr/lib/*/libwrap.so.0 >/dev/null 2>&1; } ||
+		_pkgs="$_pkgs sendmail-bin sendmail-cf libwrap0"
 	[ -n "$_pkgs" ] || return 0
 	_tmp=$(mktemp -d)
 	# apt downloads as _apt where it can.

@@ -2,6 +2,8 @@
 # build/mta by deploy/install-deps.sh: exim4 conflicts with the installed
 # postfix package).  Sourced after lib.sh.
 EXIM=$IT_ROOT/build/mta/usr/sbin/exim4
+# Libraries unpacked beside them (libidn12 for Exim, libwrap0 for Sendmail).
+MTA_LIBS=$IT_ROOT/build/mta/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || cc -print-multiarch)
 # exim_mta NAME PORT [TRANSPORT OPTIONS]: Exim accepting on 127.0.0.1:PORT
 # and relaying everything to mxtls ($MXTLS_PORT), in the foreground of a
 # background job; DSN advertised to its clients.
@@ -44,7 +46,7 @@ begin retry
 * * F,2h,15m; G,16h,1h,1.5
 EOF3
 	chmod 644 "$_d/exim.conf"
-	LD_LIBRARY_PATH=$IT_ROOT/build/mta/usr/lib/x86_64-linux-gnu \
+	LD_LIBRARY_PATH=$MTA_LIBS \
 		"$EXIM" -C "$_d/exim.conf" -bdf -q1m >"$_d/exim.out" 2>&1 &
 	it_track exim $! "$1"
 	wait_for_port "127.0.0.1:$2" tcp 10
@@ -134,7 +136,8 @@ sm_mta() {
 	: >"$_d/statistics"
 	# $(sm_opts) is a list of words on purpose.
 	# shellcheck disable=SC2046
-	unshare -u -m sh -c "$SM_NS" "$_d/hosts" "$SENDMAIL" $(sm_opts "$1") \
+	LD_LIBRARY_PATH=$MTA_LIBS unshare -u -m sh -c "$SM_NS" "$_d/hosts" \
+		"$SENDMAIL" $(sm_opts "$1") \
 		-O "DaemonPortOptions=Name=MTA,Addr=127.0.0.1,Port=$2" \
 		-X "$_d/traffic" -bD "-q${3:-1m}" >"$_d/sendmail.out" 2>&1 &
 	echo $! >"$_d/daemon.job"
@@ -157,7 +160,7 @@ sm_stop() {
 # sm_queue NAME: what is in its queue (sendmail -bp).
 sm_queue() {
 	# shellcheck disable=SC2046
-	unshare -u -m sh -c "$SM_NS" "$(sm_dir "$1")/hosts" "$SENDMAIL" $(sm_opts "$1") -bp 2>&1
+	LD_LIBRARY_PATH=$MTA_LIBS unshare -u -m sh -c "$SM_NS" "$(sm_dir "$1")/hosts" "$SENDMAIL" $(sm_opts "$1") -bp 2>&1
 }
 # sm_queue_empty NAME: nothing is left in its queue.
 sm_queue_empty() {
