@@ -531,7 +531,22 @@ check "D+3 23:59:45: $D is kept: bad.test's report of it is tried" grep_since "$
 	"event=tlsrpt-send-failed day=$D domain=bad\\.test " 15
 check "midnight: $D leaves the journal, bad.test's report of it is given up" grep_since "$MXTLS_LOG" 0 \
 	"event=tlsrpt-given-up day=$D domain=bad\\.test attempts=[1-9][0-9]* reason=\"the day has left the journal\"" 25
-check "... one POST to /v1 of each day, two to /old, in all" sh -c \
-	"[ \$(grep -c ' /v1 ' '$W/posts/log') -eq 2 ] && [ \$(grep -c ' /old ' '$W/posts/log') -eq 2 ]"
+once_each() { # every day's report went to /v1 and /old once, no more
+	python3 - "$W/posts" "$DM3" "$DM2" <<'PY'
+import collections, gzip, json, sys
+posts, a, b = sys.argv[1:4]
+seen = collections.Counter()
+for line in open(posts + "/log"):
+    n, path, ctype, status = line.split()
+    if path in ("/v1", "/old"):
+        r = json.loads(gzip.decompress(open("%s/%s.body" % (posts, n), "rb").read()))
+        seen[path, r["date-range"]["start-datetime"][:10]] += 1
+old = sorted(d for p, d in seen if p == "/old")
+if any(c != 1 for c in seen.values()) or old != [a, b]:
+    print("POSTs per (path, day):", dict(seen))
+    sys.exit(1)
+PY
+}
+check "... each day's report POSTed once to /v1 and to /old, in all" once_each
 mxtls_stop
 finish
