@@ -643,6 +643,34 @@ tlsrpt_store_domains(struct tlsrpt_store *s, long day, const char ***out)
 	return (int)u;
 }
 
+static int
+cmp_long(const void *a, const void *b)
+{
+	long x = *(const long *)a, y = *(const long *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int
+tlsrpt_store_report_days(const struct tlsrpt_store *s, long today,
+    long keep, int with_yesterday, long *days, int max)
+{
+	int i, n = 0;
+	long d;
+
+	for (i = 0; i < s->ndays && n < max; i++) {
+		d = s->days[i].day;
+		/* Today is not over; a day past keeping has left the journal. */
+		if (d >= today || d < today - keep || s->days[i].nentries == 0)
+			continue;
+		if (d == today - 1 && !with_yesterday)
+			continue;
+		days[n++] = d;
+	}
+	qsort(days, (size_t)n, sizeof(*days), cmp_long);
+	return n;
+}
+
 /* ---- days ---- */
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's). */

@@ -155,6 +155,15 @@ void tlsrpt_store_drop(struct tlsrpt_store *s, long day);
 int tlsrpt_store_domains(struct tlsrpt_store *s, long day,
     const char ***out);
 
+/*
+ * The complete days whose reports are due, oldest first, into days (at
+ * most max): held with entries, before today (a day is reported only
+ * once it is over), not older than today - keep, and yesterday only with
+ * with_yesterday (its moment may not have come).  Their number.
+ */
+int tlsrpt_store_report_days(const struct tlsrpt_store *s, long today,
+    long keep, int with_yesterday, long *days, int max);
+
 /* ---- the journal's records ---- */
 
 #define TLSRPT_KEY_LEN 40

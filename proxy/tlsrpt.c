@@ -55,6 +55,9 @@ struct tlsrpt {
 	long today;	    /* the day of the last count or expiry */
 	long warned_day;    /* a full day is logged once */
 	size_t ndirty;	    /* counts since the last flush */
+	/* tlsrpt_own_add(): the report deliveries by SMTP now open */
+	struct sockaddr_storage *own;
+	size_t nown, own_cap;
 	char path[PATH_MAX];
 };
 
@@ -107,7 +110,8 @@ tlsrpt_mark_sent(struct tlsrpt *t, long day, const char *domain,
 	char key[TLSRPT_KEY_LEN], err[256], *v;
 	size_t len;
 
-	if (tlsrpt_was_sent(t, day, domain, rua))
+	if (tlsrpt_was_sent(t, day, domain, rua) ||
+	    day < t->today - TLSRPT_KEEP_DAYS)
 		return;
 	tlsrpt_sent_key(day, domain, rua, key, sizeof(key));
 	/* Through the writer thread: the loop never waits for the disk. */
@@ -184,6 +188,98 @@ void
 tlsrpt_set_sender(struct tlsrpt *t, struct tlsrpt_sender *s)
 {
 	t->sender = s;
+}
+
+/* ---- the reports' own deliveries ---- */
+
+/* An IPv4-mapped IPv6 address as the IPv4 one; else a copy. */
+static void
+tlsrpt_own_norm(const struct sockaddr *sa, struct sockaddr_storage *out)
+{
+	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+	struct sockaddr_in *in = (struct sockaddr_in *)out;
+
+	memset(out, 0, sizeof(*out));
+	if (sa->sa_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+		in->sin_family = AF_INET;
+		in->sin_port = in6->sin6_port;
+		memcpy(&in->sin_addr, &in6->sin6_addr.s6_addr[12], 4);
+	} else if (sa->sa_family == AF_INET)
+		memcpy(out, sa, sizeof(struct sockaddr_in));
+	else if (sa->sa_family == AF_INET6)
+		memcpy(out, sa, sizeof(struct sockaddr_in6));
+	else
+		out->ss_family = AF_UNSPEC;
+}
+
+/* Address and port equal (both normalised). */
+static int
+tlsrpt_own_same(const struct sockaddr_storage *a,
+    const struct sockaddr_storage *b)
+{
+	const struct sockaddr_in *a4 = (const struct sockaddr_in *)a;
+	const struct sockaddr_in *b4 = (const struct sockaddr_in *)b;
+	const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)a;
+	const struct sockaddr_in6 *b6 = (const struct sockaddr_in6 *)b;
+
+	if (a->ss_family != b->ss_family)
+		return 0;
+	if (a->ss_family == AF_INET)
+		return a4->sin_port == b4->sin_port &&
+		    a4->sin_addr.s_addr == b4->sin_addr.s_addr;
+	if (a->ss_family == AF_INET6)
+		return a6->sin6_port == b6->sin6_port &&
+		    memcmp(&a6->sin6_addr, &b6->sin6_addr, 16) == 0;
+	return 0;
+}
+
+static int
+tlsrpt_own_has(struct tlsrpt *t, const struct sockaddr *sa)
+{
+	struct sockaddr_storage n;
+	size_t i;
+
+	tlsrpt_own_norm(sa, &n);
+	if (n.ss_family == AF_UNSPEC)
+		return 0;
+	for (i = 0; i < t->nown; i++)
+		if (tlsrpt_own_same(&t->own[i], &n))
+			return 1;
+	return 0;
+}
+
+int
+tlsrpt_own_add(struct tlsrpt *t, const struct sockaddr *sa)
+{
+	struct sockaddr_storage *v;
+	size_t cap;
+
+	if (t->nown == t->own_cap) {
+		cap = t->own_cap ? 2 * t->own_cap : 16;
+		if ((v = realloc(t->own, cap * sizeof(*v))) == NULL)
+			return -1;
+		t->own = v;
+		t->own_cap = cap;
+	}
+	tlsrpt_own_norm(sa, &t->own[t->nown]);
+	if (t->own[t->nown].ss_family == AF_UNSPEC)
+		return -1;
+	t->nown++;
+	return 0;
+}
+
+void
+tlsrpt_own_del(struct tlsrpt *t, const struct sockaddr *sa)
+{
+	struct sockaddr_storage n;
+	size_t i;
+
+	tlsrpt_own_norm(sa, &n);
+	for (i = 0; i < t->nown; i++)
+		if (tlsrpt_own_same(&t->own[i], &n)) {
+			t->own[i] = t->own[--t->nown];
+			return;
+		}
 }
 
 /* ---- the journal ---- */
@@ -390,6 +486,7 @@ tlsrpt_close(struct tlsrpt *t)
 	journal_close(t->j);
 	tlsrpt_sent_free(&t->sent);
 	tlsrpt_store_free(t->store);
+	free(t->own);
 	free(t);
 }
 
@@ -422,6 +519,16 @@ tlsrpt_count(struct tlsrpt *t, unsigned long sid,
 
 	if (t == NULL || a->domain == NULL || a->domain[0] == '\0')
 		return;
+	/*
+	 * RFC 8460 section 3: a sending MTA "SHOULD NOT include this SMTP
+	 * session in the next report" (the session delivering a report).
+	 */
+	if (a->client != NULL && tlsrpt_own_has(t, a->client)) {
+		log_debug(sid, "tlsrpt", "domain", a->domain, "result",
+		    tls_result_name(a->result), "counted", "no", "reason",
+		    "the delivery of a TLS report of mxtls's own", NULL);
+		return;
+	}
 	memset(&k, 0, sizeof(k));
 	policy[0] = mx[0] = '\0';
 	k.domain = a->domain;

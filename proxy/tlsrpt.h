@@ -26,6 +26,7 @@
 #define MXTLS_PROXY_TLSRPT_H
 
 #include <stdio.h>
+#include <sys/socket.h>
 
 /* proxy/ and policy/ are both on the include path: "tlsrpt.h" is this one. */
 #include "../policy/tlsrpt.h"
@@ -57,6 +58,12 @@ struct tlsrpt_attempt {
 	const char *mx_host; /* NULL or "" when there is none */
 	const char *mx_addr; /* NULL or "" before a connection */
 	int fd;		     /* the upstream socket, -1: none */
+	/*
+	 * The MTA's end of its connection to mxtls (address and port), NULL
+	 * when not known: an attempt made for a report that mxtls itself is
+	 * handing to its own listener is not counted (tlsrpt_own_add).
+	 */
+	const struct sockaddr *client;
 };
 
 /*
@@ -66,11 +73,19 @@ struct tlsrpt_attempt {
 struct tlsrpt *tlsrpt_open(struct ev_loop *loop, const char *state_dir,
     char *err, size_t errlen);
 
-/* Count one attempt; sid for the debug log line.  t NULL: nothing. */
+/*
+ * Count one attempt; sid for the debug log line.  t NULL: nothing.  Not
+ * counted when a->client is a connection of tlsrpt_own_add(): RFC 8460
+ * section 3, a report's own SMTP session SHOULD NOT be in the next
+ * report.
+ */
 void tlsrpt_count(struct tlsrpt *t, unsigned long sid,
     const struct tlsrpt_attempt *a);
 
-/* SIGUSR1: send yesterday's reports now (tlsrptsend.h).  NULL is fine. */
+/*
+ * SIGUSR1: send the reports due now, yesterday's too (tlsrptsend.h).
+ * NULL is fine.
+ */
 void tlsrpt_send_now(struct tlsrpt *t);
 
 /* Write what is dirty, wait for the disk (tests, shutdown). */
@@ -88,9 +103,22 @@ void tlsrpt_set_sender(struct tlsrpt *t, struct tlsrpt_sender *s);
 /* 1 when day's report of domain went to rua (before a restart too). */
 int tlsrpt_was_sent(struct tlsrpt *t, long day, const char *domain,
     const char *rua);
-/* Record that it did, in memory and through the journal's thread. */
+/*
+ * Record that it did, in memory and through the journal's thread (not
+ * for a day past keeping: its records are gone, this one would stay).
+ */
 void tlsrpt_mark_sent(struct tlsrpt *t, long day, const char *domain,
     const char *rua);
+/*
+ * The local address and port of a connection that delivers a report by
+ * SMTP, while it is open: the session that mxtls's own listener runs for
+ * it (its client is this address) is then not counted.  The address of
+ * an open TCP connection to the listener is unique, so a message from
+ * the same sender on another connection still counts.  add: 0, or -1
+ * when out of memory (the session is then counted); del: forget it.
+ */
+int tlsrpt_own_add(struct tlsrpt *t, const struct sockaddr *sa);
+void tlsrpt_own_del(struct tlsrpt *t, const struct sockaddr *sa);
 
 /*
  * `mxtls -c FILE report --dry-run [YYYY-MM-DD]` (day NULL: yesterday,

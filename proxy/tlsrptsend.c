@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include "clock.h"
 #include "config.h"
@@ -69,12 +70,16 @@ struct rsend {
 	char to[TLSRPT_MAIL_ADDR_MAX + 1];
 	char *data;
 	size_t len, off;
+	/* Its local end, while open (tlsrpt_own_add): not counted. */
+	struct sockaddr_storage local;
+	int own;
 };
 
-/* A policy domain's report of the day being reported. */
+/* A policy domain's report of one complete day. */
 struct job {
 	struct job *next;
 	struct tlsrpt_sender *s;
+	long day;
 	char domain[TLSRPT_FIELD_MAX + 1];
 	int attempt;
 	time_t next_try;
@@ -105,11 +110,23 @@ struct tlsrpt_sender {
 	char smtp_str[80];
 	const char *smtp_why; /* NULL, or why mailto: reports cannot go */
 	long window, retry;
-	long day;    /* the day being reported; -1 before the first tick */
-	time_t due;  /* when its reports start to go */
-	int listed;  /* its domains are jobs */
-	struct job *jobs;
+	long today;  /* the UTC day of the last tick; -1 before the first */
+	time_t due;  /* when yesterday's reports start to go */
+	int ran;     /* the day's run (at due) has begun */
+	long jobs_max; /* reports held at once: the bound of a run */
+	struct job *jobs; /* oldest day first */
+	long njobs;
 	int active;
+	/*
+	 * Per complete day kept: how many of its domains (sorted) have been
+	 * made jobs.  A complete day's domains do not change, so each is
+	 * listed once per process and a report done is never tried again.
+	 */
+	struct sender_day {
+		long day;
+		int next, all, warned;
+	} days[TLSRPT_DAYS_MAX];
+	int ndays;
 	struct rsend *dead; /* finished attempts, freed at the next tick */
 };
 
@@ -191,7 +208,10 @@ tlsrpt_send_start(struct tlsrpt *t, const struct config *cfg,
 	s->t = t;
 	s->dns = dns;
 	s->fetcher = f;
-	s->day = -1;
+	s->today = -1;
+	s->jobs_max = env_seconds("MXTLS_TLSRPT_JOBS", TLSRPT_SEND_JOBS_MAX);
+	if (s->jobs_max < 1)
+		s->jobs_max = 1;
 	s->window = env_seconds("MXTLS_TLSRPT_WINDOW", TLSRPT_WINDOW);
 	s->retry = env_seconds("MXTLS_TLSRPT_RETRY", TLSRPT_RETRY);
 	if (s->retry < 1)
@@ -216,6 +236,9 @@ tlsrpt_send_start(struct tlsrpt *t, const struct config *cfg,
 static void
 rsend_cancel(struct rsend *r)
 {
+	if (r->own)
+		tlsrpt_own_del(r->j->s->t, (struct sockaddr *)&r->local);
+	r->own = 0;
 	if (r->dq != NULL)
 		dns_cancel(r->dq);
 	if (r->call != NULL)
@@ -261,7 +284,7 @@ rsend_done(struct rsend *r, const char *error)
 	rsend_cancel(r);
 	snprintf(attempt, sizeof(attempt), "%d", j->attempt);
 	snprintf(retry, sizeof(retry), "%ld", job_backoff(j));
-	tlsrpt_day_text(s->day, day, sizeof(day));
+	tlsrpt_day_text(j->day, day, sizeof(day));
 	metrics_inc("mxtls_tlsrpt_reports_total", metrics_labels(labels,
 	    sizeof(labels), "scheme", strncasecmp(r->rua, "https:", 6) == 0 ?
 	    "https" : "mailto", "result", error ? "failed" : "sent", NULL), 1);
@@ -269,7 +292,7 @@ rsend_done(struct rsend *r, const char *error)
 		log_info(0, "tlsrpt-sent", "day", day, "domain", j->domain,
 		    "rua", r->rua, "attempt", attempt, "via", r->to[0] ?
 		    s->smtp_str : NULL, NULL);
-		tlsrpt_mark_sent(s->t, s->day, j->domain, r->rua);
+		tlsrpt_mark_sent(s->t, j->day, j->domain, r->rua);
 	} else {
 		log_warn(0, "tlsrpt-send-failed", "day", day, "domain",
 		    j->domain, "rua", r->rua, "attempt", attempt, "error",
@@ -526,10 +549,20 @@ smtpc_event(struct conn *c, enum conn_event ev, void *arg)
 {
 	struct rsend *r = arg;
 	char why[320];
+	socklen_t sl;
 
 	(void)c;
 	switch (ev) {
 	case CONN_EV_CONNECTED:
+		/*
+		 * Our end of the connection: when the listener is mxtls's own,
+		 * the session it runs for this report is not counted.
+		 */
+		sl = sizeof(r->local);
+		if (getsockname(r->c.fd, (struct sockaddr *)&r->local,
+		    &sl) == 0 && tlsrpt_own_add(r->j->s->t,
+		    (struct sockaddr *)&r->local) == 0)
+			r->own = 1;
 		r->state = SC_GREETING;
 		conn_set_reading(&r->c, 1);
 		conn_deadline(&r->c, TLSRPT_SMTP_TIMEOUT);
@@ -576,7 +609,7 @@ mailto_message(struct rsend *r)
 	m.report_id = j->report_id;
 	m.uniq = uniq;
 	m.date = clock_now();
-	m.begin = (time_t)s->day * 86400;
+	m.begin = (time_t)j->day * 86400;
 	m.end = m.begin + 86399;
 	m.gz = j->gz;
 	m.gzlen = j->gzlen;
@@ -637,7 +670,7 @@ job_end(struct job *j, const char *error)
 	if (error != NULL) {
 		snprintf(attempt, sizeof(attempt), "%d", j->attempt);
 		snprintf(retry, sizeof(retry), "%ld", job_backoff(j));
-		tlsrpt_day_text(s->day, day, sizeof(day));
+		tlsrpt_day_text(j->day, day, sizeof(day));
 		log_warn(0, "tlsrpt-send-failed", "day", day, "domain",
 		    j->domain, "attempt", attempt, "error", error, "retry_in",
 		    retry, NULL);
@@ -679,7 +712,7 @@ job_txt(void *arg, const struct dns_txt_result *res)
 
 	j->txtq = NULL;
 	snprintf(name, sizeof(name), "_smtp._tls.%s", j->domain);
-	tlsrpt_day_text(j->s->day, day, sizeof(day));
+	tlsrpt_day_text(j->day, day, sizeof(day));
 	if (res->status != DNS_OK && res->status != DNS_NODATA &&
 	    res->status != DNS_NXDOMAIN) {
 		snprintf(err, sizeof(err), "%s: %s", name, res->error ?
@@ -715,7 +748,7 @@ job_txt(void *arg, const struct dns_txt_result *res)
 	    "dnssec", sec, "ignored", unused, NULL);
 	j->pending = 1; /* held while starting: a send may end at once */
 	for (i = 0; i < txt.nrua && i < TLSRPT_SEND_RUA_MAX; i++)
-		if (!tlsrpt_was_sent(j->s->t, j->s->day, j->domain,
+		if (!tlsrpt_was_sent(j->s->t, j->day, j->domain,
 		    txt.rua[i])) {
 			job_rua(j, txt.rua[i]);
 			n++;
@@ -744,7 +777,7 @@ job_start(struct job *j)
 		ri.organization = s->org;
 		ri.contact = s->contact;
 		ri.submitter = s->submitter;
-		json = tlsrpt_report_json(tlsrpt_store_of(s->t), s->day,
+		json = tlsrpt_report_json(tlsrpt_store_of(s->t), j->day,
 		    j->domain, &ri, &len);
 		if (json == NULL || tlsrpt_gzip(json, len, &j->gz,
 		    &j->gzlen) < 0) {
@@ -753,7 +786,7 @@ job_start(struct job *j)
 			return;
 		}
 		free(json);
-		tlsrpt_day_text(s->day, day, sizeof(day));
+		tlsrpt_day_text(j->day, day, sizeof(day));
 		snprintf(j->report_id, sizeof(j->report_id),
 		    "%sT00:00:00Z+%s@%s", day, j->domain, s->submitter);
 	}
@@ -777,81 +810,166 @@ job_free(struct job *j)
 	free(j);
 }
 
-/* ---- the day's run ---- */
+/* ---- the runs ---- */
+
+/*
+ * Each UTC day has a run: at a random moment in the window after
+ * midnight, yesterday's reports are listed, and what still failed of the
+ * days before is tried again with them.  Complete days before yesterday
+ * (missed while mxtls was down, or all of whose sends failed) are due at
+ * once.  Every day the journal keeps is covered, oldest first, until
+ * each of its reports went to each rua (tlsrpt_was_sent: exactly once,
+ * across restarts) or the day leaves the journal.
+ */
 
 static void
 sender_reap(struct tlsrpt_sender *s)
 {
+	struct job **pp, *j;
 	struct rsend *r;
 
 	while ((r = s->dead) != NULL) {
 		s->dead = r->next;
 		rsend_free(r);
 	}
+	/* A report done leaves room for the next (see sender_list). */
+	for (pp = &s->jobs; (j = *pp) != NULL;) {
+		if (!j->done || j->busy) {
+			pp = &j->next;
+			continue;
+		}
+		*pp = j->next;
+		s->njobs--;
+		job_free(j);
+	}
 }
 
-/* Drop the jobs of the day before, giving up those not done. */
+/* Drop the jobs of days outside [from, to], giving up those not done. */
 static void
-sender_drop_jobs(struct tlsrpt_sender *s, int log)
+sender_drop_jobs(struct tlsrpt_sender *s, long from, long to, int log)
 {
-	struct job *j;
+	struct job **pp, *j;
 	char day[16], attempt[16];
+	int i;
 
-	tlsrpt_day_text(s->day, day, sizeof(day));
-	while ((j = s->jobs) != NULL) {
-		s->jobs = j->next;
+	for (pp = &s->jobs; (j = *pp) != NULL;) {
+		if (j->day >= from && j->day <= to) {
+			pp = &j->next;
+			continue;
+		}
+		*pp = j->next;
+		s->njobs--;
+		if (j->busy)
+			s->active--;
 		if (log && !j->done) {
+			tlsrpt_day_text(j->day, day, sizeof(day));
 			snprintf(attempt, sizeof(attempt), "%d", j->attempt);
 			log_warn(0, "tlsrpt-given-up", "day", day, "domain",
 			    j->domain, "attempts", attempt, "reason",
-			    "the day for sending it is over", NULL);
+			    "the day has left the journal", NULL);
 		}
 		job_free(j);
 	}
-	s->active = 0;
+	for (i = 0; i < s->ndays;)
+		if (s->days[i].day < from || s->days[i].day > to)
+			s->days[i] = s->days[--s->ndays];
+		else
+			i++;
 }
 
 static void
-sender_new_day(struct tlsrpt_sender *s, long day)
+sender_new_day(struct tlsrpt_sender *s, long today)
 {
 	char d[16], due[32];
 	struct tm tm;
 
-	sender_drop_jobs(s, 1);
-	s->day = day;
-	s->listed = 0;
-	/* A moment in the window after the midnight that ended day. */
-	s->due = (time_t)(day + 1) * 86400 + (s->window > 0 ?
+	/* The days still kept and complete (the clock may have gone back). */
+	sender_drop_jobs(s, today - TLSRPT_KEEP_DAYS, today - 1, 1);
+	s->today = today;
+	s->ran = 0;
+	/* Yesterday's moment in the window after the midnight that ended it. */
+	s->due = (time_t)today * 86400 + (s->window > 0 ?
 	    (time_t)arc4random_uniform((uint32_t)s->window) : 0);
-	tlsrpt_day_text(day, d, sizeof(d));
+	tlsrpt_day_text(today - 1, d, sizeof(d));
 	gmtime_r(&s->due, &tm);
 	strftime(due, sizeof(due), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	log_info(0, "tlsrpt-scheduled", "day", d, "due", due, NULL);
 }
 
-static void
-sender_list(struct tlsrpt_sender *s)
+static struct sender_day *
+sender_day(struct tlsrpt_sender *s, long day)
 {
-	struct job *j, **tail = &s->jobs;
-	const char **doms = NULL;
-	int i, n;
+	int i;
 
-	s->listed = 1;
-	if ((n = tlsrpt_store_domains(tlsrpt_store_of(s->t), s->day,
-	    &doms)) < 0) {
-		log_error(0, "tlsrpt-send-failed", "error",
-		    "out of memory listing the day's domains", NULL);
-		return;
-	}
+	for (i = 0; i < s->ndays; i++)
+		if (s->days[i].day == day)
+			return &s->days[i];
+	if (s->ndays == TLSRPT_DAYS_MAX)
+		return NULL;
+	memset(&s->days[s->ndays], 0, sizeof(s->days[0]));
+	s->days[s->ndays].day = day;
+	return &s->days[s->ndays++];
+}
+
+/*
+ * Make jobs of the due days' domains not listed yet, oldest day first,
+ * while fewer than jobs_max are held: a run's memory is bounded, and
+ * the rest follow as reports are done.
+ */
+static void
+sender_list(struct tlsrpt_sender *s, int yesterday)
+{
+	long days[TLSRPT_DAYS_MAX];
+	struct job *j, **tail;
+	struct sender_day *sd;
+	const char **doms;
+	char d[16], nrep[24], nwait[24], nmax[24];
+	int i, k, nd, n;
+
+	n = tlsrpt_store_report_days(tlsrpt_store_of(s->t), s->today,
+	    TLSRPT_KEEP_DAYS, yesterday, days, TLSRPT_DAYS_MAX);
 	for (i = 0; i < n; i++) {
-		if ((j = calloc(1, sizeof(*j))) == NULL)
-			break;
-		j->s = s;
-		snprintf(j->domain, sizeof(j->domain), "%s", doms[i]);
-		*tail = j;
-		tail = &j->next;
+		if ((sd = sender_day(s, days[i])) == NULL || sd->all)
+			continue;
+		/* Refilled in batches: listing sorts the day's domains. */
+		if (s->njobs >= s->jobs_max || (sd->next > 0 &&
+		    s->njobs > s->jobs_max / 2))
+			return;
+		if ((nd = tlsrpt_store_domains(tlsrpt_store_of(s->t), days[i],
+		    &doms)) < 0) {
+			log_error(0, "tlsrpt-send-failed", "error",
+			    "out of memory listing the day's domains", NULL);
+			return;
+		}
+		for (tail = &s->jobs; *tail != NULL; tail = &(*tail)->next)
+			;
+		for (k = sd->next; k < nd && s->njobs < s->jobs_max; k++) {
+			if ((j = calloc(1, sizeof(*j))) == NULL)
+				break;
+			j->s = s;
+			j->day = days[i];
+			snprintf(j->domain, sizeof(j->domain), "%s", doms[k]);
+			*tail = j;
+			tail = &j->next;
+			s->njobs++;
+		}
+		free(doms);
+		tlsrpt_day_text(days[i], d, sizeof(d));
+		snprintf(nrep, sizeof(nrep), "%d", k - sd->next);
+		snprintf(nwait, sizeof(nwait), "%d", nd - k);
+		log_info(0, "tlsrpt-run", "day", d, "reports", nrep, "waiting",
+		    nwait, NULL);
+		sd->next = k;
+		sd->all = k >= nd;
+		if (!sd->all && !sd->warned) {
+			sd->warned = 1;
+			snprintf(nmax, sizeof(nmax), "%ld", s->jobs_max);
+			log_warn(0, "tlsrpt-run-bounded", "day", d, "waiting",
+			    nwait, "held", nmax, "reason", "no more reports are "
+			    "held at once; the rest follow as these are done",
+			    NULL);
+		}
 	}
-	free(doms);
 }
 
 void
@@ -864,12 +982,15 @@ tlsrpt_sender_tick(struct tlsrpt_sender *s)
 		return;
 	sender_reap(s);
 	now = clock_now();
-	if (s->day != tlsrpt_day_of(now) - 1)
-		sender_new_day(s, tlsrpt_day_of(now) - 1);
-	if (now < s->due)
-		return;
-	if (!s->listed)
-		sender_list(s);
+	if (s->today != tlsrpt_day_of(now))
+		sender_new_day(s, tlsrpt_day_of(now));
+	if (now >= s->due && !s->ran) {
+		/* The day's run: what failed before is tried again now too. */
+		s->ran = 1;
+		for (j = s->jobs; j != NULL; j = j->next)
+			j->next_try = 0;
+	}
+	sender_list(s, now >= s->due);
 	for (j = s->jobs; j != NULL && s->active < TLSRPT_SEND_ACTIVE_MAX;
 	    j = j->next)
 		if (!j->busy && !j->done && j->next_try <= now)
@@ -884,7 +1005,7 @@ tlsrpt_sender_now(struct tlsrpt_sender *s)
 	if (s == NULL)
 		return;
 	log_info(0, "tlsrpt-send-now", NULL);
-	tlsrpt_sender_tick(s); /* the day's run exists */
+	tlsrpt_sender_tick(s); /* the day is known */
 	if (s->due > clock_now())
 		s->due = clock_now();
 	for (j = s->jobs; j != NULL; j = j->next)
@@ -897,7 +1018,7 @@ tlsrpt_sender_free(struct tlsrpt_sender *s)
 {
 	if (s == NULL)
 		return;
-	sender_drop_jobs(s, 0);
+	sender_drop_jobs(s, 1, 0, 0); /* all of them */
 	sender_reap(s);
 	free(s->org);
 	free(s->contact);

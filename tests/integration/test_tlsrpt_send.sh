@@ -22,13 +22,24 @@
 #	                              h1..h9 with long paths (over 800 bytes)
 #	intern.test 1 over TLS        https://internal.good.test/x at 127.0.0.9,
 #	                              outside allow_private_mx (127.0.0.0/29)
+#	old.test    D-3: 1, D-2: 2    https://.../old
+#	good.test   D+1: 1 legit one  (from the reports' own sender address)
 #
-#	mxtls[1]  D 12:00:00          the deliveries, counted on day D
-#	mxtls[2]  D+1 00:00:01        the report of D is scheduled (4 h window), not sent yet
-#	mxtls[3]  D 23:59:45          crosses midnight while running; window 0: sends
-#	mxtls[4]  D+1 04:00:30        past the window: nothing sent twice
-#	mxtls[5]  D+1 23:59:45        the day ends: what still fails is given up
-#	mxtls[6]  D+2 00:00:01        4 h window; SIGUSR1 sends at once
+#	mxtls[1]  D-3 12:00:00        old.test counted on D-3
+#	mxtls[2]  D-2 00:00:05        D-3 scheduled (4 h window), not sent; old.test counted on D-2
+#	                              (mxtls is then down until D: D-3 and D-2 are missed)
+#	mxtls[3]  D 12:00:00          the deliveries, counted on day D; at start-up the
+#	                              missed D-3 and D-2 are sent, oldest first
+#	                              (MXTLS_TLSRPT_JOBS=1: one report held at a time)
+#	mxtls[4]  D+1 00:00:01        the report of D is scheduled (4 h window), not sent yet;
+#	                              D-2 kept and already sent, D-3 dropped
+#	mxtls[5]  D 23:59:45          crosses midnight while running; window 0: sends;
+#	                              then the legit message to good.test (day D+1)
+#	mxtls[6]  D+1 04:00:30        past the window: nothing sent twice
+#	mxtls[7]  D+1 23:59:45        the day ends: what still fails is tried on (D is kept);
+#	                              D+1's report of good.test counts the legit message only
+#	mxtls[8]  D+2 00:00:01        4 h window; SIGUSR1 sends at once
+#	mxtls[9]  D+3 23:59:45        D leaves the journal: what still fails is given up
 #
 # Needs: dnsmasq, Postfix, openssl, python3; root (port 443).
 . "$(dirname "$0")/lib.sh"
@@ -103,6 +114,7 @@ dns_mx exp.test mx2.example.test
 dns_mx bad.test mx3.example.test
 dns_mx plain.test mx.plain.test
 dns_mx intern.test mx1.example.test
+dns_mx old.test mx1.example.test
 dns_a internal.good.test 127.0.0.9
 dns_a mx1.example.test 127.0.0.2
 dns_a mx2.example.test 127.0.0.3
@@ -122,6 +134,7 @@ done
 	echo 'txt-record=_smtp._tls.exp.test,"v=TLSRPTv1; rua=https://reports.good.test/fail-once"'
 	echo 'txt-record=_smtp._tls.bad.test,"v=TLSRPTv1; rua=https://reports.good.test/redirect"'
 	echo 'txt-record=_smtp._tls.intern.test,"v=TLSRPTv1; rua=https://internal.good.test/x"'
+	echo 'txt-record=_smtp._tls.old.test,"v=TLSRPTv1; rua=https://reports.good.test/old"'
 	echo "txt-record=_smtp._tls.plain.test,$hostile"
 } >"$W/txt.conf"
 DNS_ARGS="$DNS_ARGS --conf-file=$W/txt.conf"
@@ -156,18 +169,75 @@ posts_are() { # PATH N
 	[ "$(posts "$1")" = "$2" ] || { echo "$(posts "$1") POSTs to $1, want $2:"; cat "$W/posts/log"; return 1; }
 }
 
+# ---------------------------------------------------------------- missed days
+
+# Counts on D-3 and on D-2, while the report of D-3 waits for its moment;
+# then mxtls is down until D: both days are missed.
+DM3=$(date -u -d "$D -3 day" +%F)
+DM2=$(date -u -d "$D -2 day" +%F)
+rt_mxtls_start "$(next_day_at $((-4 * 86400 + 43200)))" || finish
+send old.test
+check "D-3: old.test delivered" reply_is "$OUT" DOT '^250 '
+sleep 2 # the counts reach the journal within a second
+rt_mxtls_restart "$(next_day_at $((-3 * 86400 + 5)))" || finish
+check "D-2 00:00:05: the report of $DM3 is scheduled in the 4 h window" grep_since "$MXTLS_LOG" 0 \
+	"event=tlsrpt-scheduled day=$DM3 due=${DM2}T0[0-3]:"
+send old.test
+check "D-2: old.test delivered" reply_is "$OUT" DOT '^250 '
+send old.test
+check "D-2: old.test delivered again" reply_is "$OUT" DOT '^250 '
+check "... the report of $DM3 is not sent before its moment" no_grep_since "$MXTLS_LOG" 0 'event=tlsrpt-(run|rua|sent|send-failed) '
+sleep 2
+
 # ---------------------------------------------------------------- day D
 
 # At noon of day D: the real midnight may come while the test runs.
-rt_mxtls_start "$(next_day_at -43200)" || finish
+# One report held at a time: the missed days go strictly oldest first.
+export MXTLS_TLSRPT_JOBS=1
+rt_mxtls_restart "$(next_day_at -43200)" || finish
+unset MXTLS_TLSRPT_JOBS
+missed_ok() { # the runs of D-3 and D-2 in that order, each sent to /old
+	awk -v a="$DM3" -v b="$DM2" '
+		/event=tlsrpt-run / && index($0, "day=" a " ") && !ra { ra = NR }
+		/event=tlsrpt-run / && index($0, "day=" b " ") && !rb { rb = NR }
+		/event=tlsrpt-sent / && index($0, "day=" a " domain=old.test rua=https://reports.good.test/old ") && !sa { sa = NR }
+		/event=tlsrpt-sent / && index($0, "day=" b " domain=old.test rua=https://reports.good.test/old ") && !sb { sb = NR }
+		END {
+			if (!ra || !rb || !sa || !sb || !(ra < sa && sa < rb && rb < sb)) {
+				print "run " a " at line " ra ", sent at " sa "; run " b " at line " rb ", sent at " sb
+				exit 1
+			}
+		}' "$MXTLS_LOG"
+}
+check "start-up on D: the missed $DM3 and $DM2 are sent at once, oldest first, one held at a time" wait_until 15 missed_ok
+check "... two POSTs to /old" wait_until 5 posts_are /old 2
+missed_json() { # the two reports: their days and counts, in that order
+	python3 - "$W/posts" "$DM3" "$DM2" <<'PY'
+import gzip, json, sys
+posts, a, b = sys.argv[1:4]
+got = []
+for line in open(posts + "/log"):
+    n, path, ctype, status = line.split()
+    if path == "/old":
+        r = json.loads(gzip.decompress(open("%s/%s.body" % (posts, n), "rb").read()))
+        [p] = r["policies"]
+        got.append((r["date-range"]["start-datetime"], p["policy"]["policy-domain"],
+                    p["summary"]["total-successful-session-count"]))
+want = [(a + "T00:00:00Z", "old.test", 1), (b + "T00:00:00Z", "old.test", 2)]
+if got != want:
+    print("got", got, "want", want)
+    sys.exit(1)
+PY
+}
+check "... the report of $DM3 (1 session) then of $DM2 (2 sessions)" missed_json
 send good.test
 check "good.test: delivered over TLS" reply_is "$OUT" DOT '^250 '
 send good.test
 check "good.test: delivered again" reply_is "$OUT" DOT '^250 '
 send exp.test
-check "exp.test: expired certificate deferred" reply_is "$OUT" "RCPT TO:<r3@exp.test>" '^4'
+check "exp.test: expired certificate deferred" reply_is "$OUT" "RCPT TO:<r$N@exp.test>" '^4'
 send bad.test
-check "bad.test: name mismatch deferred" reply_is "$OUT" "RCPT TO:<r4@bad.test>" '^4'
+check "bad.test: name mismatch deferred" reply_is "$OUT" "RCPT TO:<r$N@bad.test>" '^4'
 send plain.test
 check "plain.test: delivered in plaintext" reply_is "$OUT" DOT '^250 '
 send intern.test
@@ -185,7 +255,11 @@ rt_mxtls_restart "$(next_day_at 1)" || finish
 check "D+1 00:00:01: the report of $D is scheduled in the 4 h window" grep_since "$MXTLS_LOG" 0 \
 	"event=tlsrpt-scheduled day=$D due=$(date -u -d "@$(((NOW / 86400 + 1) * 86400))" +%F)T0[0-3]:"
 sleep 1
-check "... and nothing is sent before it" no_grep_since "$MXTLS_LOG" 0 'event=tlsrpt-(rua|sent|send-failed)'
+check "... and nothing of $D is sent before it" no_grep_since "$MXTLS_LOG" 0 "event=tlsrpt-(rua|sent|send-failed) day=$D "
+check "$DM2 is still kept: looked at again, already sent (once across restarts)" grep_since "$MXTLS_LOG" 0 \
+	"event=tlsrpt-already-sent day=$DM2 domain=old\\.test" 15
+check "$DM3 has left the journal" grep_since "$MXTLS_LOG" 0 "event=tlsrpt result=day-dropped day=$DM3"
+check "... no report sent again: two POSTs to /old in all" posts_are /old 2
 
 # ---------------------------------------------------------------- midnight
 
@@ -231,6 +305,23 @@ check "F-19 intern.test: a rua on loopback (127.0.0.9) is refused like such an M
 	'event=tlsrpt-send-failed day=[0-9-]+ domain=intern\.test rua=https://internal\.good\.test/x attempt=1 error="internal\.good\.test: a loopback address, not allowed by \[dns\] allow_private_mx"' 15
 check "plain.test: h1..h3 took it" wait_until 15 sh -c "[ \$(grep -c ' /h[123]/' '$W/posts/log') -eq 3 ]"
 check "Postfix V got the mailto report" mx_wait_rcpt V tlsrpt@good.test 1 30
+# RFC 8460 section 3: the session that delivered the report through
+# mxtls's own listener is not counted (NEEDS session.c to pass its client
+# address to tlsrpt_count: struct tlsrpt_attempt's client).  A message
+# from the same sender on a connection of its own is counted.
+check "the report's own session through the listener is not counted (needs session.c's a.client)" grep_since "$MXTLS_LOG" 0 \
+	'event=tlsrpt domain=good\.test result=ok counted=no reason=' 5
+smtpc "$W/legit.out" mxtls "EHLO client.test" "MAIL FROM:<tls-reports@sender.test>" \
+	"RCPT TO:<legit@good.test>" "DATA=$W/msg.txt" "QUIT"
+check "D+1: a message from the reports' sender address is delivered" reply_is "$W/legit.out" DOT '^250 '
+good_once() { # good.test was counted once by this mxtls: the legit message
+	_n=$(grep -cE 'event=tlsrpt domain=good\.test policy=no-policy-found result=ok .*counted=yes' "$MXTLS_LOG")
+	[ "$_n" -eq 1 ] && return 0
+	echo "good.test counted $_n times:"
+	grep -E 'event=tlsrpt domain=good' "$MXTLS_LOG"
+	return 1
+}
+check "... and counted, the one count of good.test in this run (needs session.c's a.client)" good_once
 check "the metric counts https reports sent" pol_metric_ge mxtls_tlsrpt_reports_total 1 'scheme="https"' 'result="sent"'
 check "... and failed" pol_metric_ge mxtls_tlsrpt_reports_total 1 'scheme="https"' 'result="failed"'
 check "... and mailto reports sent" pol_metric_ge mxtls_tlsrpt_reports_total 1 'scheme="mailto"' 'result="sent"'
@@ -380,22 +471,49 @@ check "report --dry-run $D lists the rua that took the report" dry_sent_ok
 
 # ---------------------------------------------------------------- D+2
 
-# The day for sending D's reports ends: what still fails is given up,
-# and D+1 (the reports' own deliveries) is scheduled.
+# D+1 ends; D is still kept: what still fails of it is tried on, with
+# D+1's reports (good.test: the legit message of D+1) at its run.
+D1=$(date -u -d "$D +1 day" +%F)
 rt_mxtls_restart "$(next_day_at 86385)" || finish
 check "D+1 23:59:45: bad.test is still tried" grep_since "$MXTLS_LOG" 0 \
 	'event=tlsrpt-send-failed day=[0-9-]+ domain=bad\.test ' 15
-check "midnight: bad.test's report of $D is given up" grep_since "$MXTLS_LOG" 0 \
-	"event=tlsrpt-given-up day=$D domain=bad\\.test attempts=[1-9][0-9]* reason=" 25
-check "... and the next day is scheduled" grep_since "$MXTLS_LOG" 0 \
-	"event=tlsrpt-scheduled day=$(date -u -d "$D +1 day" +%F) " 5
+check "midnight: the next day is scheduled" grep_since "$MXTLS_LOG" 0 \
+	"event=tlsrpt-scheduled day=$D1 " 25
+tried_on() { # a send of D's bad.test report after D+1's run was scheduled
+	awk -v d="$D" -v d1="$D1" '
+		/event=tlsrpt-scheduled / && index($0, "day=" d1 " ") { s = NR }
+		s && /event=tlsrpt-send-failed / && index($0, "day=" d " domain=bad.test ") { ok = 1 }
+		END { if (!ok) { print "no send of " d "/bad.test after line " s; exit 1 } }' "$MXTLS_LOG"
+}
+check "... $D is kept: bad.test's report of it is tried on, not given up" wait_until 10 tried_on
+check "... nothing given up" no_grep_since "$MXTLS_LOG" 0 'event=tlsrpt-given-up '
+check "... good.test's report of $D1 is POSTed" grep_since "$MXTLS_LOG" 0 \
+	"event=tlsrpt-sent day=$D1 domain=good\\.test rua=https://reports\\.good\\.test/v1 " 15
+d1_json() { # the report of D+1 to /v1: the legit message alone
+	python3 - "$W/posts" "$D1" <<'PY'
+import gzip, json, sys
+posts, day = sys.argv[1:3]
+for line in open(posts + "/log"):
+    n, path, ctype, status = line.split()
+    if path == "/v1":
+        r = json.loads(gzip.decompress(open("%s/%s.body" % (posts, n), "rb").read()))
+        if r["date-range"]["start-datetime"] == day + "T00:00:00Z":
+            [p] = r["policies"]
+            s = p["summary"]
+            if s == {"total-successful-session-count": 1, "total-failure-session-count": 0}:
+                sys.exit(0)
+            print("the report of", day, "counts", s, "(want the legit message alone)")
+            sys.exit(1)
+print("no report of", day, "to /v1")
+sys.exit(1)
+PY
+}
+check "... counting the legit message alone, not the report's own delivery (needs session.c's a.client)" d1_json
 
 # ---------------------------------------------------------------- SIGUSR1
 
-# The 4 h window again: SIGUSR1 sends yesterday's reports (D+1: the
-# reports' own deliveries to good.test) at once.
+# The 4 h window again: SIGUSR1 sends yesterday's reports (D+1) at once.
 unset MXTLS_TLSRPT_WINDOW MXTLS_TLSRPT_RETRY
-D1=$(date -u -d "$D +1 day" +%F)
 rt_mxtls_restart "$(next_day_at 86401)" || finish
 check "D+2 00:00:01: the report of $D1 is scheduled" grep_since "$MXTLS_LOG" 0 \
 	"event=tlsrpt-scheduled day=$D1 due=" 15
@@ -404,5 +522,31 @@ kill -USR1 "$MXTLS_PID"
 check "SIGUSR1 is logged" grep_since "$MXTLS_LOG" 0 'event=tlsrpt-send-now' 15
 check "... good.test's report of $D1 goes out" grep_since "$MXTLS_LOG" 0 \
 	"event=tlsrpt-rua day=$D1 domain=good\\.test " 15
+
+# ---------------------------------------------------------------- D+4
+
+# D leaves the journal at D+4's midnight: what still fails is given up.
+rt_mxtls_restart "$(next_day_at $((2 * 86400 + 86385)))" || finish
+check "D+3 23:59:45: $D is kept: bad.test's report of it is tried" grep_since "$MXTLS_LOG" 0 \
+	"event=tlsrpt-send-failed day=$D domain=bad\\.test " 15
+check "midnight: $D leaves the journal, bad.test's report of it is given up" grep_since "$MXTLS_LOG" 0 \
+	"event=tlsrpt-given-up day=$D domain=bad\\.test attempts=[1-9][0-9]* reason=\"the day has left the journal\"" 25
+once_each() { # every day's report went to /v1 and /old once, no more
+	python3 - "$W/posts" "$DM3" "$DM2" <<'PY'
+import collections, gzip, json, sys
+posts, a, b = sys.argv[1:4]
+seen = collections.Counter()
+for line in open(posts + "/log"):
+    n, path, ctype, status = line.split()
+    if path in ("/v1", "/old"):
+        r = json.loads(gzip.decompress(open("%s/%s.body" % (posts, n), "rb").read()))
+        seen[path, r["date-range"]["start-datetime"][:10]] += 1
+old = sorted(d for p, d in seen if p == "/old")
+if any(c != 1 for c in seen.values()) or old != [a, b]:
+    print("POSTs per (path, day):", dict(seen))
+    sys.exit(1)
+PY
+}
+check "... each day's report POSTed once to /v1 and to /old, in all" once_each
 mxtls_stop
 finish

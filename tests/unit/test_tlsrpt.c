@@ -229,6 +229,65 @@ test_counting(void)
 	tlsrpt_store_free(s);
 }
 
+/*
+ * The days a report run covers: complete (never today, nor a day after
+ * it), kept, with entries, oldest first; yesterday only when its moment
+ * has come.
+ */
+static void
+test_report_days(void)
+{
+	struct tlsrpt_store *s = tlsrpt_store_new(10, 1 << 20);
+	struct tlsrpt_key k = sts_key(NULL, "mx1.example.com", "198.51.100.1");
+	struct tlsrpt_day *d, od;
+	char key[TLSRPT_KEY_LEN], err[256], *v;
+	long today = 19844, days[TLSRPT_DAYS_MAX];
+	size_t len;
+	long held[] = { today - 2, today, today - 4, today - 1, today - 3,
+		today + 1 };
+	size_t i;
+
+	CHECK(s != NULL);
+	if (s == NULL)
+		return;
+	CHECK_INT(tlsrpt_store_report_days(s, today, 3, 1, days,
+	    TLSRPT_DAYS_MAX), 0);
+	/* Held in no order, as the journal loads them. */
+	for (i = 0; i < sizeof(held) / sizeof(held[0]); i++)
+		CHECK_INT(tlsrpt_store_add(s, held[i], &k, 1, NULL), 0);
+	CHECK_INT(tlsrpt_store_report_days(s, today, 3, 1, days,
+	    TLSRPT_DAYS_MAX), 3);
+	CHECK_INT(days[0], today - 3);
+	CHECK_INT(days[1], today - 2);
+	CHECK_INT(days[2], today - 1);
+	/* Before yesterday's moment: the days before it only. */
+	CHECK_INT(tlsrpt_store_report_days(s, today, 3, 0, days,
+	    TLSRPT_DAYS_MAX), 2);
+	CHECK_INT(days[0], today - 3);
+	CHECK_INT(days[1], today - 2);
+	/* Bounded by max, and by keep. */
+	CHECK_INT(tlsrpt_store_report_days(s, today, 3, 1, days, 1), 1);
+	CHECK_INT(tlsrpt_store_report_days(s, today, 1, 1, days,
+	    TLSRPT_DAYS_MAX), 1);
+	CHECK_INT(days[0], today - 1);
+	/* A day with nothing but overflow names no domain: not due. */
+	tlsrpt_store_drop(s, today - 2);
+	memset(&od, 0, sizeof(od));
+	od.day = today - 2;
+	od.overflow = 5;
+	tlsrpt_overflow_key(od.day, key, sizeof(key));
+	CHECK((v = tlsrpt_overflow_format(&od, &len)) != NULL);
+	CHECK_INT(tlsrpt_record_load(s, key, v, len, err, sizeof(err)), 0);
+	free(v);
+	d = tlsrpt_store_day(s, today - 2);
+	CHECK(d != NULL && d->nentries == 0 && d->overflow == 5);
+	CHECK_INT(tlsrpt_store_report_days(s, today, 3, 1, days,
+	    TLSRPT_DAYS_MAX), 2);
+	CHECK_INT(days[0], today - 3);
+	CHECK_INT(days[1], today - 1);
+	tlsrpt_store_free(s);
+}
+
 /* The byte budget bounds a day as the entry count does. */
 static void
 test_byte_bound(void)
@@ -489,6 +548,7 @@ main(void)
 	RUN(test_days);
 	RUN(test_counting);
 	RUN(test_byte_bound);
+	RUN(test_report_days);
 	RUN(test_json);
 	RUN(test_json_escapes);
 	RUN(test_records);
