@@ -32,8 +32,10 @@ mta_senders() {
 	_pkgs=""
 	[ -x build/mta/usr/sbin/exim4 ] || _pkgs="$_pkgs exim4-daemon-light libidn12"
 	[ -x build/mta/usr/sbin/smtpd ] || _pkgs="$_pkgs opensmtpd"
-	# Sendmail links libwrap, which a minimal system lacks.
+	# Sendmail links libwrap, which a minimal system lacks: it finds the
+	# unpacked one through LD_LIBRARY_PATH, so it must not be setgid.
 	{ [ -x build/mta/usr/libexec/sendmail/sendmail ] &&
+		[ ! -g build/mta/usr/libexec/sendmail/sendmail ] &&
 		[ -f build/mta/usr/share/sendmail/cf/m4/cf.m4 ] &&
 		ls build/mta/usr/lib/*/libwrap.so.0 >/dev/null 2>&1; } ||
 		_pkgs="$_pkgs sendmail-bin sendmail-cf libwrap0"
@@ -55,6 +57,7 @@ mta_senders() {
 	# Not setuid: it must keep LD_LIBRARY_PATH (libidn12) when it
 	# re-executes itself.
 	chmod u-s build/mta/usr/sbin/exim4
+	chmod g-s build/mta/usr/libexec/sendmail/sendmail
 	# The binaries look their users up by these compiled-in names.
 	for _u in Debian-exim opensmtpd opensmtpq; do
 		id "$_u" >/dev/null 2>&1 || $SUDO useradd --system --no-create-home \

@@ -1479,8 +1479,6 @@ session_accept(struct proxy *px, int fd)
 	s->cfg = s->rt->cfgp;
 	s->id = ++px->next_sid;
 	s->state = ST_HELO;
-	upstream_init(&s->u, px, s->rt, s->id, &s->route, &s->txn, &s->sts,
-	    session_on_upstream, s);
 	if (conn_init_fd(&s->down, px->loop, fd, SESSION_BUFSIZE,
 	    session_down_event, s) == -1) {
 		close(fd);
@@ -1488,6 +1486,10 @@ session_accept(struct proxy *px, int fd)
 		free(s);
 		return;
 	}
+	upstream_init(&s->u, px, s->rt, s->id, &s->route, &s->txn, &s->sts,
+	    session_on_upstream, s);
+	s->txn.client = s->down.peerlen ? (struct sockaddr *)&s->down.peer :
+	    NULL;
 	s->next = px->live;
 	px->live = s;
 	px->nsessions++;

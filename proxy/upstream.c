@@ -1109,6 +1109,7 @@ up_tlsrpt(struct upstream *u, enum tls_result r, int dane)
 	a.mx_host = a.dane ? up_dane_name(u) : upstream_name(u);
 	a.mx_addr = u->open ? u->addr : NULL;
 	a.fd = u->open ? u->conn.fd : -1;
+	a.client = u->txn->client;
 	tlsrpt_count(u->px->tlsrpt, u->id, &a);
 }
 

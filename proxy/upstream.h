@@ -66,6 +66,8 @@ struct up_route {
 
 /* The transaction, as the MTA sent it. */
 struct up_txn {
+	/* The MTA's end of the connection (TLS reports skip their own). */
+	const struct sockaddr *client;
 	char mail_from[SMTP_PATH_MAX + 1];
 	char mail_params[UPSTREAM_PARAMS_MAX];
 	char rcpt[SMTP_PATH_MAX + 1]; /* the RCPT being relayed */
