@@ -16,6 +16,7 @@
 #include "conn.h"
 #include "dane.h"
 #include "dns.h"
+#include "runtime.h"
 #include "sts.h"
 #include "tls.h"
 
@@ -125,5 +126,15 @@ void __wrap_tls_facts_collect(SSL *ssl, const char *const *names, int nnames,
     unsigned flags, struct tls_facts *facts);
 int __wrap_dane_verify(SSL *ssl, const struct dane_tlsa_set *set,
     const char *const *names, int nnames, struct dane_result *out);
+
+/* --- fake_runtime.c -------------------------------------------------------- */
+
+/*
+ * The runtime of a config: "hostname = mxtls.test", state_dir dir, the
+ * repository's CA bundle, then the text extra (written to dir/name for
+ * runtime_load, and removed).  Exits on an error.
+ */
+struct runtime *fake_runtime(const char *dir, const char *name,
+    const char *extra);
 
 #endif

@@ -1251,35 +1251,6 @@ test_dane_mismatch_defers(void)
 	end();
 }
 
-/* --- set-up ---------------------------------------------------------------- */
-
-/* tmp/NAME holding the config text after the common part. */
-static struct runtime *
-load(const char *name, const char *extra)
-{
-	char path[PATH_MAX + 64], bundle[PATH_MAX];
-	struct runtime *rt;
-	FILE *f;
-
-	if (realpath("ca-bundles/ca-certificates.crt", bundle) == NULL) {
-		perror("ca-bundles/ca-certificates.crt");
-		exit(2);
-	}
-	snprintf(path, sizeof(path), "%s/%s", tmp, name);
-	if ((f = fopen(path, "w")) == NULL) {
-		perror(path);
-		exit(2);
-	}
-	fprintf(f, "[proxy]\nhostname = mxtls.test\nstate_dir = %s\n"
-	    "[tls]\nca_bundle = %s\n%s", tmp, bundle, extra);
-	fclose(f);
-	/* No loop: no DNS channel (the fake resolver needs none). */
-	if ((rt = runtime_load(NULL, path, stderr)) == NULL)
-		exit(2);
-	unlink(path);
-	return rt;
-}
-
 int
 main(void)
 {
@@ -1290,8 +1261,9 @@ main(void)
 	}
 	/* Only errors: the tests read replies, not the log. */
 	log_setup(CONFIG_LOG_LOGFMT, CONFIG_LOG_ERROR);
-	rt_opp = load("opportunistic.ini", "");
-	rt_mand = load("mandatory.ini", "[policy]\ndefault = mandatory\n");
+	rt_opp = fake_runtime(tmp, "opportunistic.ini", "");
+	rt_mand = fake_runtime(tmp, "mandatory.ini",
+	    "[policy]\ndefault = mandatory\n");
 	rmdir(tmp);
 
 	RUN(test_clean_delivery_over_verified_tls);

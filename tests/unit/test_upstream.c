@@ -145,6 +145,21 @@ reach_rcpt(const char *cert)
 	fake_conn_pump();
 }
 
+/* On to the message: MAIL, RCPT and DATA accepted. */
+static void
+reach_body(void)
+{
+	reach_rcpt("ok");
+	fake_conn_take(1);
+	server("250 mx1.example.net\r\n", "MAIL FROM:<alice@example.org>\r\n",
+	    UP_MAIL);
+	server("250 2.1.0 Ok\r\n", "RCPT TO:<bob@example.net>\r\n", UP_RCPT);
+	server("250 2.1.5 Ok\r\n", NULL, UP_TXN);
+	upstream_data(&u);
+	fake_conn_take(1);
+	server("354 Go on\r\n", NULL, UP_BODY);
+}
+
 /* Every state has a name of its own, as logs and tests know it. */
 static void
 test_state_names(void)
@@ -284,15 +299,7 @@ static void
 test_protocol_error_at_the_dot(void)
 {
 	begin(rt_opp);
-	reach_rcpt("ok");
-	fake_conn_take(1);
-	server("250 mx1.example.net\r\n", "MAIL FROM:<alice@example.org>\r\n",
-	    UP_MAIL);
-	server("250 2.1.0 Ok\r\n", "RCPT TO:<bob@example.net>\r\n", UP_RCPT);
-	server("250 2.1.5 Ok\r\n", NULL, UP_TXN);
-	upstream_data(&u);
-	fake_conn_take(1);
-	server("354 Go on\r\n", NULL, UP_BODY);
+	reach_body();
 	upstream_dot(&u);
 	/* Cleanly answered, so it is told goodbye (through the cache). */
 	server("354 again\r\n", "QUIT\r\n", UP_NONE);
@@ -310,15 +317,7 @@ static void
 test_lost_in_the_body(void)
 {
 	begin(rt_opp);
-	reach_rcpt("ok");
-	fake_conn_take(1);
-	server("250 mx1.example.net\r\n", "MAIL FROM:<alice@example.org>\r\n",
-	    UP_MAIL);
-	server("250 2.1.0 Ok\r\n", "RCPT TO:<bob@example.net>\r\n", UP_RCPT);
-	server("250 2.1.5 Ok\r\n", NULL, UP_TXN);
-	upstream_data(&u);
-	fake_conn_take(1);
-	server("354 Go on\r\n", NULL, UP_BODY);
+	reach_body();
 	CHECK_INT(fake_conn_event(fake_conn_last(1), CONN_EV_EOF), 0);
 	CHECK_INT(told.n, 3);
 	CHECK_INT(told.ev[2], UP_EV_LOST);
@@ -341,31 +340,6 @@ test_nxdomain_fails_the_route(void)
 	end();
 }
 
-static struct runtime *
-load(const char *name, const char *extra)
-{
-	char path[PATH_MAX + 64], bundle[PATH_MAX];
-	struct runtime *rt;
-	FILE *f;
-
-	if (realpath("ca-bundles/ca-certificates.crt", bundle) == NULL) {
-		perror("ca-bundles/ca-certificates.crt");
-		exit(2);
-	}
-	snprintf(path, sizeof(path), "%s/%s", tmp, name);
-	if ((f = fopen(path, "w")) == NULL) {
-		perror(path);
-		exit(2);
-	}
-	fprintf(f, "[proxy]\nhostname = mxtls.test\nstate_dir = %s\n"
-	    "[tls]\nca_bundle = %s\n%s", tmp, bundle, extra);
-	fclose(f);
-	if ((rt = runtime_load(NULL, path, stderr)) == NULL)
-		exit(2);
-	unlink(path);
-	return rt;
-}
-
 int
 main(void)
 {
@@ -375,8 +349,9 @@ main(void)
 		return 2;
 	}
 	log_setup(CONFIG_LOG_LOGFMT, CONFIG_LOG_ERROR);
-	rt_opp = load("opportunistic.ini", "");
-	rt_mand = load("mandatory.ini", "[policy]\ndefault = mandatory\n");
+	rt_opp = fake_runtime(tmp, "opportunistic.ini", "");
+	rt_mand = fake_runtime(tmp, "mandatory.ini",
+	    "[policy]\ndefault = mandatory\n");
 	rmdir(tmp);
 
 	RUN(test_state_names);
