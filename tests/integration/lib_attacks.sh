@@ -276,6 +276,29 @@ log_has() { grep_since "$MXTLS_LOG" 0 "$1" "${2:-3}"; }
 # rss_kib PID: resident memory of PID in KiB; fds PID: open descriptors.
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
 fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l | tr -d ' '; }
+# fds_base PID TAG: the descriptor count to compare with at the end, read
+# after one healthy delivery (TAG), so that what opens on first use (the
+# resolver's sockets, the fetcher's pipes) is in it too.
+fds_base() {
+	at_healthy_start "$2"
+	check "a healthy session delivers before the attacks" at_healthy_check "$2"
+	FD0=$(fds "$1")
+}
+# fds_settle PID MAX: the descriptor count of PID, read again for up to
+# 15 s while it is above MAX.  Idle connections leave the cache after
+# connection_cache_time (5 s) and those leaving wait up to 2 s for the
+# answer to QUIT: a leak is what is still open after that.  The open
+# descriptors are listed (stderr) when the count stays above MAX.
+fds_settle() {
+	_t=$(it_until 15)
+	_n=$(fds "$1")
+	while [ "$_n" -gt "$2" ] && [ "$(date +%s)" -lt "$_t" ]; do
+		sleep 0.5
+		_n=$(fds "$1")
+	done
+	[ "$_n" -le "$2" ] || ls -l "/proc/$1/fd" | sed 's/^/# fd /' >&2
+	echo "$_n"
+}
 
 # ---------------------------------------------------------------- healthy
 

@@ -42,8 +42,8 @@ profile = mandatory
 nexthop = 127.0.2.1:25
 mx = mx.tls.test
 EOF
+fds_base "$MXTLS_PID" before
 RSS0=$(rss_kib "$MXTLS_PID")
-FD0=$(fds "$MXTLS_PID")
 MSG=$W/msg
 mkmsg "$MSG" "downstream attack suite"
 E="EHLO mta.test"
@@ -344,9 +344,8 @@ check "I-03 no descriptor leak after the flood (fds $F0 -> $F1 -> $F2)" test "$F
 
 at_healthy_start end
 check "after every downstream attack: a healthy session delivers" at_healthy_check end
-sleep 1
 R9=$(rss_kib "$MXTLS_PID")
-F9=$(fds "$MXTLS_PID")
+F9=$(fds_settle "$MXTLS_PID" "$((FD0 + 2))")
 check "after every downstream attack: descriptors back (fds $FD0 -> $F9), memory bounded (RSS $RSS0 -> $R9 KiB, < +150 MiB)" \
 	sh -c "[ $F9 -le $((FD0 + 2)) ] && [ $((R9 - RSS0)) -lt 153600 ]"
 mxtls_stop

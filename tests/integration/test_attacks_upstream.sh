@@ -152,8 +152,8 @@ profile = mandatory
 nexthop = $(addr_of d12):25
 mx = mx.tls.test
 EOF
+fds_base "$MXTLS_PID" before
 RSS0=$(rss_kib "$MXTLS_PID")
-FD0=$(fds "$MXTLS_PID")
 
 # --- messages
 M7=$W/m7 # 7-bit, a few KiB, lines that need dot-stuffing
@@ -412,16 +412,7 @@ slow i02c up-greeting greeting_timeout "no greeting ever"
 mxtls_mark >/dev/null
 at_healthy_start after
 check "after all attacks: a new healthy session delivers" at_healthy_check after
-# Idle connections leave the cache after connection_cache_time (5 s),
-# and those leaving wait up to 2 s for the answer to QUIT: a leak is
-# what is still open after that.
-_t=$(it_until 15)
-FD1=$(fds "$MXTLS_PID")
-while [ "$FD1" -gt "$((FD0 + 2))" ] && [ "$(date +%s)" -lt "$_t" ]; do
-	sleep 0.5
-	FD1=$(fds "$MXTLS_PID")
-done
-[ "$FD1" -le "$((FD0 + 2))" ] || ls -l "/proc/$MXTLS_PID/fd" | sed 's/^/# fd /'
+FD1=$(fds_settle "$MXTLS_PID" "$((FD0 + 2))")
 check "after all attacks: no descriptor leak (fds $FD0 -> $FD1)" test "$FD1" -le "$((FD0 + 2))"
 # --- D-08 as a real MTA sees it: Postfix relays through mxtls to the
 # server that answers DATA with 250.
