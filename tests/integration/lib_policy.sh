@@ -223,6 +223,18 @@ pol_send() {
 		"DATA=$_m" "QUIT"
 }
 
+# pol_send_new DOMAIN: pol_send to a new recipient of DOMAIN, rN@DOMAIN
+# with N = 1, 2, ... counted in the file $W/n (a file, not a variable:
+# checks run their commands in a subshell); sets N, RCPT and OUT
+# ($W/smtp.N, the transcript).
+pol_send_new() {
+	N=$(($(cat "$W/n" 2>/dev/null || echo 0) + 1))
+	echo $N >"$W/n"
+	RCPT=r$N@$1
+	OUT=$W/smtp.$N
+	pol_send "$OUT" "$RCPT"
+}
+
 # pol_rcpt_is OUT RCPT ERE: the reply to RCPT TO matched ERE.
 pol_rcpt_is() { reply_is "$1" "RCPT TO:<$2>" "$3"; }
 

@@ -117,16 +117,8 @@ pf_mx C 127.0.0.168:25 hostname=mx.cnonly.test cert=cnonly || { fail "Postfix C 
 
 # ---------------------------------------------------------------- helpers
 
-echo 0 >"$W/n"
 # send DOMAIN: a message to a new recipient of DOMAIN; sets RCPT and OUT.
-# The counter is a file: checks run their command in a subshell.
-send() {
-	N=$(($(cat "$W/n") + 1))
-	echo $N >"$W/n"
-	RCPT=r$N@$1
-	OUT=$W/smtp.$N
-	pol_send "$OUT" "$RCPT"
-}
+send() { pol_send_new "$1"; }
 # What the MTA was told about $RCPT in the end (lib_policy.sh).
 answer() { pol_answer "$OUT" "$RCPT"; }
 rcpt_is() { pol_answer_is "$OUT" "$RCPT" "^$1"; }

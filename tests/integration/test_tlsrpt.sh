@@ -60,14 +60,8 @@ contact_info = tls-reports@sender.test
 submitter = mta.sender.test
 EOF
 
-echo 0 >"$W/n"
 # send DOMAIN: one message to a new recipient of DOMAIN; OUT the transcript.
-send() {
-	N=$(($(cat "$W/n") + 1))
-	echo $N >"$W/n"
-	OUT=$W/smtp.$N
-	pol_send "$OUT" "r$N@$1"
-}
+send() { pol_send_new "$1"; }
 dot_ok() { reply_is "$OUT" DOT '^250 '; }
 
 # ---------------------------------------------------------------- mxtls[1]
