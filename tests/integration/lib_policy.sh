@@ -1,7 +1,9 @@
 # Helpers of the policy-fetching end-to-end tests (test_policy_central.sh,
-# test_policy_sts.sh): certificates for HTTPS policy servers from the test
-# PKI, a private nginx, a dnsmasq whose records can change while the port
-# stays, and small probes of mxtls (sending a message, reading /metrics).
+# test_policy_sts.sh, test_sts_journal.sh, test_tlsrpt.sh,
+# test_tls_required_no.sh, ...): certificates for HTTPS policy servers
+# from the test PKI, a private nginx, MTA-STS policy servers made of both,
+# a dnsmasq whose records can change while the port stays, and small
+# probes of mxtls (sending a message, reading /metrics).
 # Source it after lib.sh (and lib_retry.sh, whose rt_config and
 # rt_mxtls_start keep one state_dir across restarts):
 #
@@ -12,6 +14,13 @@
 #	pol_leaf web policy.central.test
 #	pol_nginx_start 127.0.0.151:8443 <<EOF (server blocks) EOF
 #	pol_dns_up <<EOF (dnsmasq config lines) EOF
+#
+# or, for MTA-STS policies on port 443 with lib.sh's dnsmasq:
+#
+#	pol_sts_enforce sts.test mx1.example.test
+#	pol_sts_serve 127.0.0.5 sts.test || finish
+#	pol_sts_dns 127.0.0.5 sts.test
+#	dns_start || finish
 
 # pol_leaf NAME DNSNAME...: a server certificate for the DNSNAMEs, issued
 # by the test PKI's intermediate (so [policy] https_ca_bundle and
@@ -121,6 +130,65 @@ pol_hits_are() {
 	return 1
 }
 
+# ---------------------------------------------------------------- MTA-STS
+
+# pol_sts_policy DOMAIN TEXT: the MTA-STS policy of DOMAIN, the file
+# $W/www/mta-sts.DOMAIN/.well-known/mta-sts.txt that pol_sts_serve serves
+# as https://mta-sts.DOMAIN/.well-known/mta-sts.txt.  TEXT is a printf
+# format (CRLF or LF line ends as given).  May be called again to change
+# the policy while nginx runs.
+pol_sts_policy() {
+	mkdir -p "$W/www/mta-sts.$1/.well-known"
+	# shellcheck disable=SC2059
+	printf "$2" >"$W/www/mta-sts.$1/.well-known/mta-sts.txt"
+	chmod -R a+rX "$W/www"
+}
+
+# pol_sts_enforce DOMAIN MX: pol_sts_policy DOMAIN with an enforce policy
+# of one mx pattern MX, max_age 86400, CRLF line ends.
+pol_sts_enforce() {
+	pol_sts_policy "$1" "version: STSv1\r\nmode: enforce\r\nmx: $2\r\nmax_age: 86400\r\n"
+}
+
+# pol_sts_serve ADDR DOMAIN...: the policy server of every DOMAIN on
+# ADDR:443 (the fetch URL has no port: root, an address of the test's
+# own): one certificate for all the mta-sts.DOMAIN names from the test
+# PKI's intermediate (pol_leaf sts: $W/certs/sts.key, sts.chain.pem; the
+# bundle is $PKI/test-root-ca.pem) and a private nginx (pol_nginx_start,
+# access log for pol_hits) with one server block for those names whose
+# root is $W/www/$host (pol_sts_policy writes there).  On failure it
+# records the failed check ("policy server certificate", or "nginx starts
+# on ADDR:443") and returns 1; the caller finishes.
+pol_sts_serve() {
+	_ss_a=$1
+	shift
+	_ss_names=""
+	for _ss_d in "$@"; do _ss_names="$_ss_names mta-sts.$_ss_d"; done
+	# shellcheck disable=SC2086
+	pol_leaf sts $_ss_names || { fail "policy server certificate"; return 1; }
+	pol_nginx_start "$_ss_a:443" <<EOF || { fail "nginx starts on $_ss_a:443"; return 1; }
+	server {
+		listen $_ss_a:443 ssl;
+		server_name$_ss_names;
+		ssl_certificate $W/certs/sts.chain.pem;
+		ssl_certificate_key $W/certs/sts.key;
+		root $W/www/\$host;
+	}
+EOF
+}
+
+# pol_sts_dns ADDR DOMAIN...: the records that announce each DOMAIN's
+# policy, for lib.sh's dns_start (call it before): mta-sts.DOMAIN at ADDR,
+# and the TXT record _mta-sts.DOMAIN "v=STSv1;id=1".
+pol_sts_dns() {
+	_sd_a=$1
+	shift
+	for _sd_d in "$@"; do
+		dns_a "mta-sts.$_sd_d" "$_sd_a"
+		dns_txt "_mta-sts.$_sd_d" 'v=STSv1;id=1'
+	done
+}
+
 # pol_dns_up <<EOF (dnsmasq config lines) EOF: (re)start dnsmasq on
 # 127.0.0.1:$DNS_PORT (the same port every time, chosen on the first
 # call) with exactly these records, authoritative for .test like lib.sh's
@@ -153,6 +221,18 @@ pol_send() {
 	[ -f "$_m" ] || mkmsg "$_m" "policy test message"
 	smtpc "$1" mxtls "EHLO client.test" "MAIL FROM:<s@sender.test>" "RCPT TO:<$2>" \
 		"DATA=$_m" "QUIT"
+}
+
+# pol_send_new DOMAIN: pol_send to a new recipient of DOMAIN, rN@DOMAIN
+# with N = 1, 2, ... counted in the file $W/n (a file, not a variable:
+# checks run their commands in a subshell); sets N, RCPT and OUT
+# ($W/smtp.N, the transcript).
+pol_send_new() {
+	N=$(($(cat "$W/n" 2>/dev/null || echo 0) + 1))
+	echo $N >"$W/n"
+	RCPT=r$N@$1
+	OUT=$W/smtp.$N
+	pol_send "$OUT" "$RCPT"
 }
 
 # pol_rcpt_is OUT RCPT ERE: the reply to RCPT TO matched ERE.

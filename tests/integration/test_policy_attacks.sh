@@ -314,15 +314,8 @@ sign other6 other
 
 # ---------------------------------------------------------------- helpers
 
-echo 0 >"$W/n"
 # send DOMAIN: a message to a new recipient of DOMAIN; sets RCPT and OUT.
-send() {
-	N=$(($(cat "$W/n") + 1))
-	echo $N >"$W/n"
-	RCPT=r$N@$1
-	OUT=$W/smtp.$N
-	pol_send "$OUT" "$RCPT"
-}
+send() { pol_send_new "$1"; }
 logged() { grep_since "$MXTLS_LOG" "$MARK" "$@"; }
 not_logged() { no_grep_since "$MXTLS_LOG" "$MARK" "$@"; }
 m() { pol_metric mxtls_policy_fetches_total 'source="central"' "outcome=\"$1\""; }

@@ -98,16 +98,9 @@ nexthop = mx3.example.test
 EOF
 }
 
-echo 0 >"$W/n"
 # send RCPT_DOMAIN: a message to a new recipient of that domain; sets RCPT
-# and OUT.  The counter is a file: checks run their command in a subshell.
-send() {
-	N=$(($(cat "$W/n") + 1))
-	echo $N >"$W/n"
-	RCPT=r$N@$1
-	OUT=$W/smtp.$N
-	pol_send "$OUT" "$RCPT"
-}
+# and OUT.
+send() { pol_send_new "$1"; }
 # sent_to MX OTHER...: the last message sent was accepted (250 to the
 # final dot) and delivered by MX, not by the OTHERs.
 sent_to() {

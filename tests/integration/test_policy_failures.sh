@@ -189,16 +189,8 @@ pf_mx C 127.0.0.174:25 hostname=mx3.example.test || { fail "Postfix C starts"; f
 
 # ---------------------------------------------------------------- helpers
 
-echo 0 >"$W/n"
-# send: a message to a new recipient at central.test; sets RCPT and OUT
-# (the counter is a file: checks run their command in a subshell).
-send() {
-	N=$(($(cat "$W/n") + 1))
-	echo $N >"$W/n"
-	RCPT=r$N@central.test
-	OUT=$W/smtp.$N
-	pol_send "$OUT" "$RCPT"
-}
+# send: a message to a new recipient at central.test; sets RCPT and OUT.
+send() { pol_send_new central.test; }
 # in_force B|C: a message to central.test is accepted through mxtls and
 # delivered where that Postfix is, and by no other.
 in_force() {

@@ -45,51 +45,33 @@ it_setup
 T_START=$(date +%s)
 
 NG_ADDR=127.0.0.161
-WWW=$W/www
 CA=$PKI/test-root-ca.pem
 STS_DOMAINS="sts nomx exp wrongname plain testing localwin offsts strict many cntesting cnsts"
 
 # ---------------------------------------------------------------- policies
 
-# policy DOMAIN TEXT: the policy file of mta-sts.DOMAIN (printf format).
-policy() {
-	mkdir -p "$WWW/mta-sts.$1/.well-known"
-	# shellcheck disable=SC2059
-	printf "$2" >"$WWW/mta-sts.$1/.well-known/mta-sts.txt"
-	chmod -R a+rX "$WWW"
-}
-enforce() { policy "$1" "version: STSv1\r\nmode: enforce\r\nmx: $2\r\nmax_age: 86400\r\n"; }
-enforce sts.test '*.example.test'
-enforce nomx.test mx1.example.test
-enforce exp.test mx2.example.test
-enforce wrongname.test mx.wrongname.test
-enforce plain.test mx3.example.test
-policy testing.test 'version: STSv1\nmode: testing\nmx: mx.plain.test\nmax_age: 86400\n'
-enforce localwin.test mx1.example.test
-enforce offsts.test mx1.example.test
-enforce strict.test mx.strict.test
+pol_sts_enforce sts.test '*.example.test'
+pol_sts_enforce nomx.test mx1.example.test
+pol_sts_enforce exp.test mx2.example.test
+pol_sts_enforce wrongname.test mx.wrongname.test
+pol_sts_enforce plain.test mx3.example.test
+pol_sts_policy testing.test 'version: STSv1\nmode: testing\nmx: mx.plain.test\nmax_age: 86400\n'
+pol_sts_enforce localwin.test mx1.example.test
+pol_sts_enforce offsts.test mx1.example.test
+pol_sts_enforce strict.test mx.strict.test
 # 20 mx patterns; the MX matches only the last.
 many=""
 for i in $(seq 1 19); do many="${many}mx: mx$i.other.test\r\n"; done
-policy many.test "version: STSv1\r\nmode: enforce\r\n${many}mx: mx1.example.test\r\nmax_age: 86400\r\n"
-policy cntesting.test 'version: STSv1\nmode: testing\nmx: mx.cnonly.test\nmax_age: 86400\n'
-enforce cnsts.test mx.cnonly.test
+pol_sts_policy many.test "version: STSv1\r\nmode: enforce\r\n${many}mx: mx1.example.test\r\nmax_age: 86400\r\n"
+pol_sts_policy cntesting.test 'version: STSv1\nmode: testing\nmx: mx.cnonly.test\nmax_age: 86400\n'
+pol_sts_enforce cnsts.test mx.cnonly.test
 
 # ---------------------------------------------------------------- servers
 
-names=""
-for d in $STS_DOMAINS; do names="$names mta-sts.$d.test"; done
+doms=""
+for d in $STS_DOMAINS; do doms="$doms $d.test"; done
 # shellcheck disable=SC2086
-pol_leaf sts $names || { fail "policy server certificate"; finish; }
-pol_nginx_start "$NG_ADDR:443" <<EOF || { fail "nginx starts on $NG_ADDR:443"; finish; }
-	server {
-		listen $NG_ADDR:443 ssl;
-		server_name $names;
-		ssl_certificate $W/certs/sts.chain.pem;
-		ssl_certificate_key $W/certs/sts.key;
-		root $WWW/\$host;
-	}
-EOF
+pol_sts_serve "$NG_ADDR" $doms || finish
 
 # dns STS_TEST_ID: (re)start dnsmasq with every record, sts.test's TXT id
 # as given.
@@ -135,16 +117,8 @@ pf_mx C 127.0.0.168:25 hostname=mx.cnonly.test cert=cnonly || { fail "Postfix C 
 
 # ---------------------------------------------------------------- helpers
 
-echo 0 >"$W/n"
 # send DOMAIN: a message to a new recipient of DOMAIN; sets RCPT and OUT.
-# The counter is a file: checks run their command in a subshell.
-send() {
-	N=$(($(cat "$W/n") + 1))
-	echo $N >"$W/n"
-	RCPT=r$N@$1
-	OUT=$W/smtp.$N
-	pol_send "$OUT" "$RCPT"
-}
+send() { pol_send_new "$1"; }
 # What the MTA was told about $RCPT in the end (lib_policy.sh).
 answer() { pol_answer "$OUT" "$RCPT"; }
 rcpt_is() { pol_answer_is "$OUT" "$RCPT" "^$1"; }
@@ -305,7 +279,7 @@ check "... MTA-STS not consulted for it (no TXT query, no fetch)" pol_all \
 
 # sts.test's id changes (and the policy with it); seen after the restart
 # (the TXT record is checked at most once a minute).
-policy sts.test 'version: STSv1\nmode: enforce\nmx: mx1.example.test\nmx: *.example.test\nmax_age: 604800\n'
+pol_sts_policy sts.test 'version: STSv1\nmode: enforce\nmx: mx1.example.test\nmx: *.example.test\nmax_age: 604800\n'
 dns 2 || fail "dnsmasq restarts with id=2"
 H_EXP=$(hits exp.test)
 rt_mxtls_restart 310 || finish

@@ -18,6 +18,7 @@
 # Environment: MXTLS_FETCH=PATH uses that mxtls-fetch instead of
 # build/asan/mxtls-fetch (or one built here).
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib_policy.sh"
 it_setup
 
 NG_ADDR=127.0.0.71
@@ -63,33 +64,12 @@ done
 # ---------------------------------------------------------------- certificate
 
 # A leaf for every mta-sts.X.test host, issued by the test PKI's
-# intermediate (not written into the shared PKI directory).
-mkdir -p "$CERTS"
-(
-	cd "$CERTS" || exit 1
-	export OPENSSL_CONF=/dev/null
-	san=""
-	for d in a b c d e f p t x z; do san="${san:+$san,}DNS:mta-sts.$d.test"; done
-	cat >ext.cnf <<EOF
-[req]
-distinguished_name = dn
-[dn]
-[leaf]
-basicConstraints = critical, CA:false
-keyUsage = critical, digitalSignature
-extendedKeyUsage = serverAuth
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-subjectAltName = $san
-EOF
-	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out sts.key 2>/dev/null &&
-		openssl req -new -key sts.key -out sts.csr -subj "/CN=mta-sts.a.test" -config ext.cnf &&
-		openssl x509 -req -in sts.csr -CA "$PKI/inter.pem" -CAkey "$PKI/inter.key" \
-			-set_serial "0x$(openssl rand -hex 8)" -days 30 -extfile ext.cnf -extensions leaf \
-			-out sts.pem 2>/dev/null &&
-		cat sts.pem "$PKI/inter.pem" >sts.chain.pem
-) >"$W/certs.out" 2>&1 || { fail "policy server certificate" "$(cat "$W/certs.out")"; finish; }
-chmod 644 "$CERTS"/*.pem
+# intermediate (not written into the shared PKI directory): pol_leaf
+# writes $CERTS/sts.key and $CERTS/sts.chain.pem.
+names=""
+for d in a b c d e f p t x z; do names="$names mta-sts.$d.test"; done
+# shellcheck disable=SC2086
+_o=$(pol_leaf sts $names) || { fail "policy server certificate" "$_o"; finish; }
 CA=$PKI/test-root-ca.pem
 
 # ---------------------------------------------------------------- policies

@@ -29,7 +29,6 @@ IT_TIMEOUT=${IT_TIMEOUT:-180}
 it_setup
 
 NG_ADDR=127.0.0.181
-WWW=$W/www
 CA=$PKI/test-root-ca.pem
 BURST=6
 SLOW_MS=2000
@@ -46,25 +45,13 @@ cc -shared -fPIC -O1 -Wall -Wextra -Werror -o "$SHIM" tests/integration/slowsync
 
 # ---------------------------------------------------------------- servers
 
-names=""
+doms=""
 for d in $DOMS; do
-	names="$names mta-sts.$d.test"
-	mkdir -p "$WWW/mta-sts.$d.test/.well-known"
-	printf 'version: STSv1\nmode: enforce\nmx: mx.%s.test\nmax_age: 86400\n' "$d" \
-		>"$WWW/mta-sts.$d.test/.well-known/mta-sts.txt"
+	doms="$doms $d.test"
+	pol_sts_policy "$d.test" "version: STSv1\nmode: enforce\nmx: mx.$d.test\nmax_age: 86400\n"
 done
-chmod -R a+rX "$WWW"
 # shellcheck disable=SC2086
-pol_leaf sts $names || { fail "policy server certificate"; finish; }
-pol_nginx_start "$NG_ADDR:443" <<EOF || { fail "nginx starts on $NG_ADDR:443"; finish; }
-	server {
-		listen $NG_ADDR:443 ssl;
-		server_name $names;
-		ssl_certificate $W/certs/sts.chain.pem;
-		ssl_certificate_key $W/certs/sts.key;
-		root $WWW/\$host;
-	}
-EOF
+pol_sts_serve "$NG_ADDR" $doms || finish
 {
 	for d in $DOMS; do
 		echo "txt-record=_mta-sts.$d.test,\"v=STSv1; id=1\""

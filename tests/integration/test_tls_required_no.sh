@@ -26,26 +26,13 @@ CA=$PKI/test-root-ca.pem
 NG_ADDR=127.0.0.5
 TODAY=$(date -u +%F)
 
-mkdir -p "$W/www/mta-sts.sts.test/.well-known"
-printf 'version: STSv1\r\nmode: enforce\r\nmx: mx2.example.test\r\nmax_age: 86400\r\n' \
-	>"$W/www/mta-sts.sts.test/.well-known/mta-sts.txt"
-chmod -R a+rX "$W/www"
-pol_leaf sts mta-sts.sts.test || { fail "policy server certificate"; finish; }
-pol_nginx_start "$NG_ADDR:443" <<EOF || { fail "nginx starts on $NG_ADDR:443"; finish; }
-	server {
-		listen $NG_ADDR:443 ssl;
-		server_name mta-sts.sts.test;
-		ssl_certificate $W/certs/sts.chain.pem;
-		ssl_certificate_key $W/certs/sts.key;
-		root $W/www/\$host;
-	}
-EOF
+pol_sts_enforce sts.test mx2.example.test
+pol_sts_serve "$NG_ADDR" sts.test || finish
 
 dns_mx sts.test mx2.example.test
 dns_mx mand.test mx2.example.test
 dns_a mx2.example.test 127.0.0.3
-dns_a mta-sts.sts.test $NG_ADDR
-dns_txt _mta-sts.sts.test 'v=STSv1;id=1'
+pol_sts_dns "$NG_ADDR" sts.test
 dns_txt _smtp._tls.sts.test 'v=TLSRPTv1;rua=mailto:tlsrpt@sts.test'
 dns_start || finish
 

@@ -28,20 +28,8 @@ CA=$PKI/test-root-ca.pem
 NG_ADDR=127.0.0.5
 TODAY=$(date -u +%F)
 
-mkdir -p "$W/www/mta-sts.sts.test/.well-known"
-printf 'version: STSv1\r\nmode: enforce\r\nmx: mx1.example.test\r\nmax_age: 86400\r\n' \
-	>"$W/www/mta-sts.sts.test/.well-known/mta-sts.txt"
-chmod -R a+rX "$W/www"
-pol_leaf sts mta-sts.sts.test || { fail "policy server certificate"; finish; }
-pol_nginx_start "$NG_ADDR:443" <<EOF || { fail "nginx starts on $NG_ADDR:443"; finish; }
-	server {
-		listen $NG_ADDR:443 ssl;
-		server_name mta-sts.sts.test;
-		ssl_certificate $W/certs/sts.chain.pem;
-		ssl_certificate_key $W/certs/sts.key;
-		root $W/www/\$host;
-	}
-EOF
+pol_sts_enforce sts.test mx1.example.test
+pol_sts_serve "$NG_ADDR" sts.test || finish
 
 dns_mx good.test mx1.example.test
 dns_mx exp.test mx2.example.test
@@ -50,8 +38,7 @@ dns_mx sts.test mx1.example.test
 dns_a mx1.example.test 127.0.0.2
 dns_a mx2.example.test 127.0.0.3
 dns_a mx3.example.test 127.0.0.4
-dns_a mta-sts.sts.test $NG_ADDR
-dns_txt _mta-sts.sts.test 'v=STSv1;id=1'
+pol_sts_dns "$NG_ADDR" sts.test
 # From a file, quoted: dnsmasq takes a "," of its command line for the
 # end of a string, and mxtls joins a record's strings without one.
 echo 'txt-record=_smtp._tls.good.test,"v=TLSRPTv1; rua=mailto:tlsrpt@good.test,https://reports.good.test/v1"' >"$W/txt.conf"
@@ -73,14 +60,8 @@ contact_info = tls-reports@sender.test
 submitter = mta.sender.test
 EOF
 
-echo 0 >"$W/n"
 # send DOMAIN: one message to a new recipient of DOMAIN; OUT the transcript.
-send() {
-	N=$(($(cat "$W/n") + 1))
-	echo $N >"$W/n"
-	OUT=$W/smtp.$N
-	pol_send "$OUT" "r$N@$1"
-}
+send() { pol_send_new "$1"; }
 dot_ok() { reply_is "$OUT" DOT '^250 '; }
 
 # ---------------------------------------------------------------- mxtls[1]

@@ -155,13 +155,8 @@ EOF
 # The MXs and the collector may be on loopback, 127.0.0.9 may not.
 sed -i 's|^allow_private_mx = yes$|allow_private_mx = 127.0.0.0/29|' "$RT_CONF"
 
-echo 0 >"$W/n"
-send() {
-	N=$(($(cat "$W/n") + 1))
-	echo $N >"$W/n"
-	OUT=$W/smtp.$N
-	pol_send "$OUT" "r$N@$1"
-}
+# send DOMAIN: one message to a new recipient of DOMAIN; OUT the transcript.
+send() { pol_send_new "$1"; }
 posts() { # PATH: how many POSTs to PATH the collector had
 	awk -v p="$1" '$2 == p' "$W/posts/log" 2>/dev/null | wc -l | tr -d ' '
 }

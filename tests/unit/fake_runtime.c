@@ -36,3 +36,19 @@ fake_runtime(const char *dir, const char *name, const char *extra)
 	unlink(path);
 	return rt;
 }
+
+void
+fake_runtimes(const char *test, struct runtime **opp, struct runtime **mand)
+{
+	char dir[PATH_MAX];
+
+	snprintf(dir, sizeof(dir), "/tmp/mxtls-%s.XXXXXX", test);
+	if (mkdtemp(dir) == NULL) {
+		perror("mkdtemp");
+		exit(2);
+	}
+	*opp = fake_runtime(dir, "opportunistic.ini", "");
+	*mand = fake_runtime(dir, "mandatory.ini",
+	    "[policy]\ndefault = mandatory\n");
+	rmdir(dir);
+}

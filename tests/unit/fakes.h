@@ -137,4 +137,13 @@ int __wrap_dane_verify(SSL *ssl, const struct dane_tlsa_set *set,
 struct runtime *fake_runtime(const char *dir, const char *name,
     const char *extra);
 
+/*
+ * The two runtimes the tests with fakes drive: *opp of the default
+ * config (opportunistic), *mand of "[policy] default = mandatory", their
+ * state_dir a new /tmp/mxtls-TEST.XXXXXX, removed again once both are
+ * loaded.  Exits 2 on an error.
+ */
+void fake_runtimes(const char *test, struct runtime **opp,
+    struct runtime **mand);
+
 #endif

@@ -13,7 +13,6 @@
  * ca-bundles/'s.
  */
 #include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +27,6 @@
 #include "t.h"
 
 /* Config files: default opportunistic, default mandatory. */
-static char tmp[PATH_MAX];
 static struct runtime *rt_opp, *rt_mand;
 
 /* The proxy of the running test. */
@@ -1254,17 +1252,9 @@ test_dane_mismatch_defers(void)
 int
 main(void)
 {
-	snprintf(tmp, sizeof(tmp), "/tmp/mxtls-test-session.XXXXXX");
-	if (mkdtemp(tmp) == NULL) {
-		perror("mkdtemp");
-		return 2;
-	}
 	/* Only errors: the tests read replies, not the log. */
 	log_setup(CONFIG_LOG_LOGFMT, CONFIG_LOG_ERROR);
-	rt_opp = fake_runtime(tmp, "opportunistic.ini", "");
-	rt_mand = fake_runtime(tmp, "mandatory.ini",
-	    "[policy]\ndefault = mandatory\n");
-	rmdir(tmp);
+	fake_runtimes("test-session", &rt_opp, &rt_mand);
 
 	RUN(test_clean_delivery_over_verified_tls);
 	RUN(test_no_starttls_opportunistic_goes_in_the_clear);

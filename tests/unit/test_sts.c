@@ -21,42 +21,13 @@
 #include "log.h"
 #include "metrics.h"
 #include "sts.h"
+#include "stsrec.h"
 #include "t.h"
 
 static char err[512];
 static char tmp[PATH_MAX];
 
-/* ---- helpers ---- */
-
-static char *
-xstrdup(const char *s)
-{
-	char *p = strdup(s);
-
-	if (p == NULL)
-		exit(2);
-	return p;
-}
-
-/* A record with its own copies of the mx patterns. */
-static void
-mkrec(struct sts_record *r, const char *domain, const char *id,
-    enum mtasts_mode mode, long max_age, time_t fetched, const char *mx1,
-    const char *mx2)
-{
-	memset(r, 0, sizeof(*r));
-	snprintf(r->domain, sizeof(r->domain), "%s", domain);
-	snprintf(r->id, sizeof(r->id), "%s", id);
-	r->fetched_at = fetched;
-	r->expires = fetched + max_age;
-	r->policy.mode = mode;
-	r->policy.max_age = max_age;
-	r->policy.mx = calloc(2, sizeof(char *));
-	if (mx1 != NULL)
-		r->policy.mx[r->policy.nmx++] = xstrdup(mx1);
-	if (mx2 != NULL)
-		r->policy.mx[r->policy.nmx++] = xstrdup(mx2);
-}
+/* ---- helpers (xstrdup and mkrec: stsrec.h) ---- */
 
 static void
 write_file(const char *dir, const char *name, const char *text, size_t len)

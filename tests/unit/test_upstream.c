@@ -7,7 +7,6 @@
  * contract session.c relies on.  Run from the repository root (the CA
  * bundle is ca-bundles/'s).
  */
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +20,6 @@
 #include "t.h"
 #include "upstream.h"
 
-static char tmp[PATH_MAX];
 static struct runtime *rt_opp, *rt_mand;
 
 static struct proxy px;
@@ -343,16 +341,8 @@ test_nxdomain_fails_the_route(void)
 int
 main(void)
 {
-	snprintf(tmp, sizeof(tmp), "/tmp/mxtls-test-upstream.XXXXXX");
-	if (mkdtemp(tmp) == NULL) {
-		perror("mkdtemp");
-		return 2;
-	}
 	log_setup(CONFIG_LOG_LOGFMT, CONFIG_LOG_ERROR);
-	rt_opp = fake_runtime(tmp, "opportunistic.ini", "");
-	rt_mand = fake_runtime(tmp, "mandatory.ini",
-	    "[policy]\ndefault = mandatory\n");
-	rmdir(tmp);
+	fake_runtimes("test-upstream", &rt_opp, &rt_mand);
 
 	RUN(test_state_names);
 	RUN(test_delivery_reports_each_reply);
