@@ -70,7 +70,7 @@ build/asan/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -O1 $(SAN) -MMD -MP -c -o $@ $<
 
-build/asan/test_%: tests/unit/test_%.c $(LIB_ASAN_OBJ) tests/unit/t.h
+build/asan/test_%: tests/unit/test_%.c $(LIB_ASAN_OBJ) $(wildcard tests/unit/*.h)
 	$(CC) $(CFLAGS) -O1 $(SAN) -Itests/unit -o $@ $< $(LIB_ASAN_OBJ) $(LDLIBS)
 
 # The session and the upstream without sockets: tests/unit/fake_*.c stand
@@ -80,7 +80,7 @@ build/asan/test_%: tests/unit/test_%.c $(LIB_ASAN_OBJ) tests/unit/t.h
 SESSION_FAKED := $(patsubst %,build/asan/obj/proxy/%.o,clock conn dns sts)
 SESSION_OBJ   := $(filter-out $(SESSION_FAKED),$(LIB_ASAN_OBJ))
 SESSION_FAKES := $(wildcard tests/unit/fake_*.c)
-build/asan/test_session build/asan/test_upstream: build/asan/test_%: tests/unit/test_%.c $(SESSION_FAKES) $(SESSION_OBJ) tests/unit/fakes.h tests/unit/t.h
+build/asan/test_session build/asan/test_upstream: build/asan/test_%: tests/unit/test_%.c $(SESSION_FAKES) $(SESSION_OBJ) $(wildcard tests/unit/*.h)
 	$(CC) $(CFLAGS) -O1 $(SAN) -Itests/unit -o $@ $< $(SESSION_FAKES) $(SESSION_OBJ) \
 		-Wl,--wrap=tls_facts_collect,--wrap=dane_verify $(LDLIBS)
 
