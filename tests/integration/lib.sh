@@ -178,6 +178,41 @@ alive() {
 	[ "$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" != Z ]
 }
 
+# hostile_smtpd NAME ADDR:PORT MODE [smtpd.py options...]: the scripted server
+# of tests/hostile with the test PKI's valid certificate; event log
+# $W/h-NAME/log, messages and transcripts in $W/h-NAME/mail.
+hostile_smtpd() {
+	_n=$1
+	_l=$2
+	_m=$3
+	shift 3
+	_d=$W/h-$_n
+	rm -rf "$_d"
+	mkdir -p "$_d/mail"
+	python3 "$IT_ROOT/tests/hostile/smtpd.py" --listen "$_l" --mode "$_m" \
+		--cert "$PKI/valid.chain.pem" --key "$PKI/valid.key" --hostname "$_n.hostile.test" \
+		--log "$_d/log" --maildir "$_d/mail" --pidfile "$_d/pid" "$@" >"$_d/out" 2>&1 &
+	_pid=$!
+	it_track hostile $_pid "$_n"
+	_i=0
+	while [ ! -s "$_d/pid" ]; do
+		if ! alive $_pid; then
+			wait $_pid
+			_rc=$?
+			if [ $_rc -eq 3 ]; then
+				fail "hostile $_n ($_m) starts" "skipped, the local OpenSSL cannot: $(cat "$_d/out")"
+			else
+				fail "hostile $_n ($_m) starts on $_l" "exit $_rc: $(cat "$_d/out")"
+			fi
+			return 1
+		fi
+		_i=$((_i + 1))
+		[ $_i -gt 200 ] && { fail "hostile $_n ($_m) starts" "no pidfile after 10 s"; return 1; }
+		sleep 0.05
+	done
+	return 0
+}
+
 # nginx_conf_head NAME FORMAT [TYPES]: the start of an nginx.conf for a
 # test server kept in $NG (pid, error log, temp paths), up to the server
 # blocks: "http {" with access_log $NG/access.log in log format NAME =

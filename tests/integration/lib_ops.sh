@@ -408,34 +408,6 @@ wait_deliveries() {
 	done
 }
 
-# ops_hostile NAME ADDR:PORT MODE [smtpd.py options]: tests/hostile/smtpd.py
-# with the test PKI's valid certificate; log $W/h-NAME/log, mail in
-# $W/h-NAME/mail.
-ops_hostile() {
-	_n=$1
-	_l=$2
-	_m=$3
-	shift 3
-	_d=$W/h-$_n
-	rm -rf "$_d"
-	mkdir -p "$_d/mail"
-	python3 "$IT_ROOT/tests/hostile/smtpd.py" --listen "$_l" --mode "$_m" \
-		--cert "$PKI/valid.chain.pem" --key "$PKI/valid.key" --hostname "$_n.hostile.test" \
-		--log "$_d/log" --maildir "$_d/mail" --pidfile "$_d/pid" "$@" >"$_d/out" 2>&1 &
-	_pid=$!
-	it_track hostile $_pid "$_n"
-	_i=0
-	while [ ! -s "$_d/pid" ]; do
-		if ! alive $_pid; then
-			fail "hostile $_n ($_m) starts on $_l" "$(cat "$_d/out")"
-			return 1
-		fi
-		_i=$((_i + 1))
-		[ $_i -gt 200 ] && { fail "hostile $_n ($_m) starts" "no pidfile after 10 s"; return 1; }
-		sleep 0.05
-	done
-}
-
 # h_count NAME RCPT: messages the hostile server NAME accepted for RCPT.
 h_count() {
 	# The server stores the RCPT argument as sent: "rcpt: TO:<ADDR>".

@@ -146,41 +146,6 @@ rt_state_field() {
 	awk -v a="$2" -v k="$3=" '$2 == a { for (i = 4; i <= NF; i++) if (index($i, k) == 1) print substr($i, length(k) + 1) }' "$1"
 }
 
-# rt_hostile NAME ADDR:PORT MODE [smtpd.py options...]: the scripted server
-# of tests/hostile with the test PKI's valid certificate; event log
-# $W/h-NAME/log, messages and transcripts in $W/h-NAME/mail.
-rt_hostile() {
-	_n=$1
-	_l=$2
-	_m=$3
-	shift 3
-	_d=$W/h-$_n
-	rm -rf "$_d"
-	mkdir -p "$_d/mail"
-	python3 "$IT_ROOT/tests/hostile/smtpd.py" --listen "$_l" --mode "$_m" \
-		--cert "$PKI/valid.chain.pem" --key "$PKI/valid.key" --hostname "$_n.hostile.test" \
-		--log "$_d/log" --maildir "$_d/mail" --pidfile "$_d/pid" "$@" >"$_d/out" 2>&1 &
-	_pid=$!
-	it_track hostile $_pid "$_n"
-	_i=0
-	while [ ! -s "$_d/pid" ]; do
-		if ! alive $_pid; then
-			wait $_pid
-			_rc=$?
-			if [ $_rc -eq 3 ]; then
-				fail "hostile $_n ($_m) starts" "skipped, the local OpenSSL cannot: $(cat "$_d/out")"
-			else
-				fail "hostile $_n ($_m) starts on $_l" "exit $_rc: $(cat "$_d/out")"
-			fi
-			return 1
-		fi
-		_i=$((_i + 1))
-		[ $_i -gt 200 ] && { fail "hostile $_n ($_m) starts" "no pidfile after 10 s"; return 1; }
-		sleep 0.05
-	done
-	return 0
-}
-
 # rt_count KIND NAME: the connections the receiver accepted so far: KIND
 # "h" (hostile: count.sh of its event log) or "pf" (Postfix MX: its smtpd
 # "connect from" lines, plus those of earlier incarnations, see rt_pf_restart).

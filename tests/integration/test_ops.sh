@@ -36,9 +36,9 @@ dns_a mx.fail.test 127.0.0.63
 dns_start || finish
 
 pf_mx mx 127.0.0.61:25 cert=valid hostname=mx.example.test || finish
-ops_hostile plain 127.0.0.62:25 no-starttls || finish
-ops_hostile alert 127.0.0.63:25 alert || finish
-ops_hostile new 127.0.0.64:2525 normal || finish
+hostile_smtpd plain 127.0.0.62:25 no-starttls || finish
+hostile_smtpd alert 127.0.0.63:25 alert || finish
+hostile_smtpd new 127.0.0.64:2525 normal || finish
 
 M=$W/msg
 mkdir -p "$M"

@@ -20,11 +20,11 @@
 . "$(dirname "$0")/lib_ops.sh"
 it_setup
 
-ops_hostile ok 127.0.2.1:25 normal --ehlo-extra REQUIRETLS || finish
+hostile_smtpd ok 127.0.2.1:25 normal --ehlo-extra REQUIRETLS || finish
 pf_mx noext 127.0.2.2:25 cert=valid hostname=mx.noext.test || finish
-ops_hostile expired 127.0.2.3:25 normal --ehlo-extra REQUIRETLS \
+hostile_smtpd expired 127.0.2.3:25 normal --ehlo-extra REQUIRETLS \
 	--cert "$PKI/expired.chain.pem" --key "$PKI/expired.key" || finish
-ops_hostile plain 127.0.2.4:25 no-starttls --ehlo-extra REQUIRETLS || finish
+hostile_smtpd plain 127.0.2.4:25 no-starttls --ehlo-extra REQUIRETLS || finish
 
 mkmsg "$W/msg" "REQUIRETLS test message"
 

@@ -82,7 +82,7 @@ while read -r id mx a recv rest; do
 		opts=${recv#pf:}
 		pf_mx "$id" "127.0.0.$a:25" "${opts%%/*}" hostname="$mx" || fail "Postfix MX $id starts" "$(cat "$(pf_dir "$id")/master.out")"
 		;;
-	h:*) rt_hostile "$id" "127.0.0.$a:25" "${recv#h:}" ;;
+	h:*) hostile_smtpd "$id" "127.0.0.$a:25" "${recv#h:}" ;;
 	esac
 done <<EOF
 $(cases)

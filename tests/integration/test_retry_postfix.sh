@@ -21,7 +21,7 @@ dns_mx mand.test mx.expired.test 10
 dns_a mx.expired.test 127.0.0.142
 dns_start || finish
 
-rt_hostile alert 127.0.0.141:25 alert || finish
+hostile_smtpd alert 127.0.0.141:25 alert || finish
 pf_mx expired 127.0.0.142:25 cert=expired hostname=mx.expired.test || finish
 
 rt_config policy='retry_delay = 600' policy='fallback_ttl = 1800' <<EOF || finish

@@ -47,7 +47,7 @@ dns_start || finish
 
 pf_mx shared 127.0.0.31:25 cert=wrongname hostname=mx.shared.test || fail "Postfix MX shared starts"
 pf_mx p2531 127.0.0.32:2531 hostname=mx.nexthop.test || fail "Postfix MX on port 2531 starts"
-rt_hostile p2545 127.0.0.32:2545 alert
+hostile_smtpd p2545 127.0.0.32:2545 alert
 pf_mx fut 127.0.0.34:25 hostname=mx1.example.test || fail "Postfix MX fut starts"
 pf_mx v1 127.0.0.35:25 hostname=mx2.example.test || fail "Postfix MX v1 starts"
 pf_mx tp 127.0.0.33:25 hostname=mx.example.test || fail "Postfix MX tp starts"
