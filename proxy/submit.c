@@ -160,34 +160,44 @@ submit_reply(struct submit *s, const struct smtp_reply *r)
 	}
 }
 
+/*
+ * One reply per read: bytes after it were sent before our next command
+ * could be read (a 250 in the segment of the 354 would pass for the
+ * message's), so they are out of turn.
+ */
 static void
 submit_input(struct submit *s)
 {
 	enum smtp_reply_status st;
 	size_t used;
 
-	while (s->open && buf_len(&s->c.in) > 0) {
-		if (s->step == SUBMIT_BODY || s->step == SUBMIT_CONNECT) {
-			submit_fail(s, NULL, "the server spoke out of turn", 0);
-			return;
-		}
-		st = smtp_reply_feed(s->rp, buf_head(&s->c.in),
-		    buf_len(&s->c.in), &used);
-		buf_consume(&s->c.in, used);
-		if (st == SMTP_REPLY_MORE)
-			return;
-		if (s->step == SUBMIT_QUIT) { /* whatever it says */
-			submit_end(s, SUBMIT_DONE);
-			return;
-		}
-		if (st == SMTP_REPLY_ERROR) {
-			submit_fail(s, NULL, s->rp->err, 0);
-			return;
-		}
-		submit_reply(s, &s->rp->reply);
-		if (s->open)
-			smtp_reply_parser_init(s->rp);
+	if (s->step == SUBMIT_BODY || s->step == SUBMIT_CONNECT) {
+		submit_fail(s, NULL, "the server spoke out of turn", 0);
+		return;
 	}
+	st = smtp_reply_feed(s->rp, buf_head(&s->c.in), buf_len(&s->c.in),
+	    &used);
+	buf_consume(&s->c.in, used);
+	if (st == SMTP_REPLY_MORE)
+		return;
+	if (s->step == SUBMIT_QUIT) { /* whatever it says */
+		submit_end(s, SUBMIT_DONE);
+		return;
+	}
+	if (st == SMTP_REPLY_ERROR) {
+		submit_fail(s, NULL, s->rp->err, 0);
+		return;
+	}
+	submit_reply(s, &s->rp->reply);
+	if (!s->open)
+		return;
+	smtp_reply_parser_init(s->rp);
+	if (buf_len(&s->c.in) == 0)
+		return;
+	if (s->step == SUBMIT_QUIT)
+		submit_end(s, SUBMIT_DONE);
+	else
+		submit_fail(s, NULL, "the server spoke out of turn", 0);
 }
 
 static void
