@@ -144,7 +144,6 @@ dsnq_ended(struct submit *s, enum submit_event ev, void *arg)
 {
 	struct dsnq_job *j = arg;
 	struct dsnq *q = j->q;
-	char reason[sizeof(s->reason) + 32];
 
 	j->sending = 0;
 	q->active--;
@@ -155,14 +154,9 @@ dsnq_ended(struct submit *s, enum submit_event ev, void *arg)
 		dsnq_kick(q);
 		return;
 	}
-	/* A refusal's reply says why; the reason names the step. */
-	if (s->reason[0] == '\0')
-		snprintf(reason, sizeof(reason), "%s",
-		    submit_step_name(s->step));
-	else
-		snprintf(reason, sizeof(reason), "%s: %s",
-		    submit_step_name(s->step), s->reason);
-	dsnq_failed(j, s->reply[0] ? s->reply : NULL, reason, s->permanent);
+	/* A refusal's reply says why: the reason is the step it refused. */
+	dsnq_failed(j, s->reply[0] ? s->reply : NULL, s->reason[0] ?
+	    s->reason : submit_step_name(s->step), s->permanent);
 }
 
 static void

@@ -1,6 +1,6 @@
 /*
- * One message handed to an SMTP server (see submit.h): each command
- * sent when the reply before it came, as the step's name says.
+ * One message handed to an SMTP server (see submit.h): a command goes
+ * once the reply before it came, never ahead of it (no PIPELINING).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -204,6 +204,7 @@ static void
 submit_event(struct conn *c, enum conn_event ev, void *arg)
 {
 	struct submit *s = arg;
+	char why[64];
 
 	(void)c;
 	switch (ev) {
@@ -224,12 +225,18 @@ submit_event(struct conn *c, enum conn_event ev, void *arg)
 	case CONN_EV_EOF:
 	case CONN_EV_ERROR:
 	case CONN_EV_TIMEOUT:
-		if (s->step == SUBMIT_QUIT)
+		if (s->step == SUBMIT_QUIT) /* the message is taken */
 			submit_end(s, SUBMIT_DONE);
-		else
-			submit_fail(s, NULL, ev == CONN_EV_EOF ?
-			    "connection closed by the server" :
-			    ev == CONN_EV_ERROR ? s->c.error : "timeout", 0);
+		else if (ev == CONN_EV_EOF)
+			submit_fail(s, NULL, "connection closed by the server",
+			    0);
+		else if (ev == CONN_EV_ERROR)
+			submit_fail(s, NULL, s->c.error, 0);
+		else {
+			snprintf(why, sizeof(why), "timeout waiting for %s",
+			    submit_step_names[s->step]);
+			submit_fail(s, NULL, why, 0);
+		}
 		break;
 	}
 }

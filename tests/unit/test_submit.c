@@ -352,7 +352,7 @@ broken(void)
 	run(sv, &s, &plain, 0.1);
 	CHECK_INT(ended_ev, SUBMIT_FAILED);
 	CHECK_INT(s.step, SUBMIT_GREETING);
-	CHECK_STR(s.reason, "timeout");
+	CHECK_STR(s.reason, "timeout waiting for greeting");
 	server_free(sv);
 }
 
