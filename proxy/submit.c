@@ -153,7 +153,7 @@ submit_reply(struct submit *s, const struct smtp_reply *r)
 		else
 			conn_deadline(&s->c, s->timeout);
 		break;
-	case SUBMIT_CONNECT: /* submit_input takes no reply in these */
+	case SUBMIT_CONNECT: /* no reply is read in these */
 	case SUBMIT_BODY:
 	case SUBMIT_QUIT:
 		break;
@@ -171,7 +171,7 @@ submit_input(struct submit *s)
 	enum smtp_reply_status st;
 	size_t used;
 
-	if (s->step == SUBMIT_BODY || s->step == SUBMIT_CONNECT) {
+	if (s->step == SUBMIT_BODY) {
 		submit_fail(s, NULL, "the server spoke out of turn", 0);
 		return;
 	}

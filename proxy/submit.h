@@ -55,12 +55,17 @@ struct submit {
 	enum submit_step step; /* the step under way, or the one that failed */
 	int open;	       /* c is live */
 	struct conn c;
-	struct smtp_reply_parser *rp; /* while open */
+	struct smtp_reply_parser *rp; /* while under way */
 	size_t off;		      /* of m.data, written */
-	/* For the callback. */
-	char reply[600];  /* the reply (code, first line) failed or taken on, or "" */
-	char reason[320]; /* why it failed, or "" when the reply refused */
-	int permanent;	  /* a 5xx, or what another try cannot change */
+	/*
+	 * For the callback: the reply it ended on (code and first line:
+	 * the one that took the message or refused it) or "", why it
+	 * failed ("" when a reply refused), and whether another try cannot
+	 * do better (a 5xx, no SMTPUTF8).
+	 */
+	char reply[600];
+	char reason[320];
+	int permanent;
 };
 
 /*
