@@ -1,5 +1,4 @@
 #include <arpa/inet.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,11 +8,11 @@
 #include "log.h"
 #include "metrics.h"
 #include "smtp.h"
+#include "submit.h"
 
 #define DSNQ_JOBS_MAX 1000
 #define DSNQ_BYTES_MAX (32u << 20)
 #define DSNQ_ACTIVE_MAX 8 /* connections to the MTA at once */
-#define DSNQ_BUFSIZE 16384
 /*
  * Seconds per step.  The MTA is local: one that takes longer than this
  * is in trouble, and a later try does better than a longer wait.
@@ -24,37 +23,9 @@
 static const double dsnq_backoff[] = { 60., 300., 900. };
 #define DSNQ_TRIES (int)(1 + sizeof(dsnq_backoff) / sizeof(dsnq_backoff[0]))
 
-enum dsnq_state {
-	DQ_WAITING,  /* queued, or waiting for its next try */
-	DQ_CONNECT,
-	DQ_GREETING,
-	DQ_EHLO,
-	DQ_MAIL,
-	DQ_RCPT,
-	DQ_DATA,     /* waiting for 354 */
-	DQ_BODY,     /* writing the notice */
-	DQ_DOT,	     /* waiting for the reply to the final dot */
-	DQ_QUIT,
-};
-
-/* What a step waits for, for the logs. */
-static const char *const dsnq_state_names[] = {
-	[DQ_WAITING] = "waiting",
-	[DQ_CONNECT] = "connect",
-	[DQ_GREETING] = "greeting",
-	[DQ_EHLO] = "EHLO",
-	[DQ_MAIL] = "MAIL",
-	[DQ_RCPT] = "RCPT",
-	[DQ_DATA] = "DATA",
-	[DQ_BODY] = "message",
-	[DQ_DOT] = "end of message",
-	[DQ_QUIT] = "QUIT",
-};
-
 struct dsnq_job {
 	struct dsnq *q;
 	struct dsnq_job *next;
-	enum dsnq_state state;
 	struct sockaddr_storage to;
 	socklen_t tolen;
 	char to_str[64];
@@ -62,14 +33,13 @@ struct dsnq_job {
 	char rcpt[SMTP_PATH_MAX + 1];
 	int utf8;
 	char *data;
-	size_t len, off;
+	size_t len;
 	unsigned long sid;
 	int nrcpt;
 	int tries;
 	int ready;   /* may start a try now */
-	int open;    /* c is a live connection */
-	struct conn c;
-	struct smtp_reply_parser *rp;
+	int sending; /* a try is under way in sub */
+	struct submit sub;
 	ev_timer retry;
 };
 
@@ -84,7 +54,6 @@ struct dsnq {
 };
 
 static void dsnq_kick(struct dsnq *q);
-static void dsnq_event(struct conn *c, enum conn_event ev, void *arg);
 
 static void
 dsnq_log(struct dsnq_job *j, enum config_log_level level, const char *event,
@@ -119,9 +88,9 @@ dsnq_remove(struct dsnq_job *j)
 			break;
 		}
 	ev_timer_stop(q->loop, &j->retry);
-	if (j->open) {
-		conn_free(&j->c);
-		j->open = 0;
+	if (j->sending) {
+		submit_free(&j->sub);
+		j->sending = 0;
 		q->active--;
 	}
 	q->n--;
@@ -141,7 +110,6 @@ dsnq_reap(struct ev_loop *loop, ev_prepare *w, int revents)
 	(void)revents;
 	while ((j = q->dead) != NULL) {
 		q->dead = j->next;
-		free(j->rp);
 		free(j->data);
 		free(j);
 	}
@@ -155,13 +123,6 @@ dsnq_failed(struct dsnq_job *j, const char *reply, const char *reason,
 	struct dsnq *q = j->q;
 	char in[16];
 
-	if (j->open) {
-		conn_free(&j->c);
-		j->open = 0;
-		q->active--;
-	}
-	free(j->rp);
-	j->rp = NULL;
 	if (permanent || j->tries >= DSNQ_TRIES) {
 		dsnq_log(j, CONFIG_LOG_ERROR, "dsn-failed", "failed", reply,
 		    reason, NULL);
@@ -170,7 +131,6 @@ dsnq_failed(struct dsnq_job *j, const char *reply, const char *reason,
 		snprintf(in, sizeof(in), "%.0f", dsnq_backoff[j->tries - 1]);
 		dsnq_log(j, CONFIG_LOG_WARN, "dsn-retry", "retry", reply,
 		    reason, in);
-		j->state = DQ_WAITING;
 		j->ready = 0;
 		ev_timer_set(&j->retry, dsnq_backoff[j->tries - 1], 0.);
 		ev_timer_start(q->loop, &j->retry);
@@ -178,203 +138,45 @@ dsnq_failed(struct dsnq_job *j, const char *reply, const char *reason,
 	dsnq_kick(q);
 }
 
-static void __attribute__((format(printf, 3, 4)))
-dsnq_send(struct dsnq_job *j, enum dsnq_state next, const char *fmt, ...)
-{
-	char line[SMTP_CMD_LINE_MAX + 64];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(line) - 2) {
-		dsnq_failed(j, NULL, "command too long", 1);
-		return;
-	}
-	memcpy(line + n, "\r\n", 2);
-	if (conn_write(&j->c, line, (size_t)n + 2) == -1) {
-		dsnq_failed(j, NULL, "out of memory", 0);
-		return;
-	}
-	j->state = next;
-	conn_deadline(&j->c, DSNQ_TIMEOUT);
-}
-
-/* Write as much of the notice as the buffer takes. */
+/* The try is over: the notice taken by the MTA, or not. */
 static void
-dsnq_body(struct dsnq_job *j)
-{
-	size_t n = buf_room(&j->c.out);
-
-	if (n > j->len - j->off)
-		n = j->len - j->off;
-	if (n > 0 && conn_write(&j->c, j->data + j->off, n) == -1) {
-		dsnq_failed(j, NULL, "out of memory", 0);
-		return;
-	}
-	j->off += n;
-	conn_deadline(&j->c, DSNQ_TIMEOUT);
-	if (j->off == j->len)
-		j->state = DQ_DOT;
-}
-
-static void
-dsnq_reply(struct dsnq_job *j, const struct smtp_reply *r)
-{
-	char sum[600];
-	const char *t;
-	size_t n;
-	struct smtp_ehlo ehlo;
-
-	if (smtp_reply_line(r, 0, &t, &n) == -1)
-		n = 0;
-	snprintf(sum, sizeof(sum), "%d %.*s", r->code, (int)n, n ? t : "");
-	conn_deadline(&j->c, 0);
-	if (j->state == DQ_QUIT) {
-		dsnq_remove(j);
-		return;
-	}
-	if (r->code / 100 != 2 && !(j->state == DQ_DATA && r->code == 354)) {
-		dsnq_failed(j, sum, dsnq_state_names[j->state],
-		    r->code / 100 == 5);
-		return;
-	}
-	switch (j->state) {
-	case DQ_GREETING:
-		dsnq_send(j, DQ_EHLO, "EHLO %s", j->helo);
-		break;
-	case DQ_EHLO:
-		memset(&ehlo, 0, sizeof(ehlo));
-		smtp_ehlo_parse(r, &ehlo);
-		if (j->utf8 && !(ehlo.ext & SMTP_EXT_SMTPUTF8)) {
-			dsnq_failed(j, sum, "the notice names a UTF-8 address "
-			    "and the server does not offer SMTPUTF8", 1);
-			break;
-		}
-		dsnq_send(j, DQ_MAIL, "MAIL FROM:<>%s", j->utf8 ?
-		    " BODY=8BITMIME SMTPUTF8" : "");
-		break;
-	case DQ_MAIL:
-		dsnq_send(j, DQ_RCPT, "RCPT TO:<%s>", j->rcpt);
-		break;
-	case DQ_RCPT:
-		dsnq_send(j, DQ_DATA, "DATA");
-		break;
-	case DQ_DATA:
-		j->state = DQ_BODY;
-		dsnq_body(j);
-		break;
-	case DQ_DOT:
-		dsnq_log(j, CONFIG_LOG_INFO, "dsn-submitted", "submitted", sum,
-		    NULL, NULL);
-		dsnq_send(j, DQ_QUIT, "QUIT");
-		break;
-	default:
-		dsnq_failed(j, sum, "a reply nothing asked for", 0);
-		break;
-	}
-}
-
-static void
-dsnq_input(struct dsnq_job *j)
-{
-	enum smtp_reply_status st;
-	size_t used;
-
-	while (j->open && buf_len(&j->c.in) > 0) {
-		if (j->state == DQ_BODY || j->state == DQ_CONNECT) {
-			dsnq_failed(j, NULL, "the server spoke out of turn", 0);
-			return;
-		}
-		st = smtp_reply_feed(j->rp, buf_head(&j->c.in),
-		    buf_len(&j->c.in), &used);
-		buf_consume(&j->c.in, used);
-		if (st == SMTP_REPLY_MORE)
-			return;
-		if (st == SMTP_REPLY_ERROR) {
-			dsnq_failed(j, NULL, j->rp->err, 0);
-			return;
-		}
-		dsnq_reply(j, &j->rp->reply);
-		if (j->rp != NULL)
-			smtp_reply_parser_init(j->rp);
-	}
-}
-
-static void
-dsnq_event(struct conn *c, enum conn_event ev, void *arg)
+dsnq_ended(struct submit *s, enum submit_event ev, void *arg)
 {
 	struct dsnq_job *j = arg;
-	char reason[320];
+	struct dsnq *q = j->q;
 
-	(void)c;
-	switch (ev) {
-	case CONN_EV_CONNECTED:
-		j->state = DQ_GREETING;
-		conn_set_reading(&j->c, 1);
-		conn_deadline(&j->c, DSNQ_TIMEOUT);
-		break;
-	case CONN_EV_INPUT:
-		dsnq_input(j);
-		break;
-	case CONN_EV_DRAINED:
-		if (j->state == DQ_BODY)
-			dsnq_body(j);
-		break;
-	case CONN_EV_TLS_READY: /* plain SMTP to the MTA: never */
-		break;
-	case CONN_EV_EOF:
-		if (j->state == DQ_QUIT)
-			dsnq_remove(j);
-		else
-			dsnq_failed(j, NULL, "connection closed by the server",
-			    0);
-		break;
-	case CONN_EV_ERROR:
-		if (j->state == DQ_QUIT) {
-			dsnq_remove(j);
-			break;
-		}
-		snprintf(reason, sizeof(reason), "%s", j->c.error);
-		dsnq_failed(j, NULL, reason, 0);
-		break;
-	case CONN_EV_TIMEOUT:
-		if (j->state == DQ_QUIT) {
-			dsnq_remove(j);
-			break;
-		}
-		snprintf(reason, sizeof(reason), "timeout waiting for %s",
-		    dsnq_state_names[j->state]);
-		dsnq_failed(j, NULL, reason, 0);
-		break;
+	j->sending = 0;
+	q->active--;
+	if (ev == SUBMIT_DONE) {
+		dsnq_log(j, CONFIG_LOG_INFO, "dsn-submitted", "submitted",
+		    s->reply, NULL, NULL);
+		dsnq_remove(j);
+		dsnq_kick(q);
+		return;
 	}
+	/* A refusal's reply says why: the reason is the step it refused. */
+	dsnq_failed(j, s->reply[0] ? s->reply : NULL, s->reason[0] ?
+	    s->reason : submit_step_name(s->step), s->permanent);
 }
 
 static void
 dsnq_start(struct dsnq_job *j)
 {
-	struct dsnq *q = j->q;
+	struct submit_msg m = {
+		.helo = j->helo,
+		.from = "",
+		.rcpt = j->rcpt,
+		.utf8 = j->utf8,
+		.data = j->data,
+		.len = j->len,
+	};
 
 	j->tries++;
 	j->ready = 0;
-	j->off = 0;
-	j->state = DQ_CONNECT;
-	if ((j->rp = malloc(sizeof(*j->rp))) == NULL) {
-		dsnq_failed(j, NULL, "out of memory", 0);
-		return;
-	}
-	smtp_reply_parser_init(j->rp);
-	q->active++;
-	j->open = 1;
-	if (conn_connect(&j->c, q->loop, (const struct sockaddr *)&j->to,
-	    j->tolen, DSNQ_BUFSIZE, dsnq_event, j) == -1) {
-		j->open = 0;
-		q->active--;
-		dsnq_failed(j, NULL, j->c.error, 0);
-		return;
-	}
-	conn_deadline(&j->c, DSNQ_TIMEOUT);
+	j->sending = 1;
+	j->q->active++;
+	submit_start(&j->sub, j->q->loop, (const struct sockaddr *)&j->to,
+	    j->tolen, &m, DSNQ_TIMEOUT, dsnq_ended, j);
 }
 
 /*
@@ -392,7 +194,7 @@ dsnq_kick(struct dsnq *q)
 again:
 	for (j = q->jobs; j != NULL && q->active < DSNQ_ACTIVE_MAX;
 	    j = j->next)
-		if (j->state == DQ_WAITING && j->ready) {
+		if (!j->sending && j->ready) {
 			dsnq_start(j);
 			goto again;
 		}
@@ -477,12 +279,20 @@ dsnq_submit(struct dsnq *q, const struct sockaddr *to, socklen_t tolen,
 void
 dsnq_free(struct dsnq *q)
 {
+	struct dsnq_job *j;
+
 	if (q == NULL)
 		return;
-	while (q->jobs != NULL) {
-		dsnq_log(q->jobs, CONFIG_LOG_ERROR, "dsn-lost", "lost", NULL,
-		    "mxtls stopped before the notice was submitted", NULL);
-		dsnq_remove(q->jobs);
+	while ((j = q->jobs) != NULL) {
+		/* Taken by the MTA: only the end of the session was left. */
+		if (j->sending && j->sub.step == SUBMIT_QUIT)
+			dsnq_log(j, CONFIG_LOG_INFO, "dsn-submitted",
+			    "submitted", j->sub.reply, NULL, NULL);
+		else
+			dsnq_log(j, CONFIG_LOG_ERROR, "dsn-lost", "lost", NULL,
+			    "mxtls stopped before the notice was submitted",
+			    NULL);
+		dsnq_remove(j);
 	}
 	dsnq_reap(q->loop, &q->reaper, 0);
 	ev_ref(q->loop);

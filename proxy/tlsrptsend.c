@@ -5,7 +5,6 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,35 +19,10 @@
 #include "fetcher.h"
 #include "log.h"
 #include "metrics.h"
-#include "smtp.h"
+#include "submit.h"
 #include "tlsrpt.h"
 #include "tlsrptmsg.h"
 #include "tlsrptsend.h"
-
-#define SMTPC_BUFSIZE 16384
-
-/* What an SMTP delivery of a report waits for, for the logs. */
-enum smtpc_state {
-	SC_CONNECT,
-	SC_GREETING,
-	SC_EHLO,
-	SC_MAIL,
-	SC_RCPT,
-	SC_DATA,
-	SC_BODY,
-	SC_DOT,
-};
-
-static const char *const smtpc_state_names[] = {
-	[SC_CONNECT] = "connect",
-	[SC_GREETING] = "greeting",
-	[SC_EHLO] = "EHLO",
-	[SC_MAIL] = "MAIL",
-	[SC_RCPT] = "RCPT",
-	[SC_DATA] = "DATA",
-	[SC_BODY] = "message",
-	[SC_DOT] = "end of message",
-};
 
 struct job;
 
@@ -63,13 +37,10 @@ struct rsend {
 	struct fetch_call *call;
 	char host[DNS_NAME_MAX];
 	/* mailto: */
-	int open;
-	struct conn c;
-	struct smtp_reply_parser rp;
-	enum smtpc_state state;
+	struct submit sub;
 	char to[TLSRPT_MAIL_ADDR_MAX + 1];
 	char *data;
-	size_t len, off;
+	size_t len;
 	/* Its local end, while open (tlsrpt_own_add): not counted. */
 	struct sockaddr_storage local;
 	int own;
@@ -245,9 +216,7 @@ rsend_cancel(struct rsend *r)
 		fetcher_cancel(r->call);
 	r->dq = NULL;
 	r->call = NULL;
-	if (r->open)
-		conn_free(&r->c);
-	r->open = 0;
+	submit_free(&r->sub);
 }
 
 static void
@@ -419,177 +388,6 @@ https_start(struct rsend *r)
 
 /* ---- mailto: over SMTP ---- */
 
-static void smtpc_event(struct conn *c, enum conn_event ev, void *arg);
-
-static void
-smtpc_fail(struct rsend *r, const char *reply, const char *step)
-{
-	char why[700];
-
-	snprintf(why, sizeof(why), "%s %s: %s", r->j->s->smtp_str, step,
-	    reply);
-	rsend_done(r, why);
-}
-
-static void __attribute__((format(printf, 3, 4)))
-smtpc_send(struct rsend *r, enum smtpc_state next, const char *fmt, ...)
-{
-	char line[SMTP_CMD_LINE_MAX + 64];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(line) - 2) {
-		smtpc_fail(r, "command too long", smtpc_state_names[next]);
-		return;
-	}
-	memcpy(line + n, "\r\n", 2);
-	if (conn_write(&r->c, line, (size_t)n + 2) == -1) {
-		smtpc_fail(r, "out of memory", smtpc_state_names[next]);
-		return;
-	}
-	r->state = next;
-	conn_deadline(&r->c, TLSRPT_SMTP_TIMEOUT);
-}
-
-/* As much of the message as the buffer takes. */
-static void
-smtpc_body(struct rsend *r)
-{
-	size_t n = buf_room(&r->c.out);
-
-	if (n > r->len - r->off)
-		n = r->len - r->off;
-	if (n > 0 && conn_write(&r->c, r->data + r->off, n) == -1) {
-		smtpc_fail(r, "out of memory", "message");
-		return;
-	}
-	r->off += n;
-	conn_deadline(&r->c, TLSRPT_SMTP_TIMEOUT);
-	if (r->off == r->len)
-		r->state = SC_DOT;
-}
-
-static void
-smtpc_reply(struct rsend *r, const struct smtp_reply *rep)
-{
-	struct tlsrpt_sender *s = r->j->s;
-	char sum[600];
-	const char *t;
-	size_t n;
-
-	if (smtp_reply_line(rep, rep->nlines - 1, &t, &n) == -1)
-		n = 0;
-	snprintf(sum, sizeof(sum), "%d %.*s", rep->code, (int)n, n ? t : "");
-	conn_deadline(&r->c, 0);
-	if (rep->code / 100 != 2 && !(r->state == SC_DATA && rep->code == 354)) {
-		smtpc_fail(r, sum, smtpc_state_names[r->state]);
-		return;
-	}
-	switch (r->state) {
-	case SC_GREETING:
-		smtpc_send(r, SC_EHLO, "EHLO %s", s->submitter);
-		break;
-	case SC_EHLO:
-		smtpc_send(r, SC_MAIL, "MAIL FROM:<%s>", s->from);
-		break;
-	case SC_MAIL:
-		smtpc_send(r, SC_RCPT, "RCPT TO:<%s>", r->to);
-		break;
-	case SC_RCPT:
-		smtpc_send(r, SC_DATA, "DATA");
-		break;
-	case SC_DATA:
-		r->state = SC_BODY;
-		smtpc_body(r);
-		break;
-	case SC_DOT:
-		/*
-		 * Taken.  The connection closes without QUIT: the server
-		 * has the message, and nothing is left to wait for.
-		 */
-		rsend_done(r, NULL);
-		break;
-	default:
-		smtpc_fail(r, sum, "a reply nothing asked for");
-		break;
-	}
-}
-
-static void
-smtpc_input(struct rsend *r)
-{
-	enum smtp_reply_status st;
-	size_t used;
-
-	while (r->open && buf_len(&r->c.in) > 0) {
-		if (r->state == SC_BODY || r->state == SC_CONNECT) {
-			smtpc_fail(r, "the server spoke out of turn",
-			    smtpc_state_names[r->state]);
-			return;
-		}
-		st = smtp_reply_feed(&r->rp, buf_head(&r->c.in),
-		    buf_len(&r->c.in), &used);
-		buf_consume(&r->c.in, used);
-		if (st == SMTP_REPLY_MORE)
-			return;
-		if (st == SMTP_REPLY_ERROR) {
-			smtpc_fail(r, r->rp.err, smtpc_state_names[r->state]);
-			return;
-		}
-		smtpc_reply(r, &r->rp.reply);
-		smtp_reply_parser_init(&r->rp);
-	}
-}
-
-static void
-smtpc_event(struct conn *c, enum conn_event ev, void *arg)
-{
-	struct rsend *r = arg;
-	char why[320];
-	socklen_t sl;
-
-	(void)c;
-	switch (ev) {
-	case CONN_EV_CONNECTED:
-		/*
-		 * Our end of the connection: when the listener is mxtls's own,
-		 * the session it runs for this report is not counted.
-		 */
-		sl = sizeof(r->local);
-		if (getsockname(r->c.fd, (struct sockaddr *)&r->local,
-		    &sl) == 0 && tlsrpt_own_add(r->j->s->t,
-		    (struct sockaddr *)&r->local) == 0)
-			r->own = 1;
-		r->state = SC_GREETING;
-		conn_set_reading(&r->c, 1);
-		conn_deadline(&r->c, TLSRPT_SMTP_TIMEOUT);
-		break;
-	case CONN_EV_INPUT:
-		smtpc_input(r);
-		break;
-	case CONN_EV_DRAINED:
-		if (r->state == SC_BODY)
-			smtpc_body(r);
-		break;
-	case CONN_EV_TLS_READY:
-		break;
-	case CONN_EV_EOF:
-		smtpc_fail(r, "connection closed by the server",
-		    smtpc_state_names[r->state]);
-		break;
-	case CONN_EV_ERROR:
-		snprintf(why, sizeof(why), "%s", r->c.error);
-		smtpc_fail(r, why, smtpc_state_names[r->state]);
-		break;
-	case CONN_EV_TIMEOUT:
-		smtpc_fail(r, "timeout", smtpc_state_names[r->state]);
-		break;
-	}
-}
-
 /* The report as a message (RFC 8460 section 5.3), dot-stuffed. */
 static int
 mailto_message(struct rsend *r)
@@ -620,10 +418,29 @@ mailto_message(struct rsend *r)
 	return r->data != NULL ? 0 : -1;
 }
 
+/* The SMTP server took the report, or not. */
+static void
+mailto_ended(struct submit *sub, enum submit_event ev, void *arg)
+{
+	struct rsend *r = arg;
+	char why[sizeof(sub->reply) + sizeof(r->j->s->smtp_str) + 32];
+
+	if (ev == SUBMIT_DONE) {
+		rsend_done(r, NULL);
+		return;
+	}
+	snprintf(why, sizeof(why), "%s %s: %s", r->j->s->smtp_str,
+	    submit_step_name(sub->step), sub->reason[0] ? sub->reason :
+	    sub->reply);
+	rsend_done(r, why);
+}
+
 static void
 mailto_start(struct rsend *r)
 {
 	struct tlsrpt_sender *s = r->j->s;
+	struct submit_msg m = { 0 };
+	socklen_t sl;
 
 	if (s->smtp_why != NULL) {
 		rsend_done(r, s->smtp_why);
@@ -638,16 +455,23 @@ mailto_start(struct rsend *r)
 		rsend_done(r, "out of memory");
 		return;
 	}
-	smtp_reply_parser_init(&r->rp);
-	r->state = SC_CONNECT;
-	r->open = 1;
-	if (conn_connect(&r->c, s->loop, (struct sockaddr *)&s->smtp,
-	    s->smtplen, SMTPC_BUFSIZE, smtpc_event, r) == -1) {
-		r->open = 0;
-		smtpc_fail(r, r->c.error, "connect");
-		return;
-	}
-	conn_deadline(&r->c, TLSRPT_SMTP_TIMEOUT);
+	m.helo = s->submitter;
+	m.from = s->from;
+	m.rcpt = r->to;
+	m.data = r->data;
+	m.len = r->len;
+	submit_start(&r->sub, s->loop, (struct sockaddr *)&s->smtp,
+	    s->smtplen, &m, TLSRPT_SMTP_TIMEOUT, mailto_ended, r);
+	/*
+	 * Our end of the connection, bound once it is started: when the
+	 * listener is mxtls's own, the session it runs for this report is
+	 * not counted.
+	 */
+	sl = sizeof(r->local);
+	if (r->sub.open && getsockname(r->sub.c.fd,
+	    (struct sockaddr *)&r->local, &sl) == 0 &&
+	    tlsrpt_own_add(s->t, (struct sockaddr *)&r->local) == 0)
+		r->own = 1;
 }
 
 /* ---- a domain's report ---- */

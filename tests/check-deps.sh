@@ -32,6 +32,13 @@ for f in proxy/upstream.c proxy/upstream.h; do
 		bad "$f: the upstream must not include session.h (it reports to its owner through a callback)"
 	fi
 done
+# The SMTP submission client serves the notices and the reports and
+# knows neither: each hears from it through a callback.
+for f in proxy/submit.c proxy/submit.h; do
+	if grep -qE '#include *"(dsnq|tlsrptsend)\.h"' "$f"; then
+		bad "$f: submit must not include dsnq.h or tlsrptsend.h (it reports to its owner through a callback)"
+	fi
+done
 # The repository stands on its own: comments, tests and docs cite docs/
 # (behaviour.md, security.md), never the design notes that were never in
 # it.  The pattern is written so that this line does not match itself.
