@@ -2232,6 +2232,9 @@ up_event(struct conn *c, enum conn_event ev, void *arg)
 		break;
 	case CONN_EV_TIMEOUT:
 		if (u->capped && u->state != UP_REUSE) {
+			/* The reason given is this host's, not the last one's. */
+			snprintf(u->last_error, sizeof(u->last_error),
+			    "timeout %s", up_states[u->state].waiting);
 			up_out_of_time(u);
 			break;
 		}

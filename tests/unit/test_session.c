@@ -675,8 +675,8 @@ test_rcpt_timeout_caps_the_upstream(void)
 	};
 	static const struct step out_of_time[] = {
 		{ UP_TIMEOUT, NULL, "451 4.4.2 No next hop for example.net "
-		    "answered within rcpt_timeout (240 s): timeout connecting"
-		    "\r\n", NULL },
+		    "answered within rcpt_timeout (240 s): timeout waiting for "
+		    "the greeting\r\n", NULL },
 		{ END },
 	};
 
