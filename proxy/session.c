@@ -946,8 +946,8 @@ session_rcpt_route(struct session *s, struct policy_decision *dec)
 	session_enter(s, ST_RELAY);
 	if (s->u.open && s->u.txn_open)
 		upstream_rcpt(&s->u);
-	else if (s->u.open && strcmp(s->u.key, s->route.key) == 0)
-		upstream_mail(&s->u); /* an idle upstream for the same route */
+	else if (upstream_idle_serves(&s->u))
+		upstream_mail(&s->u);
 	else
 		upstream_open(&s->u);
 	return 1;

@@ -2276,6 +2276,20 @@ upstream_free(struct upstream *u)
 	dane_tlsa_set_clear(&u->tlsa);
 }
 
+/*
+ * The idle connection may carry the route's next transaction as it is,
+ * without new lookups: not where DANE may apply, whose verdict holds
+ * only for the DNS answers it was made with.  Such a route goes through
+ * upstream_open: the connection waits in the cache under those answers,
+ * and the new lookups take it back only if nothing changed.
+ */
+int
+upstream_idle_serves(const struct upstream *u)
+{
+	return u->open && !u->txn_open &&
+	    strcmp(u->key, u->route->key) == 0 && !up_route_dane(u);
+}
+
 void
 upstream_mail(struct upstream *u)
 {

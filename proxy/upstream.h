@@ -286,7 +286,12 @@ int upstream_route_id(const struct upstream *u,
  * UP_EV_FAILED).  The previous route's idle connection goes to the cache.
  */
 void upstream_open(struct upstream *u);
-/* The connection is idle and serves the route: MAIL and RCPT on it. */
+/*
+ * The connection is idle and may serve the route as it is (where DANE
+ * may apply, never: its answers are looked up again, upstream_open).
+ */
+int upstream_idle_serves(const struct upstream *u);
+/* On an idle connection that serves the route: MAIL and RCPT. */
 void upstream_mail(struct upstream *u);
 /* A transaction is open: the next RCPT. */
 void upstream_rcpt(struct upstream *u);

@@ -516,8 +516,35 @@ EOF
 		grep -qE ' event=delivery .* reused=yes' "$W/log.cache-reuse"
 	check "cache-reuse: ... after this session's own TLSA lookup (event=dane)" \
 		grep -qE ' event=dane mx=mx\.cachex\.test .*state=auth' "$W/log.cache-reuse"
+	# One session, two messages, the TLSA record changed between them:
+	# the session's own idle connection, verified under the old record,
+	# must not carry the second message without new lookups.
+	rm -f "$W/resigned"
+	_m=$(mxtls_mark)
+	smtpc "$W/smtp.cache-session" mxtls "EHLO client.test" "MAIL FROM:<s@sender.test>" \
+		"RCPT TO:<mx-session1@cachex.test>" "DATA=$W/msg.txt" "WAITFOR=$W/resigned" \
+		"MAIL FROM:<s@sender.test>" "RCPT TO:<mx-session2@cachex.test>" "DATA=$W/msg.txt" \
+		"QUIT" &
+	_sp=$!
+	_t=$(it_until 30)
+	until grep -q '^DOT => ' "$W/smtp.cache-session" 2>/dev/null || [ "$(date +%s)" -ge "$_t" ]; do
+		sleep 0.1
+	done
+	_re=no
 	if dnssec_retlsa cachex.test mx.cachex.test 3 1 1 "$OTHER"; then
+		_re=yes
 		sleep 2 # the old record's TTL (1 s) runs out in mxtls's resolver
+	fi
+	: >"$W/resigned"
+	wait "$_sp"
+	log_since "$MXTLS_LOG" "$_m" >"$W/log.cache-session"
+	check "cache-session: the first message delivered over DANE" \
+		reply_is "$W/smtp.cache-session" DOT '250 .*verified by DANE'
+	check_if "$_re" "cache-session: after the TLSA record changed, the second message was not sent on the session's idle connection (451 4.7.5)" \
+		reply_is "$W/smtp.cache-session" DOT '451 4\.7\.5' 2
+	check_if "$_re" "cache-session: ... the new record was looked up, and a new connection failed it" \
+		grep -qE 'did not match the certificate' "$W/log.cache-session"
+	if [ "$_re" = yes ]; then
 		cache_send cache-changed
 		check "cache-changed: the connection verified under the old TLSA record was not reused" \
 			no_grep_since "$W/log.cache-changed" 0 ' reused=yes'

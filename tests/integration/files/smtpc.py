@@ -13,11 +13,15 @@ STEP is
     RAW=FILE    FILE's bytes sent exactly as they are; then one reply is read
                 (label "RAW")
     PIPE=CMD|CMD|...  several commands in one write (PIPELINING); one reply each
+    WAITFOR=FILE  nothing sent: wait until FILE exists (the test changes the
+                world in between), at most the timeout (label "WAITFOR")
 The greeting is labelled CONNECT.  Exit 0 when the script ran to its end (any
 reply codes), 2 on a connection error or timeout (printed as "LABEL => !!! why").
 """
+import os
 import socket
 import sys
+import time
 
 
 def read_reply(f):
@@ -83,6 +87,13 @@ def main():
                     label = "RAW"
                     s.sendall(fh.read())
                 show(label, read_reply(f))
+            elif step.startswith("WAITFOR="):
+                label = "WAITFOR"
+                end = time.monotonic() + timeout
+                while not os.path.exists(step[8:]):
+                    if time.monotonic() > end:
+                        raise OSError("%s never appeared" % step[8:])
+                    time.sleep(0.05)
             elif step.startswith("PIPE="):
                 cmds = step[5:].split("|")
                 s.sendall(b"".join(c.encode() + b"\r\n" for c in cmds))
