@@ -23,7 +23,6 @@
 #include <openssl/pem.h>
 #include <openssl/sha.h>
 
-#include "config.h"
 #include "dkim.h"
 #include "dkimsign.h"
 
@@ -236,15 +235,15 @@ static struct {
 } in_use;
 
 void
-dkim_use(const struct config *cfg)
+dkim_use(struct dkim_key *k, const char *d, const char *s)
 {
 	struct dkim_key *old = in_use.key;
 
 	in_use.key = NULL;
-	if (cfg != NULL && cfg->dkim_key != NULL) {
-		in_use.key = dkim_key_ref(cfg->dkim_key);
-		snprintf(in_use.d, sizeof(in_use.d), "%s", cfg->dkim_domain);
-		snprintf(in_use.s, sizeof(in_use.s), "%s", cfg->dkim_selector);
+	if (k != NULL && d != NULL && s != NULL) {
+		in_use.key = dkim_key_ref(k);
+		snprintf(in_use.d, sizeof(in_use.d), "%s", d);
+		snprintf(in_use.s, sizeof(in_use.s), "%s", s);
 	}
 	dkim_key_free(old);
 }

@@ -7,8 +7,8 @@
  *
  * [report] dkim_key, dkim_selector and dkim_domain are read by config.c
  * (the key file through dkim_key_load, at start and at each SIGHUP);
- * main.c names the config in force with dkim_use(), and the report
- * sender signs each mailto: message with dkim_sign_report().
+ * main.c names the key of the config in force with dkim_use(), and the
+ * report sender signs each mailto: message with dkim_sign_report().
  */
 #ifndef MXTLS_DKIMSIGN_H
 #define MXTLS_DKIMSIGN_H
@@ -16,7 +16,6 @@
 #include <stddef.h>
 #include <time.h>
 
-struct config;
 struct dkim_key;
 
 /*
@@ -54,10 +53,11 @@ char *dkim_sign(const struct dkim_key *k, const char *d, const char *s,
     size_t *outlen);
 
 /*
- * The config whose [report] dkim_* keys sign from now on (NULL: none).
- * The key is referenced, the names copied: cfg may be freed after.
+ * The key, domain (d=) and selector (s=) that sign reports from now on:
+ * the config's [report] dkim_*, NULL for none.  The key is referenced,
+ * the names copied: the config may be freed after.
  */
-void dkim_use(const struct config *cfg);
+void dkim_use(struct dkim_key *k, const char *d, const char *s);
 
 /*
  * *msg (*len bytes, from tlsrpt_mail_build) replaced by itself signed

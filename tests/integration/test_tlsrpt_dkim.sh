@@ -188,7 +188,7 @@ check "python3-dkim: the report of $D verifies, ed25519-sha256, s=ed, the key re
 	dkim_check "${ED_MAIL:-/nonexistent}" "$OFF2" ed25519-sha256 ed
 check "... a byte of its text changed: it does not" dkim_check "${ED_MAIL:-/nonexistent}" "$OFF2" ed25519-sha256 ed body
 check "... TLS-Report-Domain changed: it does not" dkim_check "${ED_MAIL:-/nonexistent}" "$OFF2" ed25519-sha256 ed header
-check "... a second From on top (From is oversigned): it does not" dkim_check "${ED_MAIL:-/nonexistent}" "$OFF2" ed25519-sha256 ed from
+check "... a second From on top: it does not" dkim_check "${ED_MAIL:-/nonexistent}" "$OFF2" ed25519-sha256 ed from
 pol_send "$W/smtp.2" r2@good.test
 check "D+1: good.test delivered (counted)" reply_is "$W/smtp.2" DOT '^250 '
 sleep 2
