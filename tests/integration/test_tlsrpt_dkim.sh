@@ -31,9 +31,11 @@ next_day_at() { echo $(((NOW / 86400 + 1) * 86400 + $1 - $(date -u +%s))); }
 # ---------------------------------------------------------------- keys, DNS
 
 mkdir -p "$W/keys"
-openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$W/keys/rsa.pem" 2>"$W/keys/err" &&
-	openssl genpkey -algorithm ed25519 -out "$W/keys/ed.pem" 2>>"$W/keys/err" ||
-	{ fail "openssl makes the test keys" "$(cat "$W/keys/err")"; finish; }
+if ! openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$W/keys/rsa.pem" 2>"$W/keys/err" ||
+	! openssl genpkey -algorithm ed25519 -out "$W/keys/ed.pem" 2>>"$W/keys/err"; then
+	fail "openssl makes the test keys" "$(cat "$W/keys/err")"
+	finish
+fi
 # Readable by the user mxtls runs as (nobody), as the README asks.
 chmod 644 "$W/keys/rsa.pem" "$W/keys/ed.pem"
 cp "$W/keys/ed.pem" "$W/keys/root-only.pem"
