@@ -7,7 +7,7 @@ build="gcc make libc6-dev pkg-config ca-certificates android-libboringssl-dev
 libev-dev libidn2-dev libcurl4-gnutls-dev
 libunbound-dev libevent-dev dns-root-data libsystemd-dev dpkg-dev zlib1g-dev"
 test="$build postfix swaks dnsmasq-base openssl iproute2 python3 procps prometheus nginx
-iptables nftables python3-yaml shellcheck systemd clang libclang-rt-14-dev
+iptables nftables python3-yaml python3-dkim shellcheck systemd clang libclang-rt-14-dev
 valgrind libnet-ssleay-perl nsd ldnsutils unbound unbound-host bind9-dnsutils m4"
 
 case "${1:-build}" in

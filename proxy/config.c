@@ -41,6 +41,8 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "dkim.h"
+#include "dkimsign.h"
 #include "inireader.h"
 #include "sections.h"
 
@@ -126,7 +128,7 @@ struct keydef {
 
 static special_fn set_user, set_hostname, set_allow_clients,
     set_allow_private_mx, set_servers, set_url, set_signing_key, set_default,
-    set_submitter;
+    set_submitter, set_dkim_name;
 
 #define CF(field) offsetof(struct config, field)
 #define SECS "a number of seconds > 0 (at most " SECONDS_MAX_TEXT ")"
@@ -285,6 +287,12 @@ static const struct keydef keydefs[] = {
 	    .type = T_ADDR, .off = CF(report_submit),
 	    .what = "IPV4:PORT or [IPV6]:PORT (the MTA's SMTP listener)",
 	    .lenoff = CF(report_submit_len), .stroff = CF(report_submit_str) },
+	/* The key file itself is read by check_report(), once all is in. */
+	{ K_REPORT, "dkim_key", .type = T_FILE, .off = CF(dkim_key_path) },
+	{ K_REPORT, "dkim_selector",
+	    .type = T_SPECIAL, .off = CF(dkim_selector), .fn = set_dkim_name },
+	{ K_REPORT, "dkim_domain",
+	    .type = T_SPECIAL, .off = CF(dkim_domain), .fn = set_dkim_name },
 	{ K_PROFILE, "tls", .type = T_POLICY },
 	{ K_PROFILE, "verify", .type = T_POLICY },
 	{ K_PROFILE, "min_version", .type = T_POLICY },
@@ -1179,6 +1187,19 @@ set_submitter(struct loader *ld, const struct keydef *kd, const char *v,
 	return set_str(ld, &ld->cfg->report_submitter, v);
 }
 
+/* dkim_selector, dkim_domain: a name that goes into DNS and d=/s=. */
+static int
+set_dkim_name(struct loader *ld, const struct keydef *kd, const char *v,
+    char *why, size_t whylen)
+{
+	if (!dkim_name_valid(v)) {
+		snprintf(why, whylen, "\"%s\": expected a domain name (labels "
+		    "of letters, digits, \"-\" and \"_\")", v);
+		return -1;
+	}
+	return set_str(ld, (char **)((char *)ld->cfg + kd->off), v);
+}
+
 /* ---- [profile NAME] and [match PATTERN] ---- */
 
 static struct sectinfo *
@@ -1471,6 +1492,49 @@ check_dnssec(struct loader *ld)
 }
 
 /*
+ * [report] dkim_*: a key needs a selector and the reverse (the domain
+ * defaults to the submitter); the key file is read here, so that a bad
+ * one is an error of its line at start, at SIGHUP and for mxtls -t.
+ */
+static void
+check_dkim(struct loader *ld)
+{
+	struct config *cfg = ld->cfg;
+	char why[WHY_MAX];
+
+	if (cfg->dkim_key_path == NULL) {
+		if (cfg->dkim_selector != NULL)
+			lerr(ld, key_line(ld, K_REPORT, "dkim_selector"),
+			    "[report] dkim_selector: needs dkim_key (the "
+			    "private key that signs mailed reports)");
+		if (cfg->dkim_domain != NULL)
+			lerr(ld, key_line(ld, K_REPORT, "dkim_domain"),
+			    "[report] dkim_domain: needs dkim_key and "
+			    "dkim_selector");
+		return;
+	}
+	if (cfg->dkim_selector == NULL) {
+		lerr(ld, key_line(ld, K_REPORT, "dkim_key"), "[report] "
+		    "dkim_key: needs dkim_selector (the selector of the "
+		    "key's DNS record, SELECTOR._domainkey.DOMAIN)");
+		return;
+	}
+	if (cfg->dkim_domain == NULL && cfg->report_submitter != NULL) {
+		if (!dkim_name_valid(cfg->report_submitter)) {
+			lerr(ld, key_line(ld, K_REPORT, "dkim_key"), "[report] "
+			    "dkim_key: the submitter \"%s\" is no domain name "
+			    "for d=: set dkim_domain", cfg->report_submitter);
+			return;
+		}
+		cfg->dkim_domain = xstrdup(ld, cfg->report_submitter);
+	}
+	if ((cfg->dkim_key = dkim_key_load(cfg->dkim_key_path, why,
+	    sizeof(why))) == NULL)
+		lerr(ld, key_line(ld, K_REPORT, "dkim_key"), "[report] "
+		    "dkim_key: %s", why);
+}
+
+/*
  * [report]: a report names who sends it, so counting starts only with
  * an organization_name; submitter and contact_info have defaults.
  */
@@ -1494,6 +1558,7 @@ check_report(struct loader *ld)
 	if (cfg->report_contact == NULL && cfg->report_submitter != NULL &&
 	    asprintf(&c, "postmaster@%s", cfg->report_submitter) != -1)
 		cfg->report_contact = c;
+	check_dkim(ld);
 }
 
 /* The admin and DSN sockets must not take the port of listen. */
@@ -1856,6 +1921,10 @@ config_free(struct config *cfg)
 	free(cfg->report_contact);
 	free(cfg->report_submitter);
 	free(cfg->report_submit_str);
+	free(cfg->dkim_key_path);
+	free(cfg->dkim_selector);
+	free(cfg->dkim_domain);
+	dkim_key_free(cfg->dkim_key);
 	free(cfg->user);
 	free(cfg->hostname);
 	free(cfg->state_dir);

@@ -177,6 +177,15 @@ struct config {
 	struct sockaddr_storage report_submit;
 	socklen_t report_submit_len;
 	char *report_submit_str;
+	/*
+	 * dkim_key (a PEM file, read at start and at SIGHUP into dkim_key),
+	 * dkim_selector and dkim_domain (default: the submitter): all or
+	 * none.  dkim_key NULL: mailto reports go unsigned.
+	 */
+	char *dkim_key_path;
+	char *dkim_selector;
+	char *dkim_domain;
+	struct dkim_key *dkim_key;
 
 	/* [policy] retry_delay and fallback_ttl (whole seconds, > 0) */
 	struct failure_timing timing;

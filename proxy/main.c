@@ -19,6 +19,7 @@
 #include "admin.h"
 #include "central.h"
 #include "clock.h"
+#include "dkimsign.h"
 #include "dns.h"
 #include "dsnq.h"
 #include "explain.h"
@@ -303,6 +304,8 @@ main_reload(struct ev_loop *loop, ev_signal *w, int revents)
 		    d.px.rt->cfgp->listen_str, "reason",
 		    "a new listen address needs a restart", NULL);
 	log_setup(rt->cfg.log_format, rt->cfg.log_level);
+	/* The key read for this config, or none. */
+	dkim_use(rt->cfg.dkim_key, rt->cfg.dkim_domain, rt->cfg.dkim_selector);
 	main_set_runtime(eff);
 	runtime_release(d.base);
 	d.base = rt;
@@ -503,6 +506,7 @@ main_run(void)
 	/* After the drop: the fetcher never runs with our old privileges. */
 	if (main_start_fetching(cfg) == -1)
 		return 1;
+	dkim_use(cfg->dkim_key, cfg->dkim_domain, cfg->dkim_selector);
 	/* Counts for TLS reports, written as the user mxtls now is. */
 	if (cfg->report_enabled && ((d.px.tlsrpt = tlsrpt_open(d.px.loop,
 	    cfg->state_dir, err, sizeof(err))) == NULL ||
@@ -553,6 +557,7 @@ main_run(void)
 	upcache_free(&d.px.cache);
 	dsnq_free(d.px.dsnq);
 	tlsrpt_close(d.px.tlsrpt);
+	dkim_use(NULL, NULL, NULL);
 	if (d.admin != NULL)
 		admin_stop(d.admin);
 	central_free(d.central);

@@ -15,6 +15,7 @@
 #include "clock.h"
 #include "config.h"
 #include "conn.h"
+#include "dkimsign.h"
 #include "dns.h"
 #include "fetcher.h"
 #include "log.h"
@@ -193,11 +194,11 @@ tlsrpt_send_start(struct tlsrpt *t, const struct config *cfg,
 		snprintf(s->from, sizeof(s->from), "tlsrpt-noreply@%s",
 		    s->submitter);
 	sender_smtp_target(s, cfg);
-	if (cfg->report_submit_len == 0)
-		log_warn(0, "tlsrpt-mailto-unsigned", "reason", "[report] "
-		    "submit is not set: mailto: reports leave through mxtls "
-		    "without the DKIM signature RFC 8460 asks for, and "
-		    "collectors may ignore them", NULL);
+	if (cfg->report_submit_len == 0 && cfg->dkim_key == NULL)
+		log_warn(0, "tlsrpt-mailto-unsigned", "reason", "neither "
+		    "[report] dkim_key nor submit is set: mailto: reports "
+		    "leave through mxtls without the DKIM signature RFC 8460 "
+		    "asks for, and collectors may ignore them", NULL);
 	tlsrpt_set_sender(t, s);
 	return 0;
 }
@@ -411,8 +412,12 @@ mailto_message(struct rsend *r)
 	m.end = m.begin + 86399;
 	m.gz = j->gz;
 	m.gzlen = j->gzlen;
-	if ((msg = tlsrpt_mail_build(&m, &len)) == NULL)
+	/* DKIM-signed with [report] dkim_key, if set (RFC 8460 section 3). */
+	if ((msg = tlsrpt_mail_build(&m, &len)) == NULL ||
+	    dkim_sign_report(&msg, &len, m.date) < 0) {
+		free(msg);
 		return -1;
+	}
 	r->data = tlsrpt_mail_data(msg, len, &r->len);
 	free(msg);
 	return r->data != NULL ? 0 : -1;

@@ -2,7 +2,7 @@
 # The include directions of README.md, "Layout": proxy/ may use policy/,
 # never the reverse; policy/ sees no libev, libunbound or BoringSSL; only
 # policy/fetch.c includes curl; only proxy/conn.c, proxy/tls.c,
-# proxy/sign.c and proxy/dane.c include BoringSSL.
+# proxy/sign.c, proxy/dkimsign.c and proxy/dane.c include BoringSSL.
 fail=0
 bad() { echo "check-deps: $1" >&2; fail=1; }
 
@@ -17,9 +17,9 @@ for f in policy/*.c policy/*.h; do
 done
 for f in proxy/*.c proxy/*.h; do
 	[ -e "$f" ] || continue
-	case "$f" in proxy/conn.c | proxy/tls.c | proxy/sign.c | proxy/dane.c) continue ;; esac
+	case "$f" in proxy/conn.c | proxy/tls.c | proxy/sign.c | proxy/dkimsign.c | proxy/dane.c) continue ;; esac
 	if grep -qE '#include *<openssl/' "$f"; then
-		bad "$f: only proxy/conn.c, proxy/tls.c, proxy/sign.c and proxy/dane.c may include BoringSSL"
+		bad "$f: only proxy/conn.c, proxy/tls.c, proxy/sign.c, proxy/dkimsign.c and proxy/dane.c may include BoringSSL"
 	fi
 	if grep -qE '#include *<curl/' "$f"; then
 		bad "$f: curl must never be linked into mxtls (docs/behaviour.md section 1)"

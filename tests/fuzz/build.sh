@@ -22,7 +22,7 @@ srcs() {
 		echo "proxy/smtp.c" ;;
 	config)
 		echo "proxy/config.c policy/inireader.c policy/sections.c policy/seen.c policy/policy.c policy/dane.c policy/dnssec.c
-		    policy/failure.c -lidn2" ;;
+		    policy/failure.c policy/dkim.c proxy/dkimsign.c -lidn2 -lcrypto" ;;
 	document)
 		echo "policy/document.c policy/inireader.c policy/sections.c policy/seen.c policy/policy.c policy/dane.c policy/dnssec.c -lidn2" ;;
 	mtasts_txt | mtasts_policy)

@@ -437,6 +437,8 @@ assert re.fullmatch(r"mta\.sender\.test!good\.test!%d!%d![0-9a-f]+\.json\.gz"
 assert json.loads(gzip.decompress(att.get_content())) == good
 print(json.dumps(good))
 EOF
+check "without [report] dkim_key the mailed report carries no DKIM-Signature (test_tlsrpt_dkim.sh signs)" \
+	sh -c "[ -f '${MAIL:-/nonexistent}' ] && ! grep -qi '^DKIM-Signature:' '${MAIL:-/nonexistent}'"
 check "the reports: RFC 8460 schema, the counts caused, the mail's MIME structure and attachment" \
 	python3 "$W/check.py" "$W/posts" "${MAIL:-/nonexistent}" "$D"
 python3 "$W/check.py" "$W/posts" "${MAIL:-/nonexistent}" "$D" 2>/dev/null | sed 's/^/# report: /'

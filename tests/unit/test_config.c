@@ -1589,6 +1589,61 @@ test_report(void)
 }
 
 /*
+ * [report] dkim_key, dkim_selector, dkim_domain: all or none (the domain
+ * defaults to the submitter); the key file is read by config_load, and
+ * a bad one is an error of its line.
+ */
+static void
+test_report_dkim(void)
+{
+	struct config cfg;
+
+	write_file("ed.pem", "-----BEGIN PRIVATE KEY-----\n"
+	    "MC4CAQAwBQYDK2VwBCIEIJ1hsZ3v/VpguoRK9JLsLMREScVpezJpGXA7rAMcrn9g\n"
+	    "-----END PRIVATE KEY-----\n");
+	write_file("junk.pem", "-----BEGIN PRIVATE KEY-----\nAAAA\n"
+	    "-----END PRIVATE KEY-----\n");
+	if (LOAD_OK("d.ini", "[tls]\nca_bundle = ca.crt\n[report]\n"
+	    "submitter = mta.sender.example\ndkim_key = ed.pem\n"
+	    "dkim_selector = tlsrpt\n", &cfg) == 0) {
+		CHECK(cfg.dkim_key != NULL);
+		CHECK_STR(cfg.dkim_selector, "tlsrpt");
+		CHECK_STR(cfg.dkim_domain, "mta.sender.example");
+		CHECK(cfg.dkim_key_path != NULL &&
+		    strstr(cfg.dkim_key_path, "/ed.pem") != NULL);
+	}
+	config_free(&cfg);
+	if (LOAD_OK("d.ini", "[tls]\nca_bundle = ca.crt\n[report]\n"
+	    "dkim_key = ed.pem\ndkim_selector = s2024\n"
+	    "dkim_domain = sender.example\n", &cfg) == 0) {
+		CHECK(cfg.dkim_key != NULL);
+		CHECK_STR(cfg.dkim_domain, "sender.example");
+	}
+	config_free(&cfg);
+	if (LOAD_OK("d.ini", "[tls]\nca_bundle = ca.crt\n", &cfg) == 0)
+		CHECK(cfg.dkim_key == NULL);
+	config_free(&cfg);
+	LOAD_ERR("e.ini", "[report]\ndkim_key = ed.pem\n",
+	    "F:2: [report] dkim_key: needs dkim_selector (the selector of the "
+	    "key's DNS record, SELECTOR._domainkey.DOMAIN)");
+	LOAD_ERR("e.ini", "[report]\n\ndkim_selector = tlsrpt\n",
+	    "F:3: [report] dkim_selector: needs dkim_key (the private key "
+	    "that signs mailed reports)");
+	LOAD_ERR("e.ini", "[report]\ndkim_domain = sender.example\n",
+	    "F:2: [report] dkim_domain: needs dkim_key and dkim_selector");
+	LOAD_ERR("e.ini", "[report]\ndkim_key = junk.pem\n"
+	    "dkim_selector = tlsrpt\n",
+	    "F:2: [report] dkim_key: T/junk.pem: not a PEM private key "
+	    "(unencrypted RSA or Ed25519)");
+	LOAD_ERR("e.ini", "[report]\ndkim_key = ed.pem\n"
+	    "dkim_selector = a;b\n",
+	    "F:2: [report] dkim_key: needs dkim_selector (the selector of the "
+	    "key's DNS record, SELECTOR._domainkey.DOMAIN)",
+	    "F:3: [report] dkim_selector: \"a;b\": expected a domain name "
+	    "(labels of letters, digits, \"-\" and \"_\")");
+}
+
+/*
  * R17-07: the MTA waits 600 s for the reply to its final dot (Postfix's
  * smtp_data_done_timeout, Exim's final_timeout).  mxtls must give up on
  * the upstream first, so that the MTA gets a 4xx from mxtls instead of
@@ -1638,6 +1693,7 @@ main(void)
 	RUN(test_mta_sts_cache_bytes);
 	RUN(test_dsn_submit);
 	RUN(test_report);
+	RUN(test_report_dkim);
 	RUN(R17_07_data_done_timeout_below_the_MTAs_600_s);
 	cleanup();
 	return T_DONE();
