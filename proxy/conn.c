@@ -11,6 +11,7 @@
 #include <openssl/ssl.h>
 
 #include "conn.h"
+#include "sockaddr.h"
 #include "tls.h"
 
 /* Linux netfilter's getsockopt names, without its conflicting headers. */
@@ -508,33 +509,13 @@ conn_free(struct conn *c)
 	buf_free(&c->out);
 }
 
-int
-conn_sockaddr_str(const struct sockaddr *sa, char *dst, size_t len)
-{
-	const void *a;
-
-	if (sa->sa_family == AF_INET)
-		a = &((const struct sockaddr_in *)sa)->sin_addr;
-	else if (sa->sa_family == AF_INET6)
-		a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-	else {
-		snprintf(dst, len, "unknown");
-		return -1;
-	}
-	if (inet_ntop(sa->sa_family, a, dst, len) == NULL) {
-		snprintf(dst, len, "unknown");
-		return -1;
-	}
-	return 0;
-}
-
 const char *
 conn_peer_str(const struct conn *c, char *dst, size_t len)
 {
 	if (c->peerlen == 0)
 		snprintf(dst, len, "unknown");
 	else
-		conn_sockaddr_str((const struct sockaddr *)&c->peer, dst, len);
+		sockaddr_str((const struct sockaddr *)&c->peer, dst, len);
 	return dst;
 }
 

@@ -99,6 +99,5 @@ int conn_original_dst(const struct conn *c, struct sockaddr_storage *ss,
 void conn_set_upstream_mark(int mark);
 /* The peer address as text ("127.0.0.1", "::1"). */
 const char *conn_peer_str(const struct conn *c, char *dst, size_t len);
-int conn_sockaddr_str(const struct sockaddr *sa, char *dst, size_t len);
 
 #endif

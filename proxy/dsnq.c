@@ -8,6 +8,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "smtp.h"
+#include "sockaddr.h"
 #include "submit.h"
 
 #define DSNQ_JOBS_MAX 1000
@@ -252,7 +253,7 @@ dsnq_submit(struct dsnq *q, const struct sockaddr *to, socklen_t tolen,
 	j->q = q;
 	memcpy(&j->to, to, tolen);
 	j->tolen = tolen;
-	conn_sockaddr_str(to, addr, sizeof(addr));
+	sockaddr_str(to, addr, sizeof(addr));
 	snprintf(j->to_str, sizeof(j->to_str), to->sa_family == AF_INET6 ?
 	    "[%s]:%u" : "%s:%u", addr, ntohs(((const struct sockaddr_in *)
 	    to)->sin_port));

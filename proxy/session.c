@@ -14,6 +14,7 @@
 #include "metrics.h"
 #include "session.h"
 #include "smtp.h"
+#include "sockaddr.h"
 #include "stsrule.h"
 #include "sts.h"
 #include "tls.h"
@@ -1443,7 +1444,7 @@ session_original_dst(struct session *s)
 	if (conn_original_dst(&s->down, &s->u.orig, &len) == -1)
 		return -1;
 	s->u.transparent = 1;
-	conn_sockaddr_str((struct sockaddr *)&s->u.orig, s->u.orig_str,
+	sockaddr_str((struct sockaddr *)&s->u.orig, s->u.orig_str,
 	    sizeof(s->u.orig_str));
 	s->u.orig_port = ntohs(((struct sockaddr_in *)&s->u.orig)->sin_port);
 	log_info(s->id, "original-destination", "addr", s->u.orig_str, NULL);
@@ -1458,7 +1459,7 @@ session_count_client(struct proxy *px, const struct sockaddr_storage *a)
 	int n = 0;
 
 	for (s = px->live; s != NULL; s = s->next)
-		n += upstream_same_addr(&s->down.peer, a);
+		n += sockaddr_same(&s->down.peer, a, 0);
 	return n;
 }
 

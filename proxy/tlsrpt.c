@@ -20,6 +20,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "runtime.h"
+#include "sockaddr.h"
 #include "tlsrpt.h"
 #include "tlsrptsend.h"
 
@@ -212,27 +213,6 @@ tlsrpt_own_norm(const struct sockaddr *sa, struct sockaddr_storage *out)
 		out->ss_family = AF_UNSPEC;
 }
 
-/* Address and port equal (both normalised). */
-static int
-tlsrpt_own_same(const struct sockaddr_storage *a,
-    const struct sockaddr_storage *b)
-{
-	const struct sockaddr_in *a4 = (const struct sockaddr_in *)a;
-	const struct sockaddr_in *b4 = (const struct sockaddr_in *)b;
-	const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)a;
-	const struct sockaddr_in6 *b6 = (const struct sockaddr_in6 *)b;
-
-	if (a->ss_family != b->ss_family)
-		return 0;
-	if (a->ss_family == AF_INET)
-		return a4->sin_port == b4->sin_port &&
-		    a4->sin_addr.s_addr == b4->sin_addr.s_addr;
-	if (a->ss_family == AF_INET6)
-		return a6->sin6_port == b6->sin6_port &&
-		    memcmp(&a6->sin6_addr, &b6->sin6_addr, 16) == 0;
-	return 0;
-}
-
 static int
 tlsrpt_own_has(struct tlsrpt *t, const struct sockaddr *sa)
 {
@@ -243,7 +223,7 @@ tlsrpt_own_has(struct tlsrpt *t, const struct sockaddr *sa)
 	if (n.ss_family == AF_UNSPEC)
 		return 0;
 	for (i = 0; i < t->nown; i++)
-		if (tlsrpt_own_same(&t->own[i], &n))
+		if (sockaddr_same(&t->own[i], &n, 1))
 			return 1;
 	return 0;
 }
@@ -276,7 +256,7 @@ tlsrpt_own_del(struct tlsrpt *t, const struct sockaddr *sa)
 
 	tlsrpt_own_norm(sa, &n);
 	for (i = 0; i < t->nown; i++)
-		if (tlsrpt_own_same(&t->own[i], &n)) {
+		if (sockaddr_same(&t->own[i], &n, 1)) {
 			t->own[i] = t->own[--t->nown];
 			return;
 		}
@@ -501,7 +481,7 @@ tlsrpt_sending_ip(int fd, char *dst, size_t len)
 
 	dst[0] = '\0';
 	if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &sl) == -1 ||
-	    conn_sockaddr_str((struct sockaddr *)&ss, dst, len) == -1)
+	    sockaddr_str((struct sockaddr *)&ss, dst, len) == -1)
 		dst[0] = '\0';
 }
 

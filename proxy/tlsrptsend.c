@@ -20,6 +20,7 @@
 #include "fetcher.h"
 #include "log.h"
 #include "metrics.h"
+#include "sockaddr.h"
 #include "submit.h"
 #include "tlsrpt.h"
 #include "tlsrptmsg.h"
@@ -150,7 +151,7 @@ sender_smtp_target(struct tlsrpt_sender *s, const struct config *cfg)
 				in6->sin6_addr = in6addr_loopback;
 		}
 	}
-	if (conn_sockaddr_str((struct sockaddr *)&s->smtp, s->smtp_str,
+	if (sockaddr_str((struct sockaddr *)&s->smtp, s->smtp_str,
 	    sizeof(s->smtp_str)) == -1)
 		snprintf(s->smtp_str, sizeof(s->smtp_str), "?");
 }

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "smtp.h"
+#include "sockaddr.h"
 #include "state.h"
 #include "sts.h"
 #include "tls.h"
@@ -733,7 +734,7 @@ up_apply_verdict(struct upstream *u)
 	struct tm tm;
 
 	snprintf(u->host, sizeof(u->host), "%s", u->verdict_host);
-	conn_sockaddr_str((struct sockaddr *)&u->verdict_ss, u->addr,
+	sockaddr_str((struct sockaddr *)&u->verdict_ss, u->addr,
 	    sizeof(u->addr));
 	u->port = u->verdict_port;
 	up_where(u, where, sizeof(where));
@@ -1394,7 +1395,7 @@ up_try_addr(struct upstream *u)
 		u->host[0] = '\0';
 	else
 		snprintf(u->host, sizeof(u->host), "%s", h->name);
-	conn_sockaddr_str((struct sockaddr *)ss, u->addr,
+	sockaddr_str((struct sockaddr *)ss, u->addr,
 	    sizeof(u->addr));
 	u->port = h->port;
 	if (h->from_dns &&
@@ -1445,21 +1446,6 @@ up_try_addr(struct upstream *u)
 
 /* --- transparent mode --------------------------------------------------- */
 
-int
-upstream_same_addr(const struct sockaddr_storage *a,
-    const struct sockaddr_storage *b)
-{
-	if (a->ss_family != b->ss_family)
-		return 0;
-	if (a->ss_family == AF_INET)
-		return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
-		    &((const struct sockaddr_in *)b)->sin_addr,
-		    sizeof(struct in_addr)) == 0;
-	return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-	    &((const struct sockaddr_in6 *)b)->sin6_addr,
-	    sizeof(struct in6_addr)) == 0;
-}
-
 /* Names known: connect to the original destination itself. */
 static void
 up_tp_connect(struct upstream *u)
@@ -1486,7 +1472,7 @@ up_tp_addr_result(void *arg, const struct dns_addr_result *res)
 
 	u->dq = NULL;
 	for (i = 0; res->status == DNS_OK && i < res->naddr; i++) {
-		if (!upstream_same_addr(&res->addr[i], &u->orig))
+		if (!sockaddr_same(&res->addr[i], &u->orig, 0))
 			continue;
 		/* Where the policy names MX patterns, only those count. */
 		ok = u->route->dec.nmx == 0;

@@ -325,8 +325,5 @@ const char *upstream_name(const struct upstream *u);
 /* How the message left, for the final reply: "[mxtls: TLSv1.3 ...]". */
 void upstream_how(const struct upstream *u, char *dst, size_t len);
 
-/* The address parts of two sockaddrs are equal (ports aside). */
-int upstream_same_addr(const struct sockaddr_storage *a,
-    const struct sockaddr_storage *b);
 
 #endif

@@ -16,6 +16,7 @@
 
 #include "conn.h"
 #include "fakes.h"
+#include "sockaddr.h"
 
 #define FAKE_CONN_MAX 64
 
@@ -134,7 +135,7 @@ conn_connect(struct conn *c, struct ev_loop *loop, const struct sockaddr *sa,
 	c->state = CONN_CONNECTING;
 	f = fake_new(c, 1);
 	nconnects++;
-	conn_sockaddr_str(sa, addr, sizeof(addr));
+	sockaddr_str(sa, addr, sizeof(addr));
 	port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
 	snprintf(f->dst, sizeof(f->dst), sa->sa_family == AF_INET6 ?
 	    "[%s]:%d" : "%s:%d", addr, port);
@@ -244,28 +245,10 @@ conn_original_dst(const struct conn *c, struct sockaddr_storage *ss,
 	return -1;
 }
 
-int
-conn_sockaddr_str(const struct sockaddr *sa, char *dst, size_t len)
-{
-	const void *a;
-
-	if (sa->sa_family == AF_INET)
-		a = &((const struct sockaddr_in *)sa)->sin_addr;
-	else if (sa->sa_family == AF_INET6)
-		a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-	else
-		a = NULL;
-	if (a == NULL || inet_ntop(sa->sa_family, a, dst, len) == NULL) {
-		snprintf(dst, len, "unknown");
-		return -1;
-	}
-	return 0;
-}
-
 const char *
 conn_peer_str(const struct conn *c, char *dst, size_t len)
 {
-	conn_sockaddr_str((const struct sockaddr *)&c->peer, dst, len);
+	sockaddr_str((const struct sockaddr *)&c->peer, dst, len);
 	return dst;
 }
 
