@@ -12,53 +12,21 @@
 #define FOLD_COL 78 /* RFC 5322 section 2.1.1: lines SHOULD stay within */
 #define B64_LINE 72 /* signature characters per folded line */
 
-struct sbuf {
-	char *p;
-	size_t len, cap;
-	int oom;
-};
-
-static void
-sb_add(struct sbuf *b, const char *s, size_t n)
-{
-	char *np;
-	size_t cap;
-
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		cap = b->cap ? b->cap : 256;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		if ((np = realloc(b->p, cap)) == NULL) {
-			b->oom = 1;
-			return;
-		}
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void
-sb_str(struct sbuf *b, const char *s)
-{
-	sb_add(b, s, strlen(s));
-}
-
-/* The buffer, NUL-terminated (also when empty), or NULL when out of memory. */
+/*
+ * Texts are built on memory streams (open_memstream): the buffer when
+ * the stream closes cleanly, NULL when a write ran out of memory.
+ */
 static char *
-sb_done(struct sbuf *b, size_t *outlen)
+mem_close(FILE *f, char **buf, size_t *len, size_t *outlen)
 {
-	sb_add(b, "", 0);
-	if (b->oom) {
-		free(b->p);
+	int bad = ferror(f);
+
+	if (fclose(f) == EOF || bad) {
+		free(*buf);
 		return NULL;
 	}
-	*outlen = b->len;
-	return b->p;
+	*outlen = *len;
+	return *buf;
 }
 
 static int
@@ -69,7 +37,7 @@ wsp(int c)
 
 /* Relaxed header canonicalization (RFC 6376 section 3.4.2) into b. */
 static int
-canon_header(struct sbuf *b, const char *f, size_t len, int crlf)
+canon_header(FILE *b, const char *f, size_t len, int crlf)
 {
 	const char *colon = memchr(f, ':', len);
 	size_t i, n;
@@ -85,11 +53,9 @@ canon_header(struct sbuf *b, const char *f, size_t len, int crlf)
 	n = (size_t)(colon - f);
 	while (n > 0 && wsp(f[n - 1]))
 		n--;
-	for (i = 0; i < n; i++) {
-		c = (char)tolower((unsigned char)f[i]);
-		sb_add(b, &c, 1);
-	}
-	sb_add(b, ":", 1);
+	for (i = 0; i < n; i++)
+		putc(tolower((unsigned char)f[i]), b);
+	putc(':', b);
 	/*
 	 * The value: unfolded (every CR and LF dropped), each run of WSP
 	 * one SP, none at its start (after the colon) or end.
@@ -103,35 +69,43 @@ canon_header(struct sbuf *b, const char *f, size_t len, int crlf)
 			continue;
 		}
 		if (space && any)
-			sb_add(b, " ", 1);
-		sb_add(b, &c, 1);
+			putc(' ', b);
+		putc(c, b);
 		space = 0;
 		any = 1;
 	}
 	if (crlf)
-		sb_add(b, "\r\n", 2);
+		fputs("\r\n", b);
 	return 0;
 }
 
 char *
 dkim_canon_header(const char *field, size_t len, size_t *outlen)
 {
-	struct sbuf b = { 0 };
+	char *buf = NULL;
+	size_t blen = 0;
+	FILE *b;
 
-	if (canon_header(&b, field, len, 1) < 0) {
-		free(b.p);
+	if ((b = open_memstream(&buf, &blen)) == NULL)
+		return NULL;
+	if (canon_header(b, field, len, 1) < 0) {
+		fclose(b);
+		free(buf);
 		return NULL;
 	}
-	return sb_done(&b, outlen);
+	return mem_close(b, &buf, &blen, outlen);
 }
 
 char *
 dkim_canon_body(const char *body, size_t len, size_t *outlen)
 {
-	struct sbuf b = { 0 };
-	size_t i = 0, end, k, empty = 0;
+	char *buf = NULL;
+	size_t blen = 0, i = 0, end, k, empty = 0;
 	int space, any;
+	FILE *b;
 
+	if ((b = open_memstream(&buf, &blen)) == NULL)
+		return NULL;
 	while (i < len) {
 		/* One line, without its CRLF (the last may have none). */
 		for (end = i; end < len; end++)
@@ -147,21 +121,21 @@ dkim_canon_body(const char *body, size_t len, size_t *outlen)
 			/* Empty lines held back go before a line with text. */
 			if (!any)
 				for (; empty > 0; empty--)
-					sb_add(&b, "\r\n", 2);
+					fputs("\r\n", b);
 			if (space)
-				sb_add(&b, " ", 1);
-			sb_add(&b, &body[k], 1);
+				putc(' ', b);
+			putc(body[k], b);
 			space = 0;
 			any = 1;
 		}
 		/* WSP at the end of a line is dropped; an empty line waits. */
 		if (any)
-			sb_add(&b, "\r\n", 2);
+			fputs("\r\n", b);
 		else
 			empty++;
 		i = end + 2;
 	}
-	return sb_done(&b, outlen);
+	return mem_close(b, &buf, &blen, outlen);
 }
 
 size_t
@@ -183,7 +157,7 @@ dkim_body_offset(const char *msg, size_t len)
  * same line when it fits within FOLD_COL, else CRLF TAB and the token.
  */
 static void
-fold_add(struct sbuf *b, size_t *col, const char *sep, const char *tok)
+fold_add(FILE *b, size_t *col, const char *sep, const char *tok)
 {
 	size_t n = strlen(tok), s = strlen(sep);
 
@@ -194,51 +168,53 @@ fold_add(struct sbuf *b, size_t *col, const char *sep, const char *tok)
 
 		while (k > 0 && sep[k - 1] == ' ')
 			k--;
-		sb_add(b, sep, k);
-		sb_add(b, "\r\n\t", 3);
+		fwrite(sep, 1, k, b);
+		fputs("\r\n\t", b);
 		*col = 8; /* a tab counts as one column stop */
 	} else {
-		sb_add(b, sep, s);
+		fputs(sep, b);
 		*col += s;
 	}
-	sb_add(b, tok, n);
+	fputs(tok, b);
 	*col += n;
 }
 
 char *
 dkim_template(const struct dkim_tags *tg, size_t *outlen)
 {
-	struct sbuf b = { 0 };
-	char tok[DKIM_NAME_MAX + 64];
-	size_t col;
+	char tok[DKIM_NAME_MAX + 64], *buf = NULL;
+	size_t col, blen = 0;
+	FILE *b;
 	int i;
 
-	sb_str(&b, "DKIM-Signature: v=1");
+	if ((b = open_memstream(&buf, &blen)) == NULL)
+		return NULL;
+	fputs("DKIM-Signature: v=1", b);
 	col = strlen("DKIM-Signature: v=1");
 	snprintf(tok, sizeof(tok), "a=%s", tg->a);
-	fold_add(&b, &col, "; ", tok);
-	fold_add(&b, &col, "; ", "c=relaxed/relaxed");
+	fold_add(b, &col, "; ", tok);
+	fold_add(b, &col, "; ", "c=relaxed/relaxed");
 	snprintf(tok, sizeof(tok), "d=%s", tg->d);
-	fold_add(&b, &col, "; ", tok);
+	fold_add(b, &col, "; ", tok);
 	snprintf(tok, sizeof(tok), "s=%s", tg->s);
-	fold_add(&b, &col, "; ", tok);
+	fold_add(b, &col, "; ", tok);
 	snprintf(tok, sizeof(tok), "t=%lld", (long long)tg->t);
-	fold_add(&b, &col, "; ", tok);
+	fold_add(b, &col, "; ", tok);
 	/* h= on lines of its own, folded at its colons (FWS is allowed). */
-	sb_add(&b, ";\r\n\th=", 6);
+	fputs(";\r\n\th=", b);
 	col = 8 + 2;
 	for (i = 0; i < tg->nh; i++) {
 		if (i == 0) {
-			sb_str(&b, tg->h[0]);
+			fputs(tg->h[0], b);
 			col += strlen(tg->h[0]);
 		} else
-			fold_add(&b, &col, ":", tg->h[i]);
+			fold_add(b, &col, ":", tg->h[i]);
 	}
 	snprintf(tok, sizeof(tok), "bh=%s", tg->bh);
-	sb_str(&b, ";\r\n\t");
-	sb_str(&b, tok);
-	sb_str(&b, ";\r\n\tb=");
-	return sb_done(&b, outlen);
+	fputs(";\r\n\t", b);
+	fputs(tok, b);
+	fputs(";\r\n\tb=", b);
+	return mem_close(b, &buf, &blen, outlen);
 }
 
 /* The fields of a header section: start and length (with CRLF) of each. */
@@ -300,42 +276,52 @@ char *
 dkim_signed_data(const char *hdr, size_t hdrlen, const char *const *h,
     int nh, const char *sig, size_t siglen, size_t *outlen)
 {
-	struct sbuf b = { 0 };
 	struct field *f;
+	char *buf = NULL;
+	size_t blen = 0;
 	int n, i, j;
+	FILE *b;
 
 	if ((n = split_fields(hdr, hdrlen, &f)) < 0)
 		return NULL;
+	if ((b = open_memstream(&buf, &blen)) == NULL) {
+		free(f);
+		return NULL;
+	}
 	for (i = 0; i < nh; i++)
 		for (j = n - 1; j >= 0; j--)
 			if (!f[j].used && field_named(&f[j], h[i])) {
 				f[j].used = 1;
-				canon_header(&b, f[j].p, f[j].len, 1);
+				canon_header(b, f[j].p, f[j].len, 1);
 				break;
 			}
 	free(f);
-	if (canon_header(&b, sig, siglen, 0) < 0) {
-		free(b.p);
+	if (canon_header(b, sig, siglen, 0) < 0) {
+		fclose(b);
+		free(buf);
 		return NULL;
 	}
-	return sb_done(&b, outlen);
+	return mem_close(b, &buf, &blen, outlen);
 }
 
 char *
 dkim_field(const char *tmpl, size_t tmpllen, const char *b64, size_t *outlen)
 {
-	struct sbuf b = { 0 };
-	size_t n = strlen(b64), i, k;
+	size_t n = strlen(b64), i, k, blen = 0;
+	char *buf = NULL;
+	FILE *b;
 
-	sb_add(&b, tmpl, tmpllen);
+	if ((b = open_memstream(&buf, &blen)) == NULL)
+		return NULL;
+	fwrite(tmpl, 1, tmpllen, b);
 	for (i = 0; i < n; i += k) {
 		k = n - i < B64_LINE ? n - i : B64_LINE;
 		if (i > 0)
-			sb_add(&b, "\r\n\t", 3);
-		sb_add(&b, b64 + i, k);
+			fputs("\r\n\t", b);
+		fwrite(b64 + i, 1, k, b);
 	}
-	sb_add(&b, "\r\n", 2);
-	return sb_done(&b, outlen);
+	fputs("\r\n", b);
+	return mem_close(b, &buf, &blen, outlen);
 }
 
 int
